@@ -1,0 +1,35 @@
+// API service configuration from the environment, validated at start-up.
+import { z } from "zod";
+
+const schema = z.object({
+  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/cirrus"),
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  /** BullMQ key prefix: lets several stacks (or test runs) share one Redis. */
+  CIRRUS_QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]+$/).default("cirrus"),
+  /** The compute API. Loopback unless the operator opens it on purpose. */
+  CIRRUS_API_LISTEN: z.string().default("127.0.0.1:50051"),
+  /** HostControl, the agent-facing API. */
+  CIRRUS_CONTROL_LISTEN: z.string().default("127.0.0.1:50052"),
+  CIRRUS_ENROLMENT_TOKEN: z.string().min(16, "CIRRUS_ENROLMENT_TOKEN must be at least 16 characters"),
+  CIRRUS_REGION: z.string().regex(/^[a-z0-9-]+$/).default("lab-1"),
+  /** Comma-separated availability zones of the region. */
+  CIRRUS_ZONES: z.string().default("lab-1a"),
+  CIRRUS_ACCOUNT_ID: z.string().regex(/^\d{12}$/).default("123456789012"),
+  /** A host whose last heartbeat is older than this takes no new instances. */
+  CIRRUS_HOST_DEAD_AFTER_MS: z.coerce.number().int().positive().default(30_000),
+  /** Drift reported by an agent is applied only to instances whose state is older than this. */
+  CIRRUS_DRIFT_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
+  CIRRUS_PLACEMENT_STRATEGY: z.enum(["spread", "pack"]).default("spread"),
+  /** Optional JSON file overriding the instance type catalogue. */
+  CIRRUS_INSTANCE_TYPES_FILE: z.string().optional(),
+  /** How long terminated instances stay visible in DescribeInstances. */
+  CIRRUS_TERMINATED_VISIBLE_MS: z.coerce.number().int().nonnegative().default(3_600_000),
+});
+
+export type ApiConfig = z.infer<typeof schema> & { zones: string[] };
+
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const parsed = schema.parse(env);
+  const zones = parsed.CIRRUS_ZONES.split(",").map((z) => z.trim()).filter(Boolean);
+  return { ...parsed, zones };
+}

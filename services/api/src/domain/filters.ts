@@ -1,0 +1,36 @@
+// EC2 Describe* filters compiled to SQL: each filter is an OR over its values
+// (with EC2's `*` and `?` wildcards), filters are ANDed. Values are always
+// bound parameters, never spliced into SQL.
+import { Ec2Error } from "@cirrus/common";
+import type { compute } from "@cirrus/proto";
+import { truncate } from "./validate.js";
+
+/** Filter name → SQL expression yielding the text to match. */
+export type FilterColumns = Record<string, string>;
+
+/** Turns an EC2 wildcard pattern into a LIKE pattern (escape char `\`). */
+export function likePattern(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, "%").replace(/\?/g, "_");
+}
+
+/**
+ * SQL conditions for `filters` on a table whose EC2 id is `idColumn`.
+ * Appends bound values to `params`. Unknown filter names are InvalidParameterValue.
+ */
+export function compileFilters(filters: readonly compute.Filter[], columns: FilterColumns, idColumn: string, params: unknown[]): string[] {
+  const bind = (v: unknown) => `$${params.push(v)}`;
+  return filters.map(({ Name, Values }) => {
+    if (Values.length === 0) throw new Ec2Error("InvalidParameterValue", `The filter '${truncate(Name)}' requires at least one value`);
+    const patterns = bind(Values.map(likePattern));
+    if (Name.startsWith("tag:")) {
+      return `EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = ${idColumn} AND t.key = ${bind(Name.slice(4))} AND t.value LIKE ANY (${patterns}))`;
+    }
+    if (Name === "tag-key" || Name === "tag-value") {
+      const col = Name === "tag-key" ? "t.key" : "t.value";
+      return `EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = ${idColumn} AND ${col} LIKE ANY (${patterns}))`;
+    }
+    const expr = columns[Name];
+    if (!expr) throw new Ec2Error("InvalidParameterValue", `The filter '${truncate(Name)}' is invalid`);
+    return `(${expr})::text LIKE ANY (${patterns})`;
+  });
+}

@@ -1,0 +1,158 @@
+// RegisterImage, DescribeImages, DeregisterImage. An image is a qcow2 root
+// disk (plus, for direct kernel boot, a kernel and initrd) at the same path on
+// every host; instances get copy-on-write overlays of it.
+import { Ec2Error, newId } from "@cirrus/common";
+import type { compute } from "@cirrus/proto";
+import type { DomainContext } from "./context.js";
+import { compileFilters } from "./filters.js";
+import { inTransaction } from "../db/tx.js";
+import { insertTags, loadTags } from "./tags.js";
+import { decodeToken, encodeToken, pageSize, requireIds, requireNonEmpty, tagsFor, truncate } from "./validate.js";
+
+export interface ImageRow {
+  id: string;
+  owner_id: string;
+  name: string;
+  description: string;
+  state: string;
+  location: string;
+  kernel_location: string;
+  ramdisk_location: string;
+  kernel_cmdline: string;
+  architecture: string;
+  root_device_name: string;
+  virtualization_type: string;
+  root_size_gib: number;
+  created_at: Date;
+}
+
+/** Host paths must be absolute, plain and free of `..`: they reach qemu-img and libvirt. */
+const HOST_PATH = /^\/[A-Za-z0-9._+\-/]{1,1023}$/;
+const IMAGE_NAME = /^[A-Za-z0-9()[\]. /\-'@_]{3,128}$/;
+const DEFAULT_ROOT_GIB = 8;
+
+function requireHostPath(param: string, value: string, required: boolean): void {
+  if (!value && !required) return;
+  if (!value) throw new Ec2Error("MissingParameter", `The request must contain the parameter ${param}`);
+  if (!HOST_PATH.test(value) || value.split("/").includes("..")) {
+    throw new Ec2Error("InvalidParameterValue", `Value (${truncate(value)}) for parameter ${param} is invalid. Expecting an absolute path of letters, digits and ._+-/`);
+  }
+}
+
+function rootSizeGib(req: compute.RegisterImageRequest, rootDevice: string): number {
+  if (req.BlockDeviceMappings.length === 0) return DEFAULT_ROOT_GIB;
+  const [only, ...rest] = req.BlockDeviceMappings;
+  if (rest.length || !only || only.DeviceName !== rootDevice) {
+    throw new Ec2Error("Unsupported", "Only a block device mapping for the root device is supported yet");
+  }
+  const size = only.Ebs?.VolumeSize ?? DEFAULT_ROOT_GIB;
+  if (!Number.isInteger(size) || size < 1 || size > 16384) {
+    throw new Ec2Error("InvalidParameterValue", `Volume size ${size} is invalid: expecting 1 to 16384 GiB`);
+  }
+  return size;
+}
+
+export async function registerImage(ctx: DomainContext, req: compute.RegisterImageRequest): Promise<compute.RegisterImageResponse> {
+  if (!req.Name) throw new Ec2Error("MissingParameter", "The request must contain the parameter Name");
+  if (!IMAGE_NAME.test(req.Name)) {
+    throw new Ec2Error("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/', '@', '_', ' ', ''' and '[', ']'");
+  }
+  if (req.Description.length > 255) throw new Ec2Error("InvalidParameterValue", "Description must be at most 255 characters");
+  requireHostPath("ImageLocation", req.ImageLocation, true);
+  requireHostPath("KernelLocation", req.KernelLocation, false);
+  requireHostPath("RamdiskLocation", req.RamdiskLocation, false);
+  if (req.RamdiskLocation && !req.KernelLocation) throw new Ec2Error("InvalidParameterCombination", "RamdiskLocation requires KernelLocation");
+  if (req.KernelCommandLine && (!req.KernelLocation || !/^[\x20-\x7e]{1,1024}$/.test(req.KernelCommandLine))) {
+    throw new Ec2Error("InvalidParameterValue", "KernelCommandLine must be printable ASCII of at most 1024 characters, with KernelLocation");
+  }
+  const architecture = req.Architecture || "x86_64";
+  if (architecture !== "x86_64") throw new Ec2Error("InvalidParameterValue", `Architecture '${truncate(architecture)}' is not supported: hosts are x86_64`);
+  const virtualizationType = req.VirtualizationType || "hvm";
+  if (virtualizationType !== "hvm") throw new Ec2Error("InvalidParameterValue", "VirtualizationType must be hvm");
+  const rootDevice = req.RootDeviceName || "/dev/vda";
+  if (!/^\/dev\/(vd|sd|xvd)[a-z]$/.test(rootDevice)) throw new Ec2Error("InvalidParameterValue", `Invalid RootDeviceName: ${truncate(rootDevice)}`);
+  const size = rootSizeGib(req, rootDevice);
+  const tags = tagsFor("image", req.TagSpecifications, ["image"]);
+
+  const id = newId("ami");
+  try {
+    await inTransaction(ctx.pool, async (db) => {
+      await db.query(
+        `INSERT INTO images (id, owner_id, name, description, state, location, kernel_location, ramdisk_location, kernel_cmdline,
+                             architecture, root_device_name, virtualization_type, root_size_gib)
+         VALUES ($1,$2,$3,$4,'available',$5,$6,$7,$8,$9,$10,$11,$12)`,
+        [id, ctx.config.CIRRUS_ACCOUNT_ID, req.Name, req.Description, req.ImageLocation, req.KernelLocation, req.RamdiskLocation, req.KernelCommandLine,
+          architecture, rootDevice, virtualizationType, size],
+      );
+      await insertTags(db, [id], tags);
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === "23505") throw new Ec2Error("InvalidAMIName.Duplicate", `AMI name ${req.Name} is already in use by an AMI`);
+    throw err;
+  }
+  ctx.log.info({ imageId: id }, "image registered");
+  return { ImageId: id };
+}
+
+const imageFilterColumns = {
+  "image-id": "id",
+  name: "name",
+  description: "description",
+  state: "state",
+  architecture: "architecture",
+  "owner-id": "owner_id",
+  "root-device-name": "root_device_name",
+  "virtualization-type": "virtualization_type",
+};
+
+export function imageToProto(r: ImageRow, tags: compute.Tag[]): compute.Image {
+  return {
+    ImageId: r.id, Name: r.name, Description: r.description, State: r.state, ImageLocation: r.location,
+    Architecture: r.architecture, OwnerId: r.owner_id, CreationDate: r.created_at.toISOString(), Public: false,
+    ImageType: "machine", RootDeviceName: r.root_device_name, RootDeviceType: "ebs", VirtualizationType: r.virtualization_type,
+    Hypervisor: "kvm", BlockDeviceMappings: [{ DeviceName: r.root_device_name, Ebs: { VolumeSize: r.root_size_gib, DeleteOnTermination: true } }],
+    Tags: tags, PlatformDetails: "Linux/UNIX", KernelLocation: r.kernel_location, RamdiskLocation: r.ramdisk_location, KernelCommandLine: r.kernel_cmdline,
+  };
+}
+
+export async function describeImages(ctx: DomainContext, req: compute.DescribeImagesRequest): Promise<compute.DescribeImagesResponse> {
+  requireIds("ami", req.ImageIds);
+  const limit = pageSize(req.MaxResults, req.ImageIds.length > 0);
+  const after = decodeToken(req.NextToken);
+  const params: unknown[] = [];
+  const where = ["state <> 'deregistered'", ...compileFilters(req.Filters, imageFilterColumns, "images.id", params)];
+  if (req.ImageIds.length) where.push(`id = ANY($${params.push(req.ImageIds)})`);
+  if (req.Owners.length) {
+    const owners = req.Owners.map((o) => (o === "self" ? ctx.config.CIRRUS_ACCOUNT_ID : o));
+    where.push(`owner_id = ANY($${params.push(owners)})`);
+  }
+  if (after) where.push(`id > $${params.push(after[0])}`);
+  const { rows } = await ctx.pool.query<ImageRow>(`SELECT * FROM images WHERE ${where.join(" AND ")} ORDER BY id LIMIT ${limit + 1}`, params);
+  if (req.ImageIds.length) {
+    const found = new Set(rows.map((r) => r.id));
+    const missing = req.ImageIds.filter((id) => !found.has(id));
+    if (missing.length) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${missing.join(", ")}]' does not exist`);
+  }
+  const page = rows.slice(0, limit);
+  const tags = await loadTags(ctx.pool, page.map((r) => r.id));
+  return {
+    Images: page.map((r) => imageToProto(r, tags.get(r.id) ?? [])),
+    NextToken: rows.length > limit ? encodeToken([page[page.length - 1]!.id]) : "",
+  };
+}
+
+/** The available image with that id, or InvalidAMIID.NotFound. */
+export async function findAvailableImage(ctx: DomainContext, imageId: string): Promise<ImageRow> {
+  requireNonEmpty("ImageId", imageId ? [imageId] : []);
+  requireIds("ami", [imageId]);
+  const { rows } = await ctx.pool.query<ImageRow>("SELECT * FROM images WHERE id = $1 AND state = 'available'", [imageId]);
+  if (!rows[0]) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
+  return rows[0];
+}
+
+export async function deregisterImage(ctx: DomainContext, req: compute.DeregisterImageRequest): Promise<compute.DeregisterImageResponse> {
+  await findAvailableImage(ctx, req.ImageId);
+  const res = await ctx.pool.query("UPDATE images SET state = 'deregistered' WHERE id = $1 AND state = 'available'", [req.ImageId]);
+  if (res.rowCount !== 1) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${req.ImageId}]' does not exist`);
+  return { Return: true };
+}

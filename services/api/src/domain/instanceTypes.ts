@@ -1,0 +1,36 @@
+// The instance type catalogue: EC2 names and sizes, overridable by the
+// operator with a JSON file ([{ "name": "t2.micro", "vcpus": 1, "memoryMib": 1024 }, …]).
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+export interface InstanceTypeSpec {
+  name: string;
+  vcpus: number;
+  memoryMib: number;
+}
+
+export const defaultInstanceTypes: readonly InstanceTypeSpec[] = [
+  { name: "t2.nano", vcpus: 1, memoryMib: 512 },
+  { name: "t2.micro", vcpus: 1, memoryMib: 1024 },
+  { name: "t2.small", vcpus: 1, memoryMib: 2048 },
+  { name: "t2.medium", vcpus: 2, memoryMib: 4096 },
+  { name: "t2.large", vcpus: 2, memoryMib: 8192 },
+  { name: "m5.large", vcpus: 2, memoryMib: 8192 },
+  { name: "m5.xlarge", vcpus: 4, memoryMib: 16384 },
+  { name: "c5.large", vcpus: 2, memoryMib: 4096 },
+  { name: "c5.xlarge", vcpus: 4, memoryMib: 8192 },
+  { name: "r5.large", vcpus: 2, memoryMib: 16384 },
+];
+
+const fileSchema = z.array(
+  z.object({
+    name: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/),
+    vcpus: z.number().int().min(1).max(512),
+    memoryMib: z.number().int().min(64),
+  }),
+);
+
+export function loadInstanceTypes(file?: string): Map<string, InstanceTypeSpec> {
+  const list = file ? fileSchema.parse(JSON.parse(readFileSync(file, "utf8"))) : defaultInstanceTypes;
+  return new Map(list.map((t) => [t.name, t]));
+}

@@ -1,0 +1,108 @@
+// Rendering responses for `--output json|text|table`. JSON and text follow the
+// aws CLI exactly (its json formatter and awscli/text.py); table is Cirrus's
+// own compact view: one row per resource with the columns people scan for.
+import Table from "cli-table3";
+
+export const OUTPUT_FORMATS = ["json", "table", "text"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** A JSON value as produced by a generated `toJSON`. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/**
+ * The aws CLI's JSON output: 4-space indent, one trailing newline, and nothing
+ * at all for an empty response (e.g. RebootInstances).
+ */
+export function formatJson(response: JsonObject): string {
+  if (Object.keys(response).length === 0) return "";
+  return `${JSON.stringify(response, null, 4)}\n`;
+}
+
+/**
+ * The aws CLI's text output (awscli/text.py): a dict prints its scalar values
+ * as one tab-separated line, sorted by key and prefixed by its key name in
+ * upper case; each nested list or dict follows on its own lines. Elements of a
+ * list of dicts share one column set, so their lines align ("None" fills gaps).
+ */
+export function formatText(response: JsonObject): string {
+  const lines: string[] = [];
+  textItem(response, lines, undefined, undefined);
+  return lines.map((l) => `${l}\n`).join("");
+}
+
+function isContainer(v: Json): v is Json[] | JsonObject {
+  return typeof v === "object" && v !== null;
+}
+
+/** Scalars as Python's str() prints them, which is what aws text output shows. */
+function scalarText(v: Json | undefined): string {
+  if (v === undefined || v === null) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  return String(v);
+}
+
+function textItem(item: Json, lines: string[], identifier: string | undefined, scalarKeys: string[] | undefined): void {
+  if (Array.isArray(item)) textList(item, lines, identifier);
+  else if (isContainer(item)) textDict(item, lines, identifier, scalarKeys);
+  else lines.push(scalarText(item));
+}
+
+function textList(items: Json[], lines: string[], identifier: string | undefined): void {
+  if (items.length === 0) return;
+  const dicts = items.filter((e): e is JsonObject => isContainer(e) && !Array.isArray(e));
+  if (dicts.length > 0) {
+    const keys = [...new Set(dicts.flatMap((d) => Object.keys(d).filter((k) => !isContainer(d[k]!))))].sort();
+    for (const e of items) textItem(e, lines, identifier, keys);
+    return;
+  }
+  const scalars = items.filter((e) => !isContainer(e));
+  if (scalars.length > 0) {
+    if (identifier === undefined) lines.push(scalars.map(scalarText).join("\t"));
+    else for (const s of scalars) lines.push(`${identifier.toUpperCase()}\t${scalarText(s)}`);
+  }
+  for (const e of items) if (isContainer(e)) textItem(e, lines, identifier, undefined);
+}
+
+function textDict(obj: JsonObject, lines: string[], identifier: string | undefined, scalarKeys: string[] | undefined): void {
+  const entries = scalarKeys ? Object.entries(obj) : Object.entries(obj).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const keys = scalarKeys ?? entries.filter(([, v]) => !isContainer(v)).map(([k]) => k);
+  const scalars = keys.map((k) => scalarText(obj[k]));
+  if (scalars.length > 0) lines.push([...(identifier === undefined ? [] : [identifier.toUpperCase()]), ...scalars].join("\t"));
+  for (const [k, v] of entries) if (isContainer(v)) textItem(v, lines, k, undefined);
+}
+
+/** A table's content: column headers and one row of cells per resource. */
+export interface Grid {
+  head: string[];
+  rows: string[][];
+}
+
+/** Column header → how to read that cell from a row object. */
+export type Columns<Row> = Record<string, (row: Row) => string | number | boolean | undefined>;
+
+/** Builds a grid from resources and column readers (missing cells print empty). */
+export function grid<Row>(rows: readonly Row[], columns: Columns<Row>): Grid {
+  const readers = Object.values(columns);
+  return {
+    head: Object.keys(columns),
+    rows: rows.map((r) => readers.map((read) => {
+      const v = read(r);
+      return v === undefined ? "" : String(v);
+    })),
+  };
+}
+
+/** The fallback table for responses without a resource list: one Key/Value row per scalar. */
+export function scalarGrid(response: JsonObject): Grid {
+  const scalars = Object.entries(response).filter(([, v]) => !isContainer(v));
+  return { head: ["Key", "Value"], rows: scalars.map(([k, v]) => [k, scalarText(v)]) };
+}
+
+/** Renders a grid as a boxed table (no colours, so it pipes cleanly). */
+export function formatTable(g: Grid): string {
+  if (g.head.length === 0) return "";
+  const table = new Table({ head: g.head, style: { head: [], border: [] } });
+  table.push(...g.rows);
+  return `${table.toString()}\n`;
+}
