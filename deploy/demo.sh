@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# demo.sh — with the stack up: register the test AMI (once) and make sure a
+# demo instance tagged Name=cirrus-demo is running, then show its boot line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+readonly AMI_DIR="${CIRRUS_TEST_AMI_DIR:-/var/lib/cirrus/images/test-ami}"
+log() { printf 'cirrus-demo: %s\n' "$*" >&2; }
+json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=new Function("r","return "+process.argv[1])(JSON.parse(s));console.log(v??"")})' "$1"; }
+
+image_id=$(npx cirrus describe-images --filters "Name=name,Values=cirrus-test-ami" | json 'r.Images?.[0]?.ImageId')
+if [[ -z $image_id ]]; then
+	cmdline=$(json 'r.cmdline' <"$AMI_DIR/manifest.json")
+	image_id=$(npx cirrus register-image --name cirrus-test-ami --description "Cirrus test AMI (busybox)" \
+		--image-location "$AMI_DIR/rootfs.qcow2" --kernel-location "$AMI_DIR/vmlinuz" --ramdisk-location "$AMI_DIR/initrd.img" \
+		--kernel-command-line "$cmdline" --block-device-mappings 'DeviceName=/dev/vda,Ebs={VolumeSize=1}' | json 'r.ImageId')
+	log "registered $image_id"
+fi
+instance_id=$(npx cirrus describe-instances --filters "Name=tag:Name,Values=cirrus-demo" "Name=instance-state-name,Values=pending,running,stopping,stopped" | json 'r.Reservations?.[0]?.Instances?.[0]?.InstanceId')
+if [[ -z $instance_id ]]; then
+	instance_id=$(npx cirrus run-instances --image-id "$image_id" --instance-type t2.micro --count 1 \
+		--tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=cirrus-demo}]' | json 'r.Instances[0].InstanceId')
+	log "launched $instance_id"
+fi
+npx cirrus start-instances --instance-ids "$instance_id" --wait >/dev/null
+for _ in $(seq 120); do
+	line=$(npx cirrus get-console-output --instance-id "$instance_id" --output text | grep -m1 CIRRUS-BOOT || true)
+	[[ -n $line ]] && break
+	sleep 1
+done
+log "demo instance $instance_id is running; console: ${line:-<no boot line yet>}"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# up.sh (`npm run up`) — install what is missing and run the all-in-one Cirrus
+# stack in the foreground: api + worker + one local host agent, with the test
+# AMI registered and a demo instance booted. Ctrl-C stops the services (the
+# demo instance's VM keeps running under libvirt and is found again next time).
+#
+# Postgres: DATABASE_URL when set; otherwise a local PostgreSQL from Debian's
+# packages, with a `cirrus` role and database. Redis: REDIS_URL when set;
+# otherwise a local redis-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly ENV_FILE=/etc/cirrus/cirrus.env
+readonly LOG_DIR=/var/log/cirrus
+log() { printf 'cirrus-up: %s\n' "$*" >&2; }
+
+[[ $(id -u) -eq 0 ]] || { log "must run as root (it installs packages and drives libvirt)"; exit 1; }
+source deploy/lib/apt.sh
+source deploy/lib/services.sh
+
+# Secrets generated once and kept root-only; never printed.
+ensure_env_file() {
+	install -d -m 0755 /etc/cirrus
+	if [[ ! -f $ENV_FILE ]]; then
+		(umask 077; printf 'CIRRUS_ENROLMENT_TOKEN=%s\nCIRRUS_DB_PASSWORD=%s\n' "$(random_secret 40)" "$(random_secret 32)" >"$ENV_FILE")
+	fi
+	set -a; source "$ENV_FILE"; set +a
+}
+
+ensure_database() {
+	if [[ -n ${DATABASE_URL:-} ]]; then return 0; fi
+	ensure_postgres_running
+	ensure_pg_role cirrus "$CIRRUS_DB_PASSWORD"
+	pg_admin -c "SELECT 1 FROM pg_database WHERE datname = 'cirrus'" | grep -q 1 || pg_admin -c "CREATE DATABASE cirrus OWNER cirrus"
+	export DATABASE_URL="postgres://cirrus:${CIRRUS_DB_PASSWORD}@127.0.0.1:5432/cirrus"
+}
+
+pids=()
+stop_all() {
+	log "stopping services"
+	kill "${pids[@]}" 2>/dev/null || true
+	wait 2>/dev/null || true
+}
+
+run_service() { # name script
+	npx tsx "$2" >>"$LOG_DIR/$1.log" 2>&1 &
+	pids+=($!)
+	log "$1 started (pid $!, log $LOG_DIR/$1.log)"
+}
+
+main() {
+	apt_install nodejs npm ca-certificates
+	[[ -d node_modules ]] || npm ci --no-audit --no-fund
+	bash deploy/prepare-host.sh
+	ensure_env_file
+	[[ -n ${REDIS_URL:-} ]] || { ensure_redis; export REDIS_URL=redis://127.0.0.1:6379; }
+	ensure_database
+	install -d -m 0755 "$LOG_DIR"
+	trap stop_all EXIT
+	trap 'exit 130' INT TERM
+	run_service api services/api/src/main.ts
+	for _ in $(seq 120); do npx cirrus describe-regions >/dev/null 2>&1 && break; sleep 0.5; done
+	run_service worker services/worker/src/main.ts
+	run_service agent agents/host-agent/src/main.ts
+	bash deploy/demo.sh
+	log "stack running: gRPC on ${CIRRUS_API_LISTEN:-127.0.0.1:50051}; try 'npx cirrus describe-instances' in another terminal. Ctrl-C stops."
+	wait -n "${pids[@]}"
+	log "a service exited; see $LOG_DIR"
+	exit 1
+}
+
+main "$@"

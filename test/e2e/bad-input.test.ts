@@ -1,0 +1,80 @@
+// Bad input gets EC2's error code, writes nothing and leaves every process up.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Stack } from "../src/stack.js";
+
+const stack = new Stack();
+let imageId = "";
+let terminatedId = "";
+
+async function rowCounts(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const t of ["instances", "images", "tags", "run_requests", "hosts"]) {
+    out[t] = Number((await stack.pool.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
+  }
+  out.usedVcpus = Number((await stack.pool.query("SELECT coalesce(sum(used_vcpus), 0) AS n FROM hosts")).rows[0].n);
+  return out;
+}
+
+beforeAll(async () => {
+  await stack.start();
+  await stack.addAgent({ name: "fake1", driver: "fake", capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } });
+  imageId = await stack.registerTestImage();
+  const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1 });
+  terminatedId = res.Instances[0].InstanceId;
+  await stack.waitForState([terminatedId], "running");
+  await stack.call("terminateInstances", { InstanceIds: [terminatedId] });
+  await stack.waitForState([terminatedId], "terminated");
+});
+afterAll(() => stack.stop());
+
+const run = (over: Record<string, unknown>) => ({ ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, ...over });
+const longTag = { ResourceType: "instance", Tags: [{ Key: "k".repeat(129), Value: "v" }] };
+const longValue = { ResourceType: "instance", Tags: [{ Key: "Name", Value: "v".repeat(257) }] };
+
+const cases: Array<[string, string, () => unknown, string]> = [
+  ["unknown AMI", "runInstances", () => run({ ImageId: "ami-0123456789abcdef0" }), "InvalidAMIID.NotFound"],
+  ["malformed AMI id", "runInstances", () => run({ ImageId: "ami-xyz" }), "InvalidAMIID.Malformed"],
+  ["unknown instance type", "runInstances", () => run({ InstanceType: "t9.huge" }), "InvalidParameterValue"],
+  ["MinCount > MaxCount", "runInstances", () => run({ MinCount: 3, MaxCount: 2 }), "InvalidParameterValue"],
+  ["MaxCount 100001", "runInstances", () => run({ MaxCount: 100001 }), "InvalidParameterValue"],
+  ["MinCount 0", "runInstances", () => run({ MinCount: 0 }), "InvalidParameterValue"],
+  ["missing MaxCount", "runInstances", () => run({ MaxCount: undefined }), "MissingParameter"],
+  ["tag key over 128", "runInstances", () => run({ TagSpecifications: [longTag] }), "InvalidParameterValue"],
+  ["tag value over 256", "runInstances", () => run({ TagSpecifications: [longValue] }), "InvalidParameterValue"],
+  ["51 tags", "runInstances", () => run({ TagSpecifications: [{ ResourceType: "instance", Tags: Array.from({ length: 51 }, (_, i) => ({ Key: `k${i}`, Value: "v" })) }] }), "TagLimitExceeded"],
+  ["unknown zone", "runInstances", () => run({ Placement: { AvailabilityZone: "nowhere-1z" } }), "InvalidParameterValue"],
+  ["bad user data", "runInstances", () => run({ UserData: "not base64!" }), "InvalidParameterValue"],
+  ["key pairs not yet supported", "runInstances", () => run({ KeyName: "k" }), "Unsupported"],
+  ["malformed instance id", "describeInstances", () => ({ InstanceIds: ["i-123"] }), "InvalidInstanceID.Malformed"],
+  ["unknown instance id", "stopInstances", () => ({ InstanceIds: ["i-0123456789abcdef0"] }), "InvalidInstanceID.NotFound"],
+  ["shell in an id", "terminateInstances", () => ({ InstanceIds: ["i-$(reboot)"] }), "InvalidInstanceID.Malformed"],
+  ["stopping a terminated instance", "stopInstances", () => ({ InstanceIds: [terminatedId] }), "IncorrectInstanceState"],
+  ["rebooting a terminated instance", "rebootInstances", () => ({ InstanceIds: [terminatedId] }), "IncorrectInstanceState"],
+  ["unknown filter", "describeInstances", () => ({ Filters: [{ Name: "bogus", Values: ["x"] }] }), "InvalidParameterValue"],
+  ["bad NextToken", "describeInstances", () => ({ NextToken: "garbage" }), "InvalidNextToken"],
+  ["MaxResults out of range", "describeInstances", () => ({ MaxResults: 2 }), "InvalidParameterValue"],
+  ["relative image path", "registerImage", () => ({ Name: "bad-path", ImageLocation: "../etc/passwd" }), "InvalidParameterValue"],
+  ["image path with shell", "registerImage", () => ({ Name: "bad-path2", ImageLocation: "/x;rm -rf /" }), "InvalidParameterValue"],
+  ["duplicate image name", "registerImage", () => ({ Name: `test-ami-${stack.runId}`, ImageLocation: "/var/lib/x.qcow2" }), "InvalidAMIName.Duplicate"],
+  ["deregister unknown image", "deregisterImage", () => ({ ImageId: "ami-0123456789abcdef0" }), "InvalidAMIID.NotFound"],
+  ["console of unknown instance", "getConsoleOutput", () => ({ InstanceId: "i-0123456789abcdef0" }), "InvalidInstanceID.NotFound"],
+];
+
+describe("bad input", () => {
+  it.each(cases)("%s → error, nothing written", async (_name, method, request, code) => {
+    const before = await rowCounts();
+    const err = await stack.call(method as never, request()).then(() => undefined, (e: { details?: string; metadata?: { get(k: string): unknown[] } }) => e);
+    expect(err, "the call must fail").toBeDefined();
+    expect(err!.metadata!.get("x-ec2-error-code")[0]).toBe(code);
+    expect(err!.details).toMatch(new RegExp(`^${code.replace(".", "\\.")}: .+`));
+    expect(await rowCounts()).toEqual(before);
+    expect(stack.api.alive && stack.workers.every((w) => w.alive) && [...stack.agents.values()].every((a) => a.alive)).toBe(true);
+  });
+
+  it("a reused ClientToken with other parameters is refused", async () => {
+    await stack.call("runInstances", run({ ClientToken: "same-token" }));
+    const before = await rowCounts();
+    await expect(stack.call("runInstances", run({ ClientToken: "same-token", InstanceType: "t2.micro" }))).rejects.toMatchObject({ details: expect.stringMatching(/^IdempotentParameterMismatch: /) });
+    expect(await rowCounts()).toEqual(before);
+  });
+});

@@ -1,0 +1,87 @@
+// Processes die: the agent while instances run, a worker in the middle of a
+// launch. Nothing is lost or duplicated.
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Stack, waitUntil } from "../src/stack.js";
+
+const stack = new Stack();
+let imageId = "";
+let hostId = "";
+
+const usage = async () => (await stack.pool.query("SELECT used_vcpus, used_memory_mib, used_disk_gib FROM hosts WHERE id = $1", [hostId])).rows[0];
+const bootCount = async (id: string) => [...(await stack.consoleText(id)).matchAll(new RegExp(`CIRRUS-BOOT instance-id=${id} `, "g"))].length;
+
+beforeAll(async () => {
+  await stack.start();
+  ({ hostId } = await stack.addAgent({ name: "kvm1", driver: "libvirt", capacity: { vcpus: 4, memoryMib: 4096, diskGib: 20 } }));
+  imageId = await stack.registerTestImage();
+});
+afterAll(() => stack.stop());
+
+describe("resilience", () => {
+  it("an agent killed and restarted while instances run loses and duplicates nothing", async () => {
+    const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 2, MaxCount: 2 });
+    const ids: string[] = res.Instances.map((i: { InstanceId: string }) => i.InstanceId);
+    await stack.waitForState(ids, "running", 180_000);
+    const before = await usage();
+    const agent = stack.agents.get("kvm1")!;
+    await agent.kill("SIGKILL");
+    for (const id of ids) expect(stack.domState(id)).toBe("running");
+    agent.start();
+    // Let the restarted agent re-register and heartbeat well past the drift grace period.
+    await waitUntil("agent heartbeat after restart", async () => {
+      const { rows } = await stack.pool.query("SELECT last_heartbeat_at > now() - interval '2 seconds' AS fresh FROM hosts WHERE id = $1", [hostId]);
+      return rows[0]?.fresh;
+    });
+    await new Promise((r) => setTimeout(r, 6000));
+    expect((await stack.pool.query("SELECT count(*)::int AS n FROM hosts")).rows[0].n).toBe(1);
+    for (const id of ids) {
+      expect((await stack.instance(id)).State?.Name).toBe("running");
+      expect(stack.domState(id)).toBe("running");
+      expect(await bootCount(id)).toBe(1);
+    }
+    expect(stack.domains()).toHaveLength(2);
+    expect(await usage()).toEqual(before);
+    await stack.call("terminateInstances", { InstanceIds: ids });
+    await stack.waitForState(ids, "terminated");
+  });
+
+  it("a worker killed in the middle of a launch: the launch completes exactly once", async () => {
+    const agent = stack.agents.get("kvm1")!;
+    const redis = new Redis(process.env.CIRRUS_TEST_REDIS_URL ?? "redis://127.0.0.1:6379");
+    try {
+      // Freeze the agent so the worker's CreateInstance call is in flight when the worker dies.
+      agent.child!.kill("SIGSTOP");
+      const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1 });
+      const id: string = res.Instances[0].InstanceId;
+      await waitUntil("the launch job to be active", async () => (await redis.llen(`${stack.queuePrefix}:cirrus-lifecycle:active`)) === 1);
+      await new Promise((r) => setTimeout(r, 500));
+      for (const w of stack.workers) await w.kill("SIGKILL");
+      expect((await stack.instance(id)).State?.Name).toBe("pending");
+      agent.child!.kill("SIGCONT");
+      stack.addWorker();
+      await stack.waitForState([id], "running", 180_000);
+      await waitUntil("boot marker", async () => (await bootCount(id)) >= 1, 120_000, 1000);
+      // Give any duplicate delivery time to show itself.
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(stack.domains()).toEqual([`${stack.domainPrefix}${id}`]);
+      expect(await bootCount(id)).toBe(1);
+      expect((await stack.instance(id)).State?.Name).toBe("running");
+      expect(await usage()).toEqual({ used_vcpus: 1, used_memory_mib: 512, used_disk_gib: 1 });
+    } finally {
+      agent.child?.kill("SIGCONT");
+      redis.disconnect();
+    }
+  });
+
+  it("a domain killed behind Cirrus's back becomes stopped", async () => {
+    const id = (await stack.pool.query("SELECT id FROM instances WHERE state = 'running' LIMIT 1")).rows[0].id as string;
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("virsh", ["-c", "qemu:///system", "destroy", `${stack.domainPrefix}${id}`]);
+    await stack.waitForState([id], "stopped", 60_000);
+    expect((await stack.instance(id)).StateReason?.Code).toBe("Client.InstanceInitiatedShutdown");
+    await stack.call("startInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "running");
+    expect(stack.domState(id)).toBe("running");
+  });
+});

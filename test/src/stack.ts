@@ -1,0 +1,271 @@
+// A whole Cirrus stack for end-to-end tests, made of real processes: the API,
+// workers and host agents (libvirt or fake driver), on a fresh Postgres
+// database and a private Redis key prefix. Every process can be killed and
+// restarted. Domains carry a per-run prefix, so a test never touches a domain
+// it did not make; teardown removes everything the run created.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { credentials } from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { callUnary } from "@cirrus/common";
+import { compute } from "@cirrus/proto";
+
+export const repoRoot = new URL("../..", import.meta.url).pathname;
+const tsx = join(repoRoot, "node_modules/.bin/tsx");
+const ADMIN_URL = process.env.CIRRUS_TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const REDIS_URL = process.env.CIRRUS_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+export const TEST_AMI_DIR = process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami";
+const ENROLMENT_TOKEN = randomBytes(24).toString("hex");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ""}`);
+}
+
+/** A child process of the stack that can be killed (SIGKILL) and started again with the same environment. */
+export class Proc {
+  child?: ChildProcess;
+  constructor(readonly name: string, private readonly script: string, readonly env: Record<string, string>, private readonly logDir: string) {}
+
+  start(): void {
+    const log = createWriteStream(join(this.logDir, `${this.name}.log`), { flags: "a" });
+    this.child = spawn(tsx, [this.script], { env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stdout?.pipe(log);
+    this.child.stderr?.pipe(log);
+  }
+
+  get alive(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const c = this.child;
+    if (!c || !this.alive) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill(signal);
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    this.start();
+  }
+}
+
+export interface AgentOptions {
+  name: string;
+  driver: "libvirt" | "fake";
+  zone?: string;
+  capacity?: { vcpus: number; memoryMib: number; diskGib: number };
+  extraEnv?: Record<string, string>;
+}
+
+export class Stack {
+  readonly runId = randomBytes(4).toString("hex");
+  readonly dbName = `cirrus_t_${this.runId}`;
+  readonly databaseUrl: string;
+  readonly queuePrefix = `cirrus-t-${this.runId}`;
+  readonly domainPrefix = `cirrust${this.runId}-`;
+  readonly workDir = `/var/lib/cirrus/test-runs/${this.runId}`;
+  readonly logDir = join(this.workDir, "logs");
+  apiPort = 0;
+  controlPort = 0;
+  api!: Proc;
+  workers: Proc[] = [];
+  agents = new Map<string, Proc>();
+  client!: compute.ComputeClient;
+  pool!: pg.Pool;
+
+  constructor(readonly opts: { zones?: string[]; workerEnv?: Record<string, string>; apiEnv?: Record<string, string> } = {}) {
+    const u = new URL(ADMIN_URL);
+    u.pathname = `/${this.dbName}`;
+    this.databaseUrl = u.toString();
+  }
+
+  private baseEnv(): Record<string, string> {
+    return {
+      DATABASE_URL: this.databaseUrl,
+      REDIS_URL,
+      CIRRUS_QUEUE_PREFIX: this.queuePrefix,
+      CIRRUS_ENROLMENT_TOKEN: ENROLMENT_TOKEN,
+      CIRRUS_LOG_LEVEL: "debug",
+    };
+  }
+
+  async start(workers = 1): Promise<void> {
+    mkdirSync(this.logDir, { recursive: true });
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${this.dbName}`);
+    await admin.end();
+    this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 4 });
+    this.apiPort = await freePort();
+    this.controlPort = await freePort();
+    this.api = new Proc("api", join(repoRoot, "services/api/src/main.ts"), {
+      ...this.baseEnv(),
+      CIRRUS_API_LISTEN: `127.0.0.1:${this.apiPort}`,
+      CIRRUS_CONTROL_LISTEN: `127.0.0.1:${this.controlPort}`,
+      CIRRUS_ZONES: (this.opts.zones ?? ["lab-1a"]).join(","),
+      CIRRUS_HOST_DEAD_AFTER_MS: "15000",
+      CIRRUS_DRIFT_GRACE_MS: "3000",
+      ...this.opts.apiEnv,
+    }, this.logDir);
+    this.api.start();
+    this.client = new compute.ComputeClient(`127.0.0.1:${this.apiPort}`, credentials.createInsecure(), {
+      "grpc.max_receive_message_length": -1,
+    });
+    await waitUntil("api to serve", () => this.call("describeRegions", {}).then(() => true), 60_000);
+    for (let i = 0; i < workers; i++) this.addWorker();
+  }
+
+  addWorker(): Proc {
+    const w = new Proc(`worker${this.workers.length}`, join(repoRoot, "services/worker/src/main.ts"), {
+      ...this.baseEnv(),
+      CIRRUS_JOB_LOCK_MS: "4000",
+      CIRRUS_SWEEP_MS: "2000",
+      CIRRUS_SWEEP_AFTER_MS: "8000",
+      ...this.opts.workerEnv,
+    }, this.logDir);
+    w.start();
+    this.workers.push(w);
+    return w;
+  }
+
+  async addAgent(o: AgentOptions): Promise<{ proc: Proc; hostId: string; instancesDir: string }> {
+    const port = await freePort();
+    const instancesDir = join(this.workDir, "instances", o.name);
+    mkdirSync(instancesDir, { recursive: true });
+    const cap = o.capacity;
+    const proc = new Proc(`agent-${o.name}`, join(repoRoot, "agents/host-agent/src/main.ts"), {
+      ...this.baseEnv(),
+      CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${this.controlPort}`,
+      CIRRUS_HOST_NAME: `${o.name}-${this.runId}`,
+      CIRRUS_AVAILABILITY_ZONE: o.zone ?? "lab-1a",
+      CIRRUS_AGENT_LISTEN: `127.0.0.1:${port}`,
+      CIRRUS_STATE_DIR: join(this.workDir, "agent-state", o.name),
+      CIRRUS_INSTANCES_DIR: instancesDir,
+      CIRRUS_DRIVER: o.driver,
+      CIRRUS_HYPERVISOR: "qemu",
+      CIRRUS_DOMAIN_PREFIX: this.domainPrefix,
+      CIRRUS_HEARTBEAT_MS: "1000",
+      CIRRUS_ORPHAN_GRACE_MS: "5000",
+      CIRRUS_STOP_TIMEOUT_MS: "3000",
+      ...(cap ? { CIRRUS_CAPACITY_VCPUS: String(cap.vcpus), CIRRUS_CAPACITY_MEMORY_MIB: String(cap.memoryMib), CIRRUS_CAPACITY_DISK_GIB: String(cap.diskGib) } : {}),
+      ...o.extraEnv,
+    }, this.logDir);
+    proc.start();
+    this.agents.set(o.name, proc);
+    const hostId = await waitUntil(`agent ${o.name} to register`, async () => {
+      const { rows } = await this.pool.query<{ id: string }>("SELECT id FROM hosts WHERE name = $1 AND last_heartbeat_at > now() - interval '5 seconds'", [`${o.name}-${this.runId}`]);
+      return rows[0]?.id;
+    }, 90_000);
+    return { proc, hostId, instancesDir };
+  }
+
+  /** Calls a Compute RPC by its ts-proto method name, with a partial request (defaults filled in). */
+  call<K extends keyof compute.ComputeClient & string>(method: K, request: unknown, timeoutMs = 60_000): Promise<any> {
+    const m = (this.client as any)[method];
+    const type = (compute as any)[`${method[0]!.toUpperCase()}${method.slice(1)}Request`];
+    return callUnary(this.client, m, type.fromPartial(request ?? {}), undefined, timeoutMs);
+  }
+
+  async registerTestImage(name = `test-ami-${this.runId}`): Promise<string> {
+    const manifest = JSON.parse(readFileSync(join(TEST_AMI_DIR, "manifest.json"), "utf8")) as { kernel: string; ramdisk: string; root: string; cmdline: string };
+    const res = await this.call("registerImage", {
+      Name: name,
+      ImageLocation: join(TEST_AMI_DIR, manifest.root),
+      KernelLocation: join(TEST_AMI_DIR, manifest.kernel),
+      RamdiskLocation: join(TEST_AMI_DIR, manifest.ramdisk),
+      KernelCommandLine: manifest.cmdline,
+      BlockDeviceMappings: [{ DeviceName: "/dev/vda", Ebs: { VolumeSize: 1 } }],
+    });
+    return res.ImageId as string;
+  }
+
+  async instance(id: string): Promise<compute.Instance> {
+    const res = await this.call("describeInstances", { InstanceIds: [id] });
+    return res.Reservations[0].Instances[0];
+  }
+
+  async waitForState(ids: string[], state: string, timeoutMs = 120_000): Promise<void> {
+    await waitUntil(`${ids.join(",")} to be ${state}`, async () => {
+      const res = await this.call("describeInstances", { InstanceIds: ids });
+      const states = res.Reservations.flatMap((r: compute.Reservation) => r.Instances.map((i) => i.State?.Name));
+      return states.length === ids.length && states.every((s: string) => s === state);
+    }, timeoutMs, 500);
+  }
+
+  async consoleText(id: string): Promise<string> {
+    const res = await this.call("getConsoleOutput", { InstanceId: id });
+    return Buffer.from(res.Output as string, "base64").toString("utf8");
+  }
+
+  /** virsh domstate of this run's domain for an instance, or "absent". */
+  domState(instanceId: string): string {
+    try {
+      return execFileSync("virsh", ["-c", "qemu:///system", "domstate", `${this.domainPrefix}${instanceId}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    } catch {
+      return "absent";
+    }
+  }
+
+  /** Names of this run's domains known to libvirt. */
+  domains(): string[] {
+    try {
+      return execFileSync("virsh", ["-c", "qemu:///system", "list", "--all", "--name"], { encoding: "utf8" })
+        .split("\n").map((s) => s.trim()).filter((s) => s.startsWith(this.domainPrefix));
+    } catch {
+      return [];
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const p of [...this.agents.values(), ...this.workers, this.api]) await p?.kill("SIGKILL");
+    this.client?.close();
+    for (const d of this.domains()) {
+      for (const args of [["destroy", d], ["undefine", d]]) {
+        try {
+          execFileSync("virsh", ["-c", "qemu:///system", ...args], { stdio: "ignore" });
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await this.pool?.end().catch(() => undefined);
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`);
+    await admin.end();
+    const redis = new Redis(REDIS_URL);
+    const keys = await redis.keys(`${this.queuePrefix}:*`);
+    if (keys.length) await redis.del(...keys);
+    redis.disconnect();
+    if (!process.env.CIRRUS_TEST_KEEP && existsSync(this.workDir)) rmSync(this.workDir, { recursive: true, force: true });
+  }
+}

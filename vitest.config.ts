@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// Unit and component tests of every package. The end-to-end suite has its own
+// config (test/vitest.config.ts) and runs after these.
+export default defineConfig({
+  test: {
+    include: ["services/*/test/**/*.test.ts", "agents/*/test/**/*.test.ts", "proto/test/**/*.test.ts"],
+    testTimeout: 300_000,
+    hookTimeout: 120_000,
+  },
+});
