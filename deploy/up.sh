@@ -43,7 +43,7 @@ stop_all() {
 }
 
 run_service() { # name script
-	npx tsx "$2" >>"$LOG_DIR/$1.log" 2>&1 &
+	node --import tsx "$2" >>"$LOG_DIR/$1.log" 2>&1 &
 	pids+=($!)
 	log "$1 started (pid $!, log $LOG_DIR/$1.log)"
 }

@@ -23,7 +23,7 @@ reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile="$reports/unit.json" || status=1
-npx vitest run --config test/vitest.config.ts --root test --reporter=default --reporter=json --outputFile="$reports/e2e.json" || status=1
+npx vitest run --root test --reporter=default --reporter=json --outputFile="$reports/e2e.json" || status=1
 # One plain summary line over both runs.
 node -e '
 const fs = require("fs"); let p = 0, f = 0, s = 0;

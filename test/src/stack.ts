@@ -15,7 +15,6 @@ import { callUnary } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 
 export const repoRoot = new URL("../..", import.meta.url).pathname;
-const tsx = join(repoRoot, "node_modules/.bin/tsx");
 const ADMIN_URL = process.env.CIRRUS_TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.CIRRUS_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 export const TEST_AMI_DIR = process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami";
@@ -54,7 +53,8 @@ export class Proc {
 
   start(): void {
     const log = createWriteStream(join(this.logDir, `${this.name}.log`), { flags: "a" });
-    this.child = spawn(tsx, [this.script], { env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    // node itself (with tsx's loader), not the tsx wrapper: signals must reach the real process.
+    this.child = spawn(process.execPath, ["--import", "tsx", this.script], { cwd: repoRoot, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout?.pipe(log);
     this.child.stderr?.pipe(log);
   }

@@ -2,7 +2,8 @@
 // RPC, options, resource list, table view, optional waiter), and `runCommand`
 // does the rest — build the request, call (following NextToken), wait, print.
 import type { ComputeApi, Rpc } from "./client.js";
-import { formatJson, formatTable, formatText, scalarGrid, type Grid, type JsonObject, type OutputFormat } from "./output.js";
+import { CliError, ExitCode, parameterError } from "./errors.js";
+import { formatJson, formatTable, formatText, messageJson, scalarGrid, type Grid, type JsonObject, type OutputFormat } from "./output.js";
 import { fieldName, paramFields, toMessage, type JsonMessageFns, type ParamSpec } from "./params.js";
 import { waitForInstances, type Observation, type ProgressSink, type WaitTarget } from "./wait.js";
 
@@ -41,20 +42,33 @@ export interface CommandSpec<Req, Res, Seen extends Observation = Observation> {
   wait?: WaitSpec<Req, Res, Seen>;
 }
 
-/** A command spec with its types erased, for the command list. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyCommandSpec = CommandSpec<any, any, any>;
+/** A command spec with its types erased, for the list of commands of different message types. */
+export type AnyCommandSpec = CommandSpec<any, any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 /** Declares a command, checking its parts against each other before the types are erased. */
 export function defineCommand<Req, Res, Seen extends Observation = Observation>(spec: CommandSpec<Req, Res, Seen>): AnyCommandSpec {
   return spec;
 }
 
-/** The options `--wait` adds to a command that has a waiter. */
-export const WAIT_PARAMS: ParamSpec[] = [
-  { flag: "wait", kind: "flag", description: "wait until every instance reaches its target state, showing progress on stderr" },
-  { flag: "wait-timeout", kind: "integer", description: "give up waiting after this many seconds", defaultValue: "600" },
-];
+const WAIT: ParamSpec = { flag: "wait", kind: "flag", description: "wait until every instance reaches its target state, showing progress on stderr" };
+const WAIT_TIMEOUT: ParamSpec = {
+  flag: "wait-timeout",
+  kind: "integer",
+  valueName: "seconds",
+  description: "give up waiting after this many seconds",
+  defaultValue: "600",
+};
+
+/** The options a command with a waiter gets (they configure the CLI, not the request). */
+export const WAIT_PARAMS: ParamSpec[] = [WAIT, WAIT_TIMEOUT];
+
+/** `--wait-timeout` in milliseconds. */
+function waitTimeoutMs(values: Record<string, unknown>): number {
+  const raw = (values[WAIT_TIMEOUT.flag] as string | undefined) ?? WAIT_TIMEOUT.defaultValue!;
+  const seconds = paramFields(WAIT_TIMEOUT, raw)[fieldName(WAIT_TIMEOUT.flag)] as number;
+  if (seconds <= 0) throw parameterError(`--${WAIT_TIMEOUT.flag}`, `expected a positive number of seconds, received '${raw}'`);
+  return seconds * 1000;
+}
 
 /** What a command needs from the outside world. */
 export interface RunContext {
@@ -90,36 +104,36 @@ export async function runCommand<Req, Res, Seen extends Observation>(
 ): Promise<void> {
   const fields = requestFields(spec.params, values);
   const request = toMessage(spec.request, fields);
+  // Checked before the call: a bad --wait-timeout must not fail after a launch.
+  const waitMs = spec.wait && values[WAIT.flag] === true ? waitTimeoutMs(values) : undefined;
   // An explicit page request means the user is paging by hand, as in the aws CLI.
   const onePage = !spec.paginate || "MaxResults" in fields || "NextToken" in fields;
-  let response = onePage ? await ctx.api.call(spec.rpc, request) : await fetchAllPages(ctx.api, spec.rpc, request, spec.listKey);
-
-  if (spec.wait && values.wait === true) {
-    const w = spec.wait;
-    const result = await waitForInstances({
-      target: w.target,
-      ids: w.instanceIds(request, response),
-      describe: (ids) => w.observe(ctx.api, ids),
-      timeoutMs: Number(requestFields(WAIT_PARAMS, values)[fieldName("wait-timeout")] ?? 600) * 1000,
-      pollMs: ctx.pollMs,
-      progress: ctx.progress,
-      ...(ctx.sleep ? { sleep: ctx.sleep } : {}),
-      ...(ctx.now ? { now: ctx.now } : {}),
-    });
-    response = w.finalize(response, result.seen);
-    // Print what we have even when the wait failed: the instances exist and
-    // a script needs their ids to clean up.
+  const response = onePage ? await ctx.api.call(spec.rpc, request) : await fetchAllPages(ctx.api, spec.rpc, request, spec.listKey);
+  if (!spec.wait || waitMs === undefined) {
     ctx.stdout(render(spec, response, ctx.output));
-    if (result.failure) throw result.failure;
     return;
   }
-  ctx.stdout(render(spec, response, ctx.output));
+  const w = spec.wait;
+  const result = await waitForInstances({
+    target: w.target,
+    ids: w.instanceIds(request, response),
+    describe: (ids) => w.observe(ctx.api, ids),
+    timeoutMs: waitMs,
+    pollMs: ctx.pollMs,
+    progress: ctx.progress,
+    ...(ctx.sleep ? { sleep: ctx.sleep } : {}),
+    ...(ctx.now ? { now: ctx.now } : {}),
+  });
+  // Print what we have even when the wait failed: the instances exist and a
+  // script needs their ids to clean up.
+  ctx.stdout(render(spec, w.finalize(response, result.seen), ctx.output));
+  if (result.failure) throw result.failure;
 }
 
 /** Formats a response for the chosen --output. */
 export function render<Req, Res, Seen extends Observation>(spec: CommandSpec<Req, Res, Seen>, response: Res, format: OutputFormat): string {
   if (format !== "json" && spec.raw) return spec.raw(response);
-  let json = spec.response.toJSON(response) as JsonObject;
+  let json = messageJson(response, spec.response.toJSON(response)) as JsonObject;
   if (spec.listKey && json[spec.listKey] === undefined) json = { [spec.listKey]: [], ...json };
   if (spec.present) json = spec.present(json);
   if (format === "json") return formatJson(json);
@@ -132,21 +146,17 @@ export function render<Req, Res, Seen extends Observation>(spec: CommandSpec<Req
  * resource lists; the merged response has no NextToken, as the aws CLI's
  * output after auto-pagination.
  */
-export async function fetchAllPages<Req extends { NextToken?: string }, Res extends { NextToken?: string }>(
-  api: ComputeApi,
-  rpc: Rpc<Req, Res>,
-  request: Req,
-  listKey: string | undefined,
-): Promise<Res> {
-  let merged = await api.call(rpc, request);
+export async function fetchAllPages<Req, Res>(api: ComputeApi, rpc: Rpc<Req, Res>, request: Req, listKey: string | undefined): Promise<Res> {
+  type Page = Record<string, unknown> & { NextToken?: string };
+  let merged = (await api.call(rpc, request)) as Page;
   const tokens = new Set<string>();
   while (merged.NextToken && listKey) {
     // A server handing back a token twice would loop forever; stop instead.
-    if (tokens.has(merged.NextToken)) throw new Error(`the server repeated NextToken ${merged.NextToken}`);
+    if (tokens.has(merged.NextToken)) throw new CliError(`The server repeated NextToken ${merged.NextToken}; stopping.`, ExitCode.general);
     tokens.add(merged.NextToken);
-    const page = await api.call(rpc, { ...request, NextToken: merged.NextToken });
-    const list = (r: Res) => ((r as Record<string, unknown>)[listKey] as unknown[] | undefined) ?? [];
+    const page = (await api.call(rpc, { ...request, NextToken: merged.NextToken })) as Page;
+    const list = (r: Page) => (r[listKey] as unknown[] | undefined) ?? [];
     merged = { ...page, [listKey]: [...list(merged), ...list(page)] };
   }
-  return merged;
+  return merged as Res;
 }

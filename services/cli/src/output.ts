@@ -20,6 +20,29 @@ export function formatJson(response: JsonObject): string {
 }
 
 /**
+ * The JSON of a message: its generated `toJSON`, with numbers and booleans put
+ * back where `toJSON` dropped them for being proto3 defaults. EC2 always sends
+ * those (a pending instance's `"State": {"Code": 0, …}`, an image's
+ * `"Public": false`), so the aws CLI prints them; empty strings and empty
+ * lists stay omitted as `toJSON` leaves them. Walks the decoded message (which
+ * holds every field, in field order) alongside its JSON.
+ */
+export function messageJson(message: unknown, json: unknown): Json {
+  if (Array.isArray(message) && Array.isArray(json)) return json.map((j, i) => messageJson(message[i], j));
+  if (!isRecord(message) || !isRecord(json)) return json as Json;
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(message)) {
+    if (k in json) out[k] = messageJson(v, json[k]);
+    else if (typeof v === "number" || typeof v === "boolean") out[k] = v;
+  }
+  return out;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
  * The aws CLI's text output (awscli/text.py): a dict prints its scalar values
  * as one tab-separated line, sorted by key and prefixed by its key name in
  * upper case; each nested list or dict follows on its own lines. Elements of a
@@ -96,10 +119,11 @@ export function grid<Row>(rows: readonly Row[], columns: Columns<Row>): Grid {
 /** The fallback table for responses without a resource list: one Key/Value row per scalar. */
 export function scalarGrid(response: JsonObject): Grid {
   const scalars = Object.entries(response).filter(([, v]) => !isContainer(v));
+  if (scalars.length === 0) return { head: [], rows: [] };
   return { head: ["Key", "Value"], rows: scalars.map(([k, v]) => [k, scalarText(v)]) };
 }
 
-/** Renders a grid as a boxed table (no colours, so it pipes cleanly). */
+/** Renders a grid as a boxed table (no colours, so it pipes cleanly); nothing for a grid without columns. */
 export function formatTable(g: Grid): string {
   if (g.head.length === 0) return "";
   const table = new Table({ head: g.head, style: { head: [], border: [] } });

@@ -27,6 +27,8 @@ export interface ParamSpec {
   readonly required?: boolean;
   /** Value used when the option is absent (as typed on the command line). */
   readonly defaultValue?: string;
+  /** The placeholder in help, e.g. "seconds"; "value" if unset. */
+  readonly valueName?: string;
 }
 
 /** `image-id` → `ImageId`: the EC2 member an option sets. */
@@ -39,9 +41,10 @@ export function fieldName(flag: string): string {
 
 /** How commander should declare the option (variadic for lists). */
 export function commanderFlags(p: ParamSpec): string {
+  const name = p.valueName ?? "value";
   if (p.kind === "flag") return `--${p.flag}`;
-  if (p.kind === "string-list" || p.kind === "structure-list") return `--${p.flag} <value...>`;
-  return `--${p.flag} <value>`;
+  if (p.kind === "string-list" || p.kind === "structure-list") return `--${p.flag} <${name}...>`;
+  return `--${p.flag} <${name}>`;
 }
 
 /**

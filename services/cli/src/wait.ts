@@ -99,11 +99,11 @@ export interface ProgressSink {
   isTTY: boolean;
 }
 
-export interface WaitOptions {
+export interface WaitOptions<T extends Observation> {
   target: WaitTarget;
   ids: readonly string[];
   /** Current observations of `ids`; an id missing from the result was not found. */
-  describe(ids: readonly string[]): Promise<Map<string, Observation>>;
+  describe(ids: readonly string[]): Promise<Map<string, T>>;
   timeoutMs: number;
   pollMs: number;
   progress: ProgressSink;
@@ -111,9 +111,9 @@ export interface WaitOptions {
   now?: () => number;
 }
 
-export interface WaitResult {
+export interface WaitResult<T extends Observation> {
   /** The last observations (what the final output is built from). */
-  seen: Map<string, Observation>;
+  seen: Map<string, T>;
   /** Set when the wait failed; the caller still prints what it has. */
   failure?: WaiterError;
 }
@@ -125,14 +125,14 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
  * connection while polling is retried until the timeout (the API may be
  * restarting); anything else the describe call throws ends the wait.
  */
-export async function waitForInstances(o: WaitOptions): Promise<WaitResult> {
+export async function waitForInstances<T extends Observation>(o: WaitOptions<T>): Promise<WaitResult<T>> {
   const now = o.now ?? Date.now;
   const sleep = o.sleep ?? realSleep;
   const name = WAITER_NAMES[o.target];
   const start = now();
   const elapsed = () => Math.round((now() - start) / 1000);
-  let seen: Map<string, Observation> | undefined;
-  const finish = (failure?: WaiterError): WaitResult => {
+  let seen: Map<string, T> | undefined;
+  const finish = (failure?: WaiterError): WaitResult<T> => {
     if (o.progress.isTTY && seen) o.progress.write("\n");
     return { seen: seen ?? new Map(), ...(failure ? { failure } : {}) };
   };

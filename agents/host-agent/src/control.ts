@@ -1,0 +1,154 @@
+// The agent's side of HostControl: registration (enrolment token the first
+// time, the stored host secret afterwards) and heartbeats.
+import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { credentials, status, type ServiceError } from "@grpc/grpc-js";
+import { bearerMetadata, callUnary, type Logger } from "@cirrus/common";
+import { agent } from "@cirrus/proto";
+import type { DomainStatus } from "./driver/types.js";
+
+export interface HostIdentity {
+  hostId: string;
+  hostSecret: string;
+}
+
+/** What the agent tells the control plane about itself, minus credentials. */
+export type HostDescription = Omit<agent.RegisterHostRequest, "enrolmentToken" | "hostSecret">;
+
+/** The control plane refused this agent; retrying the same request cannot help. */
+export class RegistrationRejected extends Error {
+  override name = "RegistrationRejected";
+}
+
+const CALL_TIMEOUT_MS = 10_000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+// Statuses that mean "this request is wrong", not "the control plane is down".
+const FATAL = new Set<number>([status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.INVALID_ARGUMENT, status.FAILED_PRECONDITION]);
+
+export interface ControlOptions {
+  endpoint: string;
+  /** Holds host.json ({hostId, hostSecret}, mode 0600). */
+  stateDir: string;
+  enrolmentToken?: string;
+  log: Logger;
+}
+
+export function grpcCode(err: unknown): number | undefined {
+  const code = (err as Partial<ServiceError> | undefined)?.code;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** Resolves after ms, or at once when the signal is aborted. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+export class ControlPlane {
+  private readonly client: agent.HostControlClient;
+  private readonly statePath: string;
+  private current: HostIdentity | undefined;
+
+  constructor(private readonly opts: ControlOptions) {
+    this.client = new agent.HostControlClient(opts.endpoint, credentials.createInsecure());
+    this.statePath = join(opts.stateDir, "host.json");
+  }
+
+  /** The identity from the last successful registration; undefined before. */
+  get identity(): HostIdentity | undefined {
+    return this.current;
+  }
+
+  /** The identity stored by an earlier run, if any. Throws on a corrupt file (a human should look). */
+  async storedIdentity(): Promise<HostIdentity | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.statePath, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    const v = JSON.parse(text) as Partial<HostIdentity>;
+    if (typeof v.hostId !== "string" || typeof v.hostSecret !== "string" || !v.hostId || !v.hostSecret) {
+      throw new Error(`${this.statePath} does not hold {hostId, hostSecret}`);
+    }
+    return { hostId: v.hostId, hostSecret: v.hostSecret };
+  }
+
+  /**
+   * Registers until it succeeds: with the stored host secret when there is
+   * one, else with the enrolment token. Persists the returned identity
+   * (0600) before resolving. Retries with capped exponential backoff while the
+   * control plane is unreachable or failing; throws RegistrationRejected when
+   * it refuses the credentials or the request, and rejects with the signal's
+   * reason when aborted.
+   */
+  async register(describe: () => Promise<HostDescription>, signal: AbortSignal): Promise<HostIdentity> {
+    const stored = await this.storedIdentity();
+    if (!stored && !this.opts.enrolmentToken) {
+      throw new RegistrationRejected(`no host identity in ${this.statePath} and no enrolment token (CIRRUS_ENROLMENT_TOKEN) to get one`);
+    }
+    for (let attempt = 0; ; attempt++) {
+      signal.throwIfAborted();
+      try {
+        const req: agent.RegisterHostRequest = {
+          ...(await describe()),
+          enrolmentToken: stored ? "" : (this.opts.enrolmentToken ?? ""),
+          hostSecret: stored?.hostSecret ?? "",
+        };
+        const md = stored ? bearerMetadata(stored.hostSecret, stored.hostId) : undefined;
+        const res = await callUnary(this.client, this.client.registerHost, req, md, CALL_TIMEOUT_MS);
+        if (!res.hostId || !res.hostSecret) throw new Error("RegisterHost returned no host id or secret");
+        const identity = { hostId: res.hostId, hostSecret: res.hostSecret };
+        await this.persist(identity);
+        this.current = identity;
+        this.opts.log.info({ hostId: identity.hostId, reregistered: Boolean(stored) }, "registered with the control plane");
+        return identity;
+      } catch (err) {
+        const code = grpcCode(err);
+        if (code !== undefined && FATAL.has(code)) {
+          const hint = stored ? `; to enrol afresh, remove ${this.statePath} and set CIRRUS_ENROLMENT_TOKEN` : "";
+          throw new RegistrationRejected(`control plane refused registration (${status[code]}): ${(err as ServiceError).details}${hint}`);
+        }
+        const delay = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
+        this.opts.log.warn({ attempt, retryInMs: Math.round(delay), err: errorText(err) }, "registration failed; retrying");
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  /** One heartbeat: reports the domains, returns what the control plane wants here. Throws on any failure. */
+  async heartbeat(instances: DomainStatus[]): Promise<agent.HeartbeatResponse> {
+    const id = this.current;
+    if (!id) throw new Error("heartbeat before registration");
+    return callUnary(this.client, this.client.heartbeat, { hostId: id.hostId, instances }, bearerMetadata(id.hostSecret, id.hostId), CALL_TIMEOUT_MS);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  /** Atomically replaces host.json with mode 0600 (the secret never sits in a readable file). */
+  private async persist(identity: HostIdentity): Promise<void> {
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    const tmp = `${this.statePath}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(identity)}\n`, { mode: 0o600 });
+    await chmod(tmp, 0o600); // mode applies only when writeFile creates the file
+    await rename(tmp, this.statePath);
+  }
+}
+
+export function errorText(err: unknown): string {
+  const se = err as Partial<ServiceError>;
+  if (typeof se?.code === "number") return `${status[se.code]}: ${se.details ?? ""}`;
+  return err instanceof Error ? err.message : String(err);
+}

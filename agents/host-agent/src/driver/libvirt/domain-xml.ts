@@ -1,0 +1,91 @@
+// Domain XML from a typed description. XMLBuilder escapes every text node and
+// attribute value, so no field can inject elements or attributes; the values
+// are also validated upstream (spec.ts).
+import { createHash } from "node:crypto";
+import { XMLBuilder } from "fast-xml-parser";
+
+export interface DomainDefinition {
+  /** libvirt domain name: the agent's prefix + instance id. */
+  name: string;
+  uuid: string;
+  hypervisor: "kvm" | "qemu";
+  vcpus: number;
+  memoryMib: number;
+  /** SMBIOS type 1 serial: how the guest learns its instance id. */
+  serial: string;
+  /** Direct kernel boot; absent → boot the root disk's own bootloader. */
+  kernel?: { path: string; initrdPath?: string; cmdline?: string };
+  /** qcow2 overlay attached as virtio vda. */
+  rootDiskPath: string;
+  /** File that receives the serial console, appended across boots. */
+  consoleLogPath: string;
+}
+
+/**
+ * A stable UUID for a domain name (SHA-256 based, RFC 9562 version 8), so
+ * redefining the same instance yields the same domain identity.
+ */
+export function domainUuid(name: string): string {
+  const b = createHash("sha256").update(`cirrus-domain:${name}`).digest().subarray(0, 16);
+  b[6] = (b[6]! & 0x0f) | 0x80;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: "@_", format: true, suppressEmptyNode: true });
+
+export function buildDomainXml(d: DomainDefinition): string {
+  const os: Record<string, unknown> = { type: { "@_arch": "x86_64", "#text": "hvm" } };
+  if (d.kernel) {
+    os.kernel = d.kernel.path;
+    if (d.kernel.initrdPath) os.initrd = d.kernel.initrdPath;
+    if (d.kernel.cmdline) os.cmdline = d.kernel.cmdline;
+  } else {
+    os.boot = { "@_dev": "hd" };
+  }
+  os.smbios = { "@_mode": "sysinfo" };
+
+  const domain = {
+    "@_type": d.hypervisor,
+    name: d.name,
+    uuid: d.uuid,
+    memory: { "@_unit": "MiB", "#text": String(d.memoryMib) },
+    vcpu: String(d.vcpus),
+    sysinfo: {
+      "@_type": "smbios",
+      system: {
+        entry: [
+          { "@_name": "manufacturer", "#text": "Cirrus" },
+          { "@_name": "product", "#text": "Cirrus Compute" },
+          { "@_name": "serial", "#text": d.serial },
+          { "@_name": "uuid", "#text": d.uuid },
+        ],
+      },
+    },
+    os,
+    // ACPI: `virsh shutdown` is delivered as the ACPI power button.
+    features: { acpi: "", apic: "" },
+    clock: { "@_offset": "utc" },
+    // A guest powering itself off stops the instance (EC2's "stop" on
+    // shutdown); a crash is reported as shut off rather than looping.
+    on_poweroff: "destroy",
+    on_reboot: "restart",
+    on_crash: "destroy",
+    devices: {
+      disk: {
+        "@_type": "file",
+        "@_device": "disk",
+        driver: { "@_name": "qemu", "@_type": "qcow2" },
+        source: { "@_file": d.rootDiskPath },
+        target: { "@_dev": "vda", "@_bus": "virtio" },
+      },
+      controller: { "@_type": "usb", "@_model": "none" },
+      // append='on': a reboot or stop/start must keep the earlier boots' output.
+      serial: { "@_type": "file", source: { "@_path": d.consoleLogPath, "@_append": "on" }, target: { "@_port": "0" } },
+      console: { "@_type": "file", source: { "@_path": d.consoleLogPath, "@_append": "on" }, target: { "@_type": "serial", "@_port": "0" } },
+      memballoon: { "@_model": "none" },
+    },
+  };
+  return builder.build({ domain }) as string;
+}

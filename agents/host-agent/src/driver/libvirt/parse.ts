@@ -1,0 +1,89 @@
+// Parsers for the text that virsh and the host's tools print. Each is strict
+// about what it accepts and says what it could not parse.
+import { agent } from "@cirrus/proto";
+import { isId } from "@cirrus/common";
+
+const { PowerState } = agent;
+
+/** Domain names from `virsh list --name` (one per line, blank lines ignored). */
+export function parseNameList(stdout: string): string[] {
+  return stdout
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}
+
+/**
+ * The state word(s) `virsh domstate` prints ("running", "shut off", ...), lowercased.
+ * Throws on empty output.
+ */
+export function parseDomState(stdout: string): string {
+  const first = stdout.split("\n").map((l) => l.trim()).find((l) => l.length > 0);
+  if (!first) throw new Error("virsh domstate printed nothing");
+  return first.toLowerCase();
+}
+
+/** Maps a libvirt state name onto the agent protocol's power states. */
+export function powerStateOf(state: string): agent.PowerState {
+  switch (state) {
+    case "running":
+      return PowerState.POWER_STATE_RUNNING;
+    case "shut off":
+      return PowerState.POWER_STATE_SHUT_OFF;
+    default:
+      // paused, in shutdown, crashed, pmsuspended, blocked, idle, no state
+      return PowerState.POWER_STATE_OTHER;
+  }
+}
+
+/** The instance id behind a domain name, or undefined when the domain is not this agent's. */
+export function instanceIdOf(domainName: string, prefix: string): string | undefined {
+  if (!domainName.startsWith(prefix)) return undefined;
+  const id = domainName.slice(prefix.length);
+  return isId("i", id) ? id : undefined;
+}
+
+const ARTIFACT = /^(i-[0-9a-f]{17})\.(?:qcow2|console\.log)$/;
+
+/** Instance ids with an overlay or console log among the file names of an instances directory. */
+export function parseArtifacts(names: string[]): string[] {
+  const ids = new Set<string>();
+  for (const n of names) {
+    const m = ARTIFACT.exec(n);
+    if (m) ids.add(m[1]!);
+  }
+  return [...ids].sort();
+}
+
+function positiveInt(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`cannot parse ${what} from ${JSON.stringify(text.slice(0, 100))}`);
+  return n;
+}
+
+/** `nproc` output → number of CPUs. */
+export function parseNproc(stdout: string): number {
+  return positiveInt(stdout.trim(), "CPU count");
+}
+
+/** /proc/meminfo → MemTotal in MiB. */
+export function parseMemTotalMib(meminfo: string): number {
+  const m = /^MemTotal:\s+(\d+)\s+kB\s*$/m.exec(meminfo);
+  if (!m) throw new Error("no MemTotal line in /proc/meminfo");
+  return Math.floor(positiveInt(m[1]!, "MemTotal") / 1024);
+}
+
+/** `df -k --output=size -- DIR` → the size of DIR's filesystem in GiB. */
+export function parseDfSizeGib(stdout: string): number {
+  // A header line ("1K-blocks"), then the size alone: nothing else to mis-split.
+  const lines = stdout.trim().split("\n");
+  if (lines.length !== 2) throw new Error(`cannot parse df output: ${JSON.stringify(stdout.slice(0, 200))}`);
+  return Math.floor(positiveInt(lines[1]!.trim(), "filesystem size") / (1024 * 1024));
+}
+
+/** `qemu-img info --output=json` → the image's format and virtual size in bytes. */
+export function parseImageInfo(stdout: string): { format: string; virtualSize: number } {
+  const info = JSON.parse(stdout) as { format?: unknown; "virtual-size"?: unknown };
+  if (typeof info.format !== "string" || typeof info["virtual-size"] !== "number") throw new Error("qemu-img info: missing format or virtual-size");
+  return { format: info.format, virtualSize: info["virtual-size"] };
+}

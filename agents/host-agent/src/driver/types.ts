@@ -1,0 +1,109 @@
+// The hypervisor boundary (design principle 4): one interface with written
+// postconditions. The libvirt driver is what users run; the fake driver
+// serves scheduler and scale simulations.
+import type { agent } from "@cirrus/proto";
+
+export type PowerState = agent.PowerState;
+export type InstanceSpec = agent.InstanceSpec;
+
+export interface Capacity {
+  vcpus: number;
+  memoryMib: number;
+  diskGib: number;
+}
+
+export interface DomainStatus {
+  instanceId: string;
+  powerState: PowerState;
+}
+
+export interface StopOptions {
+  /** Power off at once instead of asking the guest first. */
+  force: boolean;
+  /** How long the guest gets to shut down after the ACPI request before it is powered off. */
+  timeoutMs: number;
+}
+
+/**
+ * Every method is idempotent and safe to retry after any failure; callers
+ * serialize calls for the same instance (the server's per-instance mutex).
+ * Unless stated otherwise, errors other than DriverError are transient
+ * (host busy, SSH down) and the caller retries.
+ */
+export interface HypervisorDriver {
+  /** "kvm" or "qemu" (TCG) for libvirt; "fake" for the fake driver. */
+  readonly kind: "kvm" | "qemu" | "fake";
+
+  /** What this host offers, measured (or configured) once per call. */
+  capacity(): Promise<Capacity>;
+
+  /**
+   * Postcondition on success: a defined domain for spec.instanceId runs, with
+   * its overlay disk; returns RUNNING. An existing running domain is left
+   * unchanged; an existing shut-off domain is started (its disk is kept).
+   * Postcondition on failure: whatever this call made (domain, overlay, console
+   * log) is removed. Throws DriverError("InvalidSpec") for a spec that can never
+   * work, DriverError("InvalidImage") when the image files are missing or
+   * unusable on the host.
+   */
+  createInstance(spec: InstanceSpec): Promise<PowerState>;
+
+  /**
+   * Postcondition: the domain runs; returns RUNNING. Running already → no
+   * change. Throws DriverError("NotFound") when no domain exists.
+   */
+  startInstance(instanceId: string): Promise<PowerState>;
+
+  /**
+   * Postcondition: the domain is shut off and still defined, its disk kept;
+   * returns SHUT_OFF, or ABSENT when no domain exists (nothing to stop).
+   * Asks the guest to power off (ACPI) and powers it off after timeoutMs;
+   * force powers it off at once.
+   */
+  stopInstance(instanceId: string, opts: StopOptions): Promise<PowerState>;
+
+  /**
+   * Postcondition: the guest has been hard-reset (or booted, if it was shut
+   * off) and runs; returns RUNNING. A hard reset rather than an ACPI reboot
+   * request, because a guest that ignores ACPI would otherwise never reboot.
+   * Throws DriverError("NotFound") when no domain exists.
+   */
+  rebootInstance(instanceId: string): Promise<PowerState>;
+
+  /**
+   * Postcondition: no domain, no overlay disk, no console log for the
+   * instance; returns ABSENT. Succeeds when they are already gone.
+   */
+  destroyInstance(instanceId: string): Promise<PowerState>;
+
+  /**
+   * The last 64 KiB (at most) of the instance's serial console log, across
+   * all its boots; empty when there is no log.
+   */
+  consoleOutput(instanceId: string): Promise<Buffer>;
+
+  /** Every domain this agent owns (by its name prefix), with its power state. */
+  list(): Promise<DomainStatus[]>;
+
+  /** Instance ids that have an overlay disk or console log in this agent's instances directory. */
+  listArtifacts(): Promise<string[]>;
+
+  /** Releases host connections. */
+  close(): Promise<void>;
+}
+
+/** Failures that retrying cannot fix, and the lookup of something that is not there. */
+export type DriverErrorKind = "InvalidSpec" | "InvalidImage" | "NotFound";
+
+export class DriverError extends Error {
+  constructor(
+    readonly kind: DriverErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = "DriverError";
+  }
+}
+
+/** How much console output a caller gets: EC2 GetConsoleOutput returns the last 64 KiB. */
+export const CONSOLE_TAIL_BYTES = 64 * 1024;

@@ -1,0 +1,145 @@
+// The HostAgent gRPC service: authenticates the control plane's workers with
+// the host secret, validates ids, serializes calls per instance and maps
+// driver failures onto statuses the worker can act on:
+//   INVALID_ARGUMENT     malformed instance id or missing spec
+//   UNAUTHENTICATED      missing or wrong host secret
+//   FAILED_PRECONDITION  "InvalidSpec: ..." / "InvalidImage: ..." (retrying cannot help)
+//   NOT_FOUND            "NotFound: ..." (start/reboot of an instance with no domain)
+//   INTERNAL             anything else (transient: the worker retries)
+import { createHash, timingSafeEqual } from "node:crypto";
+import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { bearerFrom, isId, type Logger } from "@cirrus/common";
+import { agent } from "@cirrus/proto";
+import { DriverError, type HypervisorDriver } from "./driver/types.js";
+import type { KeyedMutex } from "./keyed-mutex.js";
+
+export interface HostAgentServiceOptions {
+  driver: HypervisorDriver;
+  /** The secret callers must present; undefined (everyone rejected) until registration. */
+  hostSecret: () => string | undefined;
+  /** For logs only. */
+  hostId: () => string | undefined;
+  /** Shared with the reconcile loop, so it never races a call for the same instance. */
+  locks: KeyedMutex;
+  /** How long a graceful stop waits before powering off. */
+  stopTimeoutMs: number;
+  log: Logger;
+}
+
+/** A failure with a gRPC status chosen by the server itself. */
+class StatusError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s, "utf8").digest();
+}
+
+/** Constant-time check of the call's bearer secret (hashing first equalizes lengths). */
+export function authorized(metadata: Metadata, secret: string | undefined): boolean {
+  const presented = bearerFrom(metadata);
+  if (!secret || presented === undefined) return false;
+  return timingSafeEqual(digest(presented), digest(secret));
+}
+
+function toServiceError(err: unknown): Partial<ServiceError> {
+  if (err instanceof StatusError) return { code: err.code, details: err.message };
+  if (err instanceof DriverError) {
+    return { code: err.kind === "NotFound" ? status.NOT_FOUND : status.FAILED_PRECONDITION, details: `${err.kind}: ${err.message}` };
+  }
+  return { code: status.INTERNAL, details: `Internal: ${err instanceof Error ? err.message : String(err)}`.slice(0, 4000) };
+}
+
+function requireInstanceId(id: string | undefined): string {
+  if (typeof id !== "string" || !isId("i", id)) throw new StatusError(status.INVALID_ARGUMENT, `instance_id must look like i-0123456789abcdef0, got ${JSON.stringify(String(id).slice(0, 64))}`);
+  return id;
+}
+
+/** The service implementation; exported separately so tests can mount it on their own server. */
+export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgentServer {
+  const { driver, locks, log } = opts;
+
+  /**
+   * Wraps one RPC: authentication, id validation, the per-instance lock,
+   * logging, and error mapping. No rejection escapes to grpc-js.
+   */
+  function rpc<Req, Res>(method: string, instanceIdOf: (req: Req) => string | undefined, work: (req: Req, instanceId: string) => Promise<Res>) {
+    return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
+      const started = Date.now();
+      let instanceId: string | undefined;
+      const run = async (): Promise<Res> => {
+        if (!authorized(call.metadata, opts.hostSecret())) throw new StatusError(status.UNAUTHENTICATED, "missing or wrong host secret");
+        instanceId = requireInstanceId(instanceIdOf(call.request));
+        const id = instanceId;
+        return locks.run(id, () => work(call.request, id));
+      };
+      run().then(
+        (res) => {
+          log.info({ method, instanceId, hostId: opts.hostId(), ms: Date.now() - started }, "call served");
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const e = toServiceError(err);
+          const level = e.code === status.INTERNAL ? "error" : "warn";
+          log[level]({ method, instanceId, hostId: opts.hostId(), ms: Date.now() - started, code: status[e.code ?? status.UNKNOWN], details: e.details }, "call failed");
+          callback(e as ServiceError);
+        },
+      );
+    };
+  }
+
+  const statusOf = (instanceId: string, powerState: agent.PowerState): agent.InstanceStatus => ({ instanceId, powerState });
+
+  return {
+    createInstance: rpc<agent.CreateInstanceRequest, agent.InstanceStatus>(
+      "CreateInstance",
+      (req) => req.spec?.instanceId,
+      async (req, id) => statusOf(id, await driver.createInstance(req.spec!)),
+    ),
+    startInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("StartInstance", (req) => req.instanceId, async (_req, id) => statusOf(id, await driver.startInstance(id))),
+    stopInstance: rpc<agent.StopInstanceRequest, agent.InstanceStatus>("StopInstance", (req) => req.instanceId, async (req, id) =>
+      statusOf(id, await driver.stopInstance(id, { force: req.force, timeoutMs: opts.stopTimeoutMs })),
+    ),
+    rebootInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("RebootInstance", (req) => req.instanceId, async (_req, id) => statusOf(id, await driver.rebootInstance(id))),
+    destroyInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("DestroyInstance", (req) => req.instanceId, async (_req, id) => statusOf(id, await driver.destroyInstance(id))),
+    getConsoleOutput: rpc<agent.InstanceRef, agent.ConsoleOutput>("GetConsoleOutput", (req) => req.instanceId, async (_req, id) => ({
+      instanceId: id,
+      output: await driver.consoleOutput(id),
+    })),
+  };
+}
+
+export interface RunningServer {
+  /** The bound port (useful when listening on port 0). */
+  port: number;
+  /** Stops accepting calls, lets running ones finish for up to graceMs, then cuts them. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Serves HostAgent on `listen` ("host:port", plaintext: the lab network is trusted, calls are authenticated). */
+export async function serveHostAgent(listen: string, opts: HostAgentServiceOptions): Promise<RunningServer> {
+  const server = new Server();
+  server.addService(agent.HostAgentService, hostAgentService(opts));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
+  );
+  return {
+    port,
+    stop: (graceMs = 10_000) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,89 @@
+import { XMLParser } from "fast-xml-parser";
+import { describe, expect, it } from "vitest";
+import { buildDomainXml, domainUuid, type DomainDefinition } from "../src/driver/libvirt/domain-xml.js";
+
+const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, isArray: (name) => name === "entry" });
+
+const base: DomainDefinition = {
+  name: "cirrus-i-0123456789abcdef0",
+  uuid: domainUuid("cirrus-i-0123456789abcdef0"),
+  hypervisor: "qemu",
+  vcpus: 2,
+  memoryMib: 512,
+  serial: "i-0123456789abcdef0",
+  kernel: { path: "/var/lib/cirrus/images/ami-1/vmlinuz", initrdPath: "/var/lib/cirrus/images/ami-1/initrd.img", cmdline: "console=ttyS0 panic=-1 quiet" },
+  rootDiskPath: "/var/lib/cirrus/instances/i-0123456789abcdef0.qcow2",
+  consoleLogPath: "/var/lib/cirrus/instances/i-0123456789abcdef0.console.log",
+};
+
+function parse(xml: string) {
+  return parser.parse(xml).domain;
+}
+
+describe("buildDomainXml", () => {
+  it("describes the domain the driver promises", () => {
+    const d = parse(buildDomainXml(base));
+    expect(d["@_type"]).toBe("qemu");
+    expect(d.name).toBe(base.name);
+    expect(d.uuid).toBe(base.uuid);
+    expect(d.vcpu).toBe("2");
+    expect(d.memory).toEqual({ "@_unit": "MiB", "#text": "512" });
+    expect(d.os.kernel).toBe(base.kernel!.path);
+    expect(d.os.initrd).toBe(base.kernel!.initrdPath);
+    expect(d.os.cmdline).toBe("console=ttyS0 panic=-1 quiet");
+    expect(d.os.smbios["@_mode"]).toBe("sysinfo");
+    expect(d.os.boot).toBeUndefined();
+    const entries = Object.fromEntries(d.sysinfo.system.entry.map((e: Record<string, string>) => [e["@_name"], e["#text"]]));
+    expect(entries.serial).toBe("i-0123456789abcdef0");
+    expect(entries.uuid).toBe(base.uuid);
+    expect(d.on_poweroff).toBe("destroy");
+    expect(d.on_reboot).toBe("restart");
+    expect(d.on_crash).toBe("destroy");
+    expect(d.devices.disk.source["@_file"]).toBe(base.rootDiskPath);
+    expect(d.devices.disk.target).toEqual({ "@_dev": "vda", "@_bus": "virtio" });
+    expect(d.devices.disk.driver["@_type"]).toBe("qcow2");
+    expect(d.devices.serial["@_type"]).toBe("file");
+    expect(d.devices.serial.source).toEqual({ "@_path": base.consoleLogPath, "@_append": "on" });
+    expect(d.devices.interface).toBeUndefined();
+  });
+
+  it("boots from the disk when the image has no kernel", () => {
+    const d = parse(buildDomainXml({ ...base, kernel: undefined }));
+    expect(d.os.kernel).toBeUndefined();
+    expect(d.os.boot["@_dev"]).toBe("hd");
+  });
+
+  it("uses type kvm when asked", () => {
+    expect(parse(buildDomainXml({ ...base, hypervisor: "kvm" }))["@_type"]).toBe("kvm");
+  });
+
+  it("cannot be injected into through any string field", () => {
+    const evil = `x'"/><disk type='block'><source dev='/dev/sda'/></disk><name>y</name><!--&amp;]]>`;
+    const xml = buildDomainXml({
+      ...base,
+      name: evil,
+      serial: evil,
+      kernel: { path: evil, initrdPath: evil, cmdline: evil },
+      rootDiskPath: evil,
+      consoleLogPath: evil,
+    });
+    expect(xml).not.toContain("<disk type='block'>");
+    expect(xml).not.toContain("<!--");
+    const d = parse(xml);
+    // Each hostile value survives as plain data in exactly the place it was put.
+    expect(d.name).toBe(evil);
+    expect(d.os.cmdline).toBe(evil);
+    expect(d.devices.disk.source["@_file"]).toBe(evil);
+    expect(d.devices.serial.source["@_path"]).toBe(evil);
+    expect(Array.isArray(d.devices.disk)).toBe(false);
+    expect(d.sysinfo.system.entry.find((e: Record<string, string>) => e["@_name"] === "serial")["#text"]).toBe(evil);
+  });
+});
+
+describe("domainUuid", () => {
+  it("is stable per name, distinct across names, and RFC 9562 shaped", () => {
+    expect(domainUuid("cirrus-i-0123456789abcdef0")).toBe(domainUuid("cirrus-i-0123456789abcdef0"));
+    expect(domainUuid("cirrus-i-0123456789abcdef0")).not.toBe(domainUuid("test-i-0123456789abcdef0"));
+    expect(domainUuid("a")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});

@@ -1,0 +1,180 @@
+// The libvirt driver against the real libvirtd on this machine, booting the
+// test AMI (deploy/build-test-ami.sh) under TCG. Uses its own domain prefix
+// and instances directory, and removes every domain with that prefix after.
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { newId } from "@cirrus/common";
+import { agent } from "@cirrus/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LibvirtDriver } from "../src/driver/libvirt/driver.js";
+import { DriverError } from "../src/driver/types.js";
+import { LocalRunner } from "../src/runner/local.js";
+import { quietLogger } from "./helpers.js";
+
+const { PowerState } = agent;
+const URI = "qemu:///system";
+const REPO = new URL("../../../", import.meta.url).pathname;
+const AMI_DIR = "/var/lib/cirrus/images/test-ami";
+const PREFIX = `cirrustest-${process.pid.toString(16)}-`;
+
+function virsh(...args: string[]): string {
+  return execFileSync("virsh", ["-c", URI, ...args], { encoding: "utf8" });
+}
+
+function ourDomains(): string[] {
+  return virsh("list", "--all", "--name")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((n) => n.startsWith(PREFIX));
+}
+
+describe("LibvirtDriver with the test AMI under TCG", () => {
+  let instancesDir: string;
+  let driver: LibvirtDriver;
+  let spec: agent.InstanceSpec;
+  const id = newId("i");
+
+  /** Boot numbers this instance has printed on its console so far. */
+  async function boots(): Promise<number[]> {
+    const text = (await driver.consoleOutput(id)).toString("utf8");
+    return [...text.matchAll(/CIRRUS-BOOT instance-id=(\S+) boot=(\d+)/g)].map((m) => {
+      expect(m[1]).toBe(id);
+      return Number(m[2]);
+    });
+  }
+
+  async function waitForBoot(n: number, timeoutMs = 90_000): Promise<number[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const seen = await boots();
+      if (seen.includes(n)) return seen;
+      if (Date.now() > deadline) throw new Error(`no CIRRUS-BOOT boot=${n} within ${timeoutMs} ms; console has boots ${JSON.stringify(seen)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  beforeAll(() => {
+    try {
+      virsh("version");
+    } catch (err) {
+      throw new Error(`libvirtd is not reachable at ${URI} (start it with: virtlogd -d; libvirtd -d): ${String(err)}`);
+    }
+    // Idempotent: returns at once when the image is already built.
+    execFileSync("bash", [join(REPO, "deploy/build-test-ami.sh"), AMI_DIR], { stdio: "inherit" });
+    const manifest = JSON.parse(readFileSync(join(AMI_DIR, "manifest.json"), "utf8")) as Record<string, string>;
+    // Under /var/lib/cirrus, not the work tree: QEMU runs as libvirt-qemu and
+    // must be able to traverse every directory down to the disk and log.
+    mkdirSync("/var/lib/cirrus", { recursive: true, mode: 0o755 });
+    instancesDir = mkdtempSync("/var/lib/cirrus/test-instances-");
+    chmodSync(instancesDir, 0o755);
+    driver = new LibvirtDriver({ runner: new LocalRunner(), uri: URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, log: quietLogger() });
+    spec = {
+      instanceId: id,
+      vcpus: 1,
+      memoryMib: 256,
+      rootDiskGib: 1,
+      image: {
+        imageId: "ami-0000000000000test",
+        rootPath: join(AMI_DIR, manifest.root!),
+        kernelPath: join(AMI_DIR, manifest.kernel!),
+        ramdiskPath: join(AMI_DIR, manifest.ramdisk!),
+        kernelCmdline: manifest.cmdline!,
+      },
+    };
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const name of ourDomains()) {
+      try {
+        virsh("destroy", name);
+      } catch {
+        // already shut off
+      }
+      virsh("undefine", name);
+    }
+    await driver?.close();
+    if (instancesDir) rmSync(instancesDir, { recursive: true, force: true });
+  });
+
+  it("createInstance leaves a running domain with its overlay, and the guest boots with its id", async () => {
+    expect(await driver.createInstance(spec)).toBe(PowerState.POWER_STATE_RUNNING);
+    expect(virsh("domstate", PREFIX + id).trim()).toBe("running");
+    const overlay = join(instancesDir, `${id}.qcow2`);
+    const info = JSON.parse(execFileSync("qemu-img", ["info", "--force-share", "--output=json", overlay], { encoding: "utf8" })) as Record<string, unknown>;
+    expect(info["backing-filename"]).toBe(spec.image!.rootPath);
+    expect(info["virtual-size"]).toBe(1024 ** 3);
+    expect(await driver.list()).toEqual([{ instanceId: id, powerState: PowerState.POWER_STATE_RUNNING }]);
+    expect(await driver.listArtifacts()).toEqual([id]);
+    expect(await waitForBoot(1)).toEqual([1]);
+  }, 120_000);
+
+  it("createInstance again changes nothing: one domain, no second boot", async () => {
+    expect(await driver.createInstance(spec)).toBe(PowerState.POWER_STATE_RUNNING);
+    expect(ourDomains()).toEqual([PREFIX + id]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await boots()).toEqual([1]);
+  }, 30_000);
+
+  it("stopInstance shuts the guest down through ACPI and keeps the domain and disk", async () => {
+    expect(await driver.stopInstance(id, { force: false, timeoutMs: 20_000 })).toBe(PowerState.POWER_STATE_SHUT_OFF);
+    expect(virsh("domstate", PREFIX + id).trim()).toBe("shut off");
+    expect(ourDomains()).toEqual([PREFIX + id]);
+    expect(existsSync(join(instancesDir, `${id}.qcow2`))).toBe(true);
+    // The guest's ACPI handler printed this, so the graceful path (not the forced one) stopped it.
+    expect((await driver.consoleOutput(id)).toString()).toContain(`CIRRUS-SHUTDOWN instance-id=${id}`);
+    expect(await driver.stopInstance(id, { force: false, timeoutMs: 1000 })).toBe(PowerState.POWER_STATE_SHUT_OFF);
+    expect(await driver.list()).toEqual([{ instanceId: id, powerState: PowerState.POWER_STATE_SHUT_OFF }]);
+  }, 60_000);
+
+  it("startInstance boots it again from the same disk", async () => {
+    expect(await driver.startInstance(id)).toBe(PowerState.POWER_STATE_RUNNING);
+    expect(await driver.startInstance(id)).toBe(PowerState.POWER_STATE_RUNNING);
+    expect(await waitForBoot(2)).toEqual([1, 2]);
+  }, 120_000);
+
+  it("rebootInstance hard-resets the guest: the boot counter goes up, earlier output is kept", async () => {
+    expect(await driver.rebootInstance(id)).toBe(PowerState.POWER_STATE_RUNNING);
+    expect(await waitForBoot(3)).toEqual([1, 2, 3]);
+    expect(virsh("domstate", PREFIX + id).trim()).toBe("running");
+  }, 120_000);
+
+  it("a forced stop powers off at once", async () => {
+    const t0 = Date.now();
+    expect(await driver.stopInstance(id, { force: true, timeoutMs: 60_000 })).toBe(PowerState.POWER_STATE_SHUT_OFF);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(virsh("domstate", PREFIX + id).trim()).toBe("shut off");
+  }, 30_000);
+
+  it("destroyInstance removes domain, overlay and console log, and succeeds again when gone", async () => {
+    expect(await driver.destroyInstance(id)).toBe(PowerState.POWER_STATE_ABSENT);
+    expect(ourDomains()).toEqual([]);
+    expect(existsSync(join(instancesDir, `${id}.qcow2`))).toBe(false);
+    expect(existsSync(join(instancesDir, `${id}.console.log`))).toBe(false);
+    expect(await driver.list()).toEqual([]);
+    expect(await driver.listArtifacts()).toEqual([]);
+    expect(await driver.destroyInstance(id)).toBe(PowerState.POWER_STATE_ABSENT);
+    expect((await driver.consoleOutput(id)).length).toBe(0);
+    await expect(driver.startInstance(id)).rejects.toMatchObject({ kind: "NotFound" });
+    expect(await driver.stopInstance(id, { force: false, timeoutMs: 1000 })).toBe(PowerState.POWER_STATE_ABSENT);
+  }, 60_000);
+
+  it("createInstance with image files missing on the host fails with InvalidImage and leaves nothing", async () => {
+    const other = newId("i");
+    const err = await driver.createInstance({ ...spec, instanceId: other, image: { ...spec.image!, kernelPath: "/var/lib/cirrus/images/no-such-ami/vmlinuz" } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DriverError);
+    expect((err as DriverError).kind).toBe("InvalidImage");
+    const err2 = await driver.createInstance({ ...spec, instanceId: other, image: { ...spec.image!, rootPath: spec.image!.kernelPath } }).catch((e: unknown) => e);
+    expect((err2 as DriverError).kind).toBe("InvalidImage"); // a kernel is not a qcow2 disk
+    expect(ourDomains()).toEqual([]);
+    expect(await driver.listArtifacts()).toEqual([]);
+  }, 30_000);
+
+  it("a createInstance that fails after making its overlay removes it again", async () => {
+    const other = newId("i");
+    // i440fx supports at most 255 vCPUs: the overlay is made, then libvirt refuses the domain.
+    await expect(driver.createInstance({ ...spec, instanceId: other, vcpus: 256 })).rejects.toThrow(/virsh/);
+    expect(ourDomains()).toEqual([]);
+    expect(await driver.listArtifacts()).toEqual([]);
+  }, 30_000);
+});

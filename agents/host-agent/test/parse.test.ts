@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { agent } from "@cirrus/proto";
+import {
+  instanceIdOf,
+  parseArtifacts,
+  parseDfSizeGib,
+  parseDomState,
+  parseImageInfo,
+  parseMemTotalMib,
+  parseNameList,
+  parseNproc,
+  powerStateOf,
+} from "../src/driver/libvirt/parse.js";
+
+const { PowerState } = agent;
+
+describe("virsh output parsers", () => {
+  it("reads `virsh list --name` with its trailing blank line", () => {
+    expect(parseNameList("cirrus-i-0123456789abcdef0\nother vm\n\n")).toEqual(["cirrus-i-0123456789abcdef0", "other vm"]);
+    expect(parseNameList("\n")).toEqual([]);
+    expect(parseNameList("")).toEqual([]);
+  });
+
+  it("reads `virsh domstate`, including two-word states", () => {
+    expect(parseDomState("running\n\n")).toBe("running");
+    expect(parseDomState("shut off\n\n")).toBe("shut off");
+    expect(parseDomState("\n  In Shutdown \n")).toBe("in shutdown");
+    expect(() => parseDomState("\n\n")).toThrow(/printed nothing/);
+  });
+
+  it("maps libvirt states onto power states", () => {
+    expect(powerStateOf("running")).toBe(PowerState.POWER_STATE_RUNNING);
+    expect(powerStateOf("shut off")).toBe(PowerState.POWER_STATE_SHUT_OFF);
+    for (const s of ["paused", "in shutdown", "crashed", "pmsuspended", "idle", "no state"]) expect(powerStateOf(s)).toBe(PowerState.POWER_STATE_OTHER);
+  });
+
+  it("claims only domains named prefix + a valid instance id", () => {
+    expect(instanceIdOf("cirrus-i-0123456789abcdef0", "cirrus-")).toBe("i-0123456789abcdef0");
+    expect(instanceIdOf("cirrus-test-i-0123456789abcdef0", "cirrus-")).toBeUndefined();
+    expect(instanceIdOf("other-i-0123456789abcdef0", "cirrus-")).toBeUndefined();
+    expect(instanceIdOf("cirrus-i-0123456789ABCDEF0", "cirrus-")).toBeUndefined();
+    expect(instanceIdOf("cirrus-i-0123456789abcdef0x", "cirrus-")).toBeUndefined();
+    expect(instanceIdOf("cirrus-", "cirrus-")).toBeUndefined();
+  });
+
+  it("finds instance ids among instance directory entries", () => {
+    expect(
+      parseArtifacts([
+        "i-0123456789abcdef0.qcow2",
+        "i-0123456789abcdef0.console.log",
+        "i-00000000000000001.console.log",
+        "i-0123456789abcdef0.qcow2.tmp",
+        "notes.txt",
+        "i-123.qcow2",
+      ]),
+    ).toEqual(["i-00000000000000001", "i-0123456789abcdef0"]);
+  });
+});
+
+describe("host facts parsers", () => {
+  it("reads nproc", () => {
+    expect(parseNproc("16\n")).toBe(16);
+    expect(() => parseNproc("zero\n")).toThrow(/CPU count/);
+  });
+
+  it("reads MemTotal from /proc/meminfo in MiB", () => {
+    expect(parseMemTotalMib("MemTotal:       24559128 kB\nMemFree:         1000 kB\n")).toBe(23983);
+    expect(() => parseMemTotalMib("MemFree: 1 kB\n")).toThrow(/MemTotal/);
+  });
+
+  it("reads the filesystem size from df --output=size", () => {
+    expect(parseDfSizeGib("1K-blocks\n264212084\n")).toBe(251);
+    expect(() => parseDfSizeGib("1K-blocks\n")).toThrow(/df output/);
+  });
+
+  it("reads qemu-img info JSON", () => {
+    expect(parseImageInfo(JSON.stringify({ format: "qcow2", "virtual-size": 268435456, filename: "x" }))).toEqual({ format: "qcow2", virtualSize: 268435456 });
+    expect(() => parseImageInfo("{}")).toThrow(/virtual-size/);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { agent } from "@cirrus/proto";
+import { FakeDriver } from "../src/driver/fake.js";
+import { KeyedMutex } from "../src/keyed-mutex.js";
+import { planReconcile, Reconciler } from "../src/reconcile.js";
+import { A, B, C, quietLogger, testSpec } from "./helpers.js";
+
+const GRACE = 60_000;
+
+describe("planReconcile", () => {
+  it("never touches a desired instance", () => {
+    const plan = planReconcile({ actual: [A], artifacts: [A], desired: new Set([A]), orphanSince: new Map([[A, 0]]), now: 10 * GRACE, graceMs: GRACE });
+    expect(plan.destroy).toEqual([]);
+    expect(plan.orphanSince.size).toBe(0);
+  });
+
+  it("starts a timer for an unwanted instance and destroys it only after the grace period", () => {
+    let plan = planReconcile({ actual: [B], artifacts: [], desired: new Set(), orphanSince: new Map(), now: 1000, graceMs: GRACE });
+    expect(plan.destroy).toEqual([]);
+    expect([...plan.orphanSince]).toEqual([[B, 1000]]);
+    plan = planReconcile({ actual: [B], artifacts: [], desired: new Set(), orphanSince: plan.orphanSince, now: 1000 + GRACE - 1, graceMs: GRACE });
+    expect(plan.destroy).toEqual([]);
+    plan = planReconcile({ actual: [B], artifacts: [], desired: new Set(), orphanSince: plan.orphanSince, now: 1000 + GRACE, graceMs: GRACE });
+    expect(plan.destroy).toEqual([B]);
+  });
+
+  it("counts artifacts without a domain (leftover disk or log) as present", () => {
+    const plan = planReconcile({ actual: [], artifacts: [C], desired: new Set(), orphanSince: new Map([[C, 0]]), now: GRACE, graceMs: GRACE });
+    expect(plan.destroy).toEqual([C]);
+  });
+
+  it("resets the timer of an instance that becomes desired again", () => {
+    let plan = planReconcile({ actual: [B], artifacts: [], desired: new Set(), orphanSince: new Map(), now: 0, graceMs: GRACE });
+    plan = planReconcile({ actual: [B], artifacts: [], desired: new Set([B]), orphanSince: plan.orphanSince, now: GRACE / 2, graceMs: GRACE });
+    expect(plan.orphanSince.has(B)).toBe(false);
+    plan = planReconcile({ actual: [B], artifacts: [], desired: new Set(), orphanSince: plan.orphanSince, now: GRACE + 1, graceMs: GRACE });
+    expect(plan.destroy).toEqual([]); // unwanted again only since GRACE + 1
+    expect(plan.orphanSince.get(B)).toBe(GRACE + 1);
+  });
+
+  it("forgets ids that are gone from the host", () => {
+    const plan = planReconcile({ actual: [], artifacts: [], desired: new Set(), orphanSince: new Map([[B, 0]]), now: GRACE, graceMs: GRACE });
+    expect(plan.orphanSince.size).toBe(0);
+    expect(plan.destroy).toEqual([]);
+  });
+
+  it("destroys at once with a zero grace period and does not mutate its input", () => {
+    const since = new Map<string, number>();
+    const plan = planReconcile({ actual: [B, A], artifacts: [C, A], desired: new Set([A]), orphanSince: since, now: 5, graceMs: 0 });
+    expect(plan.destroy).toEqual([B, C]);
+    expect(since.size).toBe(0);
+  });
+});
+
+describe("Reconciler", () => {
+  it("destroys orphans of a real driver after the grace period, and leaves desired ones alone", async () => {
+    const driver = new FakeDriver({ capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } });
+    await driver.createInstance(testSpec(A));
+    await driver.createInstance(testSpec(B));
+    let now = 0;
+    const r = new Reconciler(driver, new KeyedMutex(), GRACE, quietLogger(), () => now);
+    const desired: agent.HeartbeatResponse = { instances: [{ spec: testSpec(A), state: "running", busy: false }] };
+    expect(await r.round(await driver.list(), desired)).toEqual([]);
+    now = GRACE;
+    expect(await r.round(await driver.list(), desired)).toEqual([B]);
+    expect((await driver.list()).map((d) => d.instanceId)).toEqual([A]);
+  });
+});

@@ -1,0 +1,127 @@
+import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
+import { bearerMetadata, callUnary } from "@cirrus/common";
+import { agent } from "@cirrus/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeDriver } from "../src/driver/fake.js";
+import { DriverError, type HypervisorDriver } from "../src/driver/types.js";
+import { KeyedMutex } from "../src/keyed-mutex.js";
+import { serveHostAgent, type RunningServer } from "../src/server.js";
+import { A, B, quietLogger, testSpec } from "./helpers.js";
+
+const { PowerState } = agent;
+const SECRET = "host-secret-0123456789";
+const BAD_IMAGE = "i-0000000000000bad1";
+const BROKEN = "i-0000000000000bad2";
+
+/** The fake driver plus scripted failures, and a record of overlapping calls per instance. */
+class ScriptedDriver extends FakeDriver {
+  inFlight = new Map<string, number>();
+  maxInFlight = new Map<string, number>();
+  maxTotalInFlight = 0;
+  private total = 0;
+
+  override async createInstance(spec: agent.InstanceSpec): Promise<agent.PowerState> {
+    const id = spec.instanceId;
+    const n = (this.inFlight.get(id) ?? 0) + 1;
+    this.inFlight.set(id, n);
+    this.maxInFlight.set(id, Math.max(n, this.maxInFlight.get(id) ?? 0));
+    this.maxTotalInFlight = Math.max(++this.total, this.maxTotalInFlight);
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      if (id === BAD_IMAGE) throw new DriverError("InvalidImage", "root disk /images/x is not on this host");
+      if (id === BROKEN) throw new Error("virsh start failed: host is busy");
+      return await super.createInstance(spec);
+    } finally {
+      this.inFlight.set(id, n - 1);
+      this.total--;
+    }
+  }
+}
+
+describe("HostAgent gRPC server", () => {
+  let server: RunningServer;
+  let client: agent.HostAgentClient;
+  let driver: ScriptedDriver;
+  let secret: string | undefined = SECRET;
+
+  beforeAll(async () => {
+    driver = new ScriptedDriver({ capacity: { vcpus: 16, memoryMib: 16384, diskGib: 100 } });
+    server = await serveHostAgent("127.0.0.1:0", {
+      driver: driver as HypervisorDriver,
+      hostSecret: () => secret,
+      hostId: () => "h-0123456789abcdef0",
+      locks: new KeyedMutex(),
+      stopTimeoutMs: 1000,
+      log: quietLogger(),
+    });
+    client = new agent.HostAgentClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await server?.stop(1000);
+  });
+
+  const create = (spec: agent.InstanceSpec | undefined, md: Metadata = bearerMetadata(SECRET)) => callUnary(client, client.createInstance, { spec }, md, 5000);
+  const failure = (p: Promise<unknown>) => p.then(() => { throw new Error("call succeeded"); }, (e: unknown) => e as ServiceError);
+
+  it("rejects calls without a secret, with a wrong one, or with a non-bearer header as UNAUTHENTICATED", async () => {
+    expect((await failure(create(testSpec(A), new Metadata()))).code).toBe(status.UNAUTHENTICATED);
+    expect((await failure(create(testSpec(A), bearerMetadata("wrong")))).code).toBe(status.UNAUTHENTICATED);
+    expect((await failure(create(testSpec(A), bearerMetadata(`${SECRET}x`)))).code).toBe(status.UNAUTHENTICATED);
+    const basic = new Metadata();
+    basic.set("authorization", `Basic ${SECRET}`);
+    expect((await failure(create(testSpec(A), basic))).code).toBe(status.UNAUTHENTICATED);
+    expect((await failure(callUnary(client, client.getConsoleOutput, { instanceId: A }, bearerMetadata("nope"), 5000))).code).toBe(status.UNAUTHENTICATED);
+    expect(await driver.list()).toEqual([]); // nothing reached the driver
+  });
+
+  it("rejects everyone while the agent has no secret yet", async () => {
+    secret = undefined;
+    try {
+      expect((await failure(create(testSpec(A), bearerMetadata("")))).code).toBe(status.UNAUTHENTICATED);
+      expect((await failure(create(testSpec(A)))).code).toBe(status.UNAUTHENTICATED);
+    } finally {
+      secret = SECRET;
+    }
+  });
+
+  it("serves calls that carry the right secret", async () => {
+    expect(await create(testSpec(A))).toEqual({ instanceId: A, powerState: PowerState.POWER_STATE_RUNNING });
+    const out = await callUnary(client, client.getConsoleOutput, { instanceId: A }, bearerMetadata(SECRET), 5000);
+    expect(out.output.toString()).toBe(`CIRRUS-BOOT instance-id=${A} boot=1\n`);
+    const stopped = await callUnary(client, client.stopInstance, { instanceId: A, force: true }, bearerMetadata(SECRET), 5000);
+    expect(stopped.powerState).toBe(PowerState.POWER_STATE_SHUT_OFF);
+    expect((await callUnary(client, client.destroyInstance, { instanceId: A }, bearerMetadata(SECRET), 5000)).powerState).toBe(PowerState.POWER_STATE_ABSENT);
+  });
+
+  it("answers INVALID_ARGUMENT for malformed ids and a missing spec", async () => {
+    expect((await failure(create(testSpec("i-../../etc")))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(create(undefined))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await failure(callUnary(client, client.startInstance, { instanceId: "" }, bearerMetadata(SECRET), 5000))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it("maps driver errors: InvalidSpec/InvalidImage → FAILED_PRECONDITION, NotFound → NOT_FOUND, others → INTERNAL", async () => {
+    const badSpec = await failure(create({ ...testSpec(B), vcpus: 0 }));
+    expect(badSpec.code).toBe(status.FAILED_PRECONDITION);
+    expect(badSpec.details).toMatch(/^InvalidSpec: vcpus/);
+    const badImage = await failure(create(testSpec(BAD_IMAGE)));
+    expect(badImage.code).toBe(status.FAILED_PRECONDITION);
+    expect(badImage.details).toMatch(/^InvalidImage: root disk/);
+    const notFound = await failure(callUnary(client, client.rebootInstance, { instanceId: B }, bearerMetadata(SECRET), 5000));
+    expect(notFound.code).toBe(status.NOT_FOUND);
+    expect(notFound.details).toMatch(/^NotFound: /);
+    const broken = await failure(create(testSpec(BROKEN)));
+    expect(broken.code).toBe(status.INTERNAL);
+    expect(broken.details).toMatch(/^Internal: virsh start failed/);
+  });
+
+  it("serializes calls for the same instance and runs different instances concurrently", async () => {
+    const results = await Promise.all([create(testSpec(A)), create(testSpec(A)), create(testSpec(A)), create(testSpec(B))]);
+    expect(results.map((r) => r.powerState)).toEqual(Array(4).fill(PowerState.POWER_STATE_RUNNING));
+    expect(driver.maxInFlight.get(A)).toBe(1);
+    expect(driver.maxTotalInFlight).toBe(2);
+    expect((await driver.list()).map((d) => d.instanceId).sort()).toEqual([A, B]);
+    expect(driver.used().vcpus).toBe(2);
+  });
+});

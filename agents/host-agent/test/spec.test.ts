@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import type { agent } from "@cirrus/proto";
+import { isSafePath, validateSpec } from "../src/driver/spec.js";
+import { DriverError } from "../src/driver/types.js";
+
+const good: agent.InstanceSpec = {
+  instanceId: "i-0123456789abcdef0",
+  vcpus: 1,
+  memoryMib: 256,
+  rootDiskGib: 1,
+  image: { imageId: "ami-0123456789abcdef0", rootPath: "/var/lib/cirrus/images/a/rootfs.qcow2", kernelPath: "/var/lib/cirrus/images/a/vmlinuz", ramdiskPath: "", kernelCmdline: "console=ttyS0" },
+};
+
+function invalid(spec: agent.InstanceSpec): string {
+  try {
+    validateSpec(spec);
+  } catch (err) {
+    expect(err).toBeInstanceOf(DriverError);
+    expect((err as DriverError).kind).toBe("InvalidSpec");
+    return (err as Error).message;
+  }
+  throw new Error("spec was accepted");
+}
+
+describe("validateSpec", () => {
+  it("accepts a good spec and drops empty optional fields", () => {
+    const v = validateSpec(good);
+    expect(v.image.ramdiskPath).toBeUndefined();
+    expect(v.image.kernelPath).toBe("/var/lib/cirrus/images/a/vmlinuz");
+  });
+
+  it("rejects bad ids, sizes and paths with InvalidSpec", () => {
+    expect(invalid({ ...good, instanceId: "i-123; rm -rf /" })).toMatch(/instance id/);
+    expect(invalid({ ...good, vcpus: 0 })).toMatch(/vcpus/);
+    expect(invalid({ ...good, memoryMib: 1.5 })).toMatch(/memoryMib/);
+    expect(invalid({ ...good, rootDiskGib: -1 })).toMatch(/rootDiskGib/);
+    expect(invalid({ ...good, image: undefined })).toMatch(/image is missing/);
+    expect(invalid({ ...good, image: { ...good.image!, rootPath: "" } })).toMatch(/rootPath is missing/);
+    expect(invalid({ ...good, image: { ...good.image!, rootPath: "relative/disk.qcow2" } })).toMatch(/rootPath/);
+    expect(invalid({ ...good, image: { ...good.image!, kernelPath: "/var/lib/../../etc/shadow" } })).toMatch(/kernelPath/);
+    expect(invalid({ ...good, image: { ...good.image!, kernelPath: "", kernelCmdline: "x" } })).toMatch(/need image.kernelPath/);
+    expect(invalid({ ...good, image: { ...good.image!, kernelCmdline: "a\nb" } })).toMatch(/kernelCmdline/);
+  });
+});
+
+describe("isSafePath", () => {
+  it("allows plain absolute paths only", () => {
+    for (const p of ["/var/lib/cirrus/images/ami-1/rootfs.qcow2", "/a", "/a/b.c/d_e-f+g@h=i", "/a/...x"]) expect(isSafePath(p), p).toBe(true);
+    for (const p of ["", "/", "a/b", "/a/../b", "/a/./b", "/a/..", "/a//b", "/a/b/", "/a b", "/a;b", "/a$(x)", "/a\nb", "/a'b", "/ä"]) expect(isSafePath(p), p).toBe(false);
+  });
+});
