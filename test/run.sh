@@ -18,6 +18,7 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
 	exit 1
 fi
 npx turbo run typecheck --output-logs=errors-only
+npx eslint . --max-warnings 0
 
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT

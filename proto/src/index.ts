@@ -8,4 +8,3 @@ export * as agent from "./gen/cirrus/agent/v1/agent.js";
 /** Directory holding the .proto sources, for proto-loader/reflection. */
 export const protoRoot = fileURLToPath(new URL("..", import.meta.url));
 export const computeProtoFile = "cirrus/compute/v1/compute.proto";
-export const agentProtoFile = "cirrus/agent/v1/agent.proto";

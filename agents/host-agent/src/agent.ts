@@ -19,6 +19,7 @@ export async function createDriver(config: AgentConfig, log: Logger): Promise<Hy
     return new FakeDriver({ capacity: config.fake.capacity, delayMs: config.fake.delayMs, failureRate: config.fake.failureRate });
   }
   const runner = config.ssh ? new SshRunner(config.ssh) : new LocalRunner();
+  if (config.ssh && !config.ssh.hostKeyFingerprint) log.warn({ runner: runner.target }, "CIRRUS_SSH_HOST_FINGERPRINT is not set: the host's SSH key is not verified");
   try {
     const hypervisor = config.hypervisor === "auto" ? await probeHypervisor(runner, log) : config.hypervisor;
     log.info({ runner: runner.target, hypervisor, uri: config.libvirtUri }, "libvirt driver ready");

@@ -95,7 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const config: AgentConfig = {
     controlEndpoint: endpoint("CIRRUS_CONTROL_ENDPOINT", "127.0.0.1:50052") ?? "",
     enrolmentToken: str("CIRRUS_ENROLMENT_TOKEN"),
-    hostName: check("CIRRUS_HOST_NAME", str("CIRRUS_HOST_NAME", hostname()), (v) => /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(v), "a host name") ?? "",
+    hostName: check("CIRRUS_HOST_NAME", str("CIRRUS_HOST_NAME", hostname()), (v) => /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v), "a host name of at most 63 characters") ?? "",
     availabilityZone: check("CIRRUS_AVAILABILITY_ZONE", str("CIRRUS_AVAILABILITY_ZONE", "lab-1a"), (v) => /^[a-z0-9-]{1,64}$/.test(v), "a zone name such as lab-1a") ?? "",
     listen,
     advertise: endpoint("CIRRUS_AGENT_ADVERTISE", listen) ?? listen,

@@ -1,31 +1,27 @@
 // SshRunner against a real OpenSSH server started for this test on
-// 127.0.0.1 (needs the openssh-server package; the test runs as root, as CI does).
+// 127.0.0.1 (needs the openssh-server package and libvirtd; the test runs as
+// root, as CI does).
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
-import { tmpdir, userInfo } from "node:os";
+import { cpus, tmpdir, totalmem, userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SshRunner } from "../src/runner/ssh.js";
 import { CommandError } from "../src/runner/types.js";
-import { freePort } from "./helpers.js";
+import { LibvirtDriver } from "../src/driver/libvirt/driver.js";
+import { A, eventually, freePort, quietLogger, testSpec } from "./helpers.js";
 
 const SSHD = "/usr/sbin/sshd";
 
-async function waitForPort(port: number, deadlineMs: number): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ host: "127.0.0.1", port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(false));
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: "127.0.0.1", port }, () => {
+      s.destroy();
+      resolve(true);
     });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`sshd did not listen on ${port}`);
+    s.on("error", () => resolve(false));
+  });
 }
 
 describe("SshRunner against a real sshd", () => {
@@ -66,7 +62,7 @@ describe("SshRunner against a real sshd", () => {
     mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
     sshd = spawn(SSHD, ["-D", "-e", "-f", join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
     sshd.stderr?.on("data", (d: Buffer) => (sshdLog += d.toString()));
-    await waitForPort(port, 10_000).catch((err: unknown) => {
+    await eventually(() => canConnect(port), 10_000, `sshd on port ${port}`).catch((err: unknown) => {
       throw new Error(`${String(err)}; sshd said: ${sshdLog}`);
     });
     runner = new SshRunner({ host: "127.0.0.1", port, username: userInfo().username, privateKeyPath: join(dir, "client_key"), hostKeyFingerprint: fingerprint });
@@ -126,6 +122,18 @@ describe("SshRunner against a real sshd", () => {
     } finally {
       await wrong.close();
     }
+  });
+
+  it("drives the libvirt driver's host commands over SSH", async () => {
+    const driver = new LibvirtDriver({ runner, uri: "qemu:///system", hypervisor: "qemu", domainPrefix: "cirrus-ssh-test-", instancesDir: join(dir, "instances"), log: quietLogger() });
+    const cap = await driver.capacity();
+    expect(cap.vcpus).toBe(cpus().length);
+    expect(cap.memoryMib).toBe(Math.floor(totalmem() / 1024 / 1024));
+    expect(cap.diskGib).toBeGreaterThan(0);
+    expect(await driver.list()).toEqual([]);
+    expect(await driver.listArtifacts()).toEqual([]);
+    const err = await driver.createInstance({ ...testSpec(A), image: { ...testSpec(A).image!, rootPath: "/nonexistent/rootfs.qcow2" } }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ kind: "InvalidImage" });
   });
 
   it("reconnects after the server drops the connection", async () => {

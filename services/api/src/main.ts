@@ -9,7 +9,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { AgentClients, createLogger, LIFECYCLE_QUEUE, lifecycleJobId, lifecycleJobOptions } from "@cirrus/common";
-import { agent, agentProtoFile, compute, computeProtoFile, protoRoot } from "@cirrus/proto";
+import { agent, compute, computeProtoFile, protoRoot } from "@cirrus/proto";
 import { loadApiConfig } from "./config.js";
 import { migrate } from "./db/migrate.js";
 import type { DomainContext } from "./domain/context.js";

@@ -43,7 +43,7 @@ export interface CommandSpec<Req, Res, Seen extends Observation = Observation> {
 }
 
 /** A command spec with its types erased, for the list of commands of different message types. */
-export type AnyCommandSpec = CommandSpec<any, any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type AnyCommandSpec = CommandSpec<any, any, any>;
 
 /** Declares a command, checking its parts against each other before the types are erased. */
 export function defineCommand<Req, Res, Seen extends Observation = Observation>(spec: CommandSpec<Req, Res, Seen>): AnyCommandSpec {

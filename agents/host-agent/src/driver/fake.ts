@@ -119,12 +119,6 @@ export class FakeDriver implements HypervisorDriver {
     return [...this.domains.keys()];
   }
 
-  /** Simulates a domain dying behind the agent's back (for drift tests). */
-  crash(instanceId: string): void {
-    const d = this.domains.get(instanceId);
-    if (d) d.running = false;
-  }
-
   async close(): Promise<void> {}
 
   private get(instanceId: string): FakeDomain {

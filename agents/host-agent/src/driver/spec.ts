@@ -9,7 +9,7 @@ const SAFE_PATH = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+@=-]+)+$/;
 /** Printable ASCII only: a kernel command line has no business carrying anything else. */
 const SAFE_CMDLINE = /^[\x20-\x7e]{0,2048}$/;
 
-export const LIMITS = { maxVcpus: 256, minMemoryMib: 64, maxMemoryMib: 4 * 1024 * 1024, maxRootDiskGib: 64 * 1024 } as const;
+const LIMITS = { maxVcpus: 256, minMemoryMib: 64, maxMemoryMib: 4 * 1024 * 1024, maxRootDiskGib: 64 * 1024 } as const;
 
 export interface ValidSpec {
   instanceId: string;

@@ -25,13 +25,16 @@ export interface SshTarget {
 const MAX_CHANNELS = 8;
 
 /** The OpenSSH-style fingerprint of a raw host key: "SHA256:" + unpadded base64. */
-export function hostKeyFingerprint(key: Buffer): string {
+function hostKeyFingerprint(key: Buffer): string {
   return `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
 }
 
 export class SshRunner implements CommandRunner {
   readonly target: string;
+  /** The shared connection, or the attempt to make it. */
   private connection: Promise<Client> | undefined;
+  /** The same connection once ready. */
+  private connected: Client | undefined;
   private active = 0;
   private readonly waiting: Array<() => void> = [];
   private closed = false;
@@ -55,13 +58,19 @@ export class SshRunner implements CommandRunner {
     this.closed = true;
     const conn = this.connection;
     this.connection = undefined;
+    this.connected = undefined;
     if (conn) (await conn.catch(() => undefined))?.end();
   }
 
   private exec(conn: Client, argv: string[], command: string, opts: RunOptions): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       conn.exec(command, (err, stream: ClientChannel) => {
-        if (err) return reject(new Error(`ssh exec on ${this.target} failed: ${err.message}`));
+        if (err) {
+          // Most often a connection that died without a close event yet:
+          // drop it so the next command reconnects.
+          this.forget(conn);
+          return reject(new Error(`ssh exec on ${this.target} failed: ${err.message}`));
+        }
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
         // The remote process cannot be killed portably over SSH (OpenSSH ignores
@@ -94,17 +103,24 @@ export class SshRunner implements CommandRunner {
     this.connection = attempt;
     attempt.then(
       (conn) => {
-        const forget = () => {
-          if (this.connection === attempt) this.connection = undefined;
-        };
-        conn.on("close", forget);
-        conn.on("end", forget);
+        this.connected = conn;
+        conn.on("close", () => this.forget(conn));
+        conn.on("end", () => this.forget(conn));
       },
       () => {
         if (this.connection === attempt) this.connection = undefined;
       },
     );
     return attempt;
+  }
+
+  /** Drops `conn` as the shared connection (if it still is) and closes it. */
+  private forget(conn: Client): void {
+    if (this.connected === conn) {
+      this.connected = undefined;
+      this.connection = undefined;
+    }
+    conn.end();
   }
 
   private async open(): Promise<Client> {

@@ -55,8 +55,8 @@ export class LibvirtDriver implements HypervisorDriver {
   async createInstance(input: InstanceSpec): Promise<agent.PowerState> {
     const spec = validateSpec(input);
     const name = this.domainName(spec.instanceId);
-    const existing = await this.virsh.state(name);
-    if (existing.power !== PowerState.POWER_STATE_ABSENT) return this.ensureRunning(name, existing);
+    const current = await this.virsh.state(name);
+    if (current.power !== PowerState.POWER_STATE_ABSENT) return this.ensureRunning(name, current);
 
     const overlay = this.overlayPath(spec.instanceId);
     const consoleLog = this.consoleLogPath(spec.instanceId);

@@ -11,7 +11,7 @@ export interface DomainState {
   state: string;
 }
 
-export const ABSENT: DomainState = { power: PowerState.POWER_STATE_ABSENT, state: "absent" };
+const ABSENT: DomainState = { power: PowerState.POWER_STATE_ABSENT, state: "absent" };
 
 export class Virsh {
   constructor(
@@ -20,7 +20,8 @@ export class Virsh {
   ) {}
 
   run(args: string[], opts?: RunOptions): Promise<RunResult> {
-    return this.runner.run(["virsh", "-c", this.uri, ...args], opts);
+    // LC_ALL=C: state names such as "shut off" are translated in other locales.
+    return this.runner.run(["env", "LC_ALL=C", "virsh", "-c", this.uri, ...args], opts);
   }
 
   /** Names of domains, all of them or only those in one state. */

@@ -1,0 +1,64 @@
+// The `cirrus` CLI as a user runs it, against the real API (fake-driver host:
+// this checks the CLI's shapes, waits and errors, not booting).
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot, Stack } from "../src/stack.js";
+
+const stack = new Stack();
+let imageId = "";
+
+async function cirrus(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/cli/bin/cirrus.js"), ...args], {
+      env: { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  await stack.start();
+  await stack.addAgent({ name: "fake1", driver: "fake", capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } });
+  imageId = await stack.registerTestImage();
+});
+afterAll(() => stack.stop());
+
+describe("cirrus CLI", () => {
+  it("runs, waits, describes in EC2's shapes, and terminates", async () => {
+    const run = await cirrus("run-instances", "--image-id", imageId, "--instance-type", "t2.micro", "--count", "2",
+      "--tag-specifications", "ResourceType=instance,Tags=[{Key=Name,Value=cli}]", "--wait");
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/running/);
+    const ids = (JSON.parse(run.stdout).Instances as Array<{ InstanceId: string }>).map((i) => i.InstanceId);
+    expect(ids).toHaveLength(2);
+
+    const desc = await cirrus("describe-instances", "--filters", "Name=tag:Name,Values=cli");
+    expect(desc.code).toBe(0);
+    const parsed = JSON.parse(desc.stdout);
+    const instances = parsed.Reservations.flatMap((r: { Instances: unknown[] }) => r.Instances);
+    expect(instances).toHaveLength(2);
+    expect(instances[0]).toMatchObject({ InstanceId: expect.stringMatching(/^i-[0-9a-f]{17}$/), State: { Code: 16, Name: "running" }, InstanceType: "t2.micro", ImageId: imageId });
+
+    const table = await cirrus("describe-instances", "--output", "table");
+    expect(table.stdout).toContain(ids[0]);
+    expect(table.stdout).toContain("running");
+
+    const term = await cirrus("terminate-instances", "--instance-ids", ...ids, "--wait");
+    expect(term.code, term.stderr).toBe(0);
+    expect(JSON.parse(term.stdout).TerminatingInstances).toHaveLength(2);
+    for (const id of ids) expect((await stack.instance(id)).State?.Name).toBe("terminated");
+  });
+
+  it("prints EC2 errors the aws CLI way and exits non-zero", async () => {
+    const res = await cirrus("run-instances", "--image-id", "ami-0123456789abcdef0", "--count", "1");
+    expect(res.code).toBe(254);
+    expect(res.stderr).toMatch(/An error occurred \(InvalidAMIID\.NotFound\) when calling the RunInstances operation: /);
+    const bad = await cirrus("run-instances", "--image-id", imageId, "--count", "x");
+    expect(bad.code).toBe(252);
+  });
+});
