@@ -34,10 +34,13 @@ async function load(pool: Pool, id: string): Promise<StepRow | undefined> {
 
 const hostOf = (r: StepRow): HostEndpoint => ({ id: r.host_id, endpoint: r.endpoint, secret: r.secret });
 
-/** Errors that retrying cannot fix: the agent refused the request itself. */
+/**
+ * Errors that retrying cannot fix: the agent refused the request itself
+ * (invalid spec or image), or there is no domain to reboot.
+ */
 export function isPermanent(err: unknown): boolean {
   const code = (err as Partial<ServiceError>).code;
-  return code === status.FAILED_PRECONDITION || code === status.INVALID_ARGUMENT;
+  return code === status.FAILED_PRECONDITION || code === status.INVALID_ARGUMENT || code === status.NOT_FOUND;
 }
 
 /** Sets the stable state if this step is still the current one. Returns false when superseded. */
