@@ -49,7 +49,6 @@ run_service() { # name script
 }
 
 main() {
-	apt_install nodejs npm ca-certificates
 	[[ -d node_modules ]] || npm ci --no-audit --no-fund
 	bash deploy/prepare-host.sh
 	ensure_env_file
