@@ -16,11 +16,23 @@ if [[ -z $image_id ]]; then
 	log "registered $image_id"
 fi
 instance_id=$(npx cirrus describe-instances --filters "Name=tag:Name,Values=cirrus-demo" "Name=instance-state-name,Values=pending,running,stopping,stopped" | json 'r.Reservations?.[0]?.Instances?.[0]?.InstanceId')
-if [[ -z $instance_id ]]; then
-	instance_id=$(npx cirrus run-instances --image-id "$image_id" --instance-type t2.micro --count 1 \
-		--tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=cirrus-demo}]' | json 'r.Instances[0].InstanceId')
-	log "launched $instance_id"
-fi
+# The local agent needs a few seconds to probe the hypervisor and enrol: until
+# then there is no capacity, so retry on InsufficientInstanceCapacity only.
+for _ in $(seq 60); do
+	[[ -n $instance_id ]] && break
+	if out=$(npx cirrus run-instances --image-id "$image_id" --instance-type t2.micro --count 1 \
+		--client-token "cirrus-demo-$image_id" \
+		--tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=cirrus-demo}]' 2>/tmp/cirrus-demo.err); then
+		instance_id=$(json 'r.Instances[0].InstanceId' <<<"$out")
+		log "launched $instance_id"
+	elif grep -q InsufficientInstanceCapacity /tmp/cirrus-demo.err; then
+		sleep 2
+	else
+		cat /tmp/cirrus-demo.err >&2
+		exit 1
+	fi
+done
+[[ -n $instance_id ]] || { log "no host took the demo instance; see /var/log/cirrus/agent.log"; exit 1; }
 npx cirrus start-instances --instance-ids "$instance_id" --wait >/dev/null
 for _ in $(seq 120); do
 	line=$(npx cirrus get-console-output --instance-id "$instance_id" --output text | grep -m1 CIRRUS-BOOT || true)
