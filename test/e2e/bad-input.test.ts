@@ -1,10 +1,15 @@
 // Bad input gets EC2's error code, writes nothing and leaves every process up.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { credentials, status } from "@grpc/grpc-js";
+import { bearerMetadata, callUnary } from "@cirrus/common";
+import { agent } from "@cirrus/proto";
 import { Stack } from "../src/stack.js";
 
 const stack = new Stack();
 let imageId = "";
 let terminatedId = "";
+let hostId = "";
+let agentEndpoint = "";
 
 async function rowCounts(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -17,7 +22,7 @@ async function rowCounts(): Promise<Record<string, number>> {
 
 beforeAll(async () => {
   await stack.start();
-  await stack.addAgent({ name: "fake1", driver: "fake", capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } });
+  ({ hostId, endpoint: agentEndpoint } = await stack.addAgent({ name: "fake1", driver: "fake", capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } }));
   imageId = await stack.registerTestImage();
   const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1 });
   terminatedId = res.Instances[0].InstanceId;
@@ -76,5 +81,27 @@ describe("bad input", () => {
     const before = await rowCounts();
     await expect(stack.call("runInstances", run({ ClientToken: "same-token", InstanceType: "t2.micro" }))).rejects.toMatchObject({ details: expect.stringMatching(/^IdempotentParameterMismatch: /) });
     expect(await rowCounts()).toEqual(before);
+  });
+});
+
+describe("the agent boundary is authenticated both ways", () => {
+  it("HostControl refuses a wrong enrolment token and a wrong host secret", async () => {
+    const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
+    const before = await rowCounts();
+    await expect(callUnary(control, control.registerHost, agent.RegisterHostRequest.fromPartial({
+      hostName: "intruder", availabilityZone: "lab-1a", hypervisor: "fake", endpoint: "127.0.0.1:1", vcpus: 1000, memoryMib: 1, diskGib: 1, enrolmentToken: "not-the-token",
+    }))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(callUnary(control, control.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), bearerMetadata("wrong-secret", hostId)))
+      .rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(await rowCounts()).toEqual(before);
+    control.close();
+  });
+
+  it("HostAgent refuses calls without the host secret", async () => {
+    const client = new agent.HostAgentClient(agentEndpoint, credentials.createInsecure());
+    const ref = agent.InstanceRef.fromPartial({ instanceId: terminatedId });
+    await expect(callUnary(client, client.destroyInstance, ref)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    await expect(callUnary(client, client.destroyInstance, ref, bearerMetadata("wrong-secret"))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    client.close();
   });
 });

@@ -7,13 +7,14 @@ import { Stack, waitUntil } from "../src/stack.js";
 const stack = new Stack();
 let imageId = "";
 let hostId = "";
+let instancesDir = "";
 
 const usage = async () => (await stack.pool.query("SELECT used_vcpus, used_memory_mib, used_disk_gib FROM hosts WHERE id = $1", [hostId])).rows[0];
 const bootCount = async (id: string) => [...(await stack.consoleText(id)).matchAll(new RegExp(`CIRRUS-BOOT instance-id=${id} `, "g"))].length;
 
 beforeAll(async () => {
   await stack.start();
-  ({ hostId } = await stack.addAgent({ name: "kvm1", driver: "libvirt", capacity: { vcpus: 4, memoryMib: 4096, diskGib: 20 } }));
+  ({ hostId, instancesDir } = await stack.addAgent({ name: "kvm1", driver: "libvirt", capacity: { vcpus: 4, memoryMib: 4096, diskGib: 20 } }));
   imageId = await stack.registerTestImage();
 });
 afterAll(() => stack.stop());
@@ -23,6 +24,7 @@ describe("resilience", () => {
     const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 2, MaxCount: 2 });
     const ids: string[] = res.Instances.map((i: { InstanceId: string }) => i.InstanceId);
     await stack.waitForState(ids, "running", 180_000);
+    for (const id of ids) await waitUntil(`boot marker of ${id}`, async () => (await bootCount(id)) === 1, 120_000, 1000);
     const before = await usage();
     const agent = stack.agents.get("kvm1")!;
     await agent.kill("SIGKILL");
@@ -83,5 +85,26 @@ describe("resilience", () => {
     await stack.call("startInstances", { InstanceIds: [id] });
     await stack.waitForState([id], "running");
     expect(stack.domState(id)).toBe("running");
+  });
+
+  it("an orphan domain and its disk, unknown to the control plane, are removed after the grace period", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { existsSync, writeFileSync } = await import("node:fs");
+    const { randomBytes } = await import("node:crypto");
+    const virsh = (...args: string[]) => execFileSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8" });
+    const keep = (await stack.pool.query("SELECT id FROM instances WHERE state = 'running' LIMIT 1")).rows[0].id as string;
+    const orphan = `i-${randomBytes(9).toString("hex").slice(0, 17)}`;
+    // A copy of a real instance's domain under an id the control plane never issued.
+    const xml = virsh("dumpxml", `${stack.domainPrefix}${keep}`).replace(/<uuid>[^<]*<\/uuid>/, "").replace(/<entry name='uuid'>[^<]*<\/entry>/, "").replaceAll(keep, orphan);
+    const disk = `${instancesDir}/${orphan}.qcow2`;
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", `${process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami"}/rootfs.qcow2`, disk]);
+    const file = `${stack.workDir}/orphan.xml`;
+    writeFileSync(file, xml);
+    virsh("define", file);
+    virsh("start", `${stack.domainPrefix}${orphan}`);
+    expect(stack.domState(orphan)).toBe("running");
+    await waitUntil("the orphan to be removed", async () => stack.domState(orphan) === "absent" && !existsSync(disk), 60_000, 500);
+    expect(stack.domState(keep)).toBe("running");
+    expect((await stack.instance(keep)).State?.Name).toBe("running");
   });
 });

@@ -157,7 +157,7 @@ export class Stack {
     return w;
   }
 
-  async addAgent(o: AgentOptions): Promise<{ proc: Proc; hostId: string; instancesDir: string }> {
+  async addAgent(o: AgentOptions): Promise<{ proc: Proc; hostId: string; instancesDir: string; endpoint: string }> {
     const port = await freePort();
     const instancesDir = join(this.workDir, "instances", o.name);
     mkdirSync(instancesDir, { recursive: true });
@@ -185,7 +185,7 @@ export class Stack {
       const { rows } = await this.pool.query<{ id: string }>("SELECT id FROM hosts WHERE name = $1 AND last_heartbeat_at > now() - interval '5 seconds'", [`${o.name}-${this.runId}`]);
       return rows[0]?.id;
     }, 90_000);
-    return { proc, hostId, instancesDir };
+    return { proc, hostId, instancesDir, endpoint: `127.0.0.1:${port}` };
   }
 
   /** Calls a Compute RPC by its ts-proto method name, with a partial request (defaults filled in). */
