@@ -18,5 +18,6 @@ export function instanceSpecOf(r: InstanceSpecRow): agent.InstanceSpec {
   return {
     instanceId: r.id, vcpus: r.vcpus, memoryMib: r.memory_mib, rootDiskGib: r.disk_gib,
     image: { imageId: r.image_id, rootPath: r.location, kernelPath: r.kernel_location, ramdiskPath: r.ramdisk_location, kernelCmdline: r.kernel_cmdline },
+    network: undefined,
   };
 }

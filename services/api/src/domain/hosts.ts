@@ -78,5 +78,8 @@ export async function heartbeat(ctx: DomainContext, req: agent.HeartbeatRequest)
   for (const { id } of stopped) ctx.log.warn({ hostId: req.hostId, instanceId: id, shutOff: shutOff.has(id) }, "instance found powered off: now stopped");
   for (const { id } of started) ctx.log.warn({ hostId: req.hostId, instanceId: id }, "instance found running: now running");
   const { rows } = await ctx.pool.query<InstanceRow & InstanceSpecRow>(`${INSTANCE_WITH_IMAGE_SQL} WHERE i.host_id = $1 AND i.state <> 'terminated'`, [req.hostId]);
-  return { instances: rows.map((r) => ({ spec: instanceSpecOf(r), state: r.state, busy: r.task !== null })) };
+  return {
+    instances: rows.map((r) => ({ spec: instanceSpecOf(r), state: r.state, busy: r.task !== null })),
+    network: { firewalls: [], elasticIps: [], metadata: [] },
+  };
 }

@@ -22,6 +22,10 @@ export function computeHandlers(ctx: DomainContext, agents: AgentClients): compu
         else ctx.log.error({ rpc: name, err }, "request failed");
       },
     );
+  /** An action in the API that is not implemented yet: a clear error, never a silent success. */
+  const unsupported = (name: string) => rpc(name, () => {
+    throw new Ec2Error("Unsupported", `${name} is not supported yet by this Cirrus version`);
+  });
   return {
     runInstances: rpc("RunInstances", runInstances),
     describeInstances: rpc("DescribeInstances", describeInstances),
@@ -36,5 +40,28 @@ export function computeHandlers(ctx: DomainContext, agents: AgentClients): compu
     describeInstanceTypes: rpc("DescribeInstanceTypes", describeInstanceTypes),
     describeAvailabilityZones: rpc("DescribeAvailabilityZones", describeAvailabilityZones),
     describeRegions: rpc("DescribeRegions", describeRegions),
+    createKeyPair: unsupported("CreateKeyPair"),
+    importKeyPair: unsupported("ImportKeyPair"),
+    describeKeyPairs: unsupported("DescribeKeyPairs"),
+    deleteKeyPair: unsupported("DeleteKeyPair"),
+    createVpc: unsupported("CreateVpc"),
+    describeVpcs: unsupported("DescribeVpcs"),
+    deleteVpc: unsupported("DeleteVpc"),
+    createSubnet: unsupported("CreateSubnet"),
+    describeSubnets: unsupported("DescribeSubnets"),
+    deleteSubnet: unsupported("DeleteSubnet"),
+    createSecurityGroup: unsupported("CreateSecurityGroup"),
+    deleteSecurityGroup: unsupported("DeleteSecurityGroup"),
+    describeSecurityGroups: unsupported("DescribeSecurityGroups"),
+    authorizeSecurityGroupIngress: unsupported("AuthorizeSecurityGroupIngress"),
+    authorizeSecurityGroupEgress: unsupported("AuthorizeSecurityGroupEgress"),
+    revokeSecurityGroupIngress: unsupported("RevokeSecurityGroupIngress"),
+    revokeSecurityGroupEgress: unsupported("RevokeSecurityGroupEgress"),
+    modifyInstanceAttribute: unsupported("ModifyInstanceAttribute"),
+    allocateAddress: unsupported("AllocateAddress"),
+    associateAddress: unsupported("AssociateAddress"),
+    disassociateAddress: unsupported("DisassociateAddress"),
+    releaseAddress: unsupported("ReleaseAddress"),
+    describeAddresses: unsupported("DescribeAddresses"),
   };
 }

@@ -63,6 +63,12 @@ export function instanceToProto(r: InstanceRow, tags: compute.Tag[]): compute.In
     Hypervisor: "kvm",
     VirtualizationType: "hvm",
     CpuOptions: { CoreCount: r.vcpus, ThreadsPerCore: 1 },
+    VpcId: "",
+    SubnetId: "",
+    PrivateIpAddress: "",
+    PublicIpAddress: "",
+    KeyName: "",
+    SecurityGroups: [],
   };
 }
 

@@ -99,7 +99,25 @@ export interface InstanceSpec {
   vcpus: number;
   memoryMib: number;
   rootDiskGib: number;
-  image: ImageSpec | undefined;
+  image:
+    | ImageSpec
+    | undefined;
+  /** Absent: the instance has no network interface. */
+  network: NetworkInterface | undefined;
+}
+
+/**
+ * One NIC on the bridge of the instance's subnet. The host holds
+ * gateway_ip on that bridge and answers DHCP with private_ip for mac_address.
+ */
+export interface NetworkInterface {
+  subnetId: string;
+  /** e.g. 10.0.1.0/24 */
+  subnetCidr: string;
+  gatewayIp: string;
+  privateIp: string;
+  /** 52:54:00:xx:xx:xx */
+  macAddress: string;
 }
 
 export interface CreateInstanceRequest {
@@ -164,6 +182,70 @@ export interface DesiredInstance {
 
 export interface HeartbeatResponse {
   instances: DesiredInstance[];
+  /** The whole network state of this host, for the reconcile loop. */
+  network: HostNetworkState | undefined;
+}
+
+/** One stateful firewall rule (return traffic is allowed by conntrack). */
+export interface FirewallRule {
+  /** tcp, udp, icmp or all. */
+  protocol: string;
+  /** tcp/udp: port range (both -1 for all ports); icmp: type and code (-1 any). */
+  fromPort: number;
+  toPort: number;
+  /**
+   * IPv4 CIDRs: sources for ingress, destinations for egress. Rules whose
+   * source is a security group arrive resolved to its members' /32s.
+   */
+  cidrs: string[];
+}
+
+export interface InstanceFirewall {
+  instanceId: string;
+  ingress: FirewallRule[];
+  egress: FirewallRule[];
+}
+
+/**
+ * public_ip is DNATed to private_ip, and traffic from private_ip leaving
+ * the host is SNATed to public_ip.
+ */
+export interface ElasticIpMapping {
+  publicIp: string;
+  privateIp: string;
+  instanceId: string;
+}
+
+export interface PublicKey {
+  name: string;
+  /** OpenSSH format: "ssh-ed25519 AAAA… name" */
+  opensshKey: string;
+}
+
+/** What the metadata service at 169.254.169.254 tells this instance (and only it). */
+export interface InstanceMetadata {
+  instanceId: string;
+  amiId: string;
+  instanceType: string;
+  availabilityZone: string;
+  region: string;
+  localIpv4: string;
+  publicIpv4: string;
+  mac: string;
+  localHostname: string;
+  reservationId: string;
+  securityGroups: string[];
+  publicKeys: PublicKey[];
+  userData: Buffer;
+}
+
+export interface HostNetworkState {
+  firewalls: InstanceFirewall[];
+  elasticIps: ElasticIpMapping[];
+  metadata: InstanceMetadata[];
+}
+
+export interface ApplyNetworkStateResponse {
 }
 
 function createBaseImageSpec(): ImageSpec {
@@ -320,7 +402,7 @@ export const ImageSpec: MessageFns<ImageSpec> = {
 };
 
 function createBaseInstanceSpec(): InstanceSpec {
-  return { instanceId: "", vcpus: 0, memoryMib: 0, rootDiskGib: 0, image: undefined };
+  return { instanceId: "", vcpus: 0, memoryMib: 0, rootDiskGib: 0, image: undefined, network: undefined };
 }
 
 export const InstanceSpec: MessageFns<InstanceSpec> = {
@@ -339,6 +421,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     }
     if (message.image !== undefined) {
       ImageSpec.encode(message.image, writer.uint32(42).fork()).join();
+    }
+    if (message.network !== undefined) {
+      NetworkInterface.encode(message.network, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -396,6 +481,14 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
             message.image = ImageSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.network = NetworkInterface.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -427,6 +520,7 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
         ? globalThis.Number(object.root_disk_gib)
         : 0,
       image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
+      network: isSet(object.network) ? NetworkInterface.fromJSON(object.network) : undefined,
     };
   },
 
@@ -447,6 +541,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     if (message.image !== undefined) {
       obj.image = ImageSpec.toJSON(message.image);
     }
+    if (message.network !== undefined) {
+      obj.network = NetworkInterface.toJSON(message.network);
+    }
     return obj;
   },
 
@@ -462,6 +559,162 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     message.image = (object.image !== undefined && object.image !== null)
       ? ImageSpec.fromPartial(object.image)
       : undefined;
+    message.network = (object.network !== undefined && object.network !== null)
+      ? NetworkInterface.fromPartial(object.network)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseNetworkInterface(): NetworkInterface {
+  return { subnetId: "", subnetCidr: "", gatewayIp: "", privateIp: "", macAddress: "" };
+}
+
+export const NetworkInterface: MessageFns<NetworkInterface> = {
+  encode(message: NetworkInterface, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subnetId !== "") {
+      writer.uint32(10).string(message.subnetId);
+    }
+    if (message.subnetCidr !== "") {
+      writer.uint32(18).string(message.subnetCidr);
+    }
+    if (message.gatewayIp !== "") {
+      writer.uint32(26).string(message.gatewayIp);
+    }
+    if (message.privateIp !== "") {
+      writer.uint32(34).string(message.privateIp);
+    }
+    if (message.macAddress !== "") {
+      writer.uint32(42).string(message.macAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkInterface {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkInterface();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subnetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.subnetCidr = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.gatewayIp = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.privateIp = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.macAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkInterface {
+    return {
+      subnetId: isSet(object.subnetId)
+        ? globalThis.String(object.subnetId)
+        : isSet(object.subnet_id)
+        ? globalThis.String(object.subnet_id)
+        : "",
+      subnetCidr: isSet(object.subnetCidr)
+        ? globalThis.String(object.subnetCidr)
+        : isSet(object.subnet_cidr)
+        ? globalThis.String(object.subnet_cidr)
+        : "",
+      gatewayIp: isSet(object.gatewayIp)
+        ? globalThis.String(object.gatewayIp)
+        : isSet(object.gateway_ip)
+        ? globalThis.String(object.gateway_ip)
+        : "",
+      privateIp: isSet(object.privateIp)
+        ? globalThis.String(object.privateIp)
+        : isSet(object.private_ip)
+        ? globalThis.String(object.private_ip)
+        : "",
+      macAddress: isSet(object.macAddress)
+        ? globalThis.String(object.macAddress)
+        : isSet(object.mac_address)
+        ? globalThis.String(object.mac_address)
+        : "",
+    };
+  },
+
+  toJSON(message: NetworkInterface): unknown {
+    const obj: any = {};
+    if (message.subnetId !== "") {
+      obj.subnetId = message.subnetId;
+    }
+    if (message.subnetCidr !== "") {
+      obj.subnetCidr = message.subnetCidr;
+    }
+    if (message.gatewayIp !== "") {
+      obj.gatewayIp = message.gatewayIp;
+    }
+    if (message.privateIp !== "") {
+      obj.privateIp = message.privateIp;
+    }
+    if (message.macAddress !== "") {
+      obj.macAddress = message.macAddress;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NetworkInterface>, I>>(base?: I): NetworkInterface {
+    return NetworkInterface.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkInterface>, I>>(object: I): NetworkInterface {
+    const message = createBaseNetworkInterface();
+    message.subnetId = object.subnetId ?? "";
+    message.subnetCidr = object.subnetCidr ?? "";
+    message.gatewayIp = object.gatewayIp ?? "";
+    message.privateIp = object.privateIp ?? "";
+    message.macAddress = object.macAddress ?? "";
     return message;
   },
 };
@@ -1398,13 +1651,16 @@ export const DesiredInstance: MessageFns<DesiredInstance> = {
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { instances: [] };
+  return { instances: [], network: undefined };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   encode(message: HeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.instances) {
       DesiredInstance.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.network !== undefined) {
+      HostNetworkState.encode(message.network, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1430,6 +1686,14 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
             message.instances.push(DesiredInstance.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.network = HostNetworkState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1447,6 +1711,7 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
       instances: globalThis.Array.isArray(object?.instances)
         ? object.instances.map((e: any) => DesiredInstance.fromJSON(e))
         : [],
+      network: isSet(object.network) ? HostNetworkState.fromJSON(object.network) : undefined,
     };
   },
 
@@ -1454,6 +1719,9 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     const obj: any = {};
     if (message.instances?.length) {
       obj.instances = message.instances.map((e) => DesiredInstance.toJSON(e));
+    }
+    if (message.network !== undefined) {
+      obj.network = HostNetworkState.toJSON(message.network);
     }
     return obj;
   },
@@ -1464,6 +1732,923 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(object: I): HeartbeatResponse {
     const message = createBaseHeartbeatResponse();
     message.instances = object.instances?.map((e) => DesiredInstance.fromPartial(e)) || [];
+    message.network = (object.network !== undefined && object.network !== null)
+      ? HostNetworkState.fromPartial(object.network)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFirewallRule(): FirewallRule {
+  return { protocol: "", fromPort: 0, toPort: 0, cidrs: [] };
+}
+
+export const FirewallRule: MessageFns<FirewallRule> = {
+  encode(message: FirewallRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.protocol !== "") {
+      writer.uint32(10).string(message.protocol);
+    }
+    if (message.fromPort !== 0) {
+      writer.uint32(16).int32(message.fromPort);
+    }
+    if (message.toPort !== 0) {
+      writer.uint32(24).int32(message.toPort);
+    }
+    for (const v of message.cidrs) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FirewallRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFirewallRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromPort = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.toPort = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.cidrs.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FirewallRule {
+    return {
+      protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      fromPort: isSet(object.fromPort)
+        ? globalThis.Number(object.fromPort)
+        : isSet(object.from_port)
+        ? globalThis.Number(object.from_port)
+        : 0,
+      toPort: isSet(object.toPort)
+        ? globalThis.Number(object.toPort)
+        : isSet(object.to_port)
+        ? globalThis.Number(object.to_port)
+        : 0,
+      cidrs: globalThis.Array.isArray(object?.cidrs) ? object.cidrs.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: FirewallRule): unknown {
+    const obj: any = {};
+    if (message.protocol !== "") {
+      obj.protocol = message.protocol;
+    }
+    if (message.fromPort !== 0) {
+      obj.fromPort = Math.round(message.fromPort);
+    }
+    if (message.toPort !== 0) {
+      obj.toPort = Math.round(message.toPort);
+    }
+    if (message.cidrs?.length) {
+      obj.cidrs = message.cidrs;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FirewallRule>, I>>(base?: I): FirewallRule {
+    return FirewallRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FirewallRule>, I>>(object: I): FirewallRule {
+    const message = createBaseFirewallRule();
+    message.protocol = object.protocol ?? "";
+    message.fromPort = object.fromPort ?? 0;
+    message.toPort = object.toPort ?? 0;
+    message.cidrs = object.cidrs?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseInstanceFirewall(): InstanceFirewall {
+  return { instanceId: "", ingress: [], egress: [] };
+}
+
+export const InstanceFirewall: MessageFns<InstanceFirewall> = {
+  encode(message: InstanceFirewall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    for (const v of message.ingress) {
+      FirewallRule.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.egress) {
+      FirewallRule.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceFirewall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceFirewall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ingress.push(FirewallRule.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.egress.push(FirewallRule.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceFirewall {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      ingress: globalThis.Array.isArray(object?.ingress)
+        ? object.ingress.map((e: any) => FirewallRule.fromJSON(e))
+        : [],
+      egress: globalThis.Array.isArray(object?.egress) ? object.egress.map((e: any) => FirewallRule.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: InstanceFirewall): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.ingress?.length) {
+      obj.ingress = message.ingress.map((e) => FirewallRule.toJSON(e));
+    }
+    if (message.egress?.length) {
+      obj.egress = message.egress.map((e) => FirewallRule.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceFirewall>, I>>(base?: I): InstanceFirewall {
+    return InstanceFirewall.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceFirewall>, I>>(object: I): InstanceFirewall {
+    const message = createBaseInstanceFirewall();
+    message.instanceId = object.instanceId ?? "";
+    message.ingress = object.ingress?.map((e) => FirewallRule.fromPartial(e)) || [];
+    message.egress = object.egress?.map((e) => FirewallRule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseElasticIpMapping(): ElasticIpMapping {
+  return { publicIp: "", privateIp: "", instanceId: "" };
+}
+
+export const ElasticIpMapping: MessageFns<ElasticIpMapping> = {
+  encode(message: ElasticIpMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.publicIp !== "") {
+      writer.uint32(10).string(message.publicIp);
+    }
+    if (message.privateIp !== "") {
+      writer.uint32(18).string(message.privateIp);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(26).string(message.instanceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ElasticIpMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseElasticIpMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.publicIp = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.privateIp = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ElasticIpMapping {
+    return {
+      publicIp: isSet(object.publicIp)
+        ? globalThis.String(object.publicIp)
+        : isSet(object.public_ip)
+        ? globalThis.String(object.public_ip)
+        : "",
+      privateIp: isSet(object.privateIp)
+        ? globalThis.String(object.privateIp)
+        : isSet(object.private_ip)
+        ? globalThis.String(object.private_ip)
+        : "",
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ElasticIpMapping): unknown {
+    const obj: any = {};
+    if (message.publicIp !== "") {
+      obj.publicIp = message.publicIp;
+    }
+    if (message.privateIp !== "") {
+      obj.privateIp = message.privateIp;
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ElasticIpMapping>, I>>(base?: I): ElasticIpMapping {
+    return ElasticIpMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ElasticIpMapping>, I>>(object: I): ElasticIpMapping {
+    const message = createBaseElasticIpMapping();
+    message.publicIp = object.publicIp ?? "";
+    message.privateIp = object.privateIp ?? "";
+    message.instanceId = object.instanceId ?? "";
+    return message;
+  },
+};
+
+function createBasePublicKey(): PublicKey {
+  return { name: "", opensshKey: "" };
+}
+
+export const PublicKey: MessageFns<PublicKey> = {
+  encode(message: PublicKey, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.opensshKey !== "") {
+      writer.uint32(18).string(message.opensshKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublicKey {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublicKey();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.opensshKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PublicKey {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      opensshKey: isSet(object.opensshKey)
+        ? globalThis.String(object.opensshKey)
+        : isSet(object.openssh_key)
+        ? globalThis.String(object.openssh_key)
+        : "",
+    };
+  },
+
+  toJSON(message: PublicKey): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.opensshKey !== "") {
+      obj.opensshKey = message.opensshKey;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PublicKey>, I>>(base?: I): PublicKey {
+    return PublicKey.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PublicKey>, I>>(object: I): PublicKey {
+    const message = createBasePublicKey();
+    message.name = object.name ?? "";
+    message.opensshKey = object.opensshKey ?? "";
+    return message;
+  },
+};
+
+function createBaseInstanceMetadata(): InstanceMetadata {
+  return {
+    instanceId: "",
+    amiId: "",
+    instanceType: "",
+    availabilityZone: "",
+    region: "",
+    localIpv4: "",
+    publicIpv4: "",
+    mac: "",
+    localHostname: "",
+    reservationId: "",
+    securityGroups: [],
+    publicKeys: [],
+    userData: Buffer.alloc(0),
+  };
+}
+
+export const InstanceMetadata: MessageFns<InstanceMetadata> = {
+  encode(message: InstanceMetadata, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.amiId !== "") {
+      writer.uint32(18).string(message.amiId);
+    }
+    if (message.instanceType !== "") {
+      writer.uint32(26).string(message.instanceType);
+    }
+    if (message.availabilityZone !== "") {
+      writer.uint32(34).string(message.availabilityZone);
+    }
+    if (message.region !== "") {
+      writer.uint32(42).string(message.region);
+    }
+    if (message.localIpv4 !== "") {
+      writer.uint32(50).string(message.localIpv4);
+    }
+    if (message.publicIpv4 !== "") {
+      writer.uint32(58).string(message.publicIpv4);
+    }
+    if (message.mac !== "") {
+      writer.uint32(66).string(message.mac);
+    }
+    if (message.localHostname !== "") {
+      writer.uint32(74).string(message.localHostname);
+    }
+    if (message.reservationId !== "") {
+      writer.uint32(82).string(message.reservationId);
+    }
+    for (const v of message.securityGroups) {
+      writer.uint32(90).string(v!);
+    }
+    for (const v of message.publicKeys) {
+      PublicKey.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.userData.length !== 0) {
+      writer.uint32(106).bytes(message.userData);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceMetadata {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceMetadata();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.amiId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instanceType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.availabilityZone = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.region = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.localIpv4 = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.publicIpv4 = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.mac = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.localHostname = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.reservationId = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.securityGroups.push(reader.string());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.publicKeys.push(PublicKey.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.userData = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceMetadata {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      amiId: isSet(object.amiId)
+        ? globalThis.String(object.amiId)
+        : isSet(object.ami_id)
+        ? globalThis.String(object.ami_id)
+        : "",
+      instanceType: isSet(object.instanceType)
+        ? globalThis.String(object.instanceType)
+        : isSet(object.instance_type)
+        ? globalThis.String(object.instance_type)
+        : "",
+      availabilityZone: isSet(object.availabilityZone)
+        ? globalThis.String(object.availabilityZone)
+        : isSet(object.availability_zone)
+        ? globalThis.String(object.availability_zone)
+        : "",
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
+      localIpv4: isSet(object.localIpv4)
+        ? globalThis.String(object.localIpv4)
+        : isSet(object.local_ipv4)
+        ? globalThis.String(object.local_ipv4)
+        : "",
+      publicIpv4: isSet(object.publicIpv4)
+        ? globalThis.String(object.publicIpv4)
+        : isSet(object.public_ipv4)
+        ? globalThis.String(object.public_ipv4)
+        : "",
+      mac: isSet(object.mac) ? globalThis.String(object.mac) : "",
+      localHostname: isSet(object.localHostname)
+        ? globalThis.String(object.localHostname)
+        : isSet(object.local_hostname)
+        ? globalThis.String(object.local_hostname)
+        : "",
+      reservationId: isSet(object.reservationId)
+        ? globalThis.String(object.reservationId)
+        : isSet(object.reservation_id)
+        ? globalThis.String(object.reservation_id)
+        : "",
+      securityGroups: globalThis.Array.isArray(object?.securityGroups)
+        ? object.securityGroups.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.security_groups)
+        ? object.security_groups.map((e: any) => globalThis.String(e))
+        : [],
+      publicKeys: globalThis.Array.isArray(object?.publicKeys)
+        ? object.publicKeys.map((e: any) => PublicKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.public_keys)
+        ? object.public_keys.map((e: any) => PublicKey.fromJSON(e))
+        : [],
+      userData: isSet(object.userData)
+        ? Buffer.from(bytesFromBase64(object.userData))
+        : isSet(object.user_data)
+        ? Buffer.from(bytesFromBase64(object.user_data))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: InstanceMetadata): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.amiId !== "") {
+      obj.amiId = message.amiId;
+    }
+    if (message.instanceType !== "") {
+      obj.instanceType = message.instanceType;
+    }
+    if (message.availabilityZone !== "") {
+      obj.availabilityZone = message.availabilityZone;
+    }
+    if (message.region !== "") {
+      obj.region = message.region;
+    }
+    if (message.localIpv4 !== "") {
+      obj.localIpv4 = message.localIpv4;
+    }
+    if (message.publicIpv4 !== "") {
+      obj.publicIpv4 = message.publicIpv4;
+    }
+    if (message.mac !== "") {
+      obj.mac = message.mac;
+    }
+    if (message.localHostname !== "") {
+      obj.localHostname = message.localHostname;
+    }
+    if (message.reservationId !== "") {
+      obj.reservationId = message.reservationId;
+    }
+    if (message.securityGroups?.length) {
+      obj.securityGroups = message.securityGroups;
+    }
+    if (message.publicKeys?.length) {
+      obj.publicKeys = message.publicKeys.map((e) => PublicKey.toJSON(e));
+    }
+    if (message.userData.length !== 0) {
+      obj.userData = base64FromBytes(message.userData);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceMetadata>, I>>(base?: I): InstanceMetadata {
+    return InstanceMetadata.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceMetadata>, I>>(object: I): InstanceMetadata {
+    const message = createBaseInstanceMetadata();
+    message.instanceId = object.instanceId ?? "";
+    message.amiId = object.amiId ?? "";
+    message.instanceType = object.instanceType ?? "";
+    message.availabilityZone = object.availabilityZone ?? "";
+    message.region = object.region ?? "";
+    message.localIpv4 = object.localIpv4 ?? "";
+    message.publicIpv4 = object.publicIpv4 ?? "";
+    message.mac = object.mac ?? "";
+    message.localHostname = object.localHostname ?? "";
+    message.reservationId = object.reservationId ?? "";
+    message.securityGroups = object.securityGroups?.map((e) => e) || [];
+    message.publicKeys = object.publicKeys?.map((e) => PublicKey.fromPartial(e)) || [];
+    message.userData = object.userData ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseHostNetworkState(): HostNetworkState {
+  return { firewalls: [], elasticIps: [], metadata: [] };
+}
+
+export const HostNetworkState: MessageFns<HostNetworkState> = {
+  encode(message: HostNetworkState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.firewalls) {
+      InstanceFirewall.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.elasticIps) {
+      ElasticIpMapping.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.metadata) {
+      InstanceMetadata.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostNetworkState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostNetworkState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.firewalls.push(InstanceFirewall.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.elasticIps.push(ElasticIpMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.metadata.push(InstanceMetadata.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HostNetworkState {
+    return {
+      firewalls: globalThis.Array.isArray(object?.firewalls)
+        ? object.firewalls.map((e: any) => InstanceFirewall.fromJSON(e))
+        : [],
+      elasticIps: globalThis.Array.isArray(object?.elasticIps)
+        ? object.elasticIps.map((e: any) => ElasticIpMapping.fromJSON(e))
+        : globalThis.Array.isArray(object?.elastic_ips)
+        ? object.elastic_ips.map((e: any) => ElasticIpMapping.fromJSON(e))
+        : [],
+      metadata: globalThis.Array.isArray(object?.metadata)
+        ? object.metadata.map((e: any) => InstanceMetadata.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: HostNetworkState): unknown {
+    const obj: any = {};
+    if (message.firewalls?.length) {
+      obj.firewalls = message.firewalls.map((e) => InstanceFirewall.toJSON(e));
+    }
+    if (message.elasticIps?.length) {
+      obj.elasticIps = message.elasticIps.map((e) => ElasticIpMapping.toJSON(e));
+    }
+    if (message.metadata?.length) {
+      obj.metadata = message.metadata.map((e) => InstanceMetadata.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HostNetworkState>, I>>(base?: I): HostNetworkState {
+    return HostNetworkState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HostNetworkState>, I>>(object: I): HostNetworkState {
+    const message = createBaseHostNetworkState();
+    message.firewalls = object.firewalls?.map((e) => InstanceFirewall.fromPartial(e)) || [];
+    message.elasticIps = object.elasticIps?.map((e) => ElasticIpMapping.fromPartial(e)) || [];
+    message.metadata = object.metadata?.map((e) => InstanceMetadata.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseApplyNetworkStateResponse(): ApplyNetworkStateResponse {
+  return {};
+}
+
+export const ApplyNetworkStateResponse: MessageFns<ApplyNetworkStateResponse> = {
+  encode(_: ApplyNetworkStateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyNetworkStateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApplyNetworkStateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ApplyNetworkStateResponse {
+    return {};
+  },
+
+  toJSON(_: ApplyNetworkStateResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApplyNetworkStateResponse>, I>>(base?: I): ApplyNetworkStateResponse {
+    return ApplyNetworkStateResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApplyNetworkStateResponse>, I>>(_: I): ApplyNetworkStateResponse {
+    const message = createBaseApplyNetworkStateResponse();
     return message;
   },
 };
@@ -1540,6 +2725,23 @@ export const HostAgentService = {
     responseSerialize: (value: ConsoleOutput): Buffer => Buffer.from(ConsoleOutput.encode(value).finish()),
     responseDeserialize: (value: Buffer): ConsoleOutput => ConsoleOutput.decode(value),
   },
+  /**
+   * Postcondition: the host's firewall chains, elastic-IP NAT rules and
+   * metadata answers are exactly `state` for the instances it names, and
+   * nothing for instances it does not name. Idempotent; the reconcile loop
+   * applies the same state from each heartbeat, which restores rules flushed
+   * by hand.
+   */
+  applyNetworkState: {
+    path: "/cirrus.agent.v1.HostAgent/ApplyNetworkState" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: HostNetworkState): Buffer => Buffer.from(HostNetworkState.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HostNetworkState => HostNetworkState.decode(value),
+    responseSerialize: (value: ApplyNetworkStateResponse): Buffer =>
+      Buffer.from(ApplyNetworkStateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyNetworkStateResponse => ApplyNetworkStateResponse.decode(value),
+  },
 } as const;
 
 export interface HostAgentServer extends UntypedServiceImplementation {
@@ -1564,6 +2766,14 @@ export interface HostAgentServer extends UntypedServiceImplementation {
    */
   destroyInstance: handleUnaryCall<InstanceRef, InstanceStatus>;
   getConsoleOutput: handleUnaryCall<InstanceRef, ConsoleOutput>;
+  /**
+   * Postcondition: the host's firewall chains, elastic-IP NAT rules and
+   * metadata answers are exactly `state` for the instances it names, and
+   * nothing for instances it does not name. Idempotent; the reconcile loop
+   * applies the same state from each heartbeat, which restores rules flushed
+   * by hand.
+   */
+  applyNetworkState: handleUnaryCall<HostNetworkState, ApplyNetworkStateResponse>;
 }
 
 export interface HostAgentClient extends Client {
@@ -1671,6 +2881,28 @@ export interface HostAgentClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ConsoleOutput) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the host's firewall chains, elastic-IP NAT rules and
+   * metadata answers are exactly `state` for the instances it names, and
+   * nothing for instances it does not name. Idempotent; the reconcile loop
+   * applies the same state from each heartbeat, which restores rules flushed
+   * by hand.
+   */
+  applyNetworkState(
+    request: HostNetworkState,
+    callback: (error: ServiceError | null, response: ApplyNetworkStateResponse) => void,
+  ): ClientUnaryCall;
+  applyNetworkState(
+    request: HostNetworkState,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApplyNetworkStateResponse) => void,
+  ): ClientUnaryCall;
+  applyNetworkState(
+    request: HostNetworkState,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApplyNetworkStateResponse) => void,
   ): ClientUnaryCall;
 }
 

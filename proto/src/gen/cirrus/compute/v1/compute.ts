@@ -81,6 +81,12 @@ export interface Instance {
   Hypervisor: string;
   VirtualizationType: string;
   CpuOptions: CpuOptions | undefined;
+  VpcId: string;
+  SubnetId: string;
+  PrivateIpAddress: string;
+  PublicIpAddress: string;
+  KeyName: string;
+  SecurityGroups: GroupIdentifier[];
 }
 
 export interface CpuOptions {
@@ -329,6 +335,343 @@ export interface DescribeRegionsRequest {
 
 export interface DescribeRegionsResponse {
   Regions: Region[];
+}
+
+export interface KeyPairInfo {
+  KeyPairId: string;
+  KeyFingerprint: string;
+  KeyName: string;
+  KeyType: string;
+  Tags: Tag[];
+  PublicKey: string;
+  CreateTime: string;
+}
+
+export interface CreateKeyPairRequest {
+  KeyName: string;
+  /** rsa (default) or ed25519. */
+  KeyType: string;
+  /** pem (default); ppk is not supported. */
+  KeyFormat: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface CreateKeyPairResponse {
+  KeyFingerprint: string;
+  /** The private key. Returned once; Cirrus does not keep it. */
+  KeyMaterial: string;
+  KeyName: string;
+  KeyPairId: string;
+  Tags: Tag[];
+}
+
+export interface ImportKeyPairRequest {
+  KeyName: string;
+  /** The OpenSSH public key (raw bytes; base64 in JSON, as in EC2). */
+  PublicKeyMaterial: Buffer;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface ImportKeyPairResponse {
+  KeyFingerprint: string;
+  KeyName: string;
+  KeyPairId: string;
+  Tags: Tag[];
+}
+
+export interface DescribeKeyPairsRequest {
+  KeyNames: string[];
+  KeyPairIds: string[];
+  Filters: Filter[];
+  IncludePublicKey: boolean;
+}
+
+export interface DescribeKeyPairsResponse {
+  KeyPairs: KeyPairInfo[];
+}
+
+export interface DeleteKeyPairRequest {
+  KeyName: string;
+  KeyPairId: string;
+}
+
+export interface DeleteKeyPairResponse {
+  Return: boolean;
+  KeyPairId: string;
+}
+
+export interface Vpc {
+  VpcId: string;
+  CidrBlock: string;
+  State: string;
+  IsDefault: boolean;
+  OwnerId: string;
+  InstanceTenancy: string;
+  Tags: Tag[];
+}
+
+export interface CreateVpcRequest {
+  CidrBlock: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface CreateVpcResponse {
+  Vpc: Vpc | undefined;
+}
+
+export interface DescribeVpcsRequest {
+  VpcIds: string[];
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+export interface DescribeVpcsResponse {
+  Vpcs: Vpc[];
+  NextToken: string;
+}
+
+export interface DeleteVpcRequest {
+  VpcId: string;
+}
+
+export interface DeleteVpcResponse {
+}
+
+export interface Subnet {
+  SubnetId: string;
+  VpcId: string;
+  CidrBlock: string;
+  AvailabilityZone: string;
+  AvailableIpAddressCount: number;
+  State: string;
+  DefaultForAz: boolean;
+  MapPublicIpOnLaunch: boolean;
+  OwnerId: string;
+  Tags: Tag[];
+}
+
+export interface CreateSubnetRequest {
+  VpcId: string;
+  CidrBlock: string;
+  AvailabilityZone: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface CreateSubnetResponse {
+  Subnet: Subnet | undefined;
+}
+
+export interface DescribeSubnetsRequest {
+  SubnetIds: string[];
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+export interface DescribeSubnetsResponse {
+  Subnets: Subnet[];
+  NextToken: string;
+}
+
+export interface DeleteSubnetRequest {
+  SubnetId: string;
+}
+
+export interface DeleteSubnetResponse {
+}
+
+export interface IpRange {
+  CidrIp: string;
+  Description: string;
+}
+
+export interface UserIdGroupPair {
+  GroupId: string;
+  UserId: string;
+  Description: string;
+}
+
+export interface IpPermission {
+  /** tcp, udp, icmp, or -1 for all. */
+  IpProtocol: string;
+  FromPort?: number | undefined;
+  ToPort?: number | undefined;
+  IpRanges: IpRange[];
+  UserIdGroupPairs: UserIdGroupPair[];
+}
+
+export interface SecurityGroup {
+  GroupId: string;
+  GroupName: string;
+  Description: string;
+  OwnerId: string;
+  VpcId: string;
+  IpPermissions: IpPermission[];
+  IpPermissionsEgress: IpPermission[];
+  Tags: Tag[];
+}
+
+export interface ReferencedSecurityGroup {
+  GroupId: string;
+  UserId: string;
+}
+
+export interface SecurityGroupRule {
+  SecurityGroupRuleId: string;
+  GroupId: string;
+  GroupOwnerId: string;
+  IsEgress: boolean;
+  IpProtocol: string;
+  FromPort: number;
+  ToPort: number;
+  CidrIpv4: string;
+  ReferencedGroupInfo: ReferencedSecurityGroup | undefined;
+  Description: string;
+}
+
+export interface CreateSecurityGroupRequest {
+  GroupName: string;
+  Description: string;
+  VpcId: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface CreateSecurityGroupResponse {
+  GroupId: string;
+  Tags: Tag[];
+}
+
+export interface DeleteSecurityGroupRequest {
+  GroupId: string;
+  GroupName: string;
+}
+
+export interface DeleteSecurityGroupResponse {
+  Return: boolean;
+  GroupId: string;
+}
+
+export interface DescribeSecurityGroupsRequest {
+  GroupIds: string[];
+  GroupNames: string[];
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+export interface DescribeSecurityGroupsResponse {
+  SecurityGroups: SecurityGroup[];
+  NextToken: string;
+}
+
+/**
+ * Authorize/Revoke take the structured IpPermissions, or EC2's legacy flat
+ * parameters (IpProtocol, FromPort, ToPort, CidrIp) for one rule.
+ */
+export interface AuthorizeSecurityGroupRequest {
+  GroupId: string;
+  GroupName: string;
+  IpPermissions: IpPermission[];
+  IpProtocol: string;
+  FromPort?: number | undefined;
+  ToPort?: number | undefined;
+  CidrIp: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface AuthorizeSecurityGroupResponse {
+  Return: boolean;
+  SecurityGroupRules: SecurityGroupRule[];
+}
+
+export interface RevokeSecurityGroupRequest {
+  GroupId: string;
+  GroupName: string;
+  IpPermissions: IpPermission[];
+  IpProtocol: string;
+  FromPort?: number | undefined;
+  ToPort?: number | undefined;
+  CidrIp: string;
+  SecurityGroupRuleIds: string[];
+}
+
+export interface RevokeSecurityGroupResponse {
+  Return: boolean;
+  UnknownIpPermissions: IpPermission[];
+}
+
+export interface ModifyInstanceAttributeRequest {
+  InstanceId: string;
+  /** The complete new set of security groups (EC2's --groups). */
+  Groups: string[];
+}
+
+export interface ModifyInstanceAttributeResponse {
+}
+
+export interface AllocateAddressRequest {
+  /** vpc (the only domain Cirrus has). */
+  Domain: string;
+  /** A specific address from the pool. */
+  Address: string;
+  PublicIpv4Pool: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface AllocateAddressResponse {
+  PublicIp: string;
+  AllocationId: string;
+  Domain: string;
+  PublicIpv4Pool: string;
+  NetworkBorderGroup: string;
+}
+
+export interface AssociateAddressRequest {
+  AllocationId: string;
+  InstanceId: string;
+  PrivateIpAddress: string;
+  AllowReassociation: boolean;
+}
+
+export interface AssociateAddressResponse {
+  AssociationId: string;
+}
+
+export interface DisassociateAddressRequest {
+  AssociationId: string;
+}
+
+export interface DisassociateAddressResponse {
+}
+
+export interface ReleaseAddressRequest {
+  AllocationId: string;
+}
+
+export interface ReleaseAddressResponse {
+}
+
+export interface Address {
+  PublicIp: string;
+  AllocationId: string;
+  AssociationId: string;
+  Domain: string;
+  InstanceId: string;
+  PrivateIpAddress: string;
+  NetworkBorderGroup: string;
+  PublicIpv4Pool: string;
+  Tags: Tag[];
+}
+
+export interface DescribeAddressesRequest {
+  AllocationIds: string[];
+  PublicIps: string[];
+  Filters: Filter[];
+}
+
+export interface DescribeAddressesResponse {
+  Addresses: Address[];
 }
 
 function createBaseTag(): Tag {
@@ -842,6 +1185,12 @@ function createBaseInstance(): Instance {
     Hypervisor: "",
     VirtualizationType: "",
     CpuOptions: undefined,
+    VpcId: "",
+    SubnetId: "",
+    PrivateIpAddress: "",
+    PublicIpAddress: "",
+    KeyName: "",
+    SecurityGroups: [],
   };
 }
 
@@ -897,6 +1246,24 @@ export const Instance: MessageFns<Instance> = {
     }
     if (message.CpuOptions !== undefined) {
       CpuOptions.encode(message.CpuOptions, writer.uint32(138).fork()).join();
+    }
+    if (message.VpcId !== "") {
+      writer.uint32(146).string(message.VpcId);
+    }
+    if (message.SubnetId !== "") {
+      writer.uint32(154).string(message.SubnetId);
+    }
+    if (message.PrivateIpAddress !== "") {
+      writer.uint32(162).string(message.PrivateIpAddress);
+    }
+    if (message.PublicIpAddress !== "") {
+      writer.uint32(170).string(message.PublicIpAddress);
+    }
+    if (message.KeyName !== "") {
+      writer.uint32(178).string(message.KeyName);
+    }
+    for (const v of message.SecurityGroups) {
+      GroupIdentifier.encode(v!, writer.uint32(186).fork()).join();
     }
     return writer;
   },
@@ -1050,6 +1417,54 @@ export const Instance: MessageFns<Instance> = {
             message.CpuOptions = CpuOptions.decode(reader, reader.uint32());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.SubnetId = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.PrivateIpAddress = reader.string();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.PublicIpAddress = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.SecurityGroups.push(GroupIdentifier.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1081,6 +1496,14 @@ export const Instance: MessageFns<Instance> = {
       Hypervisor: isSet(object.Hypervisor) ? globalThis.String(object.Hypervisor) : "",
       VirtualizationType: isSet(object.VirtualizationType) ? globalThis.String(object.VirtualizationType) : "",
       CpuOptions: isSet(object.CpuOptions) ? CpuOptions.fromJSON(object.CpuOptions) : undefined,
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      SubnetId: isSet(object.SubnetId) ? globalThis.String(object.SubnetId) : "",
+      PrivateIpAddress: isSet(object.PrivateIpAddress) ? globalThis.String(object.PrivateIpAddress) : "",
+      PublicIpAddress: isSet(object.PublicIpAddress) ? globalThis.String(object.PublicIpAddress) : "",
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      SecurityGroups: globalThis.Array.isArray(object?.SecurityGroups)
+        ? object.SecurityGroups.map((e: any) => GroupIdentifier.fromJSON(e))
+        : [],
     };
   },
 
@@ -1137,6 +1560,24 @@ export const Instance: MessageFns<Instance> = {
     if (message.CpuOptions !== undefined) {
       obj.CpuOptions = CpuOptions.toJSON(message.CpuOptions);
     }
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.SubnetId !== "") {
+      obj.SubnetId = message.SubnetId;
+    }
+    if (message.PrivateIpAddress !== "") {
+      obj.PrivateIpAddress = message.PrivateIpAddress;
+    }
+    if (message.PublicIpAddress !== "") {
+      obj.PublicIpAddress = message.PublicIpAddress;
+    }
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.SecurityGroups?.length) {
+      obj.SecurityGroups = message.SecurityGroups.map((e) => GroupIdentifier.toJSON(e));
+    }
     return obj;
   },
 
@@ -1170,6 +1611,12 @@ export const Instance: MessageFns<Instance> = {
     message.CpuOptions = (object.CpuOptions !== undefined && object.CpuOptions !== null)
       ? CpuOptions.fromPartial(object.CpuOptions)
       : undefined;
+    message.VpcId = object.VpcId ?? "";
+    message.SubnetId = object.SubnetId ?? "";
+    message.PrivateIpAddress = object.PrivateIpAddress ?? "";
+    message.PublicIpAddress = object.PublicIpAddress ?? "";
+    message.KeyName = object.KeyName ?? "";
+    message.SecurityGroups = object.SecurityGroups?.map((e) => GroupIdentifier.fromPartial(e)) || [];
     return message;
   },
 };
@@ -5195,6 +5642,5572 @@ export const DescribeRegionsResponse: MessageFns<DescribeRegionsResponse> = {
   },
 };
 
+function createBaseKeyPairInfo(): KeyPairInfo {
+  return { KeyPairId: "", KeyFingerprint: "", KeyName: "", KeyType: "", Tags: [], PublicKey: "", CreateTime: "" };
+}
+
+export const KeyPairInfo: MessageFns<KeyPairInfo> = {
+  encode(message: KeyPairInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.KeyPairId !== "") {
+      writer.uint32(10).string(message.KeyPairId);
+    }
+    if (message.KeyFingerprint !== "") {
+      writer.uint32(18).string(message.KeyFingerprint);
+    }
+    if (message.KeyName !== "") {
+      writer.uint32(26).string(message.KeyName);
+    }
+    if (message.KeyType !== "") {
+      writer.uint32(34).string(message.KeyType);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.PublicKey !== "") {
+      writer.uint32(50).string(message.PublicKey);
+    }
+    if (message.CreateTime !== "") {
+      writer.uint32(58).string(message.CreateTime);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyPairInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyPairInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyPairId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyFingerprint = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.KeyType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.PublicKey = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.CreateTime = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyPairInfo {
+    return {
+      KeyPairId: isSet(object.KeyPairId) ? globalThis.String(object.KeyPairId) : "",
+      KeyFingerprint: isSet(object.KeyFingerprint) ? globalThis.String(object.KeyFingerprint) : "",
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      KeyType: isSet(object.KeyType) ? globalThis.String(object.KeyType) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+      PublicKey: isSet(object.PublicKey) ? globalThis.String(object.PublicKey) : "",
+      CreateTime: isSet(object.CreateTime) ? globalThis.String(object.CreateTime) : "",
+    };
+  },
+
+  toJSON(message: KeyPairInfo): unknown {
+    const obj: any = {};
+    if (message.KeyPairId !== "") {
+      obj.KeyPairId = message.KeyPairId;
+    }
+    if (message.KeyFingerprint !== "") {
+      obj.KeyFingerprint = message.KeyFingerprint;
+    }
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.KeyType !== "") {
+      obj.KeyType = message.KeyType;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    if (message.PublicKey !== "") {
+      obj.PublicKey = message.PublicKey;
+    }
+    if (message.CreateTime !== "") {
+      obj.CreateTime = message.CreateTime;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyPairInfo>, I>>(base?: I): KeyPairInfo {
+    return KeyPairInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyPairInfo>, I>>(object: I): KeyPairInfo {
+    const message = createBaseKeyPairInfo();
+    message.KeyPairId = object.KeyPairId ?? "";
+    message.KeyFingerprint = object.KeyFingerprint ?? "";
+    message.KeyName = object.KeyName ?? "";
+    message.KeyType = object.KeyType ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    message.PublicKey = object.PublicKey ?? "";
+    message.CreateTime = object.CreateTime ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateKeyPairRequest(): CreateKeyPairRequest {
+  return { KeyName: "", KeyType: "", KeyFormat: "", TagSpecifications: [] };
+}
+
+export const CreateKeyPairRequest: MessageFns<CreateKeyPairRequest> = {
+  encode(message: CreateKeyPairRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.KeyName !== "") {
+      writer.uint32(10).string(message.KeyName);
+    }
+    if (message.KeyType !== "") {
+      writer.uint32(18).string(message.KeyType);
+    }
+    if (message.KeyFormat !== "") {
+      writer.uint32(26).string(message.KeyFormat);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateKeyPairRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateKeyPairRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyType = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.KeyFormat = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateKeyPairRequest {
+    return {
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      KeyType: isSet(object.KeyType) ? globalThis.String(object.KeyType) : "",
+      KeyFormat: isSet(object.KeyFormat) ? globalThis.String(object.KeyFormat) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateKeyPairRequest): unknown {
+    const obj: any = {};
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.KeyType !== "") {
+      obj.KeyType = message.KeyType;
+    }
+    if (message.KeyFormat !== "") {
+      obj.KeyFormat = message.KeyFormat;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateKeyPairRequest>, I>>(base?: I): CreateKeyPairRequest {
+    return CreateKeyPairRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateKeyPairRequest>, I>>(object: I): CreateKeyPairRequest {
+    const message = createBaseCreateKeyPairRequest();
+    message.KeyName = object.KeyName ?? "";
+    message.KeyType = object.KeyType ?? "";
+    message.KeyFormat = object.KeyFormat ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateKeyPairResponse(): CreateKeyPairResponse {
+  return { KeyFingerprint: "", KeyMaterial: "", KeyName: "", KeyPairId: "", Tags: [] };
+}
+
+export const CreateKeyPairResponse: MessageFns<CreateKeyPairResponse> = {
+  encode(message: CreateKeyPairResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.KeyFingerprint !== "") {
+      writer.uint32(10).string(message.KeyFingerprint);
+    }
+    if (message.KeyMaterial !== "") {
+      writer.uint32(18).string(message.KeyMaterial);
+    }
+    if (message.KeyName !== "") {
+      writer.uint32(26).string(message.KeyName);
+    }
+    if (message.KeyPairId !== "") {
+      writer.uint32(34).string(message.KeyPairId);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateKeyPairResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateKeyPairResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyFingerprint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyMaterial = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.KeyPairId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateKeyPairResponse {
+    return {
+      KeyFingerprint: isSet(object.KeyFingerprint) ? globalThis.String(object.KeyFingerprint) : "",
+      KeyMaterial: isSet(object.KeyMaterial) ? globalThis.String(object.KeyMaterial) : "",
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      KeyPairId: isSet(object.KeyPairId) ? globalThis.String(object.KeyPairId) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CreateKeyPairResponse): unknown {
+    const obj: any = {};
+    if (message.KeyFingerprint !== "") {
+      obj.KeyFingerprint = message.KeyFingerprint;
+    }
+    if (message.KeyMaterial !== "") {
+      obj.KeyMaterial = message.KeyMaterial;
+    }
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.KeyPairId !== "") {
+      obj.KeyPairId = message.KeyPairId;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateKeyPairResponse>, I>>(base?: I): CreateKeyPairResponse {
+    return CreateKeyPairResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateKeyPairResponse>, I>>(object: I): CreateKeyPairResponse {
+    const message = createBaseCreateKeyPairResponse();
+    message.KeyFingerprint = object.KeyFingerprint ?? "";
+    message.KeyMaterial = object.KeyMaterial ?? "";
+    message.KeyName = object.KeyName ?? "";
+    message.KeyPairId = object.KeyPairId ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseImportKeyPairRequest(): ImportKeyPairRequest {
+  return { KeyName: "", PublicKeyMaterial: Buffer.alloc(0), TagSpecifications: [] };
+}
+
+export const ImportKeyPairRequest: MessageFns<ImportKeyPairRequest> = {
+  encode(message: ImportKeyPairRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.KeyName !== "") {
+      writer.uint32(10).string(message.KeyName);
+    }
+    if (message.PublicKeyMaterial.length !== 0) {
+      writer.uint32(18).bytes(message.PublicKeyMaterial);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportKeyPairRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportKeyPairRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.PublicKeyMaterial = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportKeyPairRequest {
+    return {
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      PublicKeyMaterial: isSet(object.PublicKeyMaterial)
+        ? Buffer.from(bytesFromBase64(object.PublicKeyMaterial))
+        : Buffer.alloc(0),
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ImportKeyPairRequest): unknown {
+    const obj: any = {};
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.PublicKeyMaterial.length !== 0) {
+      obj.PublicKeyMaterial = base64FromBytes(message.PublicKeyMaterial);
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportKeyPairRequest>, I>>(base?: I): ImportKeyPairRequest {
+    return ImportKeyPairRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportKeyPairRequest>, I>>(object: I): ImportKeyPairRequest {
+    const message = createBaseImportKeyPairRequest();
+    message.KeyName = object.KeyName ?? "";
+    message.PublicKeyMaterial = object.PublicKeyMaterial ?? Buffer.alloc(0);
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseImportKeyPairResponse(): ImportKeyPairResponse {
+  return { KeyFingerprint: "", KeyName: "", KeyPairId: "", Tags: [] };
+}
+
+export const ImportKeyPairResponse: MessageFns<ImportKeyPairResponse> = {
+  encode(message: ImportKeyPairResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.KeyFingerprint !== "") {
+      writer.uint32(10).string(message.KeyFingerprint);
+    }
+    if (message.KeyName !== "") {
+      writer.uint32(18).string(message.KeyName);
+    }
+    if (message.KeyPairId !== "") {
+      writer.uint32(26).string(message.KeyPairId);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportKeyPairResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportKeyPairResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyFingerprint = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.KeyPairId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportKeyPairResponse {
+    return {
+      KeyFingerprint: isSet(object.KeyFingerprint) ? globalThis.String(object.KeyFingerprint) : "",
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      KeyPairId: isSet(object.KeyPairId) ? globalThis.String(object.KeyPairId) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ImportKeyPairResponse): unknown {
+    const obj: any = {};
+    if (message.KeyFingerprint !== "") {
+      obj.KeyFingerprint = message.KeyFingerprint;
+    }
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.KeyPairId !== "") {
+      obj.KeyPairId = message.KeyPairId;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportKeyPairResponse>, I>>(base?: I): ImportKeyPairResponse {
+    return ImportKeyPairResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportKeyPairResponse>, I>>(object: I): ImportKeyPairResponse {
+    const message = createBaseImportKeyPairResponse();
+    message.KeyFingerprint = object.KeyFingerprint ?? "";
+    message.KeyName = object.KeyName ?? "";
+    message.KeyPairId = object.KeyPairId ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeKeyPairsRequest(): DescribeKeyPairsRequest {
+  return { KeyNames: [], KeyPairIds: [], Filters: [], IncludePublicKey: false };
+}
+
+export const DescribeKeyPairsRequest: MessageFns<DescribeKeyPairsRequest> = {
+  encode(message: DescribeKeyPairsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.KeyNames) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.KeyPairIds) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.IncludePublicKey !== false) {
+      writer.uint32(32).bool(message.IncludePublicKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeKeyPairsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeKeyPairsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyNames.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyPairIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.IncludePublicKey = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeKeyPairsRequest {
+    return {
+      KeyNames: globalThis.Array.isArray(object?.KeyNames) ? object.KeyNames.map((e: any) => globalThis.String(e)) : [],
+      KeyPairIds: globalThis.Array.isArray(object?.KeyPairIds)
+        ? object.KeyPairIds.map((e: any) => globalThis.String(e))
+        : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      IncludePublicKey: isSet(object.IncludePublicKey) ? globalThis.Boolean(object.IncludePublicKey) : false,
+    };
+  },
+
+  toJSON(message: DescribeKeyPairsRequest): unknown {
+    const obj: any = {};
+    if (message.KeyNames?.length) {
+      obj.KeyNames = message.KeyNames;
+    }
+    if (message.KeyPairIds?.length) {
+      obj.KeyPairIds = message.KeyPairIds;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.IncludePublicKey !== false) {
+      obj.IncludePublicKey = message.IncludePublicKey;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeKeyPairsRequest>, I>>(base?: I): DescribeKeyPairsRequest {
+    return DescribeKeyPairsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeKeyPairsRequest>, I>>(object: I): DescribeKeyPairsRequest {
+    const message = createBaseDescribeKeyPairsRequest();
+    message.KeyNames = object.KeyNames?.map((e) => e) || [];
+    message.KeyPairIds = object.KeyPairIds?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.IncludePublicKey = object.IncludePublicKey ?? false;
+    return message;
+  },
+};
+
+function createBaseDescribeKeyPairsResponse(): DescribeKeyPairsResponse {
+  return { KeyPairs: [] };
+}
+
+export const DescribeKeyPairsResponse: MessageFns<DescribeKeyPairsResponse> = {
+  encode(message: DescribeKeyPairsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.KeyPairs) {
+      KeyPairInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeKeyPairsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeKeyPairsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyPairs.push(KeyPairInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeKeyPairsResponse {
+    return {
+      KeyPairs: globalThis.Array.isArray(object?.KeyPairs)
+        ? object.KeyPairs.map((e: any) => KeyPairInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeKeyPairsResponse): unknown {
+    const obj: any = {};
+    if (message.KeyPairs?.length) {
+      obj.KeyPairs = message.KeyPairs.map((e) => KeyPairInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeKeyPairsResponse>, I>>(base?: I): DescribeKeyPairsResponse {
+    return DescribeKeyPairsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeKeyPairsResponse>, I>>(object: I): DescribeKeyPairsResponse {
+    const message = createBaseDescribeKeyPairsResponse();
+    message.KeyPairs = object.KeyPairs?.map((e) => KeyPairInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteKeyPairRequest(): DeleteKeyPairRequest {
+  return { KeyName: "", KeyPairId: "" };
+}
+
+export const DeleteKeyPairRequest: MessageFns<DeleteKeyPairRequest> = {
+  encode(message: DeleteKeyPairRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.KeyName !== "") {
+      writer.uint32(10).string(message.KeyName);
+    }
+    if (message.KeyPairId !== "") {
+      writer.uint32(18).string(message.KeyPairId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteKeyPairRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteKeyPairRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.KeyName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyPairId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteKeyPairRequest {
+    return {
+      KeyName: isSet(object.KeyName) ? globalThis.String(object.KeyName) : "",
+      KeyPairId: isSet(object.KeyPairId) ? globalThis.String(object.KeyPairId) : "",
+    };
+  },
+
+  toJSON(message: DeleteKeyPairRequest): unknown {
+    const obj: any = {};
+    if (message.KeyName !== "") {
+      obj.KeyName = message.KeyName;
+    }
+    if (message.KeyPairId !== "") {
+      obj.KeyPairId = message.KeyPairId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteKeyPairRequest>, I>>(base?: I): DeleteKeyPairRequest {
+    return DeleteKeyPairRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteKeyPairRequest>, I>>(object: I): DeleteKeyPairRequest {
+    const message = createBaseDeleteKeyPairRequest();
+    message.KeyName = object.KeyName ?? "";
+    message.KeyPairId = object.KeyPairId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteKeyPairResponse(): DeleteKeyPairResponse {
+  return { Return: false, KeyPairId: "" };
+}
+
+export const DeleteKeyPairResponse: MessageFns<DeleteKeyPairResponse> = {
+  encode(message: DeleteKeyPairResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Return !== false) {
+      writer.uint32(8).bool(message.Return);
+    }
+    if (message.KeyPairId !== "") {
+      writer.uint32(18).string(message.KeyPairId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteKeyPairResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteKeyPairResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.Return = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.KeyPairId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteKeyPairResponse {
+    return {
+      Return: isSet(object.Return) ? globalThis.Boolean(object.Return) : false,
+      KeyPairId: isSet(object.KeyPairId) ? globalThis.String(object.KeyPairId) : "",
+    };
+  },
+
+  toJSON(message: DeleteKeyPairResponse): unknown {
+    const obj: any = {};
+    if (message.Return !== false) {
+      obj.Return = message.Return;
+    }
+    if (message.KeyPairId !== "") {
+      obj.KeyPairId = message.KeyPairId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteKeyPairResponse>, I>>(base?: I): DeleteKeyPairResponse {
+    return DeleteKeyPairResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteKeyPairResponse>, I>>(object: I): DeleteKeyPairResponse {
+    const message = createBaseDeleteKeyPairResponse();
+    message.Return = object.Return ?? false;
+    message.KeyPairId = object.KeyPairId ?? "";
+    return message;
+  },
+};
+
+function createBaseVpc(): Vpc {
+  return { VpcId: "", CidrBlock: "", State: "", IsDefault: false, OwnerId: "", InstanceTenancy: "", Tags: [] };
+}
+
+export const Vpc: MessageFns<Vpc> = {
+  encode(message: Vpc, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VpcId !== "") {
+      writer.uint32(10).string(message.VpcId);
+    }
+    if (message.CidrBlock !== "") {
+      writer.uint32(18).string(message.CidrBlock);
+    }
+    if (message.State !== "") {
+      writer.uint32(26).string(message.State);
+    }
+    if (message.IsDefault !== false) {
+      writer.uint32(32).bool(message.IsDefault);
+    }
+    if (message.OwnerId !== "") {
+      writer.uint32(42).string(message.OwnerId);
+    }
+    if (message.InstanceTenancy !== "") {
+      writer.uint32(50).string(message.InstanceTenancy);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Vpc {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVpc();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.CidrBlock = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.State = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.IsDefault = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.OwnerId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.InstanceTenancy = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Vpc {
+    return {
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      CidrBlock: isSet(object.CidrBlock) ? globalThis.String(object.CidrBlock) : "",
+      State: isSet(object.State) ? globalThis.String(object.State) : "",
+      IsDefault: isSet(object.IsDefault) ? globalThis.Boolean(object.IsDefault) : false,
+      OwnerId: isSet(object.OwnerId) ? globalThis.String(object.OwnerId) : "",
+      InstanceTenancy: isSet(object.InstanceTenancy) ? globalThis.String(object.InstanceTenancy) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Vpc): unknown {
+    const obj: any = {};
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.CidrBlock !== "") {
+      obj.CidrBlock = message.CidrBlock;
+    }
+    if (message.State !== "") {
+      obj.State = message.State;
+    }
+    if (message.IsDefault !== false) {
+      obj.IsDefault = message.IsDefault;
+    }
+    if (message.OwnerId !== "") {
+      obj.OwnerId = message.OwnerId;
+    }
+    if (message.InstanceTenancy !== "") {
+      obj.InstanceTenancy = message.InstanceTenancy;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Vpc>, I>>(base?: I): Vpc {
+    return Vpc.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Vpc>, I>>(object: I): Vpc {
+    const message = createBaseVpc();
+    message.VpcId = object.VpcId ?? "";
+    message.CidrBlock = object.CidrBlock ?? "";
+    message.State = object.State ?? "";
+    message.IsDefault = object.IsDefault ?? false;
+    message.OwnerId = object.OwnerId ?? "";
+    message.InstanceTenancy = object.InstanceTenancy ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateVpcRequest(): CreateVpcRequest {
+  return { CidrBlock: "", TagSpecifications: [] };
+}
+
+export const CreateVpcRequest: MessageFns<CreateVpcRequest> = {
+  encode(message: CreateVpcRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.CidrBlock !== "") {
+      writer.uint32(10).string(message.CidrBlock);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateVpcRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateVpcRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.CidrBlock = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateVpcRequest {
+    return {
+      CidrBlock: isSet(object.CidrBlock) ? globalThis.String(object.CidrBlock) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateVpcRequest): unknown {
+    const obj: any = {};
+    if (message.CidrBlock !== "") {
+      obj.CidrBlock = message.CidrBlock;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateVpcRequest>, I>>(base?: I): CreateVpcRequest {
+    return CreateVpcRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateVpcRequest>, I>>(object: I): CreateVpcRequest {
+    const message = createBaseCreateVpcRequest();
+    message.CidrBlock = object.CidrBlock ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateVpcResponse(): CreateVpcResponse {
+  return { Vpc: undefined };
+}
+
+export const CreateVpcResponse: MessageFns<CreateVpcResponse> = {
+  encode(message: CreateVpcResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Vpc !== undefined) {
+      Vpc.encode(message.Vpc, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateVpcResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateVpcResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Vpc = Vpc.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateVpcResponse {
+    return { Vpc: isSet(object.Vpc) ? Vpc.fromJSON(object.Vpc) : undefined };
+  },
+
+  toJSON(message: CreateVpcResponse): unknown {
+    const obj: any = {};
+    if (message.Vpc !== undefined) {
+      obj.Vpc = Vpc.toJSON(message.Vpc);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateVpcResponse>, I>>(base?: I): CreateVpcResponse {
+    return CreateVpcResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateVpcResponse>, I>>(object: I): CreateVpcResponse {
+    const message = createBaseCreateVpcResponse();
+    message.Vpc = (object.Vpc !== undefined && object.Vpc !== null) ? Vpc.fromPartial(object.Vpc) : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeVpcsRequest(): DescribeVpcsRequest {
+  return { VpcIds: [], Filters: [], MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeVpcsRequest: MessageFns<DescribeVpcsRequest> = {
+  encode(message: DescribeVpcsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.VpcIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(24).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(34).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVpcsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVpcsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VpcIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVpcsRequest {
+    return {
+      VpcIds: globalThis.Array.isArray(object?.VpcIds) ? object.VpcIds.map((e: any) => globalThis.String(e)) : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeVpcsRequest): unknown {
+    const obj: any = {};
+    if (message.VpcIds?.length) {
+      obj.VpcIds = message.VpcIds;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVpcsRequest>, I>>(base?: I): DescribeVpcsRequest {
+    return DescribeVpcsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVpcsRequest>, I>>(object: I): DescribeVpcsRequest {
+    const message = createBaseDescribeVpcsRequest();
+    message.VpcIds = object.VpcIds?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeVpcsResponse(): DescribeVpcsResponse {
+  return { Vpcs: [], NextToken: "" };
+}
+
+export const DescribeVpcsResponse: MessageFns<DescribeVpcsResponse> = {
+  encode(message: DescribeVpcsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Vpcs) {
+      Vpc.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVpcsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVpcsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Vpcs.push(Vpc.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVpcsResponse {
+    return {
+      Vpcs: globalThis.Array.isArray(object?.Vpcs) ? object.Vpcs.map((e: any) => Vpc.fromJSON(e)) : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeVpcsResponse): unknown {
+    const obj: any = {};
+    if (message.Vpcs?.length) {
+      obj.Vpcs = message.Vpcs.map((e) => Vpc.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVpcsResponse>, I>>(base?: I): DescribeVpcsResponse {
+    return DescribeVpcsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVpcsResponse>, I>>(object: I): DescribeVpcsResponse {
+    const message = createBaseDescribeVpcsResponse();
+    message.Vpcs = object.Vpcs?.map((e) => Vpc.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteVpcRequest(): DeleteVpcRequest {
+  return { VpcId: "" };
+}
+
+export const DeleteVpcRequest: MessageFns<DeleteVpcRequest> = {
+  encode(message: DeleteVpcRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VpcId !== "") {
+      writer.uint32(10).string(message.VpcId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVpcRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVpcRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVpcRequest {
+    return { VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "" };
+  },
+
+  toJSON(message: DeleteVpcRequest): unknown {
+    const obj: any = {};
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVpcRequest>, I>>(base?: I): DeleteVpcRequest {
+    return DeleteVpcRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVpcRequest>, I>>(object: I): DeleteVpcRequest {
+    const message = createBaseDeleteVpcRequest();
+    message.VpcId = object.VpcId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteVpcResponse(): DeleteVpcResponse {
+  return {};
+}
+
+export const DeleteVpcResponse: MessageFns<DeleteVpcResponse> = {
+  encode(_: DeleteVpcResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVpcResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVpcResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteVpcResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteVpcResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVpcResponse>, I>>(base?: I): DeleteVpcResponse {
+    return DeleteVpcResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVpcResponse>, I>>(_: I): DeleteVpcResponse {
+    const message = createBaseDeleteVpcResponse();
+    return message;
+  },
+};
+
+function createBaseSubnet(): Subnet {
+  return {
+    SubnetId: "",
+    VpcId: "",
+    CidrBlock: "",
+    AvailabilityZone: "",
+    AvailableIpAddressCount: 0,
+    State: "",
+    DefaultForAz: false,
+    MapPublicIpOnLaunch: false,
+    OwnerId: "",
+    Tags: [],
+  };
+}
+
+export const Subnet: MessageFns<Subnet> = {
+  encode(message: Subnet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SubnetId !== "") {
+      writer.uint32(10).string(message.SubnetId);
+    }
+    if (message.VpcId !== "") {
+      writer.uint32(18).string(message.VpcId);
+    }
+    if (message.CidrBlock !== "") {
+      writer.uint32(26).string(message.CidrBlock);
+    }
+    if (message.AvailabilityZone !== "") {
+      writer.uint32(34).string(message.AvailabilityZone);
+    }
+    if (message.AvailableIpAddressCount !== 0) {
+      writer.uint32(40).int32(message.AvailableIpAddressCount);
+    }
+    if (message.State !== "") {
+      writer.uint32(50).string(message.State);
+    }
+    if (message.DefaultForAz !== false) {
+      writer.uint32(56).bool(message.DefaultForAz);
+    }
+    if (message.MapPublicIpOnLaunch !== false) {
+      writer.uint32(64).bool(message.MapPublicIpOnLaunch);
+    }
+    if (message.OwnerId !== "") {
+      writer.uint32(74).string(message.OwnerId);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(82).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Subnet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubnet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SubnetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.CidrBlock = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.AvailabilityZone = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.AvailableIpAddressCount = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.State = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.DefaultForAz = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.MapPublicIpOnLaunch = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.OwnerId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Subnet {
+    return {
+      SubnetId: isSet(object.SubnetId) ? globalThis.String(object.SubnetId) : "",
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      CidrBlock: isSet(object.CidrBlock) ? globalThis.String(object.CidrBlock) : "",
+      AvailabilityZone: isSet(object.AvailabilityZone) ? globalThis.String(object.AvailabilityZone) : "",
+      AvailableIpAddressCount: isSet(object.AvailableIpAddressCount)
+        ? globalThis.Number(object.AvailableIpAddressCount)
+        : 0,
+      State: isSet(object.State) ? globalThis.String(object.State) : "",
+      DefaultForAz: isSet(object.DefaultForAz) ? globalThis.Boolean(object.DefaultForAz) : false,
+      MapPublicIpOnLaunch: isSet(object.MapPublicIpOnLaunch) ? globalThis.Boolean(object.MapPublicIpOnLaunch) : false,
+      OwnerId: isSet(object.OwnerId) ? globalThis.String(object.OwnerId) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Subnet): unknown {
+    const obj: any = {};
+    if (message.SubnetId !== "") {
+      obj.SubnetId = message.SubnetId;
+    }
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.CidrBlock !== "") {
+      obj.CidrBlock = message.CidrBlock;
+    }
+    if (message.AvailabilityZone !== "") {
+      obj.AvailabilityZone = message.AvailabilityZone;
+    }
+    if (message.AvailableIpAddressCount !== 0) {
+      obj.AvailableIpAddressCount = Math.round(message.AvailableIpAddressCount);
+    }
+    if (message.State !== "") {
+      obj.State = message.State;
+    }
+    if (message.DefaultForAz !== false) {
+      obj.DefaultForAz = message.DefaultForAz;
+    }
+    if (message.MapPublicIpOnLaunch !== false) {
+      obj.MapPublicIpOnLaunch = message.MapPublicIpOnLaunch;
+    }
+    if (message.OwnerId !== "") {
+      obj.OwnerId = message.OwnerId;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Subnet>, I>>(base?: I): Subnet {
+    return Subnet.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Subnet>, I>>(object: I): Subnet {
+    const message = createBaseSubnet();
+    message.SubnetId = object.SubnetId ?? "";
+    message.VpcId = object.VpcId ?? "";
+    message.CidrBlock = object.CidrBlock ?? "";
+    message.AvailabilityZone = object.AvailabilityZone ?? "";
+    message.AvailableIpAddressCount = object.AvailableIpAddressCount ?? 0;
+    message.State = object.State ?? "";
+    message.DefaultForAz = object.DefaultForAz ?? false;
+    message.MapPublicIpOnLaunch = object.MapPublicIpOnLaunch ?? false;
+    message.OwnerId = object.OwnerId ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateSubnetRequest(): CreateSubnetRequest {
+  return { VpcId: "", CidrBlock: "", AvailabilityZone: "", TagSpecifications: [] };
+}
+
+export const CreateSubnetRequest: MessageFns<CreateSubnetRequest> = {
+  encode(message: CreateSubnetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VpcId !== "") {
+      writer.uint32(10).string(message.VpcId);
+    }
+    if (message.CidrBlock !== "") {
+      writer.uint32(18).string(message.CidrBlock);
+    }
+    if (message.AvailabilityZone !== "") {
+      writer.uint32(26).string(message.AvailabilityZone);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSubnetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSubnetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.CidrBlock = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.AvailabilityZone = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSubnetRequest {
+    return {
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      CidrBlock: isSet(object.CidrBlock) ? globalThis.String(object.CidrBlock) : "",
+      AvailabilityZone: isSet(object.AvailabilityZone) ? globalThis.String(object.AvailabilityZone) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateSubnetRequest): unknown {
+    const obj: any = {};
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.CidrBlock !== "") {
+      obj.CidrBlock = message.CidrBlock;
+    }
+    if (message.AvailabilityZone !== "") {
+      obj.AvailabilityZone = message.AvailabilityZone;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSubnetRequest>, I>>(base?: I): CreateSubnetRequest {
+    return CreateSubnetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSubnetRequest>, I>>(object: I): CreateSubnetRequest {
+    const message = createBaseCreateSubnetRequest();
+    message.VpcId = object.VpcId ?? "";
+    message.CidrBlock = object.CidrBlock ?? "";
+    message.AvailabilityZone = object.AvailabilityZone ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateSubnetResponse(): CreateSubnetResponse {
+  return { Subnet: undefined };
+}
+
+export const CreateSubnetResponse: MessageFns<CreateSubnetResponse> = {
+  encode(message: CreateSubnetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Subnet !== undefined) {
+      Subnet.encode(message.Subnet, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSubnetResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSubnetResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Subnet = Subnet.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSubnetResponse {
+    return { Subnet: isSet(object.Subnet) ? Subnet.fromJSON(object.Subnet) : undefined };
+  },
+
+  toJSON(message: CreateSubnetResponse): unknown {
+    const obj: any = {};
+    if (message.Subnet !== undefined) {
+      obj.Subnet = Subnet.toJSON(message.Subnet);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSubnetResponse>, I>>(base?: I): CreateSubnetResponse {
+    return CreateSubnetResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSubnetResponse>, I>>(object: I): CreateSubnetResponse {
+    const message = createBaseCreateSubnetResponse();
+    message.Subnet = (object.Subnet !== undefined && object.Subnet !== null)
+      ? Subnet.fromPartial(object.Subnet)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeSubnetsRequest(): DescribeSubnetsRequest {
+  return { SubnetIds: [], Filters: [], MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeSubnetsRequest: MessageFns<DescribeSubnetsRequest> = {
+  encode(message: DescribeSubnetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.SubnetIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(24).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(34).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSubnetsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSubnetsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SubnetIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSubnetsRequest {
+    return {
+      SubnetIds: globalThis.Array.isArray(object?.SubnetIds)
+        ? object.SubnetIds.map((e: any) => globalThis.String(e))
+        : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeSubnetsRequest): unknown {
+    const obj: any = {};
+    if (message.SubnetIds?.length) {
+      obj.SubnetIds = message.SubnetIds;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSubnetsRequest>, I>>(base?: I): DescribeSubnetsRequest {
+    return DescribeSubnetsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSubnetsRequest>, I>>(object: I): DescribeSubnetsRequest {
+    const message = createBaseDescribeSubnetsRequest();
+    message.SubnetIds = object.SubnetIds?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeSubnetsResponse(): DescribeSubnetsResponse {
+  return { Subnets: [], NextToken: "" };
+}
+
+export const DescribeSubnetsResponse: MessageFns<DescribeSubnetsResponse> = {
+  encode(message: DescribeSubnetsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Subnets) {
+      Subnet.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSubnetsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSubnetsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Subnets.push(Subnet.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSubnetsResponse {
+    return {
+      Subnets: globalThis.Array.isArray(object?.Subnets) ? object.Subnets.map((e: any) => Subnet.fromJSON(e)) : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeSubnetsResponse): unknown {
+    const obj: any = {};
+    if (message.Subnets?.length) {
+      obj.Subnets = message.Subnets.map((e) => Subnet.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSubnetsResponse>, I>>(base?: I): DescribeSubnetsResponse {
+    return DescribeSubnetsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSubnetsResponse>, I>>(object: I): DescribeSubnetsResponse {
+    const message = createBaseDescribeSubnetsResponse();
+    message.Subnets = object.Subnets?.map((e) => Subnet.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSubnetRequest(): DeleteSubnetRequest {
+  return { SubnetId: "" };
+}
+
+export const DeleteSubnetRequest: MessageFns<DeleteSubnetRequest> = {
+  encode(message: DeleteSubnetRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SubnetId !== "") {
+      writer.uint32(10).string(message.SubnetId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubnetRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubnetRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SubnetId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSubnetRequest {
+    return { SubnetId: isSet(object.SubnetId) ? globalThis.String(object.SubnetId) : "" };
+  },
+
+  toJSON(message: DeleteSubnetRequest): unknown {
+    const obj: any = {};
+    if (message.SubnetId !== "") {
+      obj.SubnetId = message.SubnetId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubnetRequest>, I>>(base?: I): DeleteSubnetRequest {
+    return DeleteSubnetRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubnetRequest>, I>>(object: I): DeleteSubnetRequest {
+    const message = createBaseDeleteSubnetRequest();
+    message.SubnetId = object.SubnetId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSubnetResponse(): DeleteSubnetResponse {
+  return {};
+}
+
+export const DeleteSubnetResponse: MessageFns<DeleteSubnetResponse> = {
+  encode(_: DeleteSubnetResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSubnetResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSubnetResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteSubnetResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteSubnetResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSubnetResponse>, I>>(base?: I): DeleteSubnetResponse {
+    return DeleteSubnetResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSubnetResponse>, I>>(_: I): DeleteSubnetResponse {
+    const message = createBaseDeleteSubnetResponse();
+    return message;
+  },
+};
+
+function createBaseIpRange(): IpRange {
+  return { CidrIp: "", Description: "" };
+}
+
+export const IpRange: MessageFns<IpRange> = {
+  encode(message: IpRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.CidrIp !== "") {
+      writer.uint32(10).string(message.CidrIp);
+    }
+    if (message.Description !== "") {
+      writer.uint32(18).string(message.Description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IpRange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIpRange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.CidrIp = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IpRange {
+    return {
+      CidrIp: isSet(object.CidrIp) ? globalThis.String(object.CidrIp) : "",
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+    };
+  },
+
+  toJSON(message: IpRange): unknown {
+    const obj: any = {};
+    if (message.CidrIp !== "") {
+      obj.CidrIp = message.CidrIp;
+    }
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IpRange>, I>>(base?: I): IpRange {
+    return IpRange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IpRange>, I>>(object: I): IpRange {
+    const message = createBaseIpRange();
+    message.CidrIp = object.CidrIp ?? "";
+    message.Description = object.Description ?? "";
+    return message;
+  },
+};
+
+function createBaseUserIdGroupPair(): UserIdGroupPair {
+  return { GroupId: "", UserId: "", Description: "" };
+}
+
+export const UserIdGroupPair: MessageFns<UserIdGroupPair> = {
+  encode(message: UserIdGroupPair, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    if (message.UserId !== "") {
+      writer.uint32(18).string(message.UserId);
+    }
+    if (message.Description !== "") {
+      writer.uint32(26).string(message.Description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserIdGroupPair {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserIdGroupPair();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.UserId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UserIdGroupPair {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      UserId: isSet(object.UserId) ? globalThis.String(object.UserId) : "",
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+    };
+  },
+
+  toJSON(message: UserIdGroupPair): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.UserId !== "") {
+      obj.UserId = message.UserId;
+    }
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UserIdGroupPair>, I>>(base?: I): UserIdGroupPair {
+    return UserIdGroupPair.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UserIdGroupPair>, I>>(object: I): UserIdGroupPair {
+    const message = createBaseUserIdGroupPair();
+    message.GroupId = object.GroupId ?? "";
+    message.UserId = object.UserId ?? "";
+    message.Description = object.Description ?? "";
+    return message;
+  },
+};
+
+function createBaseIpPermission(): IpPermission {
+  return { IpProtocol: "", FromPort: undefined, ToPort: undefined, IpRanges: [], UserIdGroupPairs: [] };
+}
+
+export const IpPermission: MessageFns<IpPermission> = {
+  encode(message: IpPermission, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.IpProtocol !== "") {
+      writer.uint32(10).string(message.IpProtocol);
+    }
+    if (message.FromPort !== undefined) {
+      writer.uint32(16).int32(message.FromPort);
+    }
+    if (message.ToPort !== undefined) {
+      writer.uint32(24).int32(message.ToPort);
+    }
+    for (const v of message.IpRanges) {
+      IpRange.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.UserIdGroupPairs) {
+      UserIdGroupPair.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IpPermission {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIpPermission();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.IpProtocol = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.FromPort = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ToPort = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.IpRanges.push(IpRange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.UserIdGroupPairs.push(UserIdGroupPair.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IpPermission {
+    return {
+      IpProtocol: isSet(object.IpProtocol) ? globalThis.String(object.IpProtocol) : "",
+      FromPort: isSet(object.FromPort) ? globalThis.Number(object.FromPort) : undefined,
+      ToPort: isSet(object.ToPort) ? globalThis.Number(object.ToPort) : undefined,
+      IpRanges: globalThis.Array.isArray(object?.IpRanges) ? object.IpRanges.map((e: any) => IpRange.fromJSON(e)) : [],
+      UserIdGroupPairs: globalThis.Array.isArray(object?.UserIdGroupPairs)
+        ? object.UserIdGroupPairs.map((e: any) => UserIdGroupPair.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: IpPermission): unknown {
+    const obj: any = {};
+    if (message.IpProtocol !== "") {
+      obj.IpProtocol = message.IpProtocol;
+    }
+    if (message.FromPort !== undefined) {
+      obj.FromPort = Math.round(message.FromPort);
+    }
+    if (message.ToPort !== undefined) {
+      obj.ToPort = Math.round(message.ToPort);
+    }
+    if (message.IpRanges?.length) {
+      obj.IpRanges = message.IpRanges.map((e) => IpRange.toJSON(e));
+    }
+    if (message.UserIdGroupPairs?.length) {
+      obj.UserIdGroupPairs = message.UserIdGroupPairs.map((e) => UserIdGroupPair.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IpPermission>, I>>(base?: I): IpPermission {
+    return IpPermission.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IpPermission>, I>>(object: I): IpPermission {
+    const message = createBaseIpPermission();
+    message.IpProtocol = object.IpProtocol ?? "";
+    message.FromPort = object.FromPort ?? undefined;
+    message.ToPort = object.ToPort ?? undefined;
+    message.IpRanges = object.IpRanges?.map((e) => IpRange.fromPartial(e)) || [];
+    message.UserIdGroupPairs = object.UserIdGroupPairs?.map((e) => UserIdGroupPair.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSecurityGroup(): SecurityGroup {
+  return {
+    GroupId: "",
+    GroupName: "",
+    Description: "",
+    OwnerId: "",
+    VpcId: "",
+    IpPermissions: [],
+    IpPermissionsEgress: [],
+    Tags: [],
+  };
+}
+
+export const SecurityGroup: MessageFns<SecurityGroup> = {
+  encode(message: SecurityGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    if (message.GroupName !== "") {
+      writer.uint32(18).string(message.GroupName);
+    }
+    if (message.Description !== "") {
+      writer.uint32(26).string(message.Description);
+    }
+    if (message.OwnerId !== "") {
+      writer.uint32(34).string(message.OwnerId);
+    }
+    if (message.VpcId !== "") {
+      writer.uint32(42).string(message.VpcId);
+    }
+    for (const v of message.IpPermissions) {
+      IpPermission.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.IpPermissionsEgress) {
+      IpPermission.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecurityGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecurityGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.OwnerId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.IpPermissions.push(IpPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.IpPermissionsEgress.push(IpPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecurityGroup {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      GroupName: isSet(object.GroupName) ? globalThis.String(object.GroupName) : "",
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      OwnerId: isSet(object.OwnerId) ? globalThis.String(object.OwnerId) : "",
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      IpPermissions: globalThis.Array.isArray(object?.IpPermissions)
+        ? object.IpPermissions.map((e: any) => IpPermission.fromJSON(e))
+        : [],
+      IpPermissionsEgress: globalThis.Array.isArray(object?.IpPermissionsEgress)
+        ? object.IpPermissionsEgress.map((e: any) => IpPermission.fromJSON(e))
+        : [],
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SecurityGroup): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.GroupName !== "") {
+      obj.GroupName = message.GroupName;
+    }
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.OwnerId !== "") {
+      obj.OwnerId = message.OwnerId;
+    }
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.IpPermissions?.length) {
+      obj.IpPermissions = message.IpPermissions.map((e) => IpPermission.toJSON(e));
+    }
+    if (message.IpPermissionsEgress?.length) {
+      obj.IpPermissionsEgress = message.IpPermissionsEgress.map((e) => IpPermission.toJSON(e));
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SecurityGroup>, I>>(base?: I): SecurityGroup {
+    return SecurityGroup.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecurityGroup>, I>>(object: I): SecurityGroup {
+    const message = createBaseSecurityGroup();
+    message.GroupId = object.GroupId ?? "";
+    message.GroupName = object.GroupName ?? "";
+    message.Description = object.Description ?? "";
+    message.OwnerId = object.OwnerId ?? "";
+    message.VpcId = object.VpcId ?? "";
+    message.IpPermissions = object.IpPermissions?.map((e) => IpPermission.fromPartial(e)) || [];
+    message.IpPermissionsEgress = object.IpPermissionsEgress?.map((e) => IpPermission.fromPartial(e)) || [];
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReferencedSecurityGroup(): ReferencedSecurityGroup {
+  return { GroupId: "", UserId: "" };
+}
+
+export const ReferencedSecurityGroup: MessageFns<ReferencedSecurityGroup> = {
+  encode(message: ReferencedSecurityGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    if (message.UserId !== "") {
+      writer.uint32(18).string(message.UserId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReferencedSecurityGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReferencedSecurityGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.UserId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReferencedSecurityGroup {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      UserId: isSet(object.UserId) ? globalThis.String(object.UserId) : "",
+    };
+  },
+
+  toJSON(message: ReferencedSecurityGroup): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.UserId !== "") {
+      obj.UserId = message.UserId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReferencedSecurityGroup>, I>>(base?: I): ReferencedSecurityGroup {
+    return ReferencedSecurityGroup.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReferencedSecurityGroup>, I>>(object: I): ReferencedSecurityGroup {
+    const message = createBaseReferencedSecurityGroup();
+    message.GroupId = object.GroupId ?? "";
+    message.UserId = object.UserId ?? "";
+    return message;
+  },
+};
+
+function createBaseSecurityGroupRule(): SecurityGroupRule {
+  return {
+    SecurityGroupRuleId: "",
+    GroupId: "",
+    GroupOwnerId: "",
+    IsEgress: false,
+    IpProtocol: "",
+    FromPort: 0,
+    ToPort: 0,
+    CidrIpv4: "",
+    ReferencedGroupInfo: undefined,
+    Description: "",
+  };
+}
+
+export const SecurityGroupRule: MessageFns<SecurityGroupRule> = {
+  encode(message: SecurityGroupRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SecurityGroupRuleId !== "") {
+      writer.uint32(10).string(message.SecurityGroupRuleId);
+    }
+    if (message.GroupId !== "") {
+      writer.uint32(18).string(message.GroupId);
+    }
+    if (message.GroupOwnerId !== "") {
+      writer.uint32(26).string(message.GroupOwnerId);
+    }
+    if (message.IsEgress !== false) {
+      writer.uint32(32).bool(message.IsEgress);
+    }
+    if (message.IpProtocol !== "") {
+      writer.uint32(42).string(message.IpProtocol);
+    }
+    if (message.FromPort !== 0) {
+      writer.uint32(48).int32(message.FromPort);
+    }
+    if (message.ToPort !== 0) {
+      writer.uint32(56).int32(message.ToPort);
+    }
+    if (message.CidrIpv4 !== "") {
+      writer.uint32(66).string(message.CidrIpv4);
+    }
+    if (message.ReferencedGroupInfo !== undefined) {
+      ReferencedSecurityGroup.encode(message.ReferencedGroupInfo, writer.uint32(74).fork()).join();
+    }
+    if (message.Description !== "") {
+      writer.uint32(82).string(message.Description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SecurityGroupRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSecurityGroupRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SecurityGroupRuleId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.GroupOwnerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.IsEgress = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.IpProtocol = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.FromPort = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ToPort = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.CidrIpv4 = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.ReferencedGroupInfo = ReferencedSecurityGroup.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SecurityGroupRule {
+    return {
+      SecurityGroupRuleId: isSet(object.SecurityGroupRuleId) ? globalThis.String(object.SecurityGroupRuleId) : "",
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      GroupOwnerId: isSet(object.GroupOwnerId) ? globalThis.String(object.GroupOwnerId) : "",
+      IsEgress: isSet(object.IsEgress) ? globalThis.Boolean(object.IsEgress) : false,
+      IpProtocol: isSet(object.IpProtocol) ? globalThis.String(object.IpProtocol) : "",
+      FromPort: isSet(object.FromPort) ? globalThis.Number(object.FromPort) : 0,
+      ToPort: isSet(object.ToPort) ? globalThis.Number(object.ToPort) : 0,
+      CidrIpv4: isSet(object.CidrIpv4) ? globalThis.String(object.CidrIpv4) : "",
+      ReferencedGroupInfo: isSet(object.ReferencedGroupInfo)
+        ? ReferencedSecurityGroup.fromJSON(object.ReferencedGroupInfo)
+        : undefined,
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+    };
+  },
+
+  toJSON(message: SecurityGroupRule): unknown {
+    const obj: any = {};
+    if (message.SecurityGroupRuleId !== "") {
+      obj.SecurityGroupRuleId = message.SecurityGroupRuleId;
+    }
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.GroupOwnerId !== "") {
+      obj.GroupOwnerId = message.GroupOwnerId;
+    }
+    if (message.IsEgress !== false) {
+      obj.IsEgress = message.IsEgress;
+    }
+    if (message.IpProtocol !== "") {
+      obj.IpProtocol = message.IpProtocol;
+    }
+    if (message.FromPort !== 0) {
+      obj.FromPort = Math.round(message.FromPort);
+    }
+    if (message.ToPort !== 0) {
+      obj.ToPort = Math.round(message.ToPort);
+    }
+    if (message.CidrIpv4 !== "") {
+      obj.CidrIpv4 = message.CidrIpv4;
+    }
+    if (message.ReferencedGroupInfo !== undefined) {
+      obj.ReferencedGroupInfo = ReferencedSecurityGroup.toJSON(message.ReferencedGroupInfo);
+    }
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SecurityGroupRule>, I>>(base?: I): SecurityGroupRule {
+    return SecurityGroupRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SecurityGroupRule>, I>>(object: I): SecurityGroupRule {
+    const message = createBaseSecurityGroupRule();
+    message.SecurityGroupRuleId = object.SecurityGroupRuleId ?? "";
+    message.GroupId = object.GroupId ?? "";
+    message.GroupOwnerId = object.GroupOwnerId ?? "";
+    message.IsEgress = object.IsEgress ?? false;
+    message.IpProtocol = object.IpProtocol ?? "";
+    message.FromPort = object.FromPort ?? 0;
+    message.ToPort = object.ToPort ?? 0;
+    message.CidrIpv4 = object.CidrIpv4 ?? "";
+    message.ReferencedGroupInfo = (object.ReferencedGroupInfo !== undefined && object.ReferencedGroupInfo !== null)
+      ? ReferencedSecurityGroup.fromPartial(object.ReferencedGroupInfo)
+      : undefined;
+    message.Description = object.Description ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateSecurityGroupRequest(): CreateSecurityGroupRequest {
+  return { GroupName: "", Description: "", VpcId: "", TagSpecifications: [] };
+}
+
+export const CreateSecurityGroupRequest: MessageFns<CreateSecurityGroupRequest> = {
+  encode(message: CreateSecurityGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupName !== "") {
+      writer.uint32(10).string(message.GroupName);
+    }
+    if (message.Description !== "") {
+      writer.uint32(18).string(message.Description);
+    }
+    if (message.VpcId !== "") {
+      writer.uint32(26).string(message.VpcId);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSecurityGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSecurityGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSecurityGroupRequest {
+    return {
+      GroupName: isSet(object.GroupName) ? globalThis.String(object.GroupName) : "",
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateSecurityGroupRequest): unknown {
+    const obj: any = {};
+    if (message.GroupName !== "") {
+      obj.GroupName = message.GroupName;
+    }
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSecurityGroupRequest>, I>>(base?: I): CreateSecurityGroupRequest {
+    return CreateSecurityGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSecurityGroupRequest>, I>>(object: I): CreateSecurityGroupRequest {
+    const message = createBaseCreateSecurityGroupRequest();
+    message.GroupName = object.GroupName ?? "";
+    message.Description = object.Description ?? "";
+    message.VpcId = object.VpcId ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateSecurityGroupResponse(): CreateSecurityGroupResponse {
+  return { GroupId: "", Tags: [] };
+}
+
+export const CreateSecurityGroupResponse: MessageFns<CreateSecurityGroupResponse> = {
+  encode(message: CreateSecurityGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSecurityGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSecurityGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSecurityGroupResponse {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CreateSecurityGroupResponse): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSecurityGroupResponse>, I>>(base?: I): CreateSecurityGroupResponse {
+    return CreateSecurityGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSecurityGroupResponse>, I>>(object: I): CreateSecurityGroupResponse {
+    const message = createBaseCreateSecurityGroupResponse();
+    message.GroupId = object.GroupId ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteSecurityGroupRequest(): DeleteSecurityGroupRequest {
+  return { GroupId: "", GroupName: "" };
+}
+
+export const DeleteSecurityGroupRequest: MessageFns<DeleteSecurityGroupRequest> = {
+  encode(message: DeleteSecurityGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    if (message.GroupName !== "") {
+      writer.uint32(18).string(message.GroupName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSecurityGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSecurityGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSecurityGroupRequest {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      GroupName: isSet(object.GroupName) ? globalThis.String(object.GroupName) : "",
+    };
+  },
+
+  toJSON(message: DeleteSecurityGroupRequest): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.GroupName !== "") {
+      obj.GroupName = message.GroupName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSecurityGroupRequest>, I>>(base?: I): DeleteSecurityGroupRequest {
+    return DeleteSecurityGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSecurityGroupRequest>, I>>(object: I): DeleteSecurityGroupRequest {
+    const message = createBaseDeleteSecurityGroupRequest();
+    message.GroupId = object.GroupId ?? "";
+    message.GroupName = object.GroupName ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSecurityGroupResponse(): DeleteSecurityGroupResponse {
+  return { Return: false, GroupId: "" };
+}
+
+export const DeleteSecurityGroupResponse: MessageFns<DeleteSecurityGroupResponse> = {
+  encode(message: DeleteSecurityGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Return !== false) {
+      writer.uint32(8).bool(message.Return);
+    }
+    if (message.GroupId !== "") {
+      writer.uint32(18).string(message.GroupId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSecurityGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSecurityGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.Return = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSecurityGroupResponse {
+    return {
+      Return: isSet(object.Return) ? globalThis.Boolean(object.Return) : false,
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+    };
+  },
+
+  toJSON(message: DeleteSecurityGroupResponse): unknown {
+    const obj: any = {};
+    if (message.Return !== false) {
+      obj.Return = message.Return;
+    }
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSecurityGroupResponse>, I>>(base?: I): DeleteSecurityGroupResponse {
+    return DeleteSecurityGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSecurityGroupResponse>, I>>(object: I): DeleteSecurityGroupResponse {
+    const message = createBaseDeleteSecurityGroupResponse();
+    message.Return = object.Return ?? false;
+    message.GroupId = object.GroupId ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeSecurityGroupsRequest(): DescribeSecurityGroupsRequest {
+  return { GroupIds: [], GroupNames: [], Filters: [], MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeSecurityGroupsRequest: MessageFns<DescribeSecurityGroupsRequest> = {
+  encode(message: DescribeSecurityGroupsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.GroupIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.GroupNames) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(32).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(42).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSecurityGroupsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSecurityGroupsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupNames.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSecurityGroupsRequest {
+    return {
+      GroupIds: globalThis.Array.isArray(object?.GroupIds) ? object.GroupIds.map((e: any) => globalThis.String(e)) : [],
+      GroupNames: globalThis.Array.isArray(object?.GroupNames)
+        ? object.GroupNames.map((e: any) => globalThis.String(e))
+        : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeSecurityGroupsRequest): unknown {
+    const obj: any = {};
+    if (message.GroupIds?.length) {
+      obj.GroupIds = message.GroupIds;
+    }
+    if (message.GroupNames?.length) {
+      obj.GroupNames = message.GroupNames;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSecurityGroupsRequest>, I>>(base?: I): DescribeSecurityGroupsRequest {
+    return DescribeSecurityGroupsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSecurityGroupsRequest>, I>>(
+    object: I,
+  ): DescribeSecurityGroupsRequest {
+    const message = createBaseDescribeSecurityGroupsRequest();
+    message.GroupIds = object.GroupIds?.map((e) => e) || [];
+    message.GroupNames = object.GroupNames?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeSecurityGroupsResponse(): DescribeSecurityGroupsResponse {
+  return { SecurityGroups: [], NextToken: "" };
+}
+
+export const DescribeSecurityGroupsResponse: MessageFns<DescribeSecurityGroupsResponse> = {
+  encode(message: DescribeSecurityGroupsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.SecurityGroups) {
+      SecurityGroup.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSecurityGroupsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSecurityGroupsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SecurityGroups.push(SecurityGroup.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSecurityGroupsResponse {
+    return {
+      SecurityGroups: globalThis.Array.isArray(object?.SecurityGroups)
+        ? object.SecurityGroups.map((e: any) => SecurityGroup.fromJSON(e))
+        : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeSecurityGroupsResponse): unknown {
+    const obj: any = {};
+    if (message.SecurityGroups?.length) {
+      obj.SecurityGroups = message.SecurityGroups.map((e) => SecurityGroup.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSecurityGroupsResponse>, I>>(base?: I): DescribeSecurityGroupsResponse {
+    return DescribeSecurityGroupsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSecurityGroupsResponse>, I>>(
+    object: I,
+  ): DescribeSecurityGroupsResponse {
+    const message = createBaseDescribeSecurityGroupsResponse();
+    message.SecurityGroups = object.SecurityGroups?.map((e) => SecurityGroup.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseAuthorizeSecurityGroupRequest(): AuthorizeSecurityGroupRequest {
+  return {
+    GroupId: "",
+    GroupName: "",
+    IpPermissions: [],
+    IpProtocol: "",
+    FromPort: undefined,
+    ToPort: undefined,
+    CidrIp: "",
+    TagSpecifications: [],
+  };
+}
+
+export const AuthorizeSecurityGroupRequest: MessageFns<AuthorizeSecurityGroupRequest> = {
+  encode(message: AuthorizeSecurityGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    if (message.GroupName !== "") {
+      writer.uint32(18).string(message.GroupName);
+    }
+    for (const v of message.IpPermissions) {
+      IpPermission.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.IpProtocol !== "") {
+      writer.uint32(34).string(message.IpProtocol);
+    }
+    if (message.FromPort !== undefined) {
+      writer.uint32(40).int32(message.FromPort);
+    }
+    if (message.ToPort !== undefined) {
+      writer.uint32(48).int32(message.ToPort);
+    }
+    if (message.CidrIp !== "") {
+      writer.uint32(58).string(message.CidrIp);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthorizeSecurityGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthorizeSecurityGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.IpPermissions.push(IpPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.IpProtocol = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.FromPort = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ToPort = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.CidrIp = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthorizeSecurityGroupRequest {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      GroupName: isSet(object.GroupName) ? globalThis.String(object.GroupName) : "",
+      IpPermissions: globalThis.Array.isArray(object?.IpPermissions)
+        ? object.IpPermissions.map((e: any) => IpPermission.fromJSON(e))
+        : [],
+      IpProtocol: isSet(object.IpProtocol) ? globalThis.String(object.IpProtocol) : "",
+      FromPort: isSet(object.FromPort) ? globalThis.Number(object.FromPort) : undefined,
+      ToPort: isSet(object.ToPort) ? globalThis.Number(object.ToPort) : undefined,
+      CidrIp: isSet(object.CidrIp) ? globalThis.String(object.CidrIp) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AuthorizeSecurityGroupRequest): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.GroupName !== "") {
+      obj.GroupName = message.GroupName;
+    }
+    if (message.IpPermissions?.length) {
+      obj.IpPermissions = message.IpPermissions.map((e) => IpPermission.toJSON(e));
+    }
+    if (message.IpProtocol !== "") {
+      obj.IpProtocol = message.IpProtocol;
+    }
+    if (message.FromPort !== undefined) {
+      obj.FromPort = Math.round(message.FromPort);
+    }
+    if (message.ToPort !== undefined) {
+      obj.ToPort = Math.round(message.ToPort);
+    }
+    if (message.CidrIp !== "") {
+      obj.CidrIp = message.CidrIp;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuthorizeSecurityGroupRequest>, I>>(base?: I): AuthorizeSecurityGroupRequest {
+    return AuthorizeSecurityGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuthorizeSecurityGroupRequest>, I>>(
+    object: I,
+  ): AuthorizeSecurityGroupRequest {
+    const message = createBaseAuthorizeSecurityGroupRequest();
+    message.GroupId = object.GroupId ?? "";
+    message.GroupName = object.GroupName ?? "";
+    message.IpPermissions = object.IpPermissions?.map((e) => IpPermission.fromPartial(e)) || [];
+    message.IpProtocol = object.IpProtocol ?? "";
+    message.FromPort = object.FromPort ?? undefined;
+    message.ToPort = object.ToPort ?? undefined;
+    message.CidrIp = object.CidrIp ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAuthorizeSecurityGroupResponse(): AuthorizeSecurityGroupResponse {
+  return { Return: false, SecurityGroupRules: [] };
+}
+
+export const AuthorizeSecurityGroupResponse: MessageFns<AuthorizeSecurityGroupResponse> = {
+  encode(message: AuthorizeSecurityGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Return !== false) {
+      writer.uint32(8).bool(message.Return);
+    }
+    for (const v of message.SecurityGroupRules) {
+      SecurityGroupRule.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthorizeSecurityGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthorizeSecurityGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.Return = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.SecurityGroupRules.push(SecurityGroupRule.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthorizeSecurityGroupResponse {
+    return {
+      Return: isSet(object.Return) ? globalThis.Boolean(object.Return) : false,
+      SecurityGroupRules: globalThis.Array.isArray(object?.SecurityGroupRules)
+        ? object.SecurityGroupRules.map((e: any) => SecurityGroupRule.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AuthorizeSecurityGroupResponse): unknown {
+    const obj: any = {};
+    if (message.Return !== false) {
+      obj.Return = message.Return;
+    }
+    if (message.SecurityGroupRules?.length) {
+      obj.SecurityGroupRules = message.SecurityGroupRules.map((e) => SecurityGroupRule.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuthorizeSecurityGroupResponse>, I>>(base?: I): AuthorizeSecurityGroupResponse {
+    return AuthorizeSecurityGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuthorizeSecurityGroupResponse>, I>>(
+    object: I,
+  ): AuthorizeSecurityGroupResponse {
+    const message = createBaseAuthorizeSecurityGroupResponse();
+    message.Return = object.Return ?? false;
+    message.SecurityGroupRules = object.SecurityGroupRules?.map((e) => SecurityGroupRule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRevokeSecurityGroupRequest(): RevokeSecurityGroupRequest {
+  return {
+    GroupId: "",
+    GroupName: "",
+    IpPermissions: [],
+    IpProtocol: "",
+    FromPort: undefined,
+    ToPort: undefined,
+    CidrIp: "",
+    SecurityGroupRuleIds: [],
+  };
+}
+
+export const RevokeSecurityGroupRequest: MessageFns<RevokeSecurityGroupRequest> = {
+  encode(message: RevokeSecurityGroupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.GroupId !== "") {
+      writer.uint32(10).string(message.GroupId);
+    }
+    if (message.GroupName !== "") {
+      writer.uint32(18).string(message.GroupName);
+    }
+    for (const v of message.IpPermissions) {
+      IpPermission.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.IpProtocol !== "") {
+      writer.uint32(34).string(message.IpProtocol);
+    }
+    if (message.FromPort !== undefined) {
+      writer.uint32(40).int32(message.FromPort);
+    }
+    if (message.ToPort !== undefined) {
+      writer.uint32(48).int32(message.ToPort);
+    }
+    if (message.CidrIp !== "") {
+      writer.uint32(58).string(message.CidrIp);
+    }
+    for (const v of message.SecurityGroupRuleIds) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeSecurityGroupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeSecurityGroupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.GroupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.GroupName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.IpPermissions.push(IpPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.IpProtocol = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.FromPort = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ToPort = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.CidrIp = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.SecurityGroupRuleIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeSecurityGroupRequest {
+    return {
+      GroupId: isSet(object.GroupId) ? globalThis.String(object.GroupId) : "",
+      GroupName: isSet(object.GroupName) ? globalThis.String(object.GroupName) : "",
+      IpPermissions: globalThis.Array.isArray(object?.IpPermissions)
+        ? object.IpPermissions.map((e: any) => IpPermission.fromJSON(e))
+        : [],
+      IpProtocol: isSet(object.IpProtocol) ? globalThis.String(object.IpProtocol) : "",
+      FromPort: isSet(object.FromPort) ? globalThis.Number(object.FromPort) : undefined,
+      ToPort: isSet(object.ToPort) ? globalThis.Number(object.ToPort) : undefined,
+      CidrIp: isSet(object.CidrIp) ? globalThis.String(object.CidrIp) : "",
+      SecurityGroupRuleIds: globalThis.Array.isArray(object?.SecurityGroupRuleIds)
+        ? object.SecurityGroupRuleIds.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RevokeSecurityGroupRequest): unknown {
+    const obj: any = {};
+    if (message.GroupId !== "") {
+      obj.GroupId = message.GroupId;
+    }
+    if (message.GroupName !== "") {
+      obj.GroupName = message.GroupName;
+    }
+    if (message.IpPermissions?.length) {
+      obj.IpPermissions = message.IpPermissions.map((e) => IpPermission.toJSON(e));
+    }
+    if (message.IpProtocol !== "") {
+      obj.IpProtocol = message.IpProtocol;
+    }
+    if (message.FromPort !== undefined) {
+      obj.FromPort = Math.round(message.FromPort);
+    }
+    if (message.ToPort !== undefined) {
+      obj.ToPort = Math.round(message.ToPort);
+    }
+    if (message.CidrIp !== "") {
+      obj.CidrIp = message.CidrIp;
+    }
+    if (message.SecurityGroupRuleIds?.length) {
+      obj.SecurityGroupRuleIds = message.SecurityGroupRuleIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeSecurityGroupRequest>, I>>(base?: I): RevokeSecurityGroupRequest {
+    return RevokeSecurityGroupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeSecurityGroupRequest>, I>>(object: I): RevokeSecurityGroupRequest {
+    const message = createBaseRevokeSecurityGroupRequest();
+    message.GroupId = object.GroupId ?? "";
+    message.GroupName = object.GroupName ?? "";
+    message.IpPermissions = object.IpPermissions?.map((e) => IpPermission.fromPartial(e)) || [];
+    message.IpProtocol = object.IpProtocol ?? "";
+    message.FromPort = object.FromPort ?? undefined;
+    message.ToPort = object.ToPort ?? undefined;
+    message.CidrIp = object.CidrIp ?? "";
+    message.SecurityGroupRuleIds = object.SecurityGroupRuleIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRevokeSecurityGroupResponse(): RevokeSecurityGroupResponse {
+  return { Return: false, UnknownIpPermissions: [] };
+}
+
+export const RevokeSecurityGroupResponse: MessageFns<RevokeSecurityGroupResponse> = {
+  encode(message: RevokeSecurityGroupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Return !== false) {
+      writer.uint32(8).bool(message.Return);
+    }
+    for (const v of message.UnknownIpPermissions) {
+      IpPermission.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RevokeSecurityGroupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRevokeSecurityGroupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.Return = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.UnknownIpPermissions.push(IpPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RevokeSecurityGroupResponse {
+    return {
+      Return: isSet(object.Return) ? globalThis.Boolean(object.Return) : false,
+      UnknownIpPermissions: globalThis.Array.isArray(object?.UnknownIpPermissions)
+        ? object.UnknownIpPermissions.map((e: any) => IpPermission.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RevokeSecurityGroupResponse): unknown {
+    const obj: any = {};
+    if (message.Return !== false) {
+      obj.Return = message.Return;
+    }
+    if (message.UnknownIpPermissions?.length) {
+      obj.UnknownIpPermissions = message.UnknownIpPermissions.map((e) => IpPermission.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeSecurityGroupResponse>, I>>(base?: I): RevokeSecurityGroupResponse {
+    return RevokeSecurityGroupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeSecurityGroupResponse>, I>>(object: I): RevokeSecurityGroupResponse {
+    const message = createBaseRevokeSecurityGroupResponse();
+    message.Return = object.Return ?? false;
+    message.UnknownIpPermissions = object.UnknownIpPermissions?.map((e) => IpPermission.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseModifyInstanceAttributeRequest(): ModifyInstanceAttributeRequest {
+  return { InstanceId: "", Groups: [] };
+}
+
+export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeRequest> = {
+  encode(message: ModifyInstanceAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.InstanceId !== "") {
+      writer.uint32(10).string(message.InstanceId);
+    }
+    for (const v of message.Groups) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyInstanceAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyInstanceAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Groups.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModifyInstanceAttributeRequest {
+    return {
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      Groups: globalThis.Array.isArray(object?.Groups) ? object.Groups.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ModifyInstanceAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.Groups?.length) {
+      obj.Groups = message.Groups;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyInstanceAttributeRequest>, I>>(base?: I): ModifyInstanceAttributeRequest {
+    return ModifyInstanceAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyInstanceAttributeRequest>, I>>(
+    object: I,
+  ): ModifyInstanceAttributeRequest {
+    const message = createBaseModifyInstanceAttributeRequest();
+    message.InstanceId = object.InstanceId ?? "";
+    message.Groups = object.Groups?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseModifyInstanceAttributeResponse(): ModifyInstanceAttributeResponse {
+  return {};
+}
+
+export const ModifyInstanceAttributeResponse: MessageFns<ModifyInstanceAttributeResponse> = {
+  encode(_: ModifyInstanceAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyInstanceAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyInstanceAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ModifyInstanceAttributeResponse {
+    return {};
+  },
+
+  toJSON(_: ModifyInstanceAttributeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyInstanceAttributeResponse>, I>>(base?: I): ModifyInstanceAttributeResponse {
+    return ModifyInstanceAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyInstanceAttributeResponse>, I>>(_: I): ModifyInstanceAttributeResponse {
+    const message = createBaseModifyInstanceAttributeResponse();
+    return message;
+  },
+};
+
+function createBaseAllocateAddressRequest(): AllocateAddressRequest {
+  return { Domain: "", Address: "", PublicIpv4Pool: "", TagSpecifications: [] };
+}
+
+export const AllocateAddressRequest: MessageFns<AllocateAddressRequest> = {
+  encode(message: AllocateAddressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Domain !== "") {
+      writer.uint32(10).string(message.Domain);
+    }
+    if (message.Address !== "") {
+      writer.uint32(18).string(message.Address);
+    }
+    if (message.PublicIpv4Pool !== "") {
+      writer.uint32(26).string(message.PublicIpv4Pool);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AllocateAddressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAllocateAddressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Domain = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.PublicIpv4Pool = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AllocateAddressRequest {
+    return {
+      Domain: isSet(object.Domain) ? globalThis.String(object.Domain) : "",
+      Address: isSet(object.Address) ? globalThis.String(object.Address) : "",
+      PublicIpv4Pool: isSet(object.PublicIpv4Pool) ? globalThis.String(object.PublicIpv4Pool) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AllocateAddressRequest): unknown {
+    const obj: any = {};
+    if (message.Domain !== "") {
+      obj.Domain = message.Domain;
+    }
+    if (message.Address !== "") {
+      obj.Address = message.Address;
+    }
+    if (message.PublicIpv4Pool !== "") {
+      obj.PublicIpv4Pool = message.PublicIpv4Pool;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AllocateAddressRequest>, I>>(base?: I): AllocateAddressRequest {
+    return AllocateAddressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AllocateAddressRequest>, I>>(object: I): AllocateAddressRequest {
+    const message = createBaseAllocateAddressRequest();
+    message.Domain = object.Domain ?? "";
+    message.Address = object.Address ?? "";
+    message.PublicIpv4Pool = object.PublicIpv4Pool ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAllocateAddressResponse(): AllocateAddressResponse {
+  return { PublicIp: "", AllocationId: "", Domain: "", PublicIpv4Pool: "", NetworkBorderGroup: "" };
+}
+
+export const AllocateAddressResponse: MessageFns<AllocateAddressResponse> = {
+  encode(message: AllocateAddressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.PublicIp !== "") {
+      writer.uint32(10).string(message.PublicIp);
+    }
+    if (message.AllocationId !== "") {
+      writer.uint32(18).string(message.AllocationId);
+    }
+    if (message.Domain !== "") {
+      writer.uint32(26).string(message.Domain);
+    }
+    if (message.PublicIpv4Pool !== "") {
+      writer.uint32(34).string(message.PublicIpv4Pool);
+    }
+    if (message.NetworkBorderGroup !== "") {
+      writer.uint32(42).string(message.NetworkBorderGroup);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AllocateAddressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAllocateAddressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.PublicIp = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AllocationId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Domain = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.PublicIpv4Pool = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.NetworkBorderGroup = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AllocateAddressResponse {
+    return {
+      PublicIp: isSet(object.PublicIp) ? globalThis.String(object.PublicIp) : "",
+      AllocationId: isSet(object.AllocationId) ? globalThis.String(object.AllocationId) : "",
+      Domain: isSet(object.Domain) ? globalThis.String(object.Domain) : "",
+      PublicIpv4Pool: isSet(object.PublicIpv4Pool) ? globalThis.String(object.PublicIpv4Pool) : "",
+      NetworkBorderGroup: isSet(object.NetworkBorderGroup) ? globalThis.String(object.NetworkBorderGroup) : "",
+    };
+  },
+
+  toJSON(message: AllocateAddressResponse): unknown {
+    const obj: any = {};
+    if (message.PublicIp !== "") {
+      obj.PublicIp = message.PublicIp;
+    }
+    if (message.AllocationId !== "") {
+      obj.AllocationId = message.AllocationId;
+    }
+    if (message.Domain !== "") {
+      obj.Domain = message.Domain;
+    }
+    if (message.PublicIpv4Pool !== "") {
+      obj.PublicIpv4Pool = message.PublicIpv4Pool;
+    }
+    if (message.NetworkBorderGroup !== "") {
+      obj.NetworkBorderGroup = message.NetworkBorderGroup;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AllocateAddressResponse>, I>>(base?: I): AllocateAddressResponse {
+    return AllocateAddressResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AllocateAddressResponse>, I>>(object: I): AllocateAddressResponse {
+    const message = createBaseAllocateAddressResponse();
+    message.PublicIp = object.PublicIp ?? "";
+    message.AllocationId = object.AllocationId ?? "";
+    message.Domain = object.Domain ?? "";
+    message.PublicIpv4Pool = object.PublicIpv4Pool ?? "";
+    message.NetworkBorderGroup = object.NetworkBorderGroup ?? "";
+    return message;
+  },
+};
+
+function createBaseAssociateAddressRequest(): AssociateAddressRequest {
+  return { AllocationId: "", InstanceId: "", PrivateIpAddress: "", AllowReassociation: false };
+}
+
+export const AssociateAddressRequest: MessageFns<AssociateAddressRequest> = {
+  encode(message: AssociateAddressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AllocationId !== "") {
+      writer.uint32(10).string(message.AllocationId);
+    }
+    if (message.InstanceId !== "") {
+      writer.uint32(18).string(message.InstanceId);
+    }
+    if (message.PrivateIpAddress !== "") {
+      writer.uint32(26).string(message.PrivateIpAddress);
+    }
+    if (message.AllowReassociation !== false) {
+      writer.uint32(32).bool(message.AllowReassociation);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AssociateAddressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAssociateAddressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AllocationId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.PrivateIpAddress = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.AllowReassociation = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AssociateAddressRequest {
+    return {
+      AllocationId: isSet(object.AllocationId) ? globalThis.String(object.AllocationId) : "",
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      PrivateIpAddress: isSet(object.PrivateIpAddress) ? globalThis.String(object.PrivateIpAddress) : "",
+      AllowReassociation: isSet(object.AllowReassociation) ? globalThis.Boolean(object.AllowReassociation) : false,
+    };
+  },
+
+  toJSON(message: AssociateAddressRequest): unknown {
+    const obj: any = {};
+    if (message.AllocationId !== "") {
+      obj.AllocationId = message.AllocationId;
+    }
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.PrivateIpAddress !== "") {
+      obj.PrivateIpAddress = message.PrivateIpAddress;
+    }
+    if (message.AllowReassociation !== false) {
+      obj.AllowReassociation = message.AllowReassociation;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AssociateAddressRequest>, I>>(base?: I): AssociateAddressRequest {
+    return AssociateAddressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AssociateAddressRequest>, I>>(object: I): AssociateAddressRequest {
+    const message = createBaseAssociateAddressRequest();
+    message.AllocationId = object.AllocationId ?? "";
+    message.InstanceId = object.InstanceId ?? "";
+    message.PrivateIpAddress = object.PrivateIpAddress ?? "";
+    message.AllowReassociation = object.AllowReassociation ?? false;
+    return message;
+  },
+};
+
+function createBaseAssociateAddressResponse(): AssociateAddressResponse {
+  return { AssociationId: "" };
+}
+
+export const AssociateAddressResponse: MessageFns<AssociateAddressResponse> = {
+  encode(message: AssociateAddressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AssociationId !== "") {
+      writer.uint32(10).string(message.AssociationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AssociateAddressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAssociateAddressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AssociationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AssociateAddressResponse {
+    return { AssociationId: isSet(object.AssociationId) ? globalThis.String(object.AssociationId) : "" };
+  },
+
+  toJSON(message: AssociateAddressResponse): unknown {
+    const obj: any = {};
+    if (message.AssociationId !== "") {
+      obj.AssociationId = message.AssociationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AssociateAddressResponse>, I>>(base?: I): AssociateAddressResponse {
+    return AssociateAddressResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AssociateAddressResponse>, I>>(object: I): AssociateAddressResponse {
+    const message = createBaseAssociateAddressResponse();
+    message.AssociationId = object.AssociationId ?? "";
+    return message;
+  },
+};
+
+function createBaseDisassociateAddressRequest(): DisassociateAddressRequest {
+  return { AssociationId: "" };
+}
+
+export const DisassociateAddressRequest: MessageFns<DisassociateAddressRequest> = {
+  encode(message: DisassociateAddressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AssociationId !== "") {
+      writer.uint32(10).string(message.AssociationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisassociateAddressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisassociateAddressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AssociationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisassociateAddressRequest {
+    return { AssociationId: isSet(object.AssociationId) ? globalThis.String(object.AssociationId) : "" };
+  },
+
+  toJSON(message: DisassociateAddressRequest): unknown {
+    const obj: any = {};
+    if (message.AssociationId !== "") {
+      obj.AssociationId = message.AssociationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisassociateAddressRequest>, I>>(base?: I): DisassociateAddressRequest {
+    return DisassociateAddressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisassociateAddressRequest>, I>>(object: I): DisassociateAddressRequest {
+    const message = createBaseDisassociateAddressRequest();
+    message.AssociationId = object.AssociationId ?? "";
+    return message;
+  },
+};
+
+function createBaseDisassociateAddressResponse(): DisassociateAddressResponse {
+  return {};
+}
+
+export const DisassociateAddressResponse: MessageFns<DisassociateAddressResponse> = {
+  encode(_: DisassociateAddressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisassociateAddressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisassociateAddressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DisassociateAddressResponse {
+    return {};
+  },
+
+  toJSON(_: DisassociateAddressResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisassociateAddressResponse>, I>>(base?: I): DisassociateAddressResponse {
+    return DisassociateAddressResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisassociateAddressResponse>, I>>(_: I): DisassociateAddressResponse {
+    const message = createBaseDisassociateAddressResponse();
+    return message;
+  },
+};
+
+function createBaseReleaseAddressRequest(): ReleaseAddressRequest {
+  return { AllocationId: "" };
+}
+
+export const ReleaseAddressRequest: MessageFns<ReleaseAddressRequest> = {
+  encode(message: ReleaseAddressRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AllocationId !== "") {
+      writer.uint32(10).string(message.AllocationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseAddressRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseAddressRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AllocationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReleaseAddressRequest {
+    return { AllocationId: isSet(object.AllocationId) ? globalThis.String(object.AllocationId) : "" };
+  },
+
+  toJSON(message: ReleaseAddressRequest): unknown {
+    const obj: any = {};
+    if (message.AllocationId !== "") {
+      obj.AllocationId = message.AllocationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseAddressRequest>, I>>(base?: I): ReleaseAddressRequest {
+    return ReleaseAddressRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseAddressRequest>, I>>(object: I): ReleaseAddressRequest {
+    const message = createBaseReleaseAddressRequest();
+    message.AllocationId = object.AllocationId ?? "";
+    return message;
+  },
+};
+
+function createBaseReleaseAddressResponse(): ReleaseAddressResponse {
+  return {};
+}
+
+export const ReleaseAddressResponse: MessageFns<ReleaseAddressResponse> = {
+  encode(_: ReleaseAddressResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReleaseAddressResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReleaseAddressResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReleaseAddressResponse {
+    return {};
+  },
+
+  toJSON(_: ReleaseAddressResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseAddressResponse>, I>>(base?: I): ReleaseAddressResponse {
+    return ReleaseAddressResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseAddressResponse>, I>>(_: I): ReleaseAddressResponse {
+    const message = createBaseReleaseAddressResponse();
+    return message;
+  },
+};
+
+function createBaseAddress(): Address {
+  return {
+    PublicIp: "",
+    AllocationId: "",
+    AssociationId: "",
+    Domain: "",
+    InstanceId: "",
+    PrivateIpAddress: "",
+    NetworkBorderGroup: "",
+    PublicIpv4Pool: "",
+    Tags: [],
+  };
+}
+
+export const Address: MessageFns<Address> = {
+  encode(message: Address, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.PublicIp !== "") {
+      writer.uint32(10).string(message.PublicIp);
+    }
+    if (message.AllocationId !== "") {
+      writer.uint32(18).string(message.AllocationId);
+    }
+    if (message.AssociationId !== "") {
+      writer.uint32(26).string(message.AssociationId);
+    }
+    if (message.Domain !== "") {
+      writer.uint32(34).string(message.Domain);
+    }
+    if (message.InstanceId !== "") {
+      writer.uint32(42).string(message.InstanceId);
+    }
+    if (message.PrivateIpAddress !== "") {
+      writer.uint32(50).string(message.PrivateIpAddress);
+    }
+    if (message.NetworkBorderGroup !== "") {
+      writer.uint32(58).string(message.NetworkBorderGroup);
+    }
+    if (message.PublicIpv4Pool !== "") {
+      writer.uint32(66).string(message.PublicIpv4Pool);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Address {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.PublicIp = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AllocationId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.AssociationId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Domain = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.PrivateIpAddress = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.NetworkBorderGroup = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.PublicIpv4Pool = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Address {
+    return {
+      PublicIp: isSet(object.PublicIp) ? globalThis.String(object.PublicIp) : "",
+      AllocationId: isSet(object.AllocationId) ? globalThis.String(object.AllocationId) : "",
+      AssociationId: isSet(object.AssociationId) ? globalThis.String(object.AssociationId) : "",
+      Domain: isSet(object.Domain) ? globalThis.String(object.Domain) : "",
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      PrivateIpAddress: isSet(object.PrivateIpAddress) ? globalThis.String(object.PrivateIpAddress) : "",
+      NetworkBorderGroup: isSet(object.NetworkBorderGroup) ? globalThis.String(object.NetworkBorderGroup) : "",
+      PublicIpv4Pool: isSet(object.PublicIpv4Pool) ? globalThis.String(object.PublicIpv4Pool) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: Address): unknown {
+    const obj: any = {};
+    if (message.PublicIp !== "") {
+      obj.PublicIp = message.PublicIp;
+    }
+    if (message.AllocationId !== "") {
+      obj.AllocationId = message.AllocationId;
+    }
+    if (message.AssociationId !== "") {
+      obj.AssociationId = message.AssociationId;
+    }
+    if (message.Domain !== "") {
+      obj.Domain = message.Domain;
+    }
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.PrivateIpAddress !== "") {
+      obj.PrivateIpAddress = message.PrivateIpAddress;
+    }
+    if (message.NetworkBorderGroup !== "") {
+      obj.NetworkBorderGroup = message.NetworkBorderGroup;
+    }
+    if (message.PublicIpv4Pool !== "") {
+      obj.PublicIpv4Pool = message.PublicIpv4Pool;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Address>, I>>(base?: I): Address {
+    return Address.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Address>, I>>(object: I): Address {
+    const message = createBaseAddress();
+    message.PublicIp = object.PublicIp ?? "";
+    message.AllocationId = object.AllocationId ?? "";
+    message.AssociationId = object.AssociationId ?? "";
+    message.Domain = object.Domain ?? "";
+    message.InstanceId = object.InstanceId ?? "";
+    message.PrivateIpAddress = object.PrivateIpAddress ?? "";
+    message.NetworkBorderGroup = object.NetworkBorderGroup ?? "";
+    message.PublicIpv4Pool = object.PublicIpv4Pool ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeAddressesRequest(): DescribeAddressesRequest {
+  return { AllocationIds: [], PublicIps: [], Filters: [] };
+}
+
+export const DescribeAddressesRequest: MessageFns<DescribeAddressesRequest> = {
+  encode(message: DescribeAddressesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.AllocationIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.PublicIps) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAddressesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAddressesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AllocationIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.PublicIps.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAddressesRequest {
+    return {
+      AllocationIds: globalThis.Array.isArray(object?.AllocationIds)
+        ? object.AllocationIds.map((e: any) => globalThis.String(e))
+        : [],
+      PublicIps: globalThis.Array.isArray(object?.PublicIps)
+        ? object.PublicIps.map((e: any) => globalThis.String(e))
+        : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DescribeAddressesRequest): unknown {
+    const obj: any = {};
+    if (message.AllocationIds?.length) {
+      obj.AllocationIds = message.AllocationIds;
+    }
+    if (message.PublicIps?.length) {
+      obj.PublicIps = message.PublicIps;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAddressesRequest>, I>>(base?: I): DescribeAddressesRequest {
+    return DescribeAddressesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAddressesRequest>, I>>(object: I): DescribeAddressesRequest {
+    const message = createBaseDescribeAddressesRequest();
+    message.AllocationIds = object.AllocationIds?.map((e) => e) || [];
+    message.PublicIps = object.PublicIps?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeAddressesResponse(): DescribeAddressesResponse {
+  return { Addresses: [] };
+}
+
+export const DescribeAddressesResponse: MessageFns<DescribeAddressesResponse> = {
+  encode(message: DescribeAddressesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Addresses) {
+      Address.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAddressesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAddressesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Addresses.push(Address.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAddressesResponse {
+    return {
+      Addresses: globalThis.Array.isArray(object?.Addresses)
+        ? object.Addresses.map((e: any) => Address.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeAddressesResponse): unknown {
+    const obj: any = {};
+    if (message.Addresses?.length) {
+      obj.Addresses = message.Addresses.map((e) => Address.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAddressesResponse>, I>>(base?: I): DescribeAddressesResponse {
+    return DescribeAddressesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAddressesResponse>, I>>(object: I): DescribeAddressesResponse {
+    const message = createBaseDescribeAddressesResponse();
+    message.Addresses = object.Addresses?.map((e) => Address.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 export type ComputeService = typeof ComputeService;
 export const ComputeService = {
   runInstances: {
@@ -5338,6 +11351,257 @@ export const ComputeService = {
       Buffer.from(DescribeRegionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DescribeRegionsResponse => DescribeRegionsResponse.decode(value),
   },
+  /** Key pairs. */
+  createKeyPair: {
+    path: "/cirrus.compute.v1.Compute/CreateKeyPair" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateKeyPairRequest): Buffer => Buffer.from(CreateKeyPairRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateKeyPairRequest => CreateKeyPairRequest.decode(value),
+    responseSerialize: (value: CreateKeyPairResponse): Buffer =>
+      Buffer.from(CreateKeyPairResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateKeyPairResponse => CreateKeyPairResponse.decode(value),
+  },
+  importKeyPair: {
+    path: "/cirrus.compute.v1.Compute/ImportKeyPair" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImportKeyPairRequest): Buffer => Buffer.from(ImportKeyPairRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportKeyPairRequest => ImportKeyPairRequest.decode(value),
+    responseSerialize: (value: ImportKeyPairResponse): Buffer =>
+      Buffer.from(ImportKeyPairResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImportKeyPairResponse => ImportKeyPairResponse.decode(value),
+  },
+  describeKeyPairs: {
+    path: "/cirrus.compute.v1.Compute/DescribeKeyPairs" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeKeyPairsRequest): Buffer =>
+      Buffer.from(DescribeKeyPairsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeKeyPairsRequest => DescribeKeyPairsRequest.decode(value),
+    responseSerialize: (value: DescribeKeyPairsResponse): Buffer =>
+      Buffer.from(DescribeKeyPairsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeKeyPairsResponse => DescribeKeyPairsResponse.decode(value),
+  },
+  deleteKeyPair: {
+    path: "/cirrus.compute.v1.Compute/DeleteKeyPair" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteKeyPairRequest): Buffer => Buffer.from(DeleteKeyPairRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteKeyPairRequest => DeleteKeyPairRequest.decode(value),
+    responseSerialize: (value: DeleteKeyPairResponse): Buffer =>
+      Buffer.from(DeleteKeyPairResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteKeyPairResponse => DeleteKeyPairResponse.decode(value),
+  },
+  /** VPCs and subnets. */
+  createVpc: {
+    path: "/cirrus.compute.v1.Compute/CreateVpc" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateVpcRequest): Buffer => Buffer.from(CreateVpcRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateVpcRequest => CreateVpcRequest.decode(value),
+    responseSerialize: (value: CreateVpcResponse): Buffer => Buffer.from(CreateVpcResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateVpcResponse => CreateVpcResponse.decode(value),
+  },
+  describeVpcs: {
+    path: "/cirrus.compute.v1.Compute/DescribeVpcs" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeVpcsRequest): Buffer => Buffer.from(DescribeVpcsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeVpcsRequest => DescribeVpcsRequest.decode(value),
+    responseSerialize: (value: DescribeVpcsResponse): Buffer =>
+      Buffer.from(DescribeVpcsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeVpcsResponse => DescribeVpcsResponse.decode(value),
+  },
+  deleteVpc: {
+    path: "/cirrus.compute.v1.Compute/DeleteVpc" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteVpcRequest): Buffer => Buffer.from(DeleteVpcRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteVpcRequest => DeleteVpcRequest.decode(value),
+    responseSerialize: (value: DeleteVpcResponse): Buffer => Buffer.from(DeleteVpcResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteVpcResponse => DeleteVpcResponse.decode(value),
+  },
+  createSubnet: {
+    path: "/cirrus.compute.v1.Compute/CreateSubnet" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSubnetRequest): Buffer => Buffer.from(CreateSubnetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSubnetRequest => CreateSubnetRequest.decode(value),
+    responseSerialize: (value: CreateSubnetResponse): Buffer =>
+      Buffer.from(CreateSubnetResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateSubnetResponse => CreateSubnetResponse.decode(value),
+  },
+  describeSubnets: {
+    path: "/cirrus.compute.v1.Compute/DescribeSubnets" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeSubnetsRequest): Buffer =>
+      Buffer.from(DescribeSubnetsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeSubnetsRequest => DescribeSubnetsRequest.decode(value),
+    responseSerialize: (value: DescribeSubnetsResponse): Buffer =>
+      Buffer.from(DescribeSubnetsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeSubnetsResponse => DescribeSubnetsResponse.decode(value),
+  },
+  deleteSubnet: {
+    path: "/cirrus.compute.v1.Compute/DeleteSubnet" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSubnetRequest): Buffer => Buffer.from(DeleteSubnetRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSubnetRequest => DeleteSubnetRequest.decode(value),
+    responseSerialize: (value: DeleteSubnetResponse): Buffer =>
+      Buffer.from(DeleteSubnetResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSubnetResponse => DeleteSubnetResponse.decode(value),
+  },
+  /** Security groups. */
+  createSecurityGroup: {
+    path: "/cirrus.compute.v1.Compute/CreateSecurityGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSecurityGroupRequest): Buffer =>
+      Buffer.from(CreateSecurityGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSecurityGroupRequest => CreateSecurityGroupRequest.decode(value),
+    responseSerialize: (value: CreateSecurityGroupResponse): Buffer =>
+      Buffer.from(CreateSecurityGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateSecurityGroupResponse => CreateSecurityGroupResponse.decode(value),
+  },
+  deleteSecurityGroup: {
+    path: "/cirrus.compute.v1.Compute/DeleteSecurityGroup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSecurityGroupRequest): Buffer =>
+      Buffer.from(DeleteSecurityGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSecurityGroupRequest => DeleteSecurityGroupRequest.decode(value),
+    responseSerialize: (value: DeleteSecurityGroupResponse): Buffer =>
+      Buffer.from(DeleteSecurityGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSecurityGroupResponse => DeleteSecurityGroupResponse.decode(value),
+  },
+  describeSecurityGroups: {
+    path: "/cirrus.compute.v1.Compute/DescribeSecurityGroups" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeSecurityGroupsRequest): Buffer =>
+      Buffer.from(DescribeSecurityGroupsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeSecurityGroupsRequest => DescribeSecurityGroupsRequest.decode(value),
+    responseSerialize: (value: DescribeSecurityGroupsResponse): Buffer =>
+      Buffer.from(DescribeSecurityGroupsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeSecurityGroupsResponse =>
+      DescribeSecurityGroupsResponse.decode(value),
+  },
+  authorizeSecurityGroupIngress: {
+    path: "/cirrus.compute.v1.Compute/AuthorizeSecurityGroupIngress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AuthorizeSecurityGroupRequest): Buffer =>
+      Buffer.from(AuthorizeSecurityGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AuthorizeSecurityGroupRequest => AuthorizeSecurityGroupRequest.decode(value),
+    responseSerialize: (value: AuthorizeSecurityGroupResponse): Buffer =>
+      Buffer.from(AuthorizeSecurityGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AuthorizeSecurityGroupResponse =>
+      AuthorizeSecurityGroupResponse.decode(value),
+  },
+  authorizeSecurityGroupEgress: {
+    path: "/cirrus.compute.v1.Compute/AuthorizeSecurityGroupEgress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AuthorizeSecurityGroupRequest): Buffer =>
+      Buffer.from(AuthorizeSecurityGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AuthorizeSecurityGroupRequest => AuthorizeSecurityGroupRequest.decode(value),
+    responseSerialize: (value: AuthorizeSecurityGroupResponse): Buffer =>
+      Buffer.from(AuthorizeSecurityGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AuthorizeSecurityGroupResponse =>
+      AuthorizeSecurityGroupResponse.decode(value),
+  },
+  revokeSecurityGroupIngress: {
+    path: "/cirrus.compute.v1.Compute/RevokeSecurityGroupIngress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeSecurityGroupRequest): Buffer =>
+      Buffer.from(RevokeSecurityGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeSecurityGroupRequest => RevokeSecurityGroupRequest.decode(value),
+    responseSerialize: (value: RevokeSecurityGroupResponse): Buffer =>
+      Buffer.from(RevokeSecurityGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeSecurityGroupResponse => RevokeSecurityGroupResponse.decode(value),
+  },
+  revokeSecurityGroupEgress: {
+    path: "/cirrus.compute.v1.Compute/RevokeSecurityGroupEgress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RevokeSecurityGroupRequest): Buffer =>
+      Buffer.from(RevokeSecurityGroupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RevokeSecurityGroupRequest => RevokeSecurityGroupRequest.decode(value),
+    responseSerialize: (value: RevokeSecurityGroupResponse): Buffer =>
+      Buffer.from(RevokeSecurityGroupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RevokeSecurityGroupResponse => RevokeSecurityGroupResponse.decode(value),
+  },
+  modifyInstanceAttribute: {
+    path: "/cirrus.compute.v1.Compute/ModifyInstanceAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModifyInstanceAttributeRequest): Buffer =>
+      Buffer.from(ModifyInstanceAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModifyInstanceAttributeRequest => ModifyInstanceAttributeRequest.decode(value),
+    responseSerialize: (value: ModifyInstanceAttributeResponse): Buffer =>
+      Buffer.from(ModifyInstanceAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModifyInstanceAttributeResponse =>
+      ModifyInstanceAttributeResponse.decode(value),
+  },
+  /** Elastic IP addresses. */
+  allocateAddress: {
+    path: "/cirrus.compute.v1.Compute/AllocateAddress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AllocateAddressRequest): Buffer =>
+      Buffer.from(AllocateAddressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AllocateAddressRequest => AllocateAddressRequest.decode(value),
+    responseSerialize: (value: AllocateAddressResponse): Buffer =>
+      Buffer.from(AllocateAddressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AllocateAddressResponse => AllocateAddressResponse.decode(value),
+  },
+  associateAddress: {
+    path: "/cirrus.compute.v1.Compute/AssociateAddress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AssociateAddressRequest): Buffer =>
+      Buffer.from(AssociateAddressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AssociateAddressRequest => AssociateAddressRequest.decode(value),
+    responseSerialize: (value: AssociateAddressResponse): Buffer =>
+      Buffer.from(AssociateAddressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AssociateAddressResponse => AssociateAddressResponse.decode(value),
+  },
+  disassociateAddress: {
+    path: "/cirrus.compute.v1.Compute/DisassociateAddress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DisassociateAddressRequest): Buffer =>
+      Buffer.from(DisassociateAddressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DisassociateAddressRequest => DisassociateAddressRequest.decode(value),
+    responseSerialize: (value: DisassociateAddressResponse): Buffer =>
+      Buffer.from(DisassociateAddressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DisassociateAddressResponse => DisassociateAddressResponse.decode(value),
+  },
+  releaseAddress: {
+    path: "/cirrus.compute.v1.Compute/ReleaseAddress" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReleaseAddressRequest): Buffer =>
+      Buffer.from(ReleaseAddressRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReleaseAddressRequest => ReleaseAddressRequest.decode(value),
+    responseSerialize: (value: ReleaseAddressResponse): Buffer =>
+      Buffer.from(ReleaseAddressResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReleaseAddressResponse => ReleaseAddressResponse.decode(value),
+  },
+  describeAddresses: {
+    path: "/cirrus.compute.v1.Compute/DescribeAddresses" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeAddressesRequest): Buffer =>
+      Buffer.from(DescribeAddressesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeAddressesRequest => DescribeAddressesRequest.decode(value),
+    responseSerialize: (value: DescribeAddressesResponse): Buffer =>
+      Buffer.from(DescribeAddressesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeAddressesResponse => DescribeAddressesResponse.decode(value),
+  },
 } as const;
 
 export interface ComputeServer extends UntypedServiceImplementation {
@@ -5354,6 +11618,33 @@ export interface ComputeServer extends UntypedServiceImplementation {
   describeInstanceTypes: handleUnaryCall<DescribeInstanceTypesRequest, DescribeInstanceTypesResponse>;
   describeAvailabilityZones: handleUnaryCall<DescribeAvailabilityZonesRequest, DescribeAvailabilityZonesResponse>;
   describeRegions: handleUnaryCall<DescribeRegionsRequest, DescribeRegionsResponse>;
+  /** Key pairs. */
+  createKeyPair: handleUnaryCall<CreateKeyPairRequest, CreateKeyPairResponse>;
+  importKeyPair: handleUnaryCall<ImportKeyPairRequest, ImportKeyPairResponse>;
+  describeKeyPairs: handleUnaryCall<DescribeKeyPairsRequest, DescribeKeyPairsResponse>;
+  deleteKeyPair: handleUnaryCall<DeleteKeyPairRequest, DeleteKeyPairResponse>;
+  /** VPCs and subnets. */
+  createVpc: handleUnaryCall<CreateVpcRequest, CreateVpcResponse>;
+  describeVpcs: handleUnaryCall<DescribeVpcsRequest, DescribeVpcsResponse>;
+  deleteVpc: handleUnaryCall<DeleteVpcRequest, DeleteVpcResponse>;
+  createSubnet: handleUnaryCall<CreateSubnetRequest, CreateSubnetResponse>;
+  describeSubnets: handleUnaryCall<DescribeSubnetsRequest, DescribeSubnetsResponse>;
+  deleteSubnet: handleUnaryCall<DeleteSubnetRequest, DeleteSubnetResponse>;
+  /** Security groups. */
+  createSecurityGroup: handleUnaryCall<CreateSecurityGroupRequest, CreateSecurityGroupResponse>;
+  deleteSecurityGroup: handleUnaryCall<DeleteSecurityGroupRequest, DeleteSecurityGroupResponse>;
+  describeSecurityGroups: handleUnaryCall<DescribeSecurityGroupsRequest, DescribeSecurityGroupsResponse>;
+  authorizeSecurityGroupIngress: handleUnaryCall<AuthorizeSecurityGroupRequest, AuthorizeSecurityGroupResponse>;
+  authorizeSecurityGroupEgress: handleUnaryCall<AuthorizeSecurityGroupRequest, AuthorizeSecurityGroupResponse>;
+  revokeSecurityGroupIngress: handleUnaryCall<RevokeSecurityGroupRequest, RevokeSecurityGroupResponse>;
+  revokeSecurityGroupEgress: handleUnaryCall<RevokeSecurityGroupRequest, RevokeSecurityGroupResponse>;
+  modifyInstanceAttribute: handleUnaryCall<ModifyInstanceAttributeRequest, ModifyInstanceAttributeResponse>;
+  /** Elastic IP addresses. */
+  allocateAddress: handleUnaryCall<AllocateAddressRequest, AllocateAddressResponse>;
+  associateAddress: handleUnaryCall<AssociateAddressRequest, AssociateAddressResponse>;
+  disassociateAddress: handleUnaryCall<DisassociateAddressRequest, DisassociateAddressResponse>;
+  releaseAddress: handleUnaryCall<ReleaseAddressRequest, ReleaseAddressResponse>;
+  describeAddresses: handleUnaryCall<DescribeAddressesRequest, DescribeAddressesResponse>;
 }
 
 export interface ComputeClient extends Client {
@@ -5552,6 +11843,355 @@ export interface ComputeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeRegionsResponse) => void,
   ): ClientUnaryCall;
+  /** Key pairs. */
+  createKeyPair(
+    request: CreateKeyPairRequest,
+    callback: (error: ServiceError | null, response: CreateKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  createKeyPair(
+    request: CreateKeyPairRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  createKeyPair(
+    request: CreateKeyPairRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  importKeyPair(
+    request: ImportKeyPairRequest,
+    callback: (error: ServiceError | null, response: ImportKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  importKeyPair(
+    request: ImportKeyPairRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImportKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  importKeyPair(
+    request: ImportKeyPairRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImportKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  describeKeyPairs(
+    request: DescribeKeyPairsRequest,
+    callback: (error: ServiceError | null, response: DescribeKeyPairsResponse) => void,
+  ): ClientUnaryCall;
+  describeKeyPairs(
+    request: DescribeKeyPairsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeKeyPairsResponse) => void,
+  ): ClientUnaryCall;
+  describeKeyPairs(
+    request: DescribeKeyPairsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeKeyPairsResponse) => void,
+  ): ClientUnaryCall;
+  deleteKeyPair(
+    request: DeleteKeyPairRequest,
+    callback: (error: ServiceError | null, response: DeleteKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  deleteKeyPair(
+    request: DeleteKeyPairRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  deleteKeyPair(
+    request: DeleteKeyPairRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteKeyPairResponse) => void,
+  ): ClientUnaryCall;
+  /** VPCs and subnets. */
+  createVpc(
+    request: CreateVpcRequest,
+    callback: (error: ServiceError | null, response: CreateVpcResponse) => void,
+  ): ClientUnaryCall;
+  createVpc(
+    request: CreateVpcRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateVpcResponse) => void,
+  ): ClientUnaryCall;
+  createVpc(
+    request: CreateVpcRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateVpcResponse) => void,
+  ): ClientUnaryCall;
+  describeVpcs(
+    request: DescribeVpcsRequest,
+    callback: (error: ServiceError | null, response: DescribeVpcsResponse) => void,
+  ): ClientUnaryCall;
+  describeVpcs(
+    request: DescribeVpcsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeVpcsResponse) => void,
+  ): ClientUnaryCall;
+  describeVpcs(
+    request: DescribeVpcsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeVpcsResponse) => void,
+  ): ClientUnaryCall;
+  deleteVpc(
+    request: DeleteVpcRequest,
+    callback: (error: ServiceError | null, response: DeleteVpcResponse) => void,
+  ): ClientUnaryCall;
+  deleteVpc(
+    request: DeleteVpcRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteVpcResponse) => void,
+  ): ClientUnaryCall;
+  deleteVpc(
+    request: DeleteVpcRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteVpcResponse) => void,
+  ): ClientUnaryCall;
+  createSubnet(
+    request: CreateSubnetRequest,
+    callback: (error: ServiceError | null, response: CreateSubnetResponse) => void,
+  ): ClientUnaryCall;
+  createSubnet(
+    request: CreateSubnetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateSubnetResponse) => void,
+  ): ClientUnaryCall;
+  createSubnet(
+    request: CreateSubnetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateSubnetResponse) => void,
+  ): ClientUnaryCall;
+  describeSubnets(
+    request: DescribeSubnetsRequest,
+    callback: (error: ServiceError | null, response: DescribeSubnetsResponse) => void,
+  ): ClientUnaryCall;
+  describeSubnets(
+    request: DescribeSubnetsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeSubnetsResponse) => void,
+  ): ClientUnaryCall;
+  describeSubnets(
+    request: DescribeSubnetsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeSubnetsResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubnet(
+    request: DeleteSubnetRequest,
+    callback: (error: ServiceError | null, response: DeleteSubnetResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubnet(
+    request: DeleteSubnetRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSubnetResponse) => void,
+  ): ClientUnaryCall;
+  deleteSubnet(
+    request: DeleteSubnetRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSubnetResponse) => void,
+  ): ClientUnaryCall;
+  /** Security groups. */
+  createSecurityGroup(
+    request: CreateSecurityGroupRequest,
+    callback: (error: ServiceError | null, response: CreateSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  createSecurityGroup(
+    request: CreateSecurityGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  createSecurityGroup(
+    request: CreateSecurityGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  deleteSecurityGroup(
+    request: DeleteSecurityGroupRequest,
+    callback: (error: ServiceError | null, response: DeleteSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  deleteSecurityGroup(
+    request: DeleteSecurityGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  deleteSecurityGroup(
+    request: DeleteSecurityGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  describeSecurityGroups(
+    request: DescribeSecurityGroupsRequest,
+    callback: (error: ServiceError | null, response: DescribeSecurityGroupsResponse) => void,
+  ): ClientUnaryCall;
+  describeSecurityGroups(
+    request: DescribeSecurityGroupsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeSecurityGroupsResponse) => void,
+  ): ClientUnaryCall;
+  describeSecurityGroups(
+    request: DescribeSecurityGroupsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeSecurityGroupsResponse) => void,
+  ): ClientUnaryCall;
+  authorizeSecurityGroupIngress(
+    request: AuthorizeSecurityGroupRequest,
+    callback: (error: ServiceError | null, response: AuthorizeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  authorizeSecurityGroupIngress(
+    request: AuthorizeSecurityGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AuthorizeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  authorizeSecurityGroupIngress(
+    request: AuthorizeSecurityGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AuthorizeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  authorizeSecurityGroupEgress(
+    request: AuthorizeSecurityGroupRequest,
+    callback: (error: ServiceError | null, response: AuthorizeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  authorizeSecurityGroupEgress(
+    request: AuthorizeSecurityGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AuthorizeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  authorizeSecurityGroupEgress(
+    request: AuthorizeSecurityGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AuthorizeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  revokeSecurityGroupIngress(
+    request: RevokeSecurityGroupRequest,
+    callback: (error: ServiceError | null, response: RevokeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  revokeSecurityGroupIngress(
+    request: RevokeSecurityGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  revokeSecurityGroupIngress(
+    request: RevokeSecurityGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  revokeSecurityGroupEgress(
+    request: RevokeSecurityGroupRequest,
+    callback: (error: ServiceError | null, response: RevokeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  revokeSecurityGroupEgress(
+    request: RevokeSecurityGroupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  revokeSecurityGroupEgress(
+    request: RevokeSecurityGroupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeSecurityGroupResponse) => void,
+  ): ClientUnaryCall;
+  modifyInstanceAttribute(
+    request: ModifyInstanceAttributeRequest,
+    callback: (error: ServiceError | null, response: ModifyInstanceAttributeResponse) => void,
+  ): ClientUnaryCall;
+  modifyInstanceAttribute(
+    request: ModifyInstanceAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ModifyInstanceAttributeResponse) => void,
+  ): ClientUnaryCall;
+  modifyInstanceAttribute(
+    request: ModifyInstanceAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ModifyInstanceAttributeResponse) => void,
+  ): ClientUnaryCall;
+  /** Elastic IP addresses. */
+  allocateAddress(
+    request: AllocateAddressRequest,
+    callback: (error: ServiceError | null, response: AllocateAddressResponse) => void,
+  ): ClientUnaryCall;
+  allocateAddress(
+    request: AllocateAddressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AllocateAddressResponse) => void,
+  ): ClientUnaryCall;
+  allocateAddress(
+    request: AllocateAddressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AllocateAddressResponse) => void,
+  ): ClientUnaryCall;
+  associateAddress(
+    request: AssociateAddressRequest,
+    callback: (error: ServiceError | null, response: AssociateAddressResponse) => void,
+  ): ClientUnaryCall;
+  associateAddress(
+    request: AssociateAddressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AssociateAddressResponse) => void,
+  ): ClientUnaryCall;
+  associateAddress(
+    request: AssociateAddressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AssociateAddressResponse) => void,
+  ): ClientUnaryCall;
+  disassociateAddress(
+    request: DisassociateAddressRequest,
+    callback: (error: ServiceError | null, response: DisassociateAddressResponse) => void,
+  ): ClientUnaryCall;
+  disassociateAddress(
+    request: DisassociateAddressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DisassociateAddressResponse) => void,
+  ): ClientUnaryCall;
+  disassociateAddress(
+    request: DisassociateAddressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DisassociateAddressResponse) => void,
+  ): ClientUnaryCall;
+  releaseAddress(
+    request: ReleaseAddressRequest,
+    callback: (error: ServiceError | null, response: ReleaseAddressResponse) => void,
+  ): ClientUnaryCall;
+  releaseAddress(
+    request: ReleaseAddressRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseAddressResponse) => void,
+  ): ClientUnaryCall;
+  releaseAddress(
+    request: ReleaseAddressRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseAddressResponse) => void,
+  ): ClientUnaryCall;
+  describeAddresses(
+    request: DescribeAddressesRequest,
+    callback: (error: ServiceError | null, response: DescribeAddressesResponse) => void,
+  ): ClientUnaryCall;
+  describeAddresses(
+    request: DescribeAddressesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeAddressesResponse) => void,
+  ): ClientUnaryCall;
+  describeAddresses(
+    request: DescribeAddressesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeAddressesResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ComputeClient = makeGenericClientConstructor(ComputeService, "cirrus.compute.v1.Compute") as unknown as {
@@ -5559,6 +12199,14 @@ export const ComputeClient = makeGenericClientConstructor(ComputeService, "cirru
   service: typeof ComputeService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
