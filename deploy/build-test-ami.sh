@@ -8,8 +8,30 @@
 #   initrd.img     busybox initramfs: loads virtio (+ACPI button/evdev) modules,
 #                  mounts /dev/vda (ext4, rw) and switch_roots into /sbin/init
 #   rootfs.qcow2   256 MiB ext4 root disk: busybox + a shell-script /sbin/init that
-#                  prints "CIRRUS-BOOT instance-id=<smbios serial> boot=<n>" on ttyS0
+#                  prints "CIRRUS-BOOT instance-id=<smbios serial> boot=<n>" on ttyS0,
+#                  then (in the background) brings up eth0 by DHCP, serves HTTP on
+#                  :80 and a banner on :8080, and runs user-data from the metadata
+#                  service (see "Guest console protocol" below)
 #   manifest.json  {"kernel","ramdisk","root","cmdline","kernelPackage"}
+#
+# Guest console protocol (ttyS0, one line each, in this order per boot):
+#   CIRRUS-BOOT instance-id=<id> boot=<n>            root fs up, boot counter n
+#   CIRRUS-NET instance-id=<id> ip=<addr/prefix> gw=<router>
+#   CIRRUS-NET instance-id=<id> ip=none              no eth0 or no DHCP lease in 30 s
+#   CIRRUS-METADATA instance-id=<id> metadata-instance-id=<value|none>
+#   CIRRUS-USERDATA-BEGIN instance-id=<id>           user-data starting with "#!":
+#     ...its stdout/stderr, unprefixed...
+#   CIRRUS-USERDATA-END instance-id=<id> rc=<exit code>
+#   CIRRUS-USERDATA-NONE instance-id=<id>            no (script) user-data
+#   CIRRUS-SHUTDOWN instance-id=<id>                 ACPI power button pressed
+# Services from the moment CIRRUS-NET is printed (bound to all addresses):
+#   TCP 80    busybox httpd; GET / returns "<id>\n"
+#   TCP 8080  sends "cirrus-8080 <id>\n" and closes (not HTTP), every connection
+# Host-side expectations: DHCP on the guest's bridge whose router option is the
+# gateway (the default route; nothing else is configured, no DNS), and
+# http://169.254.169.254/latest/{user-data,meta-data/instance-id} reachable via
+# that gateway (404 on user-data = none). <id> is the SMBIOS system serial,
+# which also becomes the guest's hostname.
 #
 # Everything comes from Debian packages; the kernel is fetched with
 # `apt-get download` and unpacked with `dpkg-deb -x`, so nothing is installed
@@ -362,6 +384,8 @@ instance_id() {
 	echo "${id:-unknown}"
 }
 ID=$(instance_id)
+# The instance id doubles as the hostname (user-data can rely on it).
+echo "$ID" >/proc/sys/kernel/hostname
 
 # Boot counter persisted on the root disk: a reboot of the same disk must show
 # n+1. Written to a temp file and renamed so a hard reset can't leave it torn.
@@ -383,6 +407,10 @@ fi
 echo "CIRRUS-BOOT instance-id=$ID boot=$n"
 sync
 
+# Network, services and user-data run in the background: they must never delay
+# (or, if they hang, block) the boot marker or PID 1's reaping loop.
+/usr/lib/cirrus/network "$ID" </dev/null >/dev/console 2>&1 &
+
 # Idle forever. Waiting on a child (rather than a busy loop) also lets the
 # shell reap orphaned processes re-parented to PID 1.
 while :; do
@@ -391,6 +419,168 @@ while :; do
 done
 EOF
 chmod 0755 "$ROOTFS/sbin/init"
+
+# --- guest networking, services, metadata/user-data ---------------------------
+
+mkdir -p "$ROOTFS/usr/lib/cirrus" "$ROOTFS/etc/udhcpc"
+cat >"$ROOTFS/usr/lib/cirrus/network" <<'EOF'
+#!/bin/sh
+# Cirrus test guest: network bring-up, services and user-data. Started in the
+# background by /sbin/init after CIRRUS-BOOT, with stdout/stderr on the console.
+# Usage: network INSTANCE_ID
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+ID=${1:-unknown}
+IFACE=eth0
+RUN=/run/cirrus
+LEASE=$RUN/lease            # "<addr/prefix> <router>", written by the udhcpc script
+NET_TIMEOUT=30              # seconds to wait for a lease before ip=none
+MD=http://169.254.169.254/latest
+USERDATA=/var/lib/cirrus/user-data
+cd / || exit 1
+mkdir -p "$RUN" /run/www
+echo "$ID" >"$RUN/instance-id"
+
+# --- services (listen on all addresses, so they can start before DHCP) ---
+echo "$ID" >/run/www/index.html
+httpd -p 80 -h /run/www || echo "cirrus-net: warning: httpd failed to start"
+# -ll: keep listening; one forked /usr/lib/cirrus/port8080 per connection.
+nc -ll -p 8080 -e /usr/lib/cirrus/port8080 </dev/null >/dev/null 2>&1 &
+
+uptime_s() {
+	read -r up _ </proc/uptime
+	echo "${up%%.*}"
+}
+
+# --- DHCP ---
+i=0
+while [ ! -e "/sys/class/net/$IFACE" ] && [ "$i" -lt 20 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ ! -e "/sys/class/net/$IFACE" ]; then
+	echo "CIRRUS-NET instance-id=$ID ip=none"
+	echo "CIRRUS-USERDATA-NONE instance-id=$ID"
+	exit 0
+fi
+rm -f "$LEASE"
+ip link set "$IFACE" up
+# Stays in the foreground (of this background job) to renew the lease; retries
+# forever: 5 discovers 1 s apart, then a 2 s pause. Its chatter goes to a log,
+# not the console (every console byte is slow under TCG).
+udhcpc -f -i "$IFACE" -s /etc/udhcpc/default.script -t 5 -T 1 -A 2 \
+	</dev/null >"$RUN/udhcpc.log" 2>&1 &
+
+deadline=$(($(uptime_s) + NET_TIMEOUT))
+while [ ! -s "$LEASE" ] && [ "$(uptime_s)" -lt "$deadline" ]; do
+	sleep 0.1
+done
+addr=
+[ -s "$LEASE" ] && read -r addr gw <"$LEASE"
+if [ -z "$addr" ]; then
+	# udhcpc keeps trying in the background; a late lease is applied silently.
+	echo "CIRRUS-NET instance-id=$ID ip=none"
+	echo "CIRRUS-USERDATA-NONE instance-id=$ID"
+	exit 0
+fi
+echo "CIRRUS-NET instance-id=$ID ip=$addr gw=${gw:-none}"
+
+# --- metadata service ---
+# fetch PATH OUT TRIES: 0 = fetched, 1 = HTTP 404 (definitive), 2 = gave up.
+# busybox 1.35's wget -T crashes, so `timeout` bounds each attempt instead.
+fetch() {
+	t=0
+	while [ "$t" -lt "$3" ]; do
+		if timeout 5 wget -q -O "$2.tmp" "$MD/$1" 2>"$RUN/wget.err"; then
+			mv -f "$2.tmp" "$2"
+			return 0
+		fi
+		rm -f "$2.tmp"
+		grep -q ' 404 ' "$RUN/wget.err" && return 1
+		t=$((t + 1))
+		[ "$t" -lt "$3" ] && sleep 1
+	done
+	return 2
+}
+
+tries=5
+md_id=none
+fetch meta-data/instance-id "$RUN/md-instance-id" "$tries"
+case $? in
+0)
+	md_id=$(head -n 1 "$RUN/md-instance-id" | tr -cd 'A-Za-z0-9._:-')
+	md_id=${md_id:-none}
+	;;
+2) tries=1 ;; # metadata unreachable: don't spend another 30 s on user-data
+esac
+echo "CIRRUS-METADATA instance-id=$ID metadata-instance-id=$md_id"
+
+# --- user-data: a "#!" script runs once per boot ---
+first=
+if fetch user-data "$RUN/user-data" "$tries"; then
+	IFS= read -r first <"$RUN/user-data"
+fi
+case "$first" in
+'#!'*)
+	if [ ! -e "$RUN/user-data.done" ]; then
+		: >"$RUN/user-data.done"
+		mv -f "$RUN/user-data" "$USERDATA.tmp" && chmod 0755 "$USERDATA.tmp" &&
+			mv -f "$USERDATA.tmp" "$USERDATA"
+		sync
+		echo "CIRRUS-USERDATA-BEGIN instance-id=$ID"
+		"$USERDATA" </dev/null
+		rc=$?
+		echo "CIRRUS-USERDATA-END instance-id=$ID rc=$rc"
+	fi
+	;;
+*) echo "CIRRUS-USERDATA-NONE instance-id=$ID" ;;
+esac
+EOF
+
+cat >"$ROOTFS/usr/lib/cirrus/port8080" <<'EOF'
+#!/bin/sh
+# Per-connection handler for the TCP 8080 listener (nc -ll -e): one banner line.
+read -r id </run/cirrus/instance-id
+echo "cirrus-8080 ${id:-unknown}"
+EOF
+
+cat >"$ROOTFS/etc/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+# busybox udhcpc event script: address, prefix and default route via the DHCP
+# router option. No DNS. Records "<addr/prefix> <router>" for /usr/lib/cirrus/network.
+# udhcpc passes the lease in the environment (interface, ip, mask, router, ...).
+# shellcheck disable=SC2154
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+LEASE=/run/cirrus/lease
+
+case "$1" in
+deconfig)
+	ip -4 addr flush dev "$interface"
+	ip link set "$interface" up
+	rm -f "$LEASE"
+	;;
+bound | renew)
+	prefix=${mask:-24}
+	# Only touch the address when it changed, so renewals don't drop connections.
+	if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/$prefix "; then
+		ip -4 addr flush dev "$interface"
+		ip addr add "$ip/$prefix" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+	fi
+	gw=
+	# $router may list several gateways; the first one is the default route.
+	for r in $router; do
+		gw=$r
+		break
+	done
+	if [ -n "$gw" ]; then
+		ip route replace default via "$gw" dev "$interface"
+	fi
+	echo "$ip/$prefix ${gw:-none}" >"$LEASE.tmp" && mv -f "$LEASE.tmp" "$LEASE"
+	;;
+esac
+exit 0
+EOF
+chmod 0755 "$ROOTFS/usr/lib/cirrus/network" "$ROOTFS/usr/lib/cirrus/port8080" \
+	"$ROOTFS/etc/udhcpc/default.script"
 
 if "$BUSYBOX" --list | grep -qx acpid; then
 	mkdir -p "$ROOTFS/etc/acpi/PWRF"

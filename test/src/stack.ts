@@ -93,6 +93,10 @@ export class Stack {
   readonly queuePrefix = `cirrus-t-${this.runId}`;
   readonly domainPrefix = `cirrust${this.runId}-`;
   readonly workDir = `/var/lib/cirrus/test-runs/${this.runId}`;
+  /** Per-run networks, so runs (and a demo stack) on one machine never share addresses. */
+  readonly vpcOctet = 64 + (parseInt(this.runId.slice(0, 2), 16) % 160);
+  readonly defaultVpcCidr = `10.${this.vpcOctet}.0.0/16`;
+  readonly addressPool = `198.18.${parseInt(this.runId.slice(2, 4), 16)}.0/24`;
   readonly logDir = join(this.workDir, "logs");
   apiPort = 0;
   controlPort = 0;
@@ -134,6 +138,8 @@ export class Stack {
       CIRRUS_ZONES: (this.opts.zones ?? ["lab-1a"]).join(","),
       CIRRUS_HOST_DEAD_AFTER_MS: "15000",
       CIRRUS_DRIFT_GRACE_MS: "3000",
+      CIRRUS_DEFAULT_VPC_CIDR: this.defaultVpcCidr,
+      CIRRUS_ADDRESS_POOL: this.addressPool,
       ...this.opts.apiEnv,
     }, this.logDir);
     this.api.start();
@@ -191,7 +197,9 @@ export class Stack {
   /** Calls a Compute RPC by its ts-proto method name, with a partial request (defaults filled in). */
   call<K extends keyof compute.ComputeClient & string>(method: K, request: unknown, timeoutMs = 60_000): Promise<any> {
     const m = (this.client as any)[method];
-    const type = (compute as any)[`${method[0]!.toUpperCase()}${method.slice(1)}Request`];
+    // Request types are named after the RPC, except the shared Authorize/Revoke ones.
+    const name = `${method[0]!.toUpperCase()}${method.slice(1)}`;
+    const type = (compute as any)[`${name}Request`] ?? (compute as any)[`${name.replace(/(Ingress|Egress)$/, "")}Request`];
     return callUnary(this.client, m, type.fromPartial(request ?? {}), undefined, timeoutMs);
   }
 

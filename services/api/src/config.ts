@@ -22,6 +22,10 @@ const schema = z.object({
   CIRRUS_PLACEMENT_STRATEGY: z.enum(["spread", "pack"]).default("spread"),
   /** Optional JSON file overriding the instance type catalogue. */
   CIRRUS_INSTANCE_TYPES_FILE: z.string().optional(),
+  /** CIDR of each account's default VPC; default subnets are /20s of it, one per zone (as in AWS). */
+  CIRRUS_DEFAULT_VPC_CIDR: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-8])$/).default("172.31.0.0/16"),
+  /** Comma-separated CIDRs of public addresses for elastic IPs. Empty: no elastic IPs. */
+  CIRRUS_ADDRESS_POOL: z.string().default(""),
   /** How long terminated instances stay visible in DescribeInstances. */
   CIRRUS_TERMINATED_VISIBLE_MS: z.coerce.number().int().nonnegative().default(3_600_000),
 });

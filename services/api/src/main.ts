@@ -16,6 +16,9 @@ import type { DomainContext } from "./domain/context.js";
 import { loadInstanceTypes } from "./domain/instanceTypes.js";
 import { computeHandlers } from "./grpc/computeServer.js";
 import { hostControlHandlers } from "./grpc/hostControlServer.js";
+import { syncAddressPool } from "./domain/network/addresses.js";
+import { ensureDefaultNetwork } from "./domain/network/vpcs.js";
+import { HostNotifier } from "./hostNotifier.js";
 
 const log = createLogger("api");
 
@@ -30,8 +33,11 @@ async function main(): Promise<void> {
   await migrate(pool, log);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new Queue(LIFECYCLE_QUEUE, { connection: redis, prefix: config.CIRRUS_QUEUE_PREFIX });
+  const agents = new AgentClients();
+  const notifier = new HostNotifier(pool, config, agents, log);
   const ctx: DomainContext = {
     pool, config, log,
+    notifyHosts: (hostIds) => notifier.notify(hostIds),
     instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE),
     enqueue: async (jobs) => {
       for (let i = 0; i < jobs.length; i += 1000) {
@@ -39,7 +45,9 @@ async function main(): Promise<void> {
       }
     },
   };
-  const agents = new AgentClients();
+
+  await ensureDefaultNetwork(ctx);
+  await syncAddressPool(ctx);
 
   const api = new Server();
   api.addService(compute.ComputeService, computeHandlers(ctx, agents));
@@ -57,6 +65,7 @@ async function main(): Promise<void> {
     log.info({ signal }, "shutting down");
     health.setStatus("", "NOT_SERVING");
     await Promise.all([new Promise((r) => api.tryShutdown(r)), new Promise((r) => control.tryShutdown(r))]);
+    await notifier.idle();
     agents.close();
     await queue.close();
     redis.disconnect();

@@ -45,6 +45,9 @@ export class AgentClients {
   destroyInstance(host: HostEndpoint, instanceId: string) {
     return this.call(host, (c) => c.destroyInstance, { instanceId });
   }
+  applyNetworkState(host: HostEndpoint, state: agent.HostNetworkState) {
+    return this.call(host, (c) => c.applyNetworkState, state, 10_000);
+  }
   consoleOutput(host: HostEndpoint, instanceId: string) {
     return this.call(host, (c) => c.getConsoleOutput, { instanceId }, 15_000);
   }

@@ -13,6 +13,9 @@ export type Ec2ErrorCode =
   | "InvalidAMIID.Unavailable"
   | "InvalidAMIName.Duplicate"
   | "InvalidAMIName.Malformed"
+  | "InvalidKeyPair.NotFound"
+  | "InvalidKeyPair.Duplicate"
+  | "InvalidKey.Format"
   | "InvalidInstanceID.NotFound"
   | "InvalidInstanceID.Malformed"
   | "InvalidAvailabilityZone"
@@ -24,6 +27,30 @@ export type Ec2ErrorCode =
   | "InvalidNextToken"
   | "InvalidFilter"
   | "TagLimitExceeded"
+  | "InvalidVpcID.NotFound"
+  | "InvalidVpcID.Malformed"
+  | "InvalidVpc.Range"
+  | "InvalidSubnetID.NotFound"
+  | "InvalidSubnetID.Malformed"
+  | "InvalidSubnet.Range"
+  | "InvalidSubnet.Conflict"
+  | "InvalidGroup.NotFound"
+  | "InvalidGroupId.Malformed"
+  | "InvalidGroup.Duplicate"
+  | "InvalidGroup.Reserved"
+  | "InvalidPermission.Duplicate"
+  | "InvalidPermission.NotFound"
+  | "InvalidPermission.Malformed"
+  | "CannotDelete"
+  | "DependencyViolation"
+  | "InvalidAllocationID.NotFound"
+  | "InvalidAssociationID.NotFound"
+  | "InvalidAddress.NotFound"
+  | "InvalidIPAddress.InUse"
+  | "AddressLimitExceeded"
+  | "InsufficientFreeAddressesInSubnet"
+  | "Resource.AlreadyAssociated"
+  | "InvalidInstanceID"
   | "Unsupported"
   | "InvalidAction"
   | "InternalError";
@@ -34,10 +61,26 @@ const grpcStatusByCode: Partial<Record<Ec2ErrorCode, status>> = {
   "InvalidAMIID.NotFound": status.NOT_FOUND,
   "InvalidInstanceID.NotFound": status.NOT_FOUND,
   "InvalidZone.NotFound": status.NOT_FOUND,
+  "InvalidVpcID.NotFound": status.NOT_FOUND,
+  "InvalidSubnetID.NotFound": status.NOT_FOUND,
+  "InvalidGroup.NotFound": status.NOT_FOUND,
+  "InvalidPermission.NotFound": status.NOT_FOUND,
+  "InvalidAllocationID.NotFound": status.NOT_FOUND,
+  "InvalidAssociationID.NotFound": status.NOT_FOUND,
+  "InvalidAddress.NotFound": status.NOT_FOUND,
+  "InvalidGroup.Duplicate": status.ALREADY_EXISTS,
+  "InvalidPermission.Duplicate": status.ALREADY_EXISTS,
+  DependencyViolation: status.FAILED_PRECONDITION,
+  "Resource.AlreadyAssociated": status.FAILED_PRECONDITION,
+  "InvalidIPAddress.InUse": status.FAILED_PRECONDITION,
+  AddressLimitExceeded: status.RESOURCE_EXHAUSTED,
+  InsufficientFreeAddressesInSubnet: status.RESOURCE_EXHAUSTED,
   IncorrectInstanceState: status.FAILED_PRECONDITION,
   "InvalidAMIID.Unavailable": status.FAILED_PRECONDITION,
   IdempotentParameterMismatch: status.ALREADY_EXISTS,
   "InvalidAMIName.Duplicate": status.ALREADY_EXISTS,
+  "InvalidKeyPair.NotFound": status.NOT_FOUND,
+  "InvalidKeyPair.Duplicate": status.ALREADY_EXISTS,
   InsufficientInstanceCapacity: status.RESOURCE_EXHAUSTED,
   TagLimitExceeded: status.INVALID_ARGUMENT,
   Unsupported: status.UNIMPLEMENTED,

@@ -1,7 +1,7 @@
 // EC2-format resource IDs: a prefix, a dash and 17 lowercase hex digits.
 import { randomBytes } from "node:crypto";
 
-export type IdPrefix = "i" | "ami" | "r" | "vol" | "snap" | "sg" | "eipalloc" | "eipassoc" | "vpc" | "subnet" | "key" | "lt" | "h";
+export type IdPrefix = "i" | "ami" | "r" | "vol" | "snap" | "sg" | "sgr" | "eipalloc" | "eipassoc" | "vpc" | "subnet" | "key" | "lt" | "h";
 
 /** A new random ID such as `i-0a1b2c3d4e5f60718`. */
 export function newId(prefix: IdPrefix): string {

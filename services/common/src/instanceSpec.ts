@@ -1,6 +1,6 @@
 import type { agent } from "@cirrus/proto";
 
-/** The columns of an instance joined with its image that an agent needs. */
+/** The columns of an instance joined with its image and subnet that an agent needs. */
 export interface InstanceSpecRow {
   id: string;
   vcpus: number;
@@ -11,6 +11,34 @@ export interface InstanceSpecRow {
   kernel_location: string;
   ramdisk_location: string;
   kernel_cmdline: string;
+  subnet_id: string | null;
+  /** e.g. 10.0.1.0/24 */
+  subnet_cidr: string | null;
+  /** host(private_ip): no mask. */
+  private_ip: string | null;
+}
+
+/**
+ * SQL selecting what InstanceSpecRow needs (plus every instance column);
+ * callers add joins and WHERE. Aliases: i (instances), m (images), s (subnets).
+ * `private_ip` comes twice (i.* and host()); node-pg keeps the last, the bare address.
+ */
+export function instanceSpecSql(extraColumns = ""): string {
+  return `SELECT i.*, host(i.private_ip) AS private_ip, m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline,
+      s.cidr::text AS subnet_cidr${extraColumns ? `, ${extraColumns}` : ""}
+    FROM instances i JOIN images m ON m.id = i.image_id LEFT JOIN subnets s ON s.id = i.subnet_id`;
+}
+
+/** MAC of an instance's NIC: 52:54:00 (QEMU's prefix) + the address's last three octets, unique on a subnet. */
+export function macFor(ip: string): string {
+  return `52:54:00:${ip.split(".").slice(1).map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
+}
+
+/** The host's address on a subnet's bridge: the first address after the network address (EC2's VPC router). */
+export function gatewayOf(cidr: string): string {
+  const [ip] = cidr.split("/");
+  const n = ip!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0) + 1;
+  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
 }
 
 /** What a host agent needs to build an instance's domain. */
@@ -18,6 +46,8 @@ export function instanceSpecOf(r: InstanceSpecRow): agent.InstanceSpec {
   return {
     instanceId: r.id, vcpus: r.vcpus, memoryMib: r.memory_mib, rootDiskGib: r.disk_gib,
     image: { imageId: r.image_id, rootPath: r.location, kernelPath: r.kernel_location, ramdiskPath: r.ramdisk_location, kernelCmdline: r.kernel_cmdline },
-    network: undefined,
+    network: r.private_ip && r.subnet_cidr && r.subnet_id
+      ? { subnetId: r.subnet_id, subnetCidr: r.subnet_cidr, gatewayIp: gatewayOf(r.subnet_cidr), privateIp: r.private_ip, macAddress: macFor(r.private_ip) }
+      : undefined,
   };
 }

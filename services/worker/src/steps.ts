@@ -3,7 +3,7 @@
 // calls are idempotent), and finishes with a compare-and-swap on task_seq, so
 // a retried, duplicated or superseded job changes nothing twice.
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { instanceSpecOf, type AgentClients, type HostEndpoint, type InstanceSpecRow, type LifecycleJob, type LifecycleTask, type Logger } from "@cirrus/common";
+import { instanceSpecOf, instanceSpecSql, type AgentClients, type HostEndpoint, type InstanceSpecRow, type LifecycleJob, type LifecycleTask, type Logger } from "@cirrus/common";
 import type { Pool } from "pg";
 
 export interface StepDeps {
@@ -23,12 +23,7 @@ interface StepRow extends InstanceSpecRow {
 }
 
 async function load(pool: Pool, id: string): Promise<StepRow | undefined> {
-  const { rows } = await pool.query<StepRow>(
-    `SELECT i.id, i.state, i.task, i.task_seq, i.stop_force, i.vcpus, i.memory_mib, i.disk_gib, i.image_id, i.host_id,
-            h.endpoint, h.secret, m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline
-       FROM instances i JOIN hosts h ON h.id = i.host_id JOIN images m ON m.id = i.image_id WHERE i.id = $1`,
-    [id],
-  );
+  const { rows } = await pool.query<StepRow>(`${instanceSpecSql("h.endpoint, h.secret")} JOIN hosts h ON h.id = i.host_id WHERE i.id = $1`, [id]);
   return rows[0];
 }
 
@@ -66,6 +61,9 @@ async function finishTerminated(pool: Pool, r: StepRow, reason?: string): Promis
       [r.id, r.task_seq, reason ? "Server.InternalError" : "Client.UserInitiatedShutdown", reason ? `Server.InternalError: ${reason}` : "Client.UserInitiatedShutdown: User initiated shutdown"],
     );
     if (done) {
+      // Its private address goes back to the subnet; an elastic IP stays allocated but is disassociated (as in EC2).
+      await client.query("UPDATE subnet_addresses SET instance_id = NULL WHERE instance_id = $1", [r.id]);
+      await client.query("UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE instance_id = $1", [r.id]);
       await client.query(
         "UPDATE hosts SET used_vcpus = used_vcpus - $2, used_memory_mib = used_memory_mib - $3, used_disk_gib = used_disk_gib - $4 WHERE id = $1",
         [done.host_id, done.vcpus, done.memory_mib, done.disk_gib],

@@ -11,4 +11,10 @@ export interface DomainContext {
   /** Hands lifecycle steps to the workers. Must be idempotent per job (same id → one run). */
   enqueue(jobs: LifecycleJob[]): Promise<void>;
   log: Logger;
+  /**
+   * Tells these hosts that their network state changed (security groups,
+   * elastic IPs, members). Best effort and immediate: the agents' reconcile
+   * loop converges on the same state at the next heartbeat anyway.
+   */
+  notifyHosts(hostIds: readonly string[]): void;
 }

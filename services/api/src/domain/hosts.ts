@@ -3,10 +3,11 @@
 // hypervisor reports (it is authoritative for power state), and answers with
 // what this host should be running, for the agent's reconcile loop.
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { Ec2Error, instanceSpecOf, newId, type InstanceSpecRow } from "@cirrus/common";
+import { Ec2Error, instanceSpecOf, instanceSpecSql, newId, type InstanceSpecRow } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { DomainContext } from "./context.js";
 import type { InstanceRow } from "./instances/model.js";
+import { hostNetworkState } from "./network/hostState.js";
 
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const ENDPOINT = /^[A-Za-z0-9.:[\]-]{1,253}:\d{1,5}$/;
@@ -50,9 +51,6 @@ export async function authenticateHost(ctx: DomainContext, hostId: string, secre
   if (!host || !secret || !sameSecret(host.secret, secret)) throw new Ec2Error("AuthFailure", "Host authentication failed");
 }
 
-export const INSTANCE_WITH_IMAGE_SQL = `SELECT i.*, m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline
-  FROM instances i JOIN images m ON m.id = i.image_id`;
-
 export async function heartbeat(ctx: DomainContext, req: agent.HeartbeatRequest): Promise<agent.HeartbeatResponse> {
   await ctx.pool.query("UPDATE hosts SET last_heartbeat_at = now() WHERE id = $1", [req.hostId]);
   const running = new Set(req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_RUNNING).map((i) => i.instanceId));
@@ -77,9 +75,9 @@ export async function heartbeat(ctx: DomainContext, req: agent.HeartbeatRequest)
   );
   for (const { id } of stopped) ctx.log.warn({ hostId: req.hostId, instanceId: id, shutOff: shutOff.has(id) }, "instance found powered off: now stopped");
   for (const { id } of started) ctx.log.warn({ hostId: req.hostId, instanceId: id }, "instance found running: now running");
-  const { rows } = await ctx.pool.query<InstanceRow & InstanceSpecRow>(`${INSTANCE_WITH_IMAGE_SQL} WHERE i.host_id = $1 AND i.state <> 'terminated'`, [req.hostId]);
+  const { rows } = await ctx.pool.query<InstanceRow & InstanceSpecRow>(`${instanceSpecSql()} WHERE i.host_id = $1 AND i.state <> 'terminated'`, [req.hostId]);
   return {
     instances: rows.map((r) => ({ spec: instanceSpecOf(r), state: r.state, busy: r.task !== null })),
-    network: { firewalls: [], elasticIps: [], metadata: [] },
+    network: await hostNetworkState(ctx.pool, ctx.config, req.hostId),
   };
 }

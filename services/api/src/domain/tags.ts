@@ -17,8 +17,11 @@ export async function insertTags(db: PoolClient, resourceIds: readonly string[],
   await db.query("INSERT INTO tags (resource_id, key, value) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])", [ids, keys, values]);
 }
 
+/** A pool or a client: anything that can run a query. */
+export type Queryable = { query: PoolClient["query"] };
+
 /** Tags of each resource, keyed by resource id. */
-export async function loadTags(db: { query: PoolClient["query"] }, resourceIds: readonly string[]): Promise<Map<string, compute.Tag[]>> {
+export async function loadTags(db: Queryable, resourceIds: readonly string[]): Promise<Map<string, compute.Tag[]>> {
   const out = new Map<string, compute.Tag[]>();
   if (resourceIds.length === 0) return out;
   const { rows } = await db.query<{ resource_id: string; key: string; value: string }>(

@@ -3,7 +3,16 @@
 import { Ec2Error, isId, type IdPrefix } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 
-const malformedCode = { i: "InvalidInstanceID.Malformed", ami: "InvalidAMIID.Malformed" } as const;
+const malformedCode = {
+  i: "InvalidInstanceID.Malformed",
+  ami: "InvalidAMIID.Malformed",
+  vpc: "InvalidVpcID.Malformed",
+  subnet: "InvalidSubnetID.Malformed",
+  sg: "InvalidGroupId.Malformed",
+  // EC2 answers NotFound for malformed allocation and association ids.
+  eipalloc: "InvalidAllocationID.NotFound",
+  eipassoc: "InvalidAssociationID.NotFound",
+} as const;
 
 /** Throws the resource's Malformed error unless every id is well-formed. */
 export function requireIds(prefix: keyof typeof malformedCode, ids: readonly string[]): void {

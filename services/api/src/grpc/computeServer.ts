@@ -11,6 +11,10 @@ import { getConsoleOutput } from "../domain/instances/console.js";
 import { describeInstances } from "../domain/instances/describe.js";
 import { runInstances } from "../domain/instances/run.js";
 import { changeInstances } from "../domain/instances/transitions.js";
+import { allocateAddress, associateAddress, describeAddresses, disassociateAddress, releaseAddress } from "../domain/network/addresses.js";
+import { authorizeSecurityGroup, createSecurityGroup, deleteSecurityGroup, describeSecurityGroups, modifyInstanceAttribute, revokeSecurityGroup } from "../domain/network/securityGroups.js";
+import { createSubnet, createVpc, deleteSubnet, deleteVpc, describeSubnets, describeVpcs } from "../domain/network/vpcs.js";
+import { createKeyPair, deleteKeyPair, describeKeyPairs, importKeyPair } from "../domain/keyPairs.js";
 
 export function computeHandlers(ctx: DomainContext, agents: AgentClients): compute.ComputeServer {
   /** Each call gets a request id and a child logger; expected EC2 errors log at info, others at error. */
@@ -22,10 +26,6 @@ export function computeHandlers(ctx: DomainContext, agents: AgentClients): compu
         else ctx.log.error({ rpc: name, err }, "request failed");
       },
     );
-  /** An action in the API that is not implemented yet: a clear error, never a silent success. */
-  const unsupported = (name: string) => rpc(name, () => {
-    throw new Ec2Error("Unsupported", `${name} is not supported yet by this Cirrus version`);
-  });
   return {
     runInstances: rpc("RunInstances", runInstances),
     describeInstances: rpc("DescribeInstances", describeInstances),
@@ -40,28 +40,28 @@ export function computeHandlers(ctx: DomainContext, agents: AgentClients): compu
     describeInstanceTypes: rpc("DescribeInstanceTypes", describeInstanceTypes),
     describeAvailabilityZones: rpc("DescribeAvailabilityZones", describeAvailabilityZones),
     describeRegions: rpc("DescribeRegions", describeRegions),
-    createKeyPair: unsupported("CreateKeyPair"),
-    importKeyPair: unsupported("ImportKeyPair"),
-    describeKeyPairs: unsupported("DescribeKeyPairs"),
-    deleteKeyPair: unsupported("DeleteKeyPair"),
-    createVpc: unsupported("CreateVpc"),
-    describeVpcs: unsupported("DescribeVpcs"),
-    deleteVpc: unsupported("DeleteVpc"),
-    createSubnet: unsupported("CreateSubnet"),
-    describeSubnets: unsupported("DescribeSubnets"),
-    deleteSubnet: unsupported("DeleteSubnet"),
-    createSecurityGroup: unsupported("CreateSecurityGroup"),
-    deleteSecurityGroup: unsupported("DeleteSecurityGroup"),
-    describeSecurityGroups: unsupported("DescribeSecurityGroups"),
-    authorizeSecurityGroupIngress: unsupported("AuthorizeSecurityGroupIngress"),
-    authorizeSecurityGroupEgress: unsupported("AuthorizeSecurityGroupEgress"),
-    revokeSecurityGroupIngress: unsupported("RevokeSecurityGroupIngress"),
-    revokeSecurityGroupEgress: unsupported("RevokeSecurityGroupEgress"),
-    modifyInstanceAttribute: unsupported("ModifyInstanceAttribute"),
-    allocateAddress: unsupported("AllocateAddress"),
-    associateAddress: unsupported("AssociateAddress"),
-    disassociateAddress: unsupported("DisassociateAddress"),
-    releaseAddress: unsupported("ReleaseAddress"),
-    describeAddresses: unsupported("DescribeAddresses"),
+    createKeyPair: rpc("CreateKeyPair", createKeyPair),
+    importKeyPair: rpc("ImportKeyPair", importKeyPair),
+    describeKeyPairs: rpc("DescribeKeyPairs", describeKeyPairs),
+    deleteKeyPair: rpc("DeleteKeyPair", deleteKeyPair),
+    createVpc: rpc("CreateVpc", createVpc),
+    describeVpcs: rpc("DescribeVpcs", describeVpcs),
+    deleteVpc: rpc("DeleteVpc", deleteVpc),
+    createSubnet: rpc("CreateSubnet", createSubnet),
+    describeSubnets: rpc("DescribeSubnets", describeSubnets),
+    deleteSubnet: rpc("DeleteSubnet", deleteSubnet),
+    createSecurityGroup: rpc("CreateSecurityGroup", createSecurityGroup),
+    deleteSecurityGroup: rpc("DeleteSecurityGroup", deleteSecurityGroup),
+    describeSecurityGroups: rpc("DescribeSecurityGroups", describeSecurityGroups),
+    authorizeSecurityGroupIngress: rpc("AuthorizeSecurityGroupIngress", (c, r: compute.AuthorizeSecurityGroupRequest) => authorizeSecurityGroup(c, false, r)),
+    authorizeSecurityGroupEgress: rpc("AuthorizeSecurityGroupEgress", (c, r: compute.AuthorizeSecurityGroupRequest) => authorizeSecurityGroup(c, true, r)),
+    revokeSecurityGroupIngress: rpc("RevokeSecurityGroupIngress", (c, r: compute.RevokeSecurityGroupRequest) => revokeSecurityGroup(c, false, r)),
+    revokeSecurityGroupEgress: rpc("RevokeSecurityGroupEgress", (c, r: compute.RevokeSecurityGroupRequest) => revokeSecurityGroup(c, true, r)),
+    modifyInstanceAttribute: rpc("ModifyInstanceAttribute", modifyInstanceAttribute),
+    allocateAddress: rpc("AllocateAddress", allocateAddress),
+    associateAddress: rpc("AssociateAddress", associateAddress),
+    disassociateAddress: rpc("DisassociateAddress", disassociateAddress),
+    releaseAddress: rpc("ReleaseAddress", releaseAddress),
+    describeAddresses: rpc("DescribeAddresses", describeAddresses),
   };
 }

@@ -3,9 +3,8 @@ import { Ec2Error } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import type { DomainContext } from "../context.js";
 import { compileFilters } from "../filters.js";
-import { loadTags } from "../tags.js";
 import { decodeToken, encodeToken, pageSize, requireIds } from "../validate.js";
-import { STATE_CODES, toReservations, type InstanceRow } from "./model.js";
+import { loadExtras, STATE_CODES, toReservations, type InstanceRow } from "./model.js";
 
 const stateCodeSql = `CASE state ${Object.entries(STATE_CODES).map(([n, c]) => `WHEN '${n}' THEN ${c}`).join(" ")} END`;
 
@@ -20,6 +19,10 @@ const instanceFilterColumns = {
   "client-token": "client_token",
   "launch-index": "launch_index",
   "owner-id": "owner_id",
+  "vpc-id": "vpc_id",
+  "subnet-id": "subnet_id",
+  "private-ip-address": "host(private_ip)",
+  "key-name": "key_name",
 };
 
 /** Terminated instances stay visible for a while, as in EC2. */
@@ -61,9 +64,8 @@ export async function describeInstances(ctx: DomainContext, req: compute.Describ
   const { rows } = await ctx.pool.query<InstanceRow>(`SELECT * FROM instances WHERE ${where.join(" AND ")} ORDER BY row_seq LIMIT ${limit + 1}`, params);
   if (req.InstanceIds.length && req.Filters.length === 0) requireAllFound(req.InstanceIds, rows);
   const page = rows.slice(0, limit);
-  const tags = await loadTags(ctx.pool, page.map((r) => r.id));
   return {
-    Reservations: toReservations(page, tags),
+    Reservations: toReservations(page, await loadExtras(ctx.pool, page.map((r) => r.id))),
     NextToken: rows.length > limit ? encodeToken([page[page.length - 1]!.row_seq]) : "",
   };
 }

@@ -1,6 +1,7 @@
 // The instance row, EC2's state names and codes, and the row → API mapping.
 import type { compute } from "@cirrus/proto";
 import type { LifecycleTask } from "@cirrus/common";
+import { loadTags, type Queryable } from "../tags.js";
 
 export const STATE_CODES = {
   pending: 0,
@@ -38,13 +39,41 @@ export interface InstanceRow {
   launched_at: Date;
   state_changed_at: Date;
   terminated_at: Date | null;
+  vpc_id: string | null;
+  subnet_id: string | null;
+  /** inet as text; a host address prints without its /32. */
+  private_ip: string | null;
+  key_name: string;
+  public_key: string;
+}
+
+/** What an instance shows besides its own row. */
+export interface InstanceExtras {
+  tags: Map<string, compute.Tag[]>;
+  publicIps: Map<string, string>;
+  groups: Map<string, compute.GroupIdentifier[]>;
+}
+
+/** Tags, elastic IPs and security groups of these instances. */
+export async function loadExtras(db: Queryable, ids: readonly string[]): Promise<InstanceExtras> {
+  const [tags, eips, groups] = await Promise.all([
+    loadTags(db, ids),
+    db.query<{ instance_id: string; ip: string }>("SELECT instance_id, host(public_ip) AS ip FROM addresses WHERE instance_id = ANY($1)", [ids]),
+    db.query<{ instance_id: string; id: string; name: string }>(
+      "SELECT m.instance_id, g.id, g.name FROM instance_security_groups m JOIN security_groups g ON g.id = m.group_id WHERE m.instance_id = ANY($1) ORDER BY g.name",
+      [ids],
+    ),
+  ]);
+  const groupMap = new Map<string, compute.GroupIdentifier[]>();
+  for (const g of groups.rows) groupMap.set(g.instance_id, [...(groupMap.get(g.instance_id) ?? []), { GroupId: g.id, GroupName: g.name }]);
+  return { tags, publicIps: new Map(eips.rows.map((e) => [e.instance_id, e.ip])), groups: groupMap };
 }
 
 export function stateOf(name: InstanceStateName): compute.InstanceState {
   return { Code: STATE_CODES[name], Name: name };
 }
 
-export function instanceToProto(r: InstanceRow, tags: compute.Tag[]): compute.Instance {
+export function instanceToProto(r: InstanceRow, x: InstanceExtras): compute.Instance {
   return {
     InstanceId: r.id,
     ImageId: r.image_id,
@@ -53,7 +82,7 @@ export function instanceToProto(r: InstanceRow, tags: compute.Tag[]): compute.In
     LaunchTime: r.launched_at.toISOString(),
     Placement: { AvailabilityZone: r.availability_zone },
     AmiLaunchIndex: r.launch_index,
-    Tags: tags,
+    Tags: x.tags.get(r.id) ?? [],
     StateReason: r.state_reason_code ? { Code: r.state_reason_code, Message: r.state_reason_message } : undefined,
     StateTransitionReason: r.state_transition_reason,
     ClientToken: r.client_token,
@@ -63,17 +92,17 @@ export function instanceToProto(r: InstanceRow, tags: compute.Tag[]): compute.In
     Hypervisor: "kvm",
     VirtualizationType: "hvm",
     CpuOptions: { CoreCount: r.vcpus, ThreadsPerCore: 1 },
-    VpcId: "",
-    SubnetId: "",
-    PrivateIpAddress: "",
-    PublicIpAddress: "",
-    KeyName: "",
-    SecurityGroups: [],
+    VpcId: r.vpc_id ?? "",
+    SubnetId: r.subnet_id ?? "",
+    PrivateIpAddress: r.private_ip ?? "",
+    PublicIpAddress: x.publicIps.get(r.id) ?? "",
+    KeyName: r.key_name,
+    SecurityGroups: x.groups.get(r.id) ?? [],
   };
 }
 
 /** Groups instances (already in order) into EC2 reservations, in order of first appearance. */
-export function toReservations(rows: readonly InstanceRow[], tags: Map<string, compute.Tag[]>): compute.Reservation[] {
+export function toReservations(rows: readonly InstanceRow[], extras: InstanceExtras): compute.Reservation[] {
   const byId = new Map<string, compute.Reservation>();
   for (const r of rows) {
     let res = byId.get(r.reservation_id);
@@ -81,7 +110,7 @@ export function toReservations(rows: readonly InstanceRow[], tags: Map<string, c
       res = { ReservationId: r.reservation_id, OwnerId: r.owner_id, Groups: [], Instances: [] };
       byId.set(r.reservation_id, res);
     }
-    res.Instances.push(instanceToProto(r, tags.get(r.id) ?? []));
+    res.Instances.push(instanceToProto(r, extras));
   }
   return [...byId.values()];
 }

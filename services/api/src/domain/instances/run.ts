@@ -10,9 +10,12 @@ import type { PoolClient } from "pg";
 import type { DomainContext } from "../context.js";
 import { inTransaction } from "../../db/tx.js";
 import { findAvailableImage } from "../images.js";
-import { insertTags, loadTags } from "../tags.js";
-import { tagsFor, truncate } from "../validate.js";
-import { toReservations, type InstanceRow } from "./model.js";
+import { findKeyPair } from "../keyPairs.js";
+import { claimAddresses, resolveSubnet } from "../network/launch.js";
+import { requireGroupsInVpc } from "../network/securityGroups.js";
+import { insertTags } from "../tags.js";
+import { requireIds, tagsFor, truncate } from "../validate.js";
+import { loadExtras, toReservations, type InstanceRow } from "./model.js";
 
 export const MAX_INSTANCES_PER_CALL = 100_000;
 const MAX_USER_DATA_BYTES = 16 * 1024;
@@ -44,8 +47,7 @@ function requestHash(req: compute.RunInstancesRequest): string {
 
 async function reservationById(db: PoolClient | DomainContext["pool"], reservationId: string): Promise<compute.Reservation> {
   const { rows } = await db.query<InstanceRow>("SELECT * FROM instances WHERE reservation_id = $1 ORDER BY launch_index", [reservationId]);
-  const tags = await loadTags(db, rows.map((r) => r.id));
-  const [res] = toReservations(rows, tags);
+  const [res] = toReservations(rows, await loadExtras(db, rows.map((r) => r.id)));
   if (!res) throw new Ec2Error("InternalError", "Reservation has no instances");
   return res;
 }
@@ -83,9 +85,8 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
   const typeName = req.InstanceType || DEFAULT_INSTANCE_TYPE;
   const type = ctx.instanceTypes.get(typeName);
   if (!type) throw new Ec2Error("InvalidParameterValue", `Invalid value '${truncate(typeName)}' for InstanceType.`);
-  if (req.KeyName) throw new Ec2Error("Unsupported", "KeyName is not supported yet");
-  if (req.SecurityGroupIds.length) throw new Ec2Error("Unsupported", "SecurityGroupIds is not supported yet");
-  if (req.SubnetId) throw new Ec2Error("Unsupported", "SubnetId is not supported yet");
+  if (req.SubnetId) requireIds("subnet", [req.SubnetId]);
+  requireIds("sg", req.SecurityGroupIds);
   if (req.ClientToken.length > 64 || !/^[\x21-\x7e]*$/.test(req.ClientToken)) {
     throw new Ec2Error("InvalidParameterValue", "ClientToken must be at most 64 printable ASCII characters");
   }
@@ -94,6 +95,7 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
   if (zone && !ctx.config.zones.includes(zone)) throw new Ec2Error("InvalidParameterValue", `Invalid availability zone: [${truncate(zone)}]`);
   const tags = tagsFor("instance", req.TagSpecifications, ["instance"]);
   const image = await findAvailableImage(ctx, req.ImageId);
+  const key = req.KeyName ? await findKeyPair(ctx, req.KeyName) : undefined;
 
   const hash = requestHash(req);
   if (req.ClientToken) {
@@ -102,7 +104,7 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
   }
 
   const reservationId = newId("r");
-  const placed = await inTransaction(ctx.pool, async (db): Promise<{ previous: compute.Reservation } | { ids: string[] }> => {
+  const placed = await inTransaction(ctx.pool, async (db): Promise<{ previous: compute.Reservation } | { ids: string[]; hosts: string[] }> => {
     if (req.ClientToken) {
       const ins = await db.query(
         "INSERT INTO run_requests (owner_id, client_token, request_hash, reservation_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
@@ -124,15 +126,29 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
          FROM hosts WHERE ($2::text IS NULL OR availability_zone = $2) ORDER BY id FOR UPDATE`,
       [ctx.config.CIRRUS_HOST_DEAD_AFTER_MS, zone ?? null],
     );
-    const plan = planPlacement(hosts.map(toCapacity), {
-      maxCount, vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: image.root_size_gib,
-      availabilityZone: zone, strategy: ctx.config.CIRRUS_PLACEMENT_STRATEGY,
+    const want = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: image.root_size_gib, strategy: ctx.config.CIRRUS_PLACEMENT_STRATEGY };
+    const insufficient = (placeable: number, where?: string) => new Ec2Error("InsufficientInstanceCapacity",
+      `We currently do not have sufficient ${typeName} capacity${where ? ` in the Availability Zone you requested (${where})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
+    // A reservation lives in one zone: the subnet's, the requested one, or the one the scheduler would start in.
+    const subnet = await resolveSubnet(db, ctx, req.SubnetId, zone, () => {
+      const first = planPlacement(hosts.map(toCapacity), { ...want, maxCount: 1 }).hostIds[0];
+      if (!first) throw insufficient(0);
+      return hosts.find((h) => h.id === first)!.availability_zone;
     });
+    const groupIds = req.SecurityGroupIds.length ? await requireGroupsInVpc(db, ctx, req.SecurityGroupIds, subnet.vpc_id) : [subnet.default_group_id];
+    const ids = Array.from({ length: maxCount }, () => newId("i"));
+    const addresses = await claimAddresses(db, subnet.id, ids);
+    if (addresses.length < minCount) {
+      throw new Ec2Error("InsufficientFreeAddressesInSubnet", `There are not enough free addresses in subnet '${subnet.id}' to satisfy the requested number of instances (${addresses.length} free, ${minCount} requested).`);
+    }
+    const plan = planPlacement(hosts.map(toCapacity), { ...want, maxCount: addresses.length, availabilityZone: subnet.availability_zone });
     if (plan.hostIds.length < minCount) {
       ctx.log.info({ requested: minCount, placeable: plan.hostIds.length, rejections: plan.rejections }, "insufficient capacity");
-      throw new Ec2Error("InsufficientInstanceCapacity",
-        `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${plan.hostIds.length} of the ${minCount} requested.`);
+      throw insufficient(plan.hostIds.length, zone);
     }
+    const launched = ids.slice(0, plan.hostIds.length);
+    // Give back the addresses claimed for instances that did not fit.
+    await db.query("UPDATE subnet_addresses SET instance_id = NULL WHERE instance_id = ANY($1)", [ids.slice(plan.hostIds.length)]);
     const perHost = new Map<string, number>();
     for (const h of plan.hostIds) perHost.set(h, (perHost.get(h) ?? 0) + 1);
     await db.query(
@@ -140,21 +156,29 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
          FROM unnest($1::text[], $2::int[]) AS p(id, n) WHERE h.id = p.id`,
       [[...perHost.keys()], [...perHost.values()], type.vcpus, type.memoryMib, image.root_size_gib],
     );
-    const zoneOf = new Map(hosts.map((h) => [h.id, h.availability_zone]));
-    const ids = plan.hostIds.map(() => newId("i"));
+    const ipOf = new Map(addresses.map((a) => [a.instanceId, a.ip]));
     await db.query(
       `INSERT INTO instances (id, reservation_id, owner_id, image_id, instance_type, vcpus, memory_mib, disk_gib, host_id,
-                              availability_zone, state, task, launch_index, client_token, user_data)
-       SELECT p.id, $3, $4, $5, $6, $7, $8, $9, p.host_id, p.zone, 'pending', 'launch', p.idx - 1, $10, $11
-         FROM unnest($1::text[], $2::text[], $12::text[]) WITH ORDINALITY AS p(id, host_id, zone, idx) ORDER BY p.idx`,
-      [ids, plan.hostIds, reservationId, ctx.config.CIRRUS_ACCOUNT_ID, image.id, typeName, type.vcpus, type.memoryMib, image.root_size_gib,
-        req.ClientToken, req.UserData, plan.hostIds.map((h) => zoneOf.get(h))],
+                              availability_zone, state, task, launch_index, client_token, user_data,
+                              vpc_id, subnet_id, private_ip, key_name, public_key)
+       SELECT p.id, $3, $4, $5, $6, $7, $8, $9, p.host_id, $12, 'pending', 'launch', p.idx - 1, $10, $11,
+              $13, $14, p.ip::inet, $15, $16
+         FROM unnest($1::text[], $2::text[], $17::text[]) WITH ORDINALITY AS p(id, host_id, ip, idx) ORDER BY p.idx`,
+      [launched, plan.hostIds, reservationId, ctx.config.CIRRUS_ACCOUNT_ID, image.id, typeName, type.vcpus, type.memoryMib, image.root_size_gib,
+        req.ClientToken, req.UserData, subnet.availability_zone, subnet.vpc_id, subnet.id, key?.name ?? "", key?.publicKey ?? "",
+        launched.map((id) => ipOf.get(id))],
     );
-    await insertTags(db, ids, tags);
-    return { ids };
+    await db.query(
+      "INSERT INTO instance_security_groups (instance_id, group_id) SELECT i, g FROM unnest($1::text[]) AS i, unnest($2::text[]) AS g",
+      [launched, groupIds],
+    );
+    await insertTags(db, launched, tags);
+    return { ids: launched, hosts: [...perHost.keys()] };
   });
   if ("previous" in placed) return placed.previous;
   await ctx.enqueue(placed.ids.map((instanceId) => ({ instanceId, seq: 1 })));
+  // New members change the firewalls of instances whose rules name their groups.
+  ctx.notifyHosts(placed.hosts);
   ctx.log.info({ reservationId, count: placed.ids.length, imageId: image.id, instanceType: typeName }, "instances placed");
   return reservationById(ctx.pool, reservationId);
 }

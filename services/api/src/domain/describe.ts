@@ -1,0 +1,44 @@
+// The shared shape of a Describe* call over one table: optional id list
+// (every id must exist), EC2 filters, MaxResults/NextToken keyset paging on
+// the id, and the resources' tags.
+import type { Ec2Error } from "@cirrus/common";
+import type { compute } from "@cirrus/proto";
+import type { DomainContext } from "./context.js";
+import { compileFilters, type FilterColumns } from "./filters.js";
+import { loadTags } from "./tags.js";
+import { decodeToken, encodeToken, pageSize } from "./validate.js";
+
+export interface DescribeQuery {
+  table: string;
+  ids: readonly string[];
+  filters: readonly compute.Filter[];
+  filterColumns: FilterColumns;
+  maxResults?: number;
+  nextToken?: string;
+  /** Extra SQL conditions, with their values already in `params`. */
+  where?: string[];
+  params?: unknown[];
+  /** The error for ids that do not exist. */
+  notFound(missing: string[]): Ec2Error;
+}
+
+export async function describePage<Row extends { id: string }>(ctx: DomainContext, q: DescribeQuery): Promise<{ rows: Row[]; tags: Map<string, compute.Tag[]>; nextToken: string }> {
+  const limit = Math.max(pageSize(q.maxResults, q.ids.length > 0), q.ids.length);
+  const after = decodeToken(q.nextToken ?? "");
+  const params: unknown[] = [...(q.params ?? [])];
+  const where = [`${q.table}.owner_id = $${params.push(ctx.config.CIRRUS_ACCOUNT_ID)}`, ...(q.where ?? []), ...compileFilters(q.filters, q.filterColumns, `${q.table}.id`, params)];
+  if (q.ids.length) where.push(`${q.table}.id = ANY($${params.push(q.ids)})`);
+  if (after) where.push(`${q.table}.id > $${params.push(after[0])}`);
+  const { rows } = await ctx.pool.query<Row>(`SELECT * FROM ${q.table} WHERE ${where.join(" AND ")} ORDER BY id LIMIT ${limit + 1}`, params);
+  if (q.ids.length && q.filters.length === 0) {
+    const found = new Set(rows.map((r) => r.id));
+    const missing = [...new Set(q.ids.filter((id) => !found.has(id)))];
+    if (missing.length) throw q.notFound(missing);
+  }
+  const page = rows.slice(0, limit);
+  return {
+    rows: page,
+    tags: await loadTags(ctx.pool, page.map((r) => r.id)),
+    nextToken: rows.length > limit ? encodeToken([page[page.length - 1]!.id]) : "",
+  };
+}

@@ -1,0 +1,47 @@
+// Pushes a host's network state to its agent right after a change, so a
+// security-group or elastic-IP change takes effect within a second. Pushes
+// to one host are serialized and coalesced: while one is in flight, further
+// requests collapse into a single follow-up that reads the state afresh, so
+// an older state never lands after a newer one. Failures are only logged:
+// the agent's reconcile loop applies the same state at its next heartbeat.
+import type { AgentClients, Logger } from "@cirrus/common";
+import type { Pool } from "pg";
+import type { ApiConfig } from "./config.js";
+import { hostNetworkState } from "./domain/network/hostState.js";
+
+export class HostNotifier {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+
+  constructor(private readonly pool: Pool, private readonly config: ApiConfig, private readonly agents: AgentClients, private readonly log: Logger) {}
+
+  notify(hostIds: readonly string[]): void {
+    for (const id of new Set(hostIds)) {
+      if (this.running.has(id)) {
+        this.again.add(id);
+        continue;
+      }
+      this.running.set(id, this.push(id));
+    }
+  }
+
+  private async push(hostId: string): Promise<void> {
+    try {
+      do {
+        this.again.delete(hostId);
+        const { rows: [host] } = await this.pool.query<{ id: string; endpoint: string; secret: string }>("SELECT id, endpoint, secret FROM hosts WHERE id = $1", [hostId]);
+        if (!host) return;
+        await this.agents.applyNetworkState(host, await hostNetworkState(this.pool, this.config, hostId));
+      } while (this.again.has(hostId));
+    } catch (err) {
+      this.log.warn({ hostId, err: (err as Error).message }, "network state push failed; the next heartbeat will apply it");
+    } finally {
+      this.running.delete(hostId);
+    }
+  }
+
+  /** Resolves when every push in flight has finished (for shutdown). */
+  async idle(): Promise<void> {
+    await Promise.all(this.running.values());
+  }
+}
