@@ -8,6 +8,7 @@ import { COMMANDS } from "./commands/index.js";
 import { CliError, ExitCode, parameterError } from "./errors.js";
 import { OUTPUT_FORMATS, type OutputFormat } from "./output.js";
 import { commanderFlags, type ParamSpec } from "./params.js";
+import { parseQuery } from "./query.js";
 
 export const DEFAULT_ENDPOINT = "127.0.0.1:50051";
 /** Seconds a call may take before the CLI gives up (aws: --cli-read-timeout). */
@@ -31,6 +32,7 @@ export interface RunOptions {
 interface GlobalOptions {
   endpoint?: string;
   output?: string;
+  query?: string;
   cliReadTimeout?: string;
 }
 
@@ -75,6 +77,7 @@ function buildProgram(io: Io, options: RunOptions): Command {
         .choices(OUTPUT_FORMATS)
         .default(io.env.CIRRUS_OUTPUT || "json"),
     )
+    .addOption(new Option("--query <expression>", "print only what this JMESPath subset selects, e.g. KeyMaterial or Reservations[*].Instances[*].InstanceId"))
     .addOption(new Option("--cli-read-timeout <seconds>", "how long one call may take; 0 waits forever").default(String(DEFAULT_READ_TIMEOUT_S)))
     // Settings below are inherited by the commands added afterwards.
     .exitOverride()
@@ -97,10 +100,12 @@ function addCommand(program: Command, spec: AnyCommandSpec, io: Io, options: Run
   cmd.action(async (_opts: unknown, self: Command) => {
     const g = self.optsWithGlobals<GlobalOptions>();
     const output = outputFormat(g.output);
+    const query = g.query === undefined ? undefined : parseQuery(g.query);
     const api = connect(g.endpoint ?? DEFAULT_ENDPOINT, readTimeoutMs(g.cliReadTimeout));
     const ctx: RunContext = {
       api,
       output,
+      ...(query ? { query } : {}),
       stdout: io.stdout,
       progress: { write: io.stderr, isTTY: io.stderrIsTTY },
       pollMs: options.pollMs ?? 1000,

@@ -3,8 +3,9 @@
 // does the rest — build the request, call (following NextToken), wait, print.
 import type { ComputeApi, Rpc } from "./client.js";
 import { CliError, ExitCode, parameterError } from "./errors.js";
-import { formatJson, formatTable, formatText, messageJson, scalarGrid, type Grid, type JsonObject, type OutputFormat } from "./output.js";
+import { formatJson, formatTable, formatText, messageJson, scalarGrid, valueGrid, type Grid, type JsonObject, type OutputFormat } from "./output.js";
 import { fieldName, paramFields, toMessage, type JsonMessageFns, type ParamSpec } from "./params.js";
+import { evaluate, type Query } from "./query.js";
 import { waitForInstances, type Observation, type ProgressSink, type WaitTarget } from "./wait.js";
 
 /** How `--wait` works for a command whose instances change state. */
@@ -26,6 +27,12 @@ export interface CommandSpec<Req, Res, Seen extends Observation = Observation> {
   request: JsonMessageFns<Req>;
   response: { toJSON(message: Res): unknown };
   params: ParamSpec[];
+  /**
+   * Rewrites the fields the options set into the request's shape, for options
+   * that are not request members (the aws CLI's customizations, e.g.
+   * `--protocol tcp --port 22` → IpPermissions). Throws UsageError on bad input.
+   */
+  prepare?: (fields: Record<string, unknown>) => Record<string, unknown>;
   /**
    * The response member holding the resource list. It is always printed (as
    * [] when empty, as the aws CLI does) and concatenated across pages.
@@ -74,6 +81,8 @@ function waitTimeoutMs(values: Record<string, unknown>): number {
 export interface RunContext {
   api: ComputeApi;
   output: OutputFormat;
+  /** `--query`: print only what it selects. */
+  query?: Query;
   stdout(text: string): void;
   /** stderr, where wait progress goes. */
   progress: ProgressSink;
@@ -102,7 +111,8 @@ export async function runCommand<Req, Res, Seen extends Observation>(
   values: Record<string, unknown>,
   ctx: RunContext,
 ): Promise<void> {
-  const fields = requestFields(spec.params, values);
+  const given = requestFields(spec.params, values);
+  const fields = spec.prepare ? spec.prepare(given) : given;
   const request = toMessage(spec.request, fields);
   // Checked before the call: a bad --wait-timeout must not fail after a launch.
   const waitMs = spec.wait && values[WAIT.flag] === true ? waitTimeoutMs(values) : undefined;
@@ -110,7 +120,7 @@ export async function runCommand<Req, Res, Seen extends Observation>(
   const onePage = !spec.paginate || "MaxResults" in fields || "NextToken" in fields;
   const response = onePage ? await ctx.api.call(spec.rpc, request) : await fetchAllPages(ctx.api, spec.rpc, request, spec.listKey);
   if (!spec.wait || waitMs === undefined) {
-    ctx.stdout(render(spec, response, ctx.output));
+    ctx.stdout(render(spec, response, ctx.output, ctx.query));
     return;
   }
   const w = spec.wait;
@@ -126,16 +136,21 @@ export async function runCommand<Req, Res, Seen extends Observation>(
   });
   // Print what we have even when the wait failed: the instances exist and a
   // script needs their ids to clean up.
-  ctx.stdout(render(spec, w.finalize(response, result.seen), ctx.output));
+  ctx.stdout(render(spec, w.finalize(response, result.seen), ctx.output, ctx.query));
   if (result.failure) throw result.failure;
 }
 
-/** Formats a response for the chosen --output. */
-export function render<Req, Res, Seen extends Observation>(spec: CommandSpec<Req, Res, Seen>, response: Res, format: OutputFormat): string {
-  if (format !== "json" && spec.raw) return spec.raw(response);
+/** Formats a response for the chosen --output, after --query when given (as the aws CLI does). */
+export function render<Req, Res, Seen extends Observation>(spec: CommandSpec<Req, Res, Seen>, response: Res, format: OutputFormat, query?: Query): string {
+  if (format !== "json" && spec.raw && !query) return spec.raw(response);
   let json = messageJson(response, spec.response.toJSON(response)) as JsonObject;
   if (spec.listKey && json[spec.listKey] === undefined) json = { [spec.listKey]: [], ...json };
   if (spec.present) json = spec.present(json);
+  if (query) {
+    const selected = evaluate(query, json);
+    if (format === "json") return `${JSON.stringify(selected, null, 4)}\n`;
+    return format === "text" ? formatText(selected) : formatTable(valueGrid(selected));
+  }
   if (format === "json") return formatJson(json);
   if (format === "text") return formatText(json);
   return formatTable(spec.table ? spec.table(response) : scalarGrid(json));

@@ -48,7 +48,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * upper case; each nested list or dict follows on its own lines. Elements of a
  * list of dicts share one column set, so their lines align ("None" fills gaps).
  */
-export function formatText(response: JsonObject): string {
+export function formatText(response: Json): string {
   const lines: string[] = [];
   textItem(response, lines, undefined, undefined);
   return lines.map((l) => `${l}\n`).join("");
@@ -121,6 +121,24 @@ export function scalarGrid(response: JsonObject): Grid {
   const scalars = Object.entries(response).filter(([, v]) => !isContainer(v));
   if (scalars.length === 0) return { head: [], rows: [] };
   return { head: ["Key", "Value"], rows: scalars.map(([k, v]) => [k, scalarText(v)]) };
+}
+
+/**
+ * The table of any JSON value (what --query selected): a list of objects gets
+ * a column per scalar member, an object a Key/Value row per scalar, and
+ * scalars (also inside nested lists) one "Value" row each.
+ */
+export function valueGrid(value: Json): Grid {
+  if (isRecord(value)) return scalarGrid(value as JsonObject);
+  const items = flattenDeep(value);
+  const objects = items.filter((v): v is JsonObject => isRecord(v));
+  if (objects.length === 0) return { head: ["Value"], rows: items.map((v) => [scalarText(v)]) };
+  const keys = [...new Set(objects.flatMap((o) => Object.keys(o).filter((k) => !isContainer(o[k]!))))];
+  return { head: keys, rows: objects.map((o) => keys.map((k) => (o[k] === undefined ? "" : scalarText(o[k])))) };
+}
+
+function flattenDeep(value: Json): Json[] {
+  return Array.isArray(value) ? value.flatMap(flattenDeep) : [value];
 }
 
 /** Renders a grid as a boxed table (no colours, so it pipes cleanly); nothing for a grid without columns. */

@@ -4,6 +4,7 @@
 // derives its flags from the EC2 model); the assembled object is then checked
 // against the message shape and converted with the generated `fromJSON`.
 import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { parameterError, UsageError } from "./errors.js";
 import { looksLikeJson, parseShorthand, parseShorthandList, ShorthandSyntaxError } from "./shorthand.js";
 
@@ -100,7 +101,8 @@ const FILEB = "fileb://";
 
 function readParamFile(flag: string, path: string): Buffer {
   try {
-    return readFileSync(path);
+    // `fileb://~/.ssh/id.pub`: the shell does not expand a ~ inside a word, so do it as the aws CLI does.
+    return readFileSync(path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path);
   } catch (err) {
     throw parameterError(flag, `Unable to load paramfile ${path}: ${(err as Error).message}`);
   }
@@ -216,6 +218,11 @@ function conform(input: unknown, shape: unknown, path: string): Conformed {
     validationError(`Invalid type for parameter ${here}, value: ${describeValue(input)}, valid types: ${valid}`);
   if (input === undefined || input === null) return { value: input, changed: false };
 
+  if (shape instanceof Uint8Array) {
+    // A bytes member (ImportKeyPair's PublicKeyMaterial): base64 text in JSON, as "blob" options produce.
+    if (typeof input !== "string") throw invalidType("blob");
+    return { value: input, changed: false };
+  }
   if (Array.isArray(shape)) {
     // Shorthand `Values=running` yields a string where the shape wants a list.
     if (!Array.isArray(input)) return { value: [input], changed: true };

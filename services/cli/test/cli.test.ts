@@ -1,5 +1,8 @@
 // The whole CLI in-process (`run`) against a fake Compute server: argv →
 // request mapping, output, waiting and exit codes.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Ec2Error } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import { afterEach, describe, expect, it } from "vitest";
@@ -262,5 +265,119 @@ describe("exit codes", () => {
     expect(out.code).toBe(255);
     expect(out.stderr).toBe('Could not connect to the endpoint URL: "127.0.0.1:1"\n');
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
+
+describe("key pairs, networking and --query", () => {
+  const keyMaterial = "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----";
+  const created = () => ({ KeyFingerprint: "aa:bb", KeyMaterial: keyMaterial, KeyName: "k", KeyPairId: "key-0123456789abcdef0", Tags: [] });
+
+  it("create-key-pair --query KeyMaterial --output text prints the raw private key, as the aws CLI does", async () => {
+    const { code, stdout, server } = await cirrus({ createKeyPair: created }, [
+      "create-key-pair", "--key-name", "k", "--key-type", "ed25519", "--query", "KeyMaterial", "--output", "text",
+    ]);
+    expect(code).toBe(0);
+    expect(stdout).toBe(`${keyMaterial}\n`);
+    expect(server.requests("createKeyPair")).toEqual([compute.CreateKeyPairRequest.fromPartial({ KeyName: "k", KeyType: "ed25519" })]);
+  });
+
+  it("--query with json output prints the selected JSON value", async () => {
+    const { stdout } = await cirrus({ createKeyPair: created }, ["create-key-pair", "--key-name", "k", "--query", "KeyPairId"]);
+    expect(stdout).toBe('"key-0123456789abcdef0"\n');
+  });
+
+  it("a bad --query fails before calling the server (exit 252)", async () => {
+    const { code, stderr, server } = await cirrus({ createKeyPair: created }, ["create-key-pair", "--key-name", "k", "--query", "KeyPairs[?KeyName=='k']"]);
+    expect(code).toBe(252);
+    expect(stderr).toMatch(/^Bad value for --query /);
+    expect(server.calls).toHaveLength(0);
+  });
+
+  it("import-key-pair sends the bytes of fileb:// or of the text itself", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cirrus-cli-"));
+    const pub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAgmjuX04LPGou me@host\n";
+    writeFileSync(join(dir, "id.pub"), pub);
+    const imported = () => ({ KeyFingerprint: "x=", KeyName: "k", KeyPairId: "key-1", Tags: [] });
+    const { code, server } = await cirrus({ importKeyPair: imported }, ["import-key-pair", "--key-name", "k", "--public-key-material", `fileb://${join(dir, "id.pub")}`]);
+    expect(code).toBe(0);
+    expect(server.requests("importKeyPair")[0]!.PublicKeyMaterial.toString()).toBe(pub);
+    await server.close();
+    const text = await cirrus({ importKeyPair: imported }, ["import-key-pair", "--key-name", "k", "--public-key-material", pub.trim()]);
+    expect(text.server.requests("importKeyPair")[0]!.PublicKeyMaterial.toString()).toBe(pub.trim());
+  });
+
+  it("describe-key-pairs maps its flags and prints a table", async () => {
+    const { stdout, server } = await cirrus(
+      { describeKeyPairs: () => ({ KeyPairs: [{ KeyPairId: "key-1", KeyFingerprint: "aa:bb", KeyName: "k", KeyType: "rsa", Tags: [], PublicKey: "", CreateTime: "2024-01-01T00:00:00.000Z" }] }) },
+      ["describe-key-pairs", "--key-names", "k", "--filters", "Name=key-type,Values=rsa", "--include-public-key", "--output", "table"],
+    );
+    expect(server.requests("describeKeyPairs")).toEqual([
+      compute.DescribeKeyPairsRequest.fromPartial({ KeyNames: ["k"], Filters: [{ Name: "key-type", Values: ["rsa"] }], IncludePublicKey: true }),
+    ]);
+    expect(stdout).toMatch(/KeyPairId.*KeyName.*KeyType/);
+    expect(stdout).toMatch(/key-1.*k.*rsa.*aa:bb/);
+  });
+
+  it("describe-key-pairs prints an empty list as the aws CLI does", async () => {
+    const { stdout } = await cirrus({ describeKeyPairs: () => ({ KeyPairs: [] }) }, ["describe-key-pairs"]);
+    expect(JSON.parse(stdout)).toEqual({ KeyPairs: [] });
+  });
+
+  it("authorize-security-group-ingress builds IpPermissions from --protocol/--port/--cidr", async () => {
+    const { code, server } = await cirrus({ authorizeSecurityGroupIngress: () => ({ Return: true, SecurityGroupRules: [] }) }, [
+      "authorize-security-group-ingress", "--group-id", "sg-1", "--protocol", "tcp", "--port", "8000-8080", "--cidr", "10.0.0.0/16",
+    ]);
+    expect(code).toBe(0);
+    expect(server.requests("authorizeSecurityGroupIngress")[0]).toEqual(
+      compute.AuthorizeSecurityGroupRequest.fromPartial({ GroupId: "sg-1", IpPermissions: [{ IpProtocol: "tcp", FromPort: 8000, ToPort: 8080, IpRanges: [{ CidrIp: "10.0.0.0/16" }] }] }),
+    );
+  });
+
+  it("revoke-security-group-egress takes --ip-permissions shorthand and rule ids", async () => {
+    const { server } = await cirrus({ revokeSecurityGroupEgress: () => ({ Return: true, UnknownIpPermissions: [] }) }, [
+      "revoke-security-group-egress", "--group-id", "sg-1", "--security-group-rule-ids", "sgr-1", "sgr-2",
+      "--ip-permissions", "IpProtocol=-1,UserIdGroupPairs=[{GroupId=sg-2}]",
+    ]);
+    expect(server.requests("revokeSecurityGroupEgress")[0]).toEqual(
+      compute.RevokeSecurityGroupRequest.fromPartial({ GroupId: "sg-1", SecurityGroupRuleIds: ["sgr-1", "sgr-2"], IpPermissions: [{ IpProtocol: "-1", UserIdGroupPairs: [{ GroupId: "sg-2" }] }] }),
+    );
+  });
+
+  it("refuses --port together with --ip-permissions (exit 252)", async () => {
+    const { code, stderr, server } = await cirrus({}, ["authorize-security-group-ingress", "--group-id", "sg-1", "--port", "22", "--ip-permissions", "IpProtocol=tcp"]);
+    expect(code).toBe(252);
+    expect(stderr).toContain("The --port option is not compatible with the --ip-permissions option");
+    expect(server.calls).toHaveLength(0);
+  });
+
+  it("create-vpc --query Vpc.VpcId --output text prints the id; create-subnet maps its flags", async () => {
+    const vpc = await cirrus({ createVpc: () => ({ Vpc: { VpcId: "vpc-1", CidrBlock: "10.0.0.0/16", State: "available", IsDefault: false, OwnerId: "1", InstanceTenancy: "default", Tags: [] } }) }, [
+      "create-vpc", "--cidr-block", "10.0.0.0/16", "--query", "Vpc.VpcId", "--output", "text",
+    ]);
+    expect(vpc.stdout).toBe("vpc-1\n");
+    await server?.close();
+    const subnet = await cirrus({ createSubnet: () => compute.CreateSubnetResponse.fromPartial({}) }, ["create-subnet", "--vpc-id", "vpc-1", "--cidr-block", "10.0.1.0/24", "--availability-zone", "lab-1a"]);
+    expect(subnet.server.requests("createSubnet")).toEqual([compute.CreateSubnetRequest.fromPartial({ VpcId: "vpc-1", CidrBlock: "10.0.1.0/24", AvailabilityZone: "lab-1a" })]);
+  });
+
+  it("modify-instance-attribute --groups and associate-address --allow-reassociation", async () => {
+    const mod = await cirrus({ modifyInstanceAttribute: () => ({}) }, ["modify-instance-attribute", "--instance-id", "i-1", "--groups", "sg-a", "sg-b"]);
+    expect(mod.code).toBe(0);
+    expect(mod.stdout).toBe("");
+    expect(mod.server.requests("modifyInstanceAttribute")).toEqual([{ InstanceId: "i-1", Groups: ["sg-a", "sg-b"] }]);
+    await server?.close();
+    const assoc = await cirrus({ associateAddress: () => ({ AssociationId: "eipassoc-1" }) }, [
+      "associate-address", "--allocation-id", "eipalloc-1", "--instance-id", "i-1", "--allow-reassociation",
+    ]);
+    expect(JSON.parse(assoc.stdout)).toEqual({ AssociationId: "eipassoc-1" });
+    expect(assoc.server.requests("associateAddress")[0]).toMatchObject({ AllocationId: "eipalloc-1", InstanceId: "i-1", AllowReassociation: true });
+  });
+
+  it("describe-addresses --output table lists the addresses", async () => {
+    const { stdout } = await cirrus(
+      { describeAddresses: () => ({ Addresses: [{ PublicIp: "198.18.0.5", AllocationId: "eipalloc-1", AssociationId: "", Domain: "vpc", InstanceId: "", PrivateIpAddress: "", NetworkBorderGroup: "", PublicIpv4Pool: "", Tags: [] }] }) },
+      ["describe-addresses", "--output", "table"],
+    );
+    expect(stdout).toMatch(/198\.18\.0\.5.*eipalloc-1.*vpc/);
   });
 });

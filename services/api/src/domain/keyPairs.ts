@@ -25,7 +25,7 @@ const KEY_TYPES: readonly string[] = ["rsa", "ed25519"];
 /** EC2: up to 255 ASCII characters. Control characters and edge spaces are refused (the name ends an authorized_keys line). */
 function requireKeyName(name: string): void {
   if (!name) throw new Ec2Error("MissingParameter", "The request must contain the parameter KeyName");
-  if (!/^[\x00-\x7f]*$/.test(name)) {
+  if (!/^\p{ASCII}*$/u.test(name)) {
     throw new Ec2Error("InvalidParameterValue", `Value (${truncate(name)}) for parameter keyName is invalid. Character sets beyond ASCII are not supported.`);
   }
   if (name.length > 255) throw new Ec2Error("InvalidParameterValue", `Value (${truncate(name)}) for parameter keyName is invalid. Length exceeds maximum of 255.`);

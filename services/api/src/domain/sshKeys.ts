@@ -192,7 +192,7 @@ function parseDer(text: string): PublicKey {
  */
 export function parsePublicKey(material: Buffer): PublicKey {
   const text = material.toString("utf8").trim();
-  if (!text || !/^[\x09\x0a\x0d\x20-\x7e]+$/.test(text)) throw new KeyFormatError("the key is not printable ASCII");
+  if (!text || !/^[\t\n\r\x20-\x7e]+$/.test(text)) throw new KeyFormatError("the key is not printable ASCII");
   if (text.startsWith("---- BEGIN SSH2")) return parseRfc4716(text);
   if (text.includes("\n")) throw new KeyFormatError("expected a single line");
   if (/^[a-z0-9@.-]+\s/.test(text)) return parseOpenSsh(text);

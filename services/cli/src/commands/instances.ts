@@ -187,6 +187,17 @@ export const instanceCommands: AnyCommandSpec[] = [
     target: "terminated",
   }),
   defineCommand({
+    name: "modify-instance-attribute",
+    summary: "Change an instance's security groups (--groups replaces the whole set)",
+    rpc: api.modifyInstanceAttribute,
+    request: compute.ModifyInstanceAttributeRequest,
+    response: compute.ModifyInstanceAttributeResponse,
+    params: [
+      { flag: "instance-id", kind: "string", description: "the instance", required: true },
+      { flag: "groups", kind: "string-list", description: "the security group IDs the instance should have", required: true },
+    ],
+  }),
+  defineCommand({
     name: "get-console-output",
     summary: "Show an instance's serial console output",
     rpc: api.getConsoleOutput,
