@@ -1,5 +1,5 @@
-// Wires one host agent: runner → driver → gRPC server → registration →
-// heartbeat + reconcile loop, until the signal asks it to stop.
+// Wires one host agent: runner → driver and host network → gRPC server →
+// registration → heartbeat + reconcile loop, until the signal asks it to stop.
 import { status } from "@grpc/grpc-js";
 import type { Logger } from "@cirrus/common";
 import type { AgentConfig } from "./config.js";
@@ -9,21 +9,42 @@ import { LibvirtDriver } from "./driver/libvirt/driver.js";
 import { probeHypervisor } from "./driver/libvirt/probe.js";
 import type { HypervisorDriver } from "./driver/types.js";
 import { KeyedMutex } from "./keyed-mutex.js";
+import { HostNetwork } from "./network/host-network.js";
+import { UnmanagedNetwork, type NetworkStateTarget } from "./network/types.js";
 import { Reconciler } from "./reconcile.js";
 import { LocalRunner } from "./runner/local.js";
 import { SshRunner } from "./runner/ssh.js";
 import { serveHostAgent } from "./server.js";
 
-export async function createDriver(config: AgentConfig, log: Logger): Promise<HypervisorDriver> {
+export interface Host {
+  driver: HypervisorDriver;
+  network: NetworkStateTarget;
+}
+
+/** The driver and the host network it uses; the fake driver has no network (states are validated and ignored). */
+export async function createHost(config: AgentConfig, log: Logger): Promise<Host> {
   if (config.driver === "fake") {
-    return new FakeDriver({ capacity: config.fake.capacity, delayMs: config.fake.delayMs, failureRate: config.fake.failureRate });
+    return { driver: new FakeDriver({ capacity: config.fake.capacity, delayMs: config.fake.delayMs, failureRate: config.fake.failureRate }), network: new UnmanagedNetwork() };
   }
   const runner = config.ssh ? new SshRunner(config.ssh) : new LocalRunner();
   if (config.ssh && !config.ssh.hostKeyFingerprint) log.warn({ runner: runner.target }, "CIRRUS_SSH_HOST_FINGERPRINT is not set: the host's SSH key is not verified");
+  // The metadata service listens on the bridges' addresses, so it must run on the host itself.
+  if (config.ssh) log.warn({ runner: runner.target }, "the host is driven over SSH: guests get no metadata service");
   try {
     const hypervisor = config.hypervisor === "auto" ? await probeHypervisor(runner, log) : config.hypervisor;
-    log.info({ runner: runner.target, hypervisor, uri: config.libvirtUri }, "libvirt driver ready");
-    return new LibvirtDriver({ runner, uri: config.libvirtUri, hypervisor, domainPrefix: config.domainPrefix, instancesDir: config.instancesDir, log });
+    const { dir, prefix, metadataPort, imdsV2Required, outboundNat } = config.network;
+    const network = new HostNetwork({
+      runner,
+      dir,
+      prefix,
+      metadata: config.ssh ? undefined : { port: metadataPort, v2Required: imdsV2Required },
+      outboundNat,
+      orphanGraceMs: config.orphanGraceMs,
+      log,
+    });
+    log.info({ runner: runner.target, hypervisor, uri: config.libvirtUri, netPrefix: prefix, outboundNat: outboundNat ?? "off" }, "libvirt driver ready");
+    const driver = new LibvirtDriver({ runner, uri: config.libvirtUri, hypervisor, domainPrefix: config.domainPrefix, instancesDir: config.instancesDir, network, log });
+    return { driver, network };
   } catch (err) {
     await runner.close();
     throw err;
@@ -37,7 +58,7 @@ export async function createDriver(config: AgentConfig, log: Logger): Promise<Hy
  * registered, control-plane outages are retried, never fatal.
  */
 export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
-  const driver = await createDriver(config, log);
+  const { driver, network } = await createHost(config, log);
   const control = new ControlPlane({ endpoint: config.controlEndpoint, stateDir: config.stateDir, enrolmentToken: config.enrolmentToken, log });
   const locks = new KeyedMutex();
   let server: Awaited<ReturnType<typeof serveHostAgent>> | undefined;
@@ -45,6 +66,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     // Listen before registering: the control plane may dial us as soon as it knows us.
     server = await serveHostAgent(config.listen, {
       driver,
+      network,
       locks,
       hostSecret: () => control.identity?.hostSecret,
       hostId: () => control.identity?.hostId,
@@ -61,16 +83,18 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       endpoint: config.advertise,
     });
     await control.register(describe, signal);
-    await heartbeatLoop(driver, control, new Reconciler(driver, locks, config.orphanGraceMs, log), describe, config.heartbeatMs, log, signal);
+    await heartbeatLoop(driver, network, control, new Reconciler(driver, locks, config.orphanGraceMs, log), describe, config.heartbeatMs, log, signal);
   } finally {
     await server?.stop();
     control.close();
+    await network.close();
     await driver.close();
   }
 }
 
 async function heartbeatLoop(
   driver: HypervisorDriver,
+  network: NetworkStateTarget,
   control: ControlPlane,
   reconciler: Reconciler,
   describe: Parameters<ControlPlane["register"]>[0],
@@ -79,12 +103,22 @@ async function heartbeatLoop(
   signal: AbortSignal,
 ): Promise<void> {
   let failures = 0;
+  let networkFailures = 0;
   while (!signal.aborted) {
     try {
       const actual = await driver.list();
       const response = await control.heartbeat(actual);
       if (failures > 0) log.info({ hostId: control.identity?.hostId, failures }, "heartbeat restored");
       failures = 0;
+      // Its own failures: a network problem must not count as a lost heartbeat (which re-registers).
+      try {
+        await network.reconcile(response, actual.map((d) => d.instanceId));
+        if (networkFailures > 0) log.info({ failures: networkFailures }, "host network reconciled again");
+        networkFailures = 0;
+      } catch (err) {
+        networkFailures++;
+        if (networkFailures === 1 || networkFailures % 10 === 0) log.error({ failures: networkFailures, err: errorText(err) }, "reconciling the host network failed");
+      }
       await reconciler.round(actual, response);
     } catch (err) {
       failures++;

@@ -1,8 +1,29 @@
 // Agent configuration from environment variables, validated in one pass so a
 // bad deployment hears about every mistake at once.
+//
+// Networking (libvirt driver only; the fake driver ignores it):
+//   CIRRUS_NETWORK_DIR       directory on the driven host for dnsmasq's pid,
+//                            lease, hosts and log files and the saved NIC
+//                            registry (default /var/lib/cirrus/network; made 0755,
+//                            since dnsmasq runs as nobody)
+//   CIRRUS_NET_PREFIX        prefix of the agent's iptables chains and tag of its
+//                            bridges (default CIRRUS: CIRRUS-FORWARD, CIRRUS-<hex>-IN…);
+//                            only two agents sharing one host need different ones
+//   CIRRUS_METADATA_PORT     port of the metadata service on each bridge's gateway
+//                            address; guests reach it as 169.254.169.254:80 (default
+//                            8775). Unavailable when the host is driven over SSH.
+//   CIRRUS_IMDS_V2_REQUIRED  true: refuse metadata requests without an IMDSv2
+//                            session token (default false)
+//   CIRRUS_OUTBOUND_NAT      off, or the uplink interface through which guests
+//                            reach the outside world with the host's address
+//                            (MASQUERADE) (default off)
+// The host needs iproute2, iptables (nf_tables or legacy), dnsmasq (Debian:
+// dnsmasq-base) and the br_netfilter module; the agent sets
+// net.ipv4.ip_forward=1 and net.bridge.bridge-nf-call-iptables=1.
 import { hostname } from "node:os";
 import type { Capacity } from "./driver/types.js";
 import { isSafePath } from "./driver/spec.js";
+import { NET_PREFIX } from "./network/names.js";
 import type { SshTarget } from "./runner/ssh.js";
 
 export interface AgentConfig {
@@ -28,6 +49,17 @@ export interface AgentConfig {
   orphanGraceMs: number;
   stopTimeoutMs: number;
   fake: { capacity: Capacity; delayMs: { min: number; max: number }; failureRate: number };
+  network: NetworkConfig;
+}
+
+export interface NetworkConfig {
+  /** On the driven host. */
+  dir: string;
+  prefix: string;
+  metadataPort: number;
+  imdsV2Required: boolean;
+  /** Uplink interface for outbound NAT; undefined: off. */
+  outboundNat?: string;
 }
 
 export class ConfigError extends Error {
@@ -89,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   if (diskGib !== undefined) capacityOverride.diskGib = diskGib;
 
   const delay = check("CIRRUS_FAKE_DELAY_MS", str("CIRRUS_FAKE_DELAY_MS", "0"), (v) => /^\d+(-\d+)?$/.test(v) && parseRange(v).min <= parseRange(v).max, "MS or MIN-MAX");
+  const outboundNat = check("CIRRUS_OUTBOUND_NAT", str("CIRRUS_OUTBOUND_NAT", "off"), (v) => /^[A-Za-z0-9_.-]{1,15}$/.test(v), "off or an interface name");
   const failureRate = Number(str("CIRRUS_FAKE_FAILURE_RATE", "0"));
   if (!(failureRate >= 0 && failureRate <= 1)) problems.push(`CIRRUS_FAKE_FAILURE_RATE=${JSON.stringify(str("CIRRUS_FAKE_FAILURE_RATE"))}: expected a number in [0, 1]`);
 
@@ -114,6 +147,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
       capacity: { ...FAKE_DEFAULT_CAPACITY, ...capacityOverride },
       delayMs: parseRange(delay ?? "0"),
       failureRate: failureRate >= 0 && failureRate <= 1 ? failureRate : 0,
+    },
+    network: {
+      dir: path("CIRRUS_NETWORK_DIR", "/var/lib/cirrus/network"),
+      prefix: check("CIRRUS_NET_PREFIX", str("CIRRUS_NET_PREFIX", "CIRRUS"), (v) => NET_PREFIX.test(v), "1-8 of [A-Z0-9], starting with a letter") ?? "CIRRUS",
+      metadataPort: int("CIRRUS_METADATA_PORT", 8775, 1, 65535) ?? 8775,
+      imdsV2Required: oneOf("CIRRUS_IMDS_V2_REQUIRED", "false", ["true", "false"] as const) === "true",
+      outboundNat: outboundNat === "off" ? undefined : outboundNat,
     },
   };
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);

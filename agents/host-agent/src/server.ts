@@ -1,7 +1,7 @@
 // The HostAgent gRPC service: authenticates the control plane's workers with
 // the host secret, validates ids, serializes calls per instance and maps
 // driver failures onto statuses the worker can act on:
-//   INVALID_ARGUMENT     malformed instance id or missing spec
+//   INVALID_ARGUMENT     malformed instance id, missing spec, malformed HostNetworkState
 //   UNAUTHENTICATED      missing or wrong host secret
 //   FAILED_PRECONDITION  "InvalidSpec: ..." / "InvalidImage: ..." (retrying cannot help)
 //   NOT_FOUND            "NotFound: ..." (start/reboot of an instance with no domain)
@@ -12,9 +12,13 @@ import { bearerFrom, isId, type Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { DriverError, type HypervisorDriver } from "./driver/types.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
+import { NetworkStateError } from "./network/state.js";
+import type { NetworkStateTarget } from "./network/types.js";
 
 export interface HostAgentServiceOptions {
   driver: HypervisorDriver;
+  /** Serves ApplyNetworkState; serializes its own work. */
+  network: NetworkStateTarget;
   /** The secret callers must present; undefined (everyone rejected) until registration. */
   hostSecret: () => string | undefined;
   /** For logs only. */
@@ -49,6 +53,7 @@ export function authorized(metadata: Metadata, secret: string | undefined): bool
 
 function toServiceError(err: unknown): Partial<ServiceError> {
   if (err instanceof StatusError) return { code: err.code, details: err.message };
+  if (err instanceof NetworkStateError) return { code: status.INVALID_ARGUMENT, details: `InvalidParameterValue: ${err.message}` };
   if (err instanceof DriverError) {
     return { code: err.kind === "NotFound" ? status.NOT_FOUND : status.FAILED_PRECONDITION, details: `${err.kind}: ${err.message}` };
   }
@@ -65,18 +70,16 @@ export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgent
   const { driver, locks, log } = opts;
 
   /**
-   * Wraps one RPC: authentication, id validation, the per-instance lock,
-   * logging, and error mapping. No rejection escapes to grpc-js.
+   * Wraps one RPC: authentication, logging, and error mapping. No rejection
+   * escapes to grpc-js. `work` gets the instance id it names, if any, for logs.
    */
-  function rpc<Req, Res>(method: string, instanceIdOf: (req: Req) => string | undefined, work: (req: Req, instanceId: string) => Promise<Res>) {
+  function handler<Req, Res>(method: string, work: (req: Req, named: (instanceId: string) => void) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
       const started = Date.now();
       let instanceId: string | undefined;
       const run = async (): Promise<Res> => {
         if (!authorized(call.metadata, opts.hostSecret())) throw new StatusError(status.UNAUTHENTICATED, "missing or wrong host secret");
-        instanceId = requireInstanceId(instanceIdOf(call.request));
-        const id = instanceId;
-        return locks.run(id, () => work(call.request, id));
+        return work(call.request, (id) => (instanceId = id));
       };
       run().then(
         (res) => {
@@ -91,6 +94,15 @@ export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgent
         },
       );
     };
+  }
+
+  /** An RPC about one instance: its id validated, and run under that instance's lock. */
+  function rpc<Req, Res>(method: string, instanceIdOf: (req: Req) => string | undefined, work: (req: Req, instanceId: string) => Promise<Res>) {
+    return handler<Req, Res>(method, (req, named) => {
+      const id = requireInstanceId(instanceIdOf(req));
+      named(id);
+      return locks.run(id, () => work(req, id));
+    });
   }
 
   const statusOf = (instanceId: string, powerState: agent.PowerState): agent.InstanceStatus => ({ instanceId, powerState });
@@ -111,6 +123,10 @@ export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgent
       instanceId: id,
       output: await driver.consoleOutput(id),
     })),
+    applyNetworkState: handler<agent.HostNetworkState, agent.ApplyNetworkStateResponse>("ApplyNetworkState", async (req) => {
+      await opts.network.applyNetworkState(req);
+      return {};
+    }),
   };
 }
 

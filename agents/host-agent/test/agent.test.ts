@@ -36,7 +36,7 @@ class FakeControl {
       heartbeat: (call: ServerUnaryCall<agent.HeartbeatRequest, agent.HeartbeatResponse>, cb: sendUnaryData<agent.HeartbeatResponse>) => {
         if (bearerFrom(call.metadata) !== SECRET) return cb({ code: status.UNAUTHENTICATED, details: "bad secret" } as ServiceError);
         this.heartbeats.push(call.request);
-        cb(null, { instances: this.desired });
+        cb(null, { instances: this.desired, network: undefined });
       },
     });
     await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));

@@ -81,6 +81,7 @@ describe("LibvirtDriver with the test AMI under TCG", () => {
         ramdiskPath: join(AMI_DIR, manifest.ramdisk!),
         kernelCmdline: manifest.cmdline!,
       },
+      network: undefined,
     };
   }, 600_000);
 

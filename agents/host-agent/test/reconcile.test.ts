@@ -59,7 +59,7 @@ describe("Reconciler", () => {
     await driver.createInstance(testSpec(B));
     let now = 0;
     const r = new Reconciler(driver, new KeyedMutex(), GRACE, quietLogger(), () => now);
-    const desired: agent.HeartbeatResponse = { instances: [{ spec: testSpec(A), state: "running", busy: false }] };
+    const desired: agent.HeartbeatResponse = { instances: [{ spec: testSpec(A), state: "running", busy: false }], network: undefined };
     expect(await r.round(await driver.list(), desired)).toEqual([]);
     now = GRACE;
     expect(await r.round(await driver.list(), desired)).toEqual([B]);

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../src/driver/fake.js";
 import { DriverError, type HypervisorDriver } from "../src/driver/types.js";
 import { KeyedMutex } from "../src/keyed-mutex.js";
+import { UnmanagedNetwork } from "../src/network/types.js";
 import { serveHostAgent, type RunningServer } from "../src/server.js";
 import { A, B, quietLogger, testSpec } from "./helpers.js";
 
@@ -43,11 +44,19 @@ describe("HostAgent gRPC server", () => {
   let client: agent.HostAgentClient;
   let driver: ScriptedDriver;
   let secret: string | undefined = SECRET;
+  const applied: agent.HostNetworkState[] = [];
+  const network = new (class extends UnmanagedNetwork {
+    override async applyNetworkState(state: agent.HostNetworkState): Promise<void> {
+      await super.applyNetworkState(state);
+      applied.push(state);
+    }
+  })();
 
   beforeAll(async () => {
     driver = new ScriptedDriver({ capacity: { vcpus: 16, memoryMib: 16384, diskGib: 100 } });
     server = await serveHostAgent("127.0.0.1:0", {
       driver: driver as HypervisorDriver,
+      network,
       hostSecret: () => secret,
       hostId: () => "h-0123456789abcdef0",
       locks: new KeyedMutex(),
@@ -123,5 +132,23 @@ describe("HostAgent gRPC server", () => {
     expect(driver.maxTotalInFlight).toBe(2);
     expect((await driver.list()).map((d) => d.instanceId).sort()).toEqual([A, B]);
     expect(driver.used().vcpus).toBe(2);
+  });
+
+  it("passes ApplyNetworkState to the host network: INVALID_ARGUMENT for a malformed state, UNAUTHENTICATED without the secret", async () => {
+    const state: agent.HostNetworkState = {
+      firewalls: [{ instanceId: A, ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["198.18.0.0/15"] }], egress: [] }],
+      elasticIps: [],
+      metadata: [],
+    };
+    expect(await callUnary(client, client.applyNetworkState, state, bearerMetadata(SECRET), 5000)).toEqual({});
+    expect(applied).toHaveLength(1);
+    expect(applied[0]!.firewalls[0]!.ingress[0]!.cidrs).toEqual(["198.18.0.0/15"]);
+
+    const bad = { ...state, firewalls: [{ ...state.firewalls[0]!, ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["0.0.0.0/0; reboot"] }] }] };
+    const invalid = await failure(callUnary(client, client.applyNetworkState, bad, bearerMetadata(SECRET), 5000));
+    expect(invalid.code).toBe(status.INVALID_ARGUMENT);
+    expect(invalid.details).toMatch(/^InvalidParameterValue: .*not an IPv4 CIDR/);
+    expect((await failure(callUnary(client, client.applyNetworkState, state, bearerMetadata("nope"), 5000))).code).toBe(status.UNAUTHENTICATED);
+    expect(applied).toHaveLength(1);
   });
 });

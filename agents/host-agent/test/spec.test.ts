@@ -9,6 +9,7 @@ const good: agent.InstanceSpec = {
   memoryMib: 256,
   rootDiskGib: 1,
   image: { imageId: "ami-0123456789abcdef0", rootPath: "/var/lib/cirrus/images/a/rootfs.qcow2", kernelPath: "/var/lib/cirrus/images/a/vmlinuz", ramdiskPath: "", kernelCmdline: "console=ttyS0" },
+  network: undefined,
 };
 
 function invalid(spec: agent.InstanceSpec): string {

@@ -2,6 +2,7 @@
 // host: ids and paths are checked against allowlists even though they only
 // ever travel as argv elements or escaped XML (defence in depth).
 import { isId } from "@cirrus/common";
+import { validateInterface, type ValidInterface } from "../network/state.js";
 import { DriverError, type InstanceSpec } from "./types.js";
 
 /** An absolute path made of plain segments: no "..", no ".", no control or shell-special characters. */
@@ -17,6 +18,8 @@ export interface ValidSpec {
   memoryMib: number;
   rootDiskGib: number;
   image: { imageId: string; rootPath: string; kernelPath?: string; ramdiskPath?: string; kernelCmdline?: string };
+  /** Absent: the instance has no NIC. */
+  network?: ValidInterface;
 }
 
 export function isSafePath(path: string): boolean {
@@ -62,5 +65,6 @@ export function validateSpec(spec: InstanceSpec): ValidSpec {
     memoryMib,
     rootDiskGib,
     image: { imageId: image.imageId, rootPath, kernelPath, ramdiskPath, kernelCmdline: image.kernelCmdline || undefined },
+    network: spec.network ? validateInterface(spec.network) : undefined,
   };
 }

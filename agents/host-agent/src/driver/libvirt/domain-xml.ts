@@ -19,6 +19,8 @@ export interface DomainDefinition {
   rootDiskPath: string;
   /** File that receives the serial console, appended across boots. */
   consoleLogPath: string;
+  /** A virtio NIC on a bridge; libvirt creates the tap device and adds it to the bridge. */
+  nic?: { bridge: string; tap: string; mac: string };
 }
 
 /**
@@ -80,6 +82,16 @@ export function buildDomainXml(d: DomainDefinition): string {
         source: { "@_file": d.rootDiskPath },
         target: { "@_dev": "vda", "@_bus": "virtio" },
       },
+      ...(d.nic && {
+        interface: {
+          "@_type": "bridge",
+          source: { "@_bridge": d.nic.bridge },
+          // A fixed tap name: the firewall's physdev rules name it before the domain starts.
+          target: { "@_dev": d.nic.tap },
+          mac: { "@_address": d.nic.mac },
+          model: { "@_type": "virtio" },
+        },
+      }),
       controller: { "@_type": "usb", "@_model": "none" },
       // append='on': a reboot or stop/start must keep the earlier boots' output.
       serial: { "@_type": "file", source: { "@_path": d.consoleLogPath, "@_append": "on" }, target: { "@_port": "0" } },

@@ -3,10 +3,11 @@
 import { posix } from "node:path";
 import type { Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
+import type { InstanceNetworking } from "../../network/types.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
 import { checkInstanceId, validateSpec, type ValidSpec } from "../spec.js";
 import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type StopOptions } from "../types.js";
-import { buildDomainXml, domainUuid } from "./domain-xml.js";
+import { buildDomainXml, domainUuid, type DomainDefinition } from "./domain-xml.js";
 import { instanceIdOf, parseArtifacts, parseDfSizeGib, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc } from "./parse.js";
 import { Virsh, type DomainState } from "./virsh.js";
 
@@ -23,6 +24,8 @@ export interface LibvirtDriverOptions {
   domainPrefix: string;
   /** Where overlays and console logs live; QEMU's user must be able to traverse it. */
   instancesDir: string;
+  /** Bridges, DHCP and firewall for instances with a NIC; undefined: a spec with a NIC is refused. */
+  network?: InstanceNetworking;
   log: Logger;
 }
 
@@ -56,7 +59,11 @@ export class LibvirtDriver implements HypervisorDriver {
     const spec = validateSpec(input);
     const name = this.domainName(spec.instanceId);
     const current = await this.virsh.state(name);
-    if (current.power !== PowerState.POWER_STATE_ABSENT) return this.ensureRunning(name, current);
+    if (current.power !== PowerState.POWER_STATE_ABSENT) {
+      // libvirt cannot start a domain whose bridge is missing.
+      await this.attachNic(spec);
+      return this.ensureRunning(spec.instanceId, current);
+    }
 
     const overlay = this.overlayPath(spec.instanceId);
     const consoleLog = this.consoleLogPath(spec.instanceId);
@@ -67,6 +74,7 @@ export class LibvirtDriver implements HypervisorDriver {
       // interrupted attempt: start from scratch rather than trust it.
       await this.runner.run(["rm", "-f", "--", overlay, consoleLog]);
       await this.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", spec.image.rootPath, overlay, `${spec.rootDiskGib}G`]);
+      const nic = await this.attachNic(spec);
       const xml = buildDomainXml({
         name,
         uuid: domainUuid(name),
@@ -79,6 +87,7 @@ export class LibvirtDriver implements HypervisorDriver {
           : undefined,
         rootDiskPath: overlay,
         consoleLogPath: consoleLog,
+        nic,
       });
       // Persistent domain: a stopped instance keeps its definition and disk.
       await this.define(xml);
@@ -94,8 +103,8 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   async startInstance(instanceId: string): Promise<agent.PowerState> {
-    const { name, s } = await this.existing(instanceId);
-    return this.ensureRunning(name, s);
+    const { s } = await this.existing(instanceId);
+    return this.ensureRunning(instanceId, s);
   }
 
   async stopInstance(instanceId: string, { force, timeoutMs }: StopOptions): Promise<agent.PowerState> {
@@ -118,7 +127,7 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async rebootInstance(instanceId: string): Promise<agent.PowerState> {
     const { name, s } = await this.existing(instanceId);
-    if (s.power !== PowerState.POWER_STATE_RUNNING) return this.ensureRunning(name, s);
+    if (s.power !== PowerState.POWER_STATE_RUNNING) return this.ensureRunning(instanceId, s);
     await this.virsh.run(["reset", "--", name]);
     return PowerState.POWER_STATE_RUNNING;
   }
@@ -181,7 +190,7 @@ export class LibvirtDriver implements HypervisorDriver {
     }
   }
 
-  /** Domain (stopped first, then undefined), overlay and console log all gone. */
+  /** Domain (stopped first, then undefined), overlay, console log and the NIC's host side all gone. */
   private async remove(instanceId: string): Promise<void> {
     const name = this.domainName(instanceId);
     const s = await this.virsh.state(name);
@@ -192,6 +201,14 @@ export class LibvirtDriver implements HypervisorDriver {
       await this.virsh.change(["undefine", "--", name], (x) => x.power === PowerState.POWER_STATE_ABSENT, name);
     }
     await this.runner.run(["rm", "-f", "--", this.overlayPath(instanceId), this.consoleLogPath(instanceId)]);
+    await this.opts.network?.detach(instanceId);
+  }
+
+  /** Readies the host side of the spec's NIC (bridge, DHCP, firewall); undefined for an instance without one. */
+  private async attachNic(spec: ValidSpec): Promise<DomainDefinition["nic"]> {
+    if (!spec.network) return undefined;
+    if (!this.opts.network) throw new DriverError("InvalidSpec", "this host agent has no networking configured; cannot give the instance a NIC");
+    return { ...(await this.opts.network.attach(spec.instanceId, spec.network)), mac: spec.network.mac };
   }
 
   /** The instance's domain name and state; throws NotFound when it has no domain. */
@@ -202,13 +219,16 @@ export class LibvirtDriver implements HypervisorDriver {
     return { name, s };
   }
 
-  private async ensureRunning(name: string, s: DomainState): Promise<agent.PowerState> {
+  private async ensureRunning(instanceId: string, s: DomainState): Promise<agent.PowerState> {
+    const name = this.domainName(instanceId);
     const running = (x: DomainState) => x.power === PowerState.POWER_STATE_RUNNING;
     switch (s.state) {
       case "running":
         return PowerState.POWER_STATE_RUNNING;
       case "shut off":
       case "crashed":
+        // The bridge may be gone (host rebooted, removed while the instance was stopped).
+        await this.opts.network?.prepare(instanceId);
         await this.virsh.change(["start", "--", name], running, name);
         return PowerState.POWER_STATE_RUNNING;
       case "paused":
