@@ -107,12 +107,13 @@ async function heartbeatLoop(
   while (!signal.aborted) {
     try {
       const actual = await driver.list();
+      const requestedAt = Date.now();
       const response = await control.heartbeat(actual);
       if (failures > 0) log.info({ hostId: control.identity?.hostId, failures }, "heartbeat restored");
       failures = 0;
       // Its own failures: a network problem must not count as a lost heartbeat (which re-registers).
       try {
-        await network.reconcile(response, actual.map((d) => d.instanceId));
+        await network.reconcile(response, actual.map((d) => d.instanceId), requestedAt);
         if (networkFailures > 0) log.info({ failures: networkFailures }, "host network reconciled again");
         networkFailures = 0;
       } catch (err) {

@@ -24,6 +24,16 @@ describe("loadConfig", () => {
     });
     expect(c.ssh).toBeUndefined();
     expect(c.enrolmentToken).toBeUndefined();
+    expect(c.network).toEqual({ dir: "/var/lib/cirrus/network", prefix: "CIRRUS", metadataPort: 8775, imdsV2Required: false, outboundNat: undefined });
+  });
+
+  it("reads the network settings", () => {
+    const c = loadConfig({ CIRRUS_NETWORK_DIR: "/srv/net", CIRRUS_NET_PREFIX: "CX1", CIRRUS_METADATA_PORT: "9000", CIRRUS_IMDS_V2_REQUIRED: "true", CIRRUS_OUTBOUND_NAT: "eth1" });
+    expect(c.network).toEqual({ dir: "/srv/net", prefix: "CX1", metadataPort: 9000, imdsV2Required: true, outboundNat: "eth1" });
+    expect(loadConfig({ CIRRUS_OUTBOUND_NAT: "off" }).network.outboundNat).toBeUndefined();
+    for (const [name, value] of [["CIRRUS_NET_PREFIX", "cirrus"], ["CIRRUS_NET_PREFIX", "TOO-LONG"], ["CIRRUS_METADATA_PORT", "0"], ["CIRRUS_IMDS_V2_REQUIRED", "yes"], ["CIRRUS_OUTBOUND_NAT", "eth0; reboot"], ["CIRRUS_NETWORK_DIR", "relative"]] as const) {
+      expect(() => loadConfig({ [name]: value }), `${name}=${value}`).toThrow(name);
+    }
   });
 
   it("reads overrides, SSH settings and fake-driver knobs", () => {

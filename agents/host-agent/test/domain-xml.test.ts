@@ -47,6 +47,17 @@ describe("buildDomainXml", () => {
     expect(d.devices.interface).toBeUndefined();
   });
 
+  it("adds a virtio NIC on the bridge with a fixed tap name and MAC when asked", () => {
+    const d = parse(buildDomainXml({ ...base, nic: { bridge: "cb0123456789abc", tap: "ct0123456789abc", mac: "52:54:00:12:34:56" } }));
+    expect(d.devices.interface).toEqual({
+      "@_type": "bridge",
+      source: { "@_bridge": "cb0123456789abc" },
+      target: { "@_dev": "ct0123456789abc" },
+      mac: { "@_address": "52:54:00:12:34:56" },
+      model: { "@_type": "virtio" },
+    });
+  });
+
   it("boots from the disk when the image has no kernel", () => {
     const d = parse(buildDomainXml({ ...base, kernel: undefined }));
     expect(d.os.kernel).toBeUndefined();

@@ -2,7 +2,7 @@
 // test AMI (deploy/build-test-ami.sh) under TCG. Uses its own domain prefix
 // and instances directory, and removes every domain with that prefix after.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { newId } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
@@ -10,17 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibvirtDriver } from "../src/driver/libvirt/driver.js";
 import { DriverError } from "../src/driver/types.js";
 import { LocalRunner } from "../src/runner/local.js";
+import { LIBVIRT_URI, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
 import { quietLogger } from "./helpers.js";
 
 const { PowerState } = agent;
-const URI = "qemu:///system";
-const REPO = new URL("../../../", import.meta.url).pathname;
-const AMI_DIR = "/var/lib/cirrus/images/test-ami";
 const PREFIX = `cirrustest-${process.pid.toString(16)}-`;
-
-function virsh(...args: string[]): string {
-  return execFileSync("virsh", ["-c", URI, ...args], { encoding: "utf8" });
-}
 
 function ourDomains(): string[] {
   return virsh("list", "--all", "--name")
@@ -55,34 +49,10 @@ describe("LibvirtDriver with the test AMI under TCG", () => {
   }
 
   beforeAll(() => {
-    try {
-      virsh("version");
-    } catch (err) {
-      throw new Error(`libvirtd is not reachable at ${URI} (start it with: virtlogd -d; libvirtd -d): ${String(err)}`);
-    }
-    // Idempotent: returns at once when the image is already built.
-    execFileSync("bash", [join(REPO, "deploy/build-test-ami.sh"), AMI_DIR], { stdio: "inherit" });
-    const manifest = JSON.parse(readFileSync(join(AMI_DIR, "manifest.json"), "utf8")) as Record<string, string>;
-    // Under /var/lib/cirrus, not the work tree: QEMU runs as libvirt-qemu and
-    // must be able to traverse every directory down to the disk and log.
-    mkdirSync("/var/lib/cirrus", { recursive: true, mode: 0o755 });
-    instancesDir = mkdtempSync("/var/lib/cirrus/test-instances-");
-    chmodSync(instancesDir, 0o755);
-    driver = new LibvirtDriver({ runner: new LocalRunner(), uri: URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, log: quietLogger() });
-    spec = {
-      instanceId: id,
-      vcpus: 1,
-      memoryMib: 256,
-      rootDiskGib: 1,
-      image: {
-        imageId: "ami-0000000000000test",
-        rootPath: join(AMI_DIR, manifest.root!),
-        kernelPath: join(AMI_DIR, manifest.kernel!),
-        ramdiskPath: join(AMI_DIR, manifest.ramdisk!),
-        kernelCmdline: manifest.cmdline!,
-      },
-      network: undefined,
-    };
+    const image = testAmi();
+    instancesDir = testInstancesDir();
+    driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, log: quietLogger() });
+    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined };
   }, 600_000);
 
   afterAll(async () => {

@@ -42,6 +42,26 @@ describe("validateSpec", () => {
     expect(invalid({ ...good, image: { ...good.image!, kernelPath: "", kernelCmdline: "x" } })).toMatch(/need image.kernelPath/);
     expect(invalid({ ...good, image: { ...good.image!, kernelCmdline: "a\nb" } })).toMatch(/kernelCmdline/);
   });
+
+  it("validates the NIC: normalizes the MAC, rejects anything outside strict shapes", () => {
+    const nic: agent.NetworkInterface = { subnetId: "subnet-0123456789abcdef0", subnetCidr: "10.0.1.0/24", gatewayIp: "10.0.1.1", privateIp: "10.0.1.5", macAddress: "52:54:00:AB:cd:0f" };
+    expect(validateSpec({ ...good, network: nic }).network).toEqual({ subnetId: nic.subnetId, subnet: { network: "10.0.1.0", prefix: 24 }, gatewayIp: "10.0.1.1", privateIp: "10.0.1.5", mac: "52:54:00:ab:cd:0f" });
+    const bad: Array<[Partial<agent.NetworkInterface>, RegExp]> = [
+      [{ subnetId: "subnet-1; reboot" }, /subnetId/],
+      [{ subnetCidr: "10.0.1.5/24" }, /subnetCidr/], // host bits set
+      [{ subnetCidr: "10.0.1.0/31" }, /subnetCidr/],
+      [{ subnetCidr: "10.0.1.0/24 " }, /subnetCidr/],
+      [{ gatewayIp: "10.0.2.1" }, /gatewayIp/], // outside the subnet
+      [{ gatewayIp: "10.0.1.0" }, /gatewayIp/], // network address
+      [{ privateIp: "10.0.1.255" }, /privateIp/], // broadcast address
+      [{ privateIp: "10.0.1.05" }, /privateIp/], // leading zero
+      [{ privateIp: "10.0.1.1" }, /gateway address/],
+      [{ macAddress: "53:54:00:12:34:56" }, /macAddress/], // multicast
+      [{ macAddress: "52:54:00:12:34:56\n" }, /macAddress/],
+      [{ macAddress: "52-54-00-12-34-56" }, /macAddress/],
+    ];
+    for (const [change, message] of bad) expect(invalid({ ...good, network: { ...nic, ...change } }), JSON.stringify(change)).toMatch(message);
+  });
 });
 
 describe("isSafePath", () => {

@@ -1,0 +1,208 @@
+// Pure: the host's network plan → the iptables rules of our chains, written
+// exactly as `iptables-save` prints them back, so that comparing the two
+// tells whether anything needs re-applying.
+//
+// Layout (P = the agent's prefix, e.g. CIRRUS):
+//
+//  filter FORWARD → P-FORWARD
+//    1. per bridge:   packets claiming a subnet address that do not come from its bridge → DROP
+//    2. per instance: from its tap (bridged or routed)            → P-<id>-OUT (RETURN = allowed)
+//    3. per instance: bridged to its tap, or routed to its address → P-<id>-IN (ACCEPT or DROP)
+//    4. per bridge:   anything else into the bridge                 → DROP
+//    5. per instance: from its tap, having passed OUT               → ACCEPT
+//    6. per bridge:   anything else out of the bridge (unknown tap) → DROP
+//  A packet routed by the host into a bridge has no physdev-out yet (the
+//  bridge picks the port later), so step 3 also matches `-o bridge -d ip`;
+//  guest-to-guest traffic on one bridge passes the sender's OUT chain and then
+//  the receiver's IN chain.
+//
+//  filter INPUT → P-INPUT: guests reach DHCP always, and P-SERVICES
+//  (metadata, ping of the gateway) only from their own tap with their own
+//  address, so the metadata service can trust the source address.
+//
+//  nat PREROUTING → P-METADATA (169.254.169.254:80 → gateway:port),
+//  PREROUTING and OUTPUT → P-PREROUTING (elastic IP → private, DNAT),
+//  POSTROUTING → P-POSTROUTING (private → elastic IP, SNAT; outbound NAT).
+import { cidrText, type Cidr } from "./addresses.js";
+import { instanceChain, mainChains } from "./names.js";
+import type { ValidRule } from "./state.js";
+
+export const METADATA_IP = "169.254.169.254";
+
+export interface PlannedBridge {
+  name: string;
+  subnet: Cidr;
+  gatewayIp: string;
+}
+
+export interface PlannedInstance {
+  instanceId: string;
+  bridge: string;
+  tap: string;
+  privateIp: string;
+  ingress: readonly ValidRule[];
+  egress: readonly ValidRule[];
+}
+
+export interface PlannedElasticIp {
+  publicIp: string;
+  privateIp: string;
+  /** The private address's subnet: traffic within it keeps its private source. */
+  subnet: Cidr;
+}
+
+export interface FirewallPlan {
+  prefix: string;
+  bridges: readonly PlannedBridge[];
+  instances: readonly PlannedInstance[];
+  elasticIps: readonly PlannedElasticIp[];
+  /** Port of the metadata service on each gateway; undefined: no metadata service. */
+  metadataPort?: number;
+  /** Uplink interface for MASQUERADE of guest traffic leaving the host; undefined: none. */
+  outboundNat?: string;
+}
+
+/** A jump from a built-in chain into one of ours, placed first in the built-in chain. */
+export interface Jump {
+  from: string;
+  to: string;
+}
+
+/** Our part of one table: chains in creation order, their rules, and the jumps into them. */
+export interface TableRules {
+  table: "filter" | "nat";
+  chains: Map<string, string[]>;
+  jumps: Jump[];
+}
+
+const CONNTRACK_ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED";
+const DHCP_REQUEST = "-p udp -m udp --sport 68 --dport 67";
+const DHCP_REPLY = "-p udp -m udp --sport 67 --dport 68";
+
+function host(ip: string): string {
+  return `${ip}/32`;
+}
+
+/** The match part of one rule (iptables-save order: -s/-d, then -p and its match). */
+function ruleMatch(rule: ValidRule, cidr: Cidr, direction: "-s" | "-d"): string {
+  const parts: string[] = [];
+  // 0.0.0.0/0 matches everything, and iptables-save leaves it out.
+  if (cidr.prefix > 0) parts.push(direction, cidrText(cidr));
+  if (rule.protocol === "tcp" || rule.protocol === "udp") {
+    parts.push("-p", rule.protocol);
+    if (rule.from !== undefined && rule.to !== undefined) {
+      parts.push("-m", rule.protocol, "--dport", rule.from === rule.to ? String(rule.from) : `${rule.from}:${rule.to}`);
+    }
+  } else if (rule.protocol === "icmp") {
+    parts.push("-p", "icmp");
+    if (rule.from !== undefined) parts.push("-m", "icmp", "--icmp-type", rule.to === undefined ? String(rule.from) : `${rule.from}/${rule.to}`);
+  }
+  return parts.join(" ");
+}
+
+/** One line per (rule, cidr), in the order given: the allow list of a chain. */
+function allowLines(chain: string, rules: readonly ValidRule[], direction: "-s" | "-d", verdict: "ACCEPT" | "RETURN"): string[] {
+  return rules.flatMap((r) => r.cidrs.map((c) => [`-A ${chain}`, ruleMatch(r, c, direction), `-j ${verdict}`].filter(Boolean).join(" ")));
+}
+
+/** Postcondition: every chain named in a rule or jump is in `chains`, and rules only jump to chains of this table. */
+export function filterRules(plan: FirewallPlan): TableRules {
+  const main = mainChains(plan.prefix);
+  const chains = new Map<string, string[]>();
+  const fwd: string[] = [];
+  const input: string[] = [];
+  const services: string[] = [];
+  chains.set(main.forward, fwd);
+  chains.set(main.input, input);
+  chains.set(main.services, services);
+  const inChain = (i: PlannedInstance) => instanceChain(plan.prefix, i.instanceId, "IN");
+  const outChain = (i: PlannedInstance) => instanceChain(plan.prefix, i.instanceId, "OUT");
+  const gatewayOf = new Map(plan.bridges.map((b) => [b.name, b.gatewayIp]));
+
+  for (const b of plan.bridges) fwd.push(`-A ${main.forward} -s ${cidrText(b.subnet)} ! -i ${b.name} -j DROP`);
+  for (const i of plan.instances) fwd.push(`-A ${main.forward} -m physdev --physdev-in ${i.tap} -j ${outChain(i)}`);
+  for (const i of plan.instances) {
+    fwd.push(`-A ${main.forward} -m physdev --physdev-out ${i.tap} --physdev-is-bridged -j ${inChain(i)}`);
+    fwd.push(`-A ${main.forward} -d ${host(i.privateIp)} -o ${i.bridge} -j ${inChain(i)}`);
+  }
+  for (const b of plan.bridges) fwd.push(`-A ${main.forward} -o ${b.name} -j DROP`);
+  for (const i of plan.instances) fwd.push(`-A ${main.forward} -m physdev --physdev-in ${i.tap} -j ACCEPT`);
+  for (const b of plan.bridges) fwd.push(`-A ${main.forward} -i ${b.name} -j DROP`);
+
+  for (const i of plan.instances) {
+    const gateway = gatewayOf.get(i.bridge);
+    chains.set(inChain(i), [
+      `-A ${inChain(i)} ${CONNTRACK_ESTABLISHED} -j ACCEPT`,
+      ...(gateway ? [`-A ${inChain(i)} -s ${host(gateway)} ${DHCP_REPLY} -j ACCEPT`] : []),
+      ...allowLines(inChain(i), i.ingress, "-s", "ACCEPT"),
+      `-A ${inChain(i)} -j DROP`,
+    ]);
+    chains.set(outChain(i), [
+      // DHCP discovery happens before the guest has an address.
+      `-A ${outChain(i)} -s 0.0.0.0/32 ${DHCP_REQUEST} -j RETURN`,
+      // Source check (EC2's default): a guest sends only as itself.
+      `-A ${outChain(i)} ! -s ${host(i.privateIp)} -j DROP`,
+      `-A ${outChain(i)} ${CONNTRACK_ESTABLISHED} -j RETURN`,
+      `-A ${outChain(i)} ${DHCP_REQUEST} -j RETURN`,
+      `-A ${outChain(i)} -d ${host(METADATA_IP)} -p tcp -m tcp --dport 80 -j RETURN`,
+      ...allowLines(outChain(i), i.egress, "-d", "RETURN"),
+      `-A ${outChain(i)} -j DROP`,
+    ]);
+  }
+
+  for (const b of plan.bridges) {
+    input.push(`-A ${main.input} -i ${b.name} ${DHCP_REQUEST} -j ACCEPT`);
+    input.push(`-A ${main.input} -i ${b.name} ${CONNTRACK_ESTABLISHED} -j ACCEPT`);
+  }
+  for (const i of plan.instances) {
+    const gateway = gatewayOf.get(i.bridge);
+    if (gateway) input.push(`-A ${main.input} -s ${host(i.privateIp)} -d ${host(gateway)} -i ${i.bridge} -m physdev --physdev-in ${i.tap} -j ${main.services}`);
+  }
+  for (const b of plan.bridges) input.push(`-A ${main.input} -i ${b.name} -j DROP`);
+  if (plan.metadataPort !== undefined) services.push(`-A ${main.services} -p tcp -m tcp --dport ${plan.metadataPort} -j ACCEPT`);
+  services.push(`-A ${main.services} -p icmp -m icmp --icmp-type 8 -j ACCEPT`, `-A ${main.services} -j DROP`);
+
+  return {
+    table: "filter",
+    chains,
+    jumps: [
+      { from: "FORWARD", to: main.forward },
+      { from: "INPUT", to: main.input },
+    ],
+  };
+}
+
+/** Postcondition: as filterRules, for the nat table. */
+export function natRules(plan: FirewallPlan): TableRules {
+  const main = mainChains(plan.prefix);
+  const metadata: string[] = [];
+  const pre: string[] = [];
+  const post: string[] = [];
+  if (plan.metadataPort !== undefined) {
+    for (const b of plan.bridges) {
+      metadata.push(`-A ${main.metadata} -d ${host(METADATA_IP)} -i ${b.name} -p tcp -m tcp --dport 80 -j DNAT --to-destination ${b.gatewayIp}:${plan.metadataPort}`);
+    }
+  }
+  for (const e of plan.elasticIps) {
+    pre.push(`-A ${main.prerouting} -d ${host(e.publicIp)} -j DNAT --to-destination ${e.privateIp}`);
+    post.push(`-A ${main.postrouting} -s ${host(e.privateIp)} ! -d ${cidrText(e.subnet)} -j SNAT --to-source ${e.publicIp}`);
+  }
+  // After the elastic-IP rules: an instance with an elastic IP leaves as that address.
+  if (plan.outboundNat) {
+    for (const b of plan.bridges) post.push(`-A ${main.postrouting} -s ${cidrText(b.subnet)} -o ${plan.outboundNat} -j MASQUERADE`);
+  }
+  return {
+    table: "nat",
+    chains: new Map([
+      [main.metadata, metadata],
+      [main.prerouting, pre],
+      [main.postrouting, post],
+    ]),
+    jumps: [
+      { from: "PREROUTING", to: main.metadata },
+      { from: "PREROUTING", to: main.prerouting },
+      { from: "OUTPUT", to: main.prerouting },
+      { from: "POSTROUTING", to: main.postrouting },
+    ],
+  };
+}

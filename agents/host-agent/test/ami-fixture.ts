@@ -1,0 +1,47 @@
+// The test AMI (deploy/build-test-ami.sh) for the tests that boot real
+// guests under TCG, and where their disks may live.
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { agent } from "@cirrus/proto";
+
+export const LIBVIRT_URI = "qemu:///system";
+const REPO = new URL("../../../", import.meta.url).pathname;
+const AMI_DIR = "/var/lib/cirrus/images/test-ami";
+
+export function virsh(...args: string[]): string {
+  return execFileSync("virsh", ["-c", LIBVIRT_URI, ...args], { encoding: "utf8" });
+}
+
+/**
+ * Checks libvirtd answers, builds the test AMI unless it is already built
+ * (the script returns at once then), and returns the image spec for it.
+ */
+export function testAmi(): agent.ImageSpec {
+  try {
+    virsh("version");
+  } catch (err) {
+    throw new Error(`libvirtd is not reachable at ${LIBVIRT_URI} (start it with: virtlogd -d; libvirtd -d): ${String(err)}`);
+  }
+  execFileSync("bash", [join(REPO, "deploy/build-test-ami.sh"), AMI_DIR], { stdio: "inherit" });
+  const manifest = JSON.parse(readFileSync(join(AMI_DIR, "manifest.json"), "utf8")) as Record<string, string>;
+  return {
+    imageId: "ami-0000000000000test",
+    rootPath: join(AMI_DIR, manifest.root!),
+    kernelPath: join(AMI_DIR, manifest.kernel!),
+    ramdiskPath: join(AMI_DIR, manifest.ramdisk!),
+    kernelCmdline: manifest.cmdline!,
+  };
+}
+
+/**
+ * A fresh instances directory under /var/lib/cirrus, not the work tree: QEMU
+ * runs as libvirt-qemu and must be able to traverse every directory down to
+ * the disk and log.
+ */
+export function testInstancesDir(): string {
+  mkdirSync("/var/lib/cirrus", { recursive: true, mode: 0o755 });
+  const dir = mkdtempSync("/var/lib/cirrus/test-instances-");
+  chmodSync(dir, 0o755);
+  return dir;
+}

@@ -1,0 +1,256 @@
+// HostNetwork on this machine with real packets and no VM: two network
+// namespaces play guests A and B, each attached to the test subnet's bridge
+// by a veth whose host end is named like the instance's tap; a third
+// namespace plays an outside client (see net-fixture.ts), routed to the
+// subnet and the test elastic-IP pool through the host.
+//
+// Network safety: every address used lives on interfaces this test creates;
+// each destination is checked with `ip route get` before anything is sent;
+// the elastic-IP pool gets an unreachable route on the host, so a packet
+// that is not DNATed dies here instead of following the default route; no
+// NAT to the outside is configured (outbound NAT stays off). Namespaces,
+// veths, the bridge, dnsmasq, our chains and the route are removed in
+// afterAll, also after a failure. Requires root, iproute2, iptables,
+// dnsmasq, busybox and curl.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { newId } from "@cirrus/common";
+import type { agent } from "@cirrus/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { HostNetwork } from "../src/network/host-network.js";
+import { instanceChain, tapName } from "../src/network/names.js";
+import { validateInterface, type ValidInterface } from "../src/network/state.js";
+import { attempt, expectRoute, fetchFrom, run, TestNetwork } from "./net-fixture.js";
+
+/** One DHCP exchange from the namespace's eth0; returns udhcpc's report (it writes to stderr). */
+function dhcpLease(ns: string): Promise<string> {
+  return run("ip", "netns", "exec", ns, "sh", "-c", "busybox udhcpc -i eth0 -n -q -t 5 -T 1 -s /bin/true 2>&1");
+}
+
+const net = new TestNetwork();
+const NS = { a: `cirrus-${net.tag}-a`, b: `cirrus-${net.tag}-b`, client: net.clientNs };
+const PREFIX = net.prefix;
+const BRIDGE = net.bridge;
+const GATEWAY = net.gateway;
+const CLIENT_IP = net.clientIp;
+const EIP = net.elasticIp;
+
+const A = newId("i");
+const B = newId("i");
+const nicOf = (privateIp: string, mac: string): ValidInterface =>
+  validateInterface({ subnetId: net.subnetId, subnetCidr: net.subnet, gatewayIp: GATEWAY, privateIp, macAddress: mac });
+const nics = { [A]: nicOf(net.host(10), "52:54:00:c1:00:0a"), [B]: nicOf(net.host(11), "52:54:00:c1:00:0b") };
+const ipA = nics[A]!.privateIp;
+const ipB = nics[B]!.privateIp;
+
+function metadataOf(instanceId: string): agent.InstanceMetadata {
+  return {
+    instanceId,
+    amiId: "ami-0123456789abcdef0",
+    instanceType: "t3.micro",
+    availabilityZone: "lab-1a",
+    region: "lab-1",
+    localIpv4: nics[instanceId]!.privateIp,
+    publicIpv4: "",
+    mac: nics[instanceId]!.mac,
+    localHostname: `ip-${nics[instanceId]!.privateIp.replaceAll(".", "-")}`,
+    reservationId: "r-0123456789abcdef0",
+    securityGroups: ["default"],
+    publicKeys: [],
+    userData: Buffer.alloc(0),
+  };
+}
+
+const tcp = (port: number, ...cidrs: string[]): agent.FirewallRule => ({ protocol: "tcp", fromPort: port, toPort: port, cidrs });
+
+type PerGuest = { a?: agent.FirewallRule[]; b?: agent.FirewallRule[] };
+
+/** The network state with these ingress rules, these elastic IPs and these egress rules (by default none at all). */
+function state(ingress: PerGuest, elasticIps: agent.ElasticIpMapping[] = [], egress: PerGuest = {}): agent.HostNetworkState {
+  return {
+    firewalls: [
+      { instanceId: A, ingress: ingress.a ?? [], egress: egress.a ?? [] },
+      { instanceId: B, ingress: ingress.b ?? [], egress: egress.b ?? [] },
+    ],
+    elasticIps,
+    metadata: [metadataOf(A), metadataOf(B)],
+  };
+}
+
+describe("HostNetwork with namespaces as guests (real packets)", () => {
+  let network: HostNetwork;
+  let now = Date.now();
+  const servers: ChildProcess[] = [];
+  const GRACE = 60_000;
+
+  function serve(ns: string, port: number, text: string): void {
+    const root = join(net.dir, `${ns}-${port}`);
+    mkdirSync(root);
+    writeFileSync(join(root, "index.html"), text);
+    servers.push(spawn("ip", ["netns", "exec", ns, "busybox", "httpd", "-f", "-p", String(port), "-h", root], { stdio: "ignore" }));
+  }
+
+  async function addGuest(ns: string, instanceId: string): Promise<string> {
+    const nic = nics[instanceId]!;
+    net.namespaces.push(ns);
+    net.links.push(tapName(instanceId));
+    await run("ip", "netns", "add", ns);
+    await run("ip", "link", "add", tapName(instanceId), "type", "veth", "peer", "name", "eth0", "netns", ns, "address", nic.mac);
+    await run("ip", "link", "set", tapName(instanceId), "master", BRIDGE, "up");
+    await run("ip", "-n", ns, "link", "set", "lo", "up");
+    await run("ip", "-n", ns, "link", "set", "eth0", "up");
+    // The guest learns its address over DHCP, as a VM would: dnsmasq and the firewall's DHCP rules at work.
+    const dhcp = await dhcpLease(ns);
+    await run("ip", "-n", ns, "addr", "add", `${nic.privateIp}/24`, "dev", "eth0");
+    // Only the routes the test needs: to the client and to the metadata address, both via the gateway.
+    await run("ip", "-n", ns, "route", "add", net.linkCidr, "via", GATEWAY);
+    await run("ip", "-n", ns, "route", "add", "169.254.169.254/32", "via", GATEWAY);
+    return dhcp;
+  }
+
+  beforeAll(async () => {
+    network = await net.setUp(() => now, GRACE);
+    await network.attach(A, nics[A]!);
+    await network.attach(B, nics[B]!);
+    await network.applyNetworkState(state({}));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of servers) s.kill("SIGKILL");
+    await net.tearDown();
+  }, 60_000);
+
+  it("creates the bridge with the gateway address and answers DHCP with each guest's address", async () => {
+    await expectRoute(undefined, ipA, BRIDGE);
+    expect(await addGuest(NS.a, A)).toContain(`lease of ${ipA} obtained from ${GATEWAY}`);
+    expect(await addGuest(NS.b, B)).toContain(`lease of ${ipB} obtained from ${GATEWAY}`);
+    serve(NS.a, 80, "guest-A\n");
+    serve(NS.a, 8080, "guest-A-8080\n");
+    serve(NS.b, 80, "guest-B\n");
+    serve(NS.client, 80, "client\n");
+    await expectRoute(NS.client, ipA, "eth0");
+    await expectRoute(NS.a, CLIENT_IP, "eth0");
+  });
+
+  it("drops the client without an ingress rule, admits it with one (stateful, with no egress rule), and drops it again once revoked", async () => {
+    expect((await fetchFrom(NS.client, `http://${ipA}/`)).code).toBe(28);
+    const started = Date.now();
+    await network.applyNetworkState(state({ a: [tcp(80, `${CLIENT_IP}/32`)] }));
+    const applyMs = Date.now() - started;
+    expect(applyMs).toBeLessThan(1000);
+    expect(await fetchFrom(NS.client, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+    // Only port 80 of A, and only A.
+    expect((await fetchFrom(NS.client, `http://${ipA}:8080/`)).code).toBe(28);
+    expect((await fetchFrom(NS.client, `http://${ipB}/`)).code).toBe(28);
+    await network.applyNetworkState(state({}));
+    expect((await fetchFrom(NS.client, `http://${ipA}/`)).code).toBe(28);
+  });
+
+  it("applies nothing when the rules are intact, and restores chains flushed by hand", async () => {
+    const wanted = state({ a: [tcp(80, `${CLIENT_IP}/32`)] });
+    await network.applyNetworkState(wanted);
+    const again = await network.applyNetworkState(wanted);
+    expect(again).toMatchObject({ filterChanged: false, natChanged: false, bridgesCreated: [], dhcpStarted: [] });
+
+    await run("iptables", "-F", instanceChain(PREFIX, A, "IN"));
+    expect((await fetchFrom(NS.client, `http://${ipA}/`)).ok).toBe(false);
+    // What the reconcile loop does after each heartbeat.
+    const repaired = await network.reconcile({ instances: [], network: wanted }, [A, B], now);
+    expect(repaired.filterChanged).toBe(true);
+    expect(await fetchFrom(NS.client, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+
+    // A heartbeat sent before that ApplyNetworkState may carry an older state: it does not win.
+    expect((await network.reconcile({ instances: [], network: state({}) }, [A, B], now - 1)).filterChanged).toBe(false);
+    expect((await fetchFrom(NS.client, `http://${ipA}/`)).ok).toBe(true);
+
+    // The jump from FORWARD removed by hand: restored too.
+    await run("iptables", "-D", "FORWARD", "-j", `${PREFIX}-FORWARD`);
+    expect((await network.reconcile({ instances: [], network: wanted }, [A, B], now)).filterChanged).toBe(true);
+    expect(await run("iptables-save", "-t", "filter")).toContain(`-A FORWARD -j ${PREFIX}-FORWARD`);
+  });
+
+  it("restarts a dnsmasq that died", async () => {
+    await run("sh", "-c", 'kill "$(cat "$1")"', "kill-dnsmasq", join(net.dir, `${BRIDGE}.pid`));
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await network.reconcile({ instances: [], network: undefined }, [A, B], now)).dhcpStarted).toEqual([BRIDGE]);
+    expect(await dhcpLease(NS.a)).toContain(`lease of ${ipA}`);
+  });
+
+  it("filters guest-to-guest traffic on the bridge with the receiver's ingress rules", async () => {
+    await expectRoute(NS.b, ipA, "eth0");
+    const bOut = { b: [{ protocol: "all", fromPort: -1, toPort: -1, cidrs: ["0.0.0.0/0"] }] };
+    await network.applyNetworkState(state({}, [], bOut));
+    expect((await fetchFrom(NS.b, `http://${ipA}/`)).code).toBe(28);
+    await network.applyNetworkState(state({ a: [tcp(80, `${ipB}/32`)] }, [], bOut));
+    expect(await fetchFrom(NS.b, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+    // Both ends' rules apply: without B's egress rule, A's ingress rule is not enough.
+    await network.applyNetworkState(state({ a: [tcp(80, `${ipB}/32`)] }));
+    expect((await fetchFrom(NS.b, `http://${ipA}/`)).code).toBe(28);
+    // B's address does not open A to the client.
+    expect((await fetchFrom(NS.client, `http://${ipA}/`)).code).toBe(28);
+  });
+
+  it("lets a guest open connections only where its egress rules allow", async () => {
+    await network.applyNetworkState(state({}));
+    expect((await fetchFrom(NS.a, `http://${CLIENT_IP}/`)).code).toBe(28);
+    await network.applyNetworkState(state({}, [], { a: [tcp(80, net.linkCidr)] }));
+    expect(await fetchFrom(NS.a, `http://${CLIENT_IP}/`)).toMatchObject({ ok: true, body: "client\n" });
+  });
+
+  it("routes an elastic IP to its instance, follows a remap, and stops when it is removed", async () => {
+    await expectRoute(NS.client, EIP, "eth0");
+    const open = { a: [tcp(80, `${CLIENT_IP}/32`)], b: [tcp(80, `${CLIENT_IP}/32`)] };
+    const toA = state(open, [{ publicIp: EIP, privateIp: ipA, instanceId: A }]);
+    expect((await network.applyNetworkState(toA)).natChanged).toBe(true);
+    expect((await network.applyNetworkState(toA)).natChanged).toBe(false); // written as iptables-save prints it
+    expect(await fetchFrom(NS.client, `http://${EIP}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+    await network.applyNetworkState(state(open, [{ publicIp: EIP, privateIp: ipB, instanceId: B }]));
+    expect(await fetchFrom(NS.client, `http://${EIP}/`)).toMatchObject({ ok: true, body: "guest-B\n" });
+    // Ingress rules apply to DNATed traffic too.
+    await network.applyNetworkState(state({ a: open.a }, [{ publicIp: EIP, privateIp: ipB, instanceId: B }]));
+    expect((await fetchFrom(NS.client, `http://${EIP}/`)).code).toBe(28);
+    await network.applyNetworkState(state(open));
+    expect((await fetchFrom(NS.client, `http://${EIP}/`)).ok).toBe(false);
+  });
+
+  it("serves each guest its own metadata at 169.254.169.254, and never another's", async () => {
+    await network.applyNetworkState(state({}));
+    expect(await fetchFrom(NS.a, "http://169.254.169.254/latest/meta-data/instance-id")).toMatchObject({ ok: true, body: A });
+    expect(await fetchFrom(NS.b, "http://169.254.169.254/latest/meta-data/instance-id")).toMatchObject({ ok: true, body: B });
+    expect(await fetchFrom(NS.a, "http://169.254.169.254/latest/meta-data/local-ipv4")).toMatchObject({ ok: true, body: ipA });
+
+    const token = await fetchFrom(NS.a, "http://169.254.169.254/latest/api/token", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60");
+    expect(token.ok).toBe(true);
+    expect(await fetchFrom(NS.a, "http://169.254.169.254/latest/meta-data/instance-id", "-H", `X-aws-ec2-metadata-token: ${token.body}`)).toMatchObject({ ok: true, body: A });
+    const stolen = await fetchFrom(NS.b, "http://169.254.169.254/latest/meta-data/instance-id", "-f", "-H", `X-aws-ec2-metadata-token: ${token.body}`);
+    expect(stolen.ok).toBe(false);
+    expect(stolen.body).not.toContain(A);
+
+    // B claiming A's address is dropped before it reaches the service.
+    await run("ip", "-n", NS.b, "addr", "add", `${ipA}/32`, "dev", "eth0");
+    try {
+      const spoofed = await fetchFrom(NS.b, "http://169.254.169.254/latest/meta-data/instance-id", "--interface", ipA);
+      expect(spoofed.ok).toBe(false);
+      expect(spoofed.body).not.toContain(A);
+    } finally {
+      await run("ip", "-n", NS.b, "addr", "del", `${ipA}/32`, "dev", "eth0");
+    }
+    // Someone who is not a guest on this bridge learns nothing either.
+    const outsider = await fetchFrom(NS.client, `http://${GATEWAY}:${net.metadataPort}/latest/meta-data/instance-id`);
+    expect(outsider.body).not.toContain("i-");
+  });
+
+  it("removes an instance's chains on detach, and the bridge and its dnsmasq once empty past the grace period", async () => {
+    await network.detach(A);
+    await network.detach(B);
+    const filter = await run("iptables-save", "-t", "filter");
+    expect(filter).not.toContain(instanceChain(PREFIX, A, "IN"));
+    expect(filter).not.toContain(instanceChain(PREFIX, B, "OUT"));
+    expect((await network.reconcile({ instances: [], network: state({}) }, [], now)).bridgesRemoved).toEqual([]);
+    now += GRACE;
+    expect((await network.reconcile({ instances: [], network: state({}) }, [], now)).bridgesRemoved).toEqual([BRIDGE]);
+    expect(await attempt("ip", "link", "show", "dev", BRIDGE)).toBeDefined();
+    expect(await attempt("test", "-e", join(net.dir, `${BRIDGE}.pid`))).toBeDefined();
+  });
+});
