@@ -100,7 +100,7 @@ describe("security groups", () => {
 
     const { SecurityGroups: [desc] } = await stack.call("describeSecurityGroups", { GroupIds: [app] });
     expect(desc.IpPermissions).toEqual([{ IpProtocol: "tcp", FromPort: 8080, ToPort: 8080, IpRanges: [], UserIdGroupPairs: [{ GroupId: web, UserId: "123456789012", Description: "" }] }]);
-    expect(desc.IpPermissionsEgress[0]).toMatchObject({ IpProtocol: "-1", IpRanges: [{ CidrIp: "0.0.0.0/0" }] });
+    expect(desc.IpPermissionsEgress[0]).toMatchObject({ IpProtocol: "-1", IpRanges: [{ CidrIp: stack.defaultVpcCidr }] });
 
     // The host's compiled firewall: app members accept 8080 from web members' addresses.
     const a = (await run({ SecurityGroupIds: [web] })).Instances[0];

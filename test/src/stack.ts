@@ -12,7 +12,9 @@ import { credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { callUnary } from "@cirrus/common";
+import { bridgeName, tapName } from "@cirrus/host-agent";
 import { compute } from "@cirrus/proto";
+import { removeBridges, removeChains } from "./hostCleanup.js";
 
 export const repoRoot = new URL("../..", import.meta.url).pathname;
 const ADMIN_URL = process.env.CIRRUS_TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -97,6 +99,9 @@ export class Stack {
   readonly vpcOctet = 64 + (parseInt(this.runId.slice(0, 2), 16) % 160);
   readonly defaultVpcCidr = `10.${this.vpcOctet}.0.0/16`;
   readonly addressPool = `198.18.${parseInt(this.runId.slice(2, 4), 16)}.0/24`;
+  /** iptables chain prefix of this run's agents. */
+  readonly netPrefix = `T${this.runId.toUpperCase().slice(0, 7)}`;
+  readonly networkDir = join(this.workDir, "network");
   readonly logDir = join(this.workDir, "logs");
   apiPort = 0;
   controlPort = 0;
@@ -140,6 +145,8 @@ export class Stack {
       CIRRUS_DRIFT_GRACE_MS: "3000",
       CIRRUS_DEFAULT_VPC_CIDR: this.defaultVpcCidr,
       CIRRUS_ADDRESS_POOL: this.addressPool,
+      // Guests in tests get no egress rule towards anything outside the test networks.
+      CIRRUS_DEFAULT_EGRESS_CIDR: this.defaultVpcCidr,
       ...this.opts.apiEnv,
     }, this.logDir);
     this.api.start();
@@ -182,6 +189,9 @@ export class Stack {
       CIRRUS_HEARTBEAT_MS: "1000",
       CIRRUS_ORPHAN_GRACE_MS: "5000",
       CIRRUS_STOP_TIMEOUT_MS: "3000",
+      CIRRUS_NET_PREFIX: this.netPrefix,
+      CIRRUS_NETWORK_DIR: join(this.networkDir, o.name),
+      CIRRUS_METADATA_PORT: String(await freePort()),
       ...(cap ? { CIRRUS_CAPACITY_VCPUS: String(cap.vcpus), CIRRUS_CAPACITY_MEMORY_MIB: String(cap.memoryMib), CIRRUS_CAPACITY_DISK_GIB: String(cap.diskGib) } : {}),
       ...o.extraEnv,
     }, this.logDir);
@@ -234,6 +244,11 @@ export class Stack {
     return Buffer.from(res.Output as string, "base64").toString("utf8");
   }
 
+  /** The tap device of an instance's NIC. */
+  tapName(instanceId: string): string {
+    return tapName(instanceId);
+  }
+
   /** virsh domstate of this run's domain for an instance, or "absent". */
   domState(instanceId: string): string {
     try {
@@ -265,6 +280,10 @@ export class Stack {
         }
       }
     }
+    // What the killed agents left on the host: bridges, dnsmasq, iptables chains.
+    const subnets = await this.pool?.query<{ id: string }>("SELECT id FROM subnets").catch(() => ({ rows: [] as { id: string }[] }));
+    removeBridges((subnets?.rows ?? []).map((r) => bridgeName(r.id)), this.networkDir);
+    removeChains(this.netPrefix);
     await this.pool?.end().catch(() => undefined);
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();

@@ -7,3 +7,4 @@ export { DriverError, type HypervisorDriver, type Capacity, type DomainStatus } 
 export { planReconcile, type ReconcileInput, type ReconcilePlan } from "./reconcile.js";
 export { serveHostAgent, hostAgentService } from "./server.js";
 export { KeyedMutex } from "./keyed-mutex.js";
+export { bridgeName, tapName } from "./network/names.js";

@@ -24,6 +24,8 @@ const schema = z.object({
   CIRRUS_INSTANCE_TYPES_FILE: z.string().optional(),
   /** CIDR of each account's default VPC; default subnets are /20s of it, one per zone (as in AWS). */
   CIRRUS_DEFAULT_VPC_CIDR: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-8])$/).default("172.31.0.0/16"),
+  /** Destination of the egress rule new security groups start with (EC2: 0.0.0.0/0). Tests narrow it to their own networks. */
+  CIRRUS_DEFAULT_EGRESS_CIDR: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/).default("0.0.0.0/0"),
   /** Comma-separated CIDRs of public addresses for elastic IPs. Empty: no elastic IPs. */
   CIRRUS_ADDRESS_POOL: z.string().default(""),
   /** How long terminated instances stay visible in DescribeInstances. */

@@ -55,8 +55,11 @@ export async function createDefaultSecurityGroup(db: PoolClient, ctx: DomainCont
   const id = newId("sg");
   await db.query("INSERT INTO security_groups (id, owner_id, vpc_id, name, description, is_default) VALUES ($1,$2,$3,'default','default VPC security group',true)", [id, ctx.config.CIRRUS_ACCOUNT_ID, vpcId]);
   await insertRules(db, id, false, [{ protocol: "-1", fromPort: -1, toPort: -1, cidr: null, sourceGroupId: id, description: "" }]);
-  await insertRules(db, id, true, [{ protocol: "-1", fromPort: -1, toPort: -1, cidr: "0.0.0.0/0", sourceGroupId: null, description: "" }]);
+  await insertRules(db, id, true, [defaultEgress(ctx)]);
 }
+
+/** The egress rule a new group starts with: all traffic to CIRRUS_DEFAULT_EGRESS_CIDR. */
+const defaultEgress = (ctx: DomainContext): RuleSpec => ({ protocol: "-1", fromPort: -1, toPort: -1, cidr: ctx.config.CIRRUS_DEFAULT_EGRESS_CIDR, sourceGroupId: null, description: "" });
 
 async function defaultVpcId(ctx: DomainContext, db: PoolClient | DomainContext["pool"] = ctx.pool): Promise<string> {
   const { rows: [vpc] } = await db.query<{ id: string }>("SELECT id FROM vpcs WHERE owner_id = $1 AND is_default", [ctx.config.CIRRUS_ACCOUNT_ID]);
@@ -84,7 +87,7 @@ export async function createSecurityGroup(ctx: DomainContext, req: compute.Creat
     );
     if (ins.rowCount === 0) throw new Ec2Error("InvalidGroup.Duplicate", `The security group '${truncate(req.GroupName)}' already exists for VPC '${vpcId}'`);
     // New groups allow all outbound traffic, as in EC2.
-    await insertRules(db, id, true, [{ protocol: "-1", fromPort: -1, toPort: -1, cidr: "0.0.0.0/0", sourceGroupId: null, description: "" }]);
+    await insertRules(db, id, true, [defaultEgress(ctx)]);
     await insertTags(db, [id], tags);
   });
   return { GroupId: id, Tags: tags };

@@ -1,0 +1,32 @@
+// Removes what one test run's agent made on the host when the agent was
+// killed before it could: iptables chains with the run's prefix (and the
+// jumps to them), the run's bridges and their dnsmasq processes.
+import { execFileSync } from "node:child_process";
+
+const run = (cmd: string, args: string[]) => {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  } catch {
+    return "";
+  }
+};
+
+/** Deletes every iptables chain named `<prefix>-…` in the filter and nat tables, jumps first. */
+export function removeChains(prefix: string): void {
+  for (const table of ["filter", "nat"]) {
+    const lines = run("iptables-save", ["-t", table]).split("\n");
+    const own = lines.filter((l) => l.startsWith(`:${prefix}-`)).map((l) => l.slice(1).split(" ")[0]!);
+    for (const l of lines) {
+      const m = /^-A (\S+) (.*-j (\S+).*)$/.exec(l);
+      if (m && own.includes(m[3]!) && !own.includes(m[1]!)) run("iptables", ["-t", table, "-D", m[1]!, ...m[2]!.split(" ")]);
+    }
+    for (const c of own) run("iptables", ["-t", table, "-F", c]);
+    for (const c of own) run("iptables", ["-t", table, "-X", c]);
+  }
+}
+
+/** Deletes these bridges and kills dnsmasq processes whose command line names `marker`. */
+export function removeBridges(bridges: readonly string[], marker: string): void {
+  run("pkill", ["-f", `dnsmasq.*${marker}`]);
+  for (const b of bridges) run("ip", ["link", "del", b]);
+}
