@@ -61,4 +61,32 @@ describe("cirrus CLI", () => {
     const bad = await cirrus("run-instances", "--image-id", imageId, "--count", "x");
     expect(bad.code).toBe(252);
   });
+
+  it("drives security groups and elastic IPs with the aws CLI's commands and flags", async () => {
+    const json = async (...args: string[]) => {
+      const r = await cirrus(...args);
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout.trim() ? JSON.parse(r.stdout) : {};
+    };
+    const { GroupId } = await json("create-security-group", "--group-name", "cli-web", "--description", "from the CLI");
+    expect(GroupId).toMatch(/^sg-[0-9a-f]{17}$/);
+    await json("authorize-security-group-ingress", "--group-id", GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "10.1.0.0/16");
+    const dup = await cirrus("authorize-security-group-ingress", "--group-id", GroupId, "--protocol", "tcp", "--port", "80", "--cidr", "10.1.0.0/16");
+    expect(dup.code).toBe(254);
+    expect(dup.stderr).toContain("(InvalidPermission.Duplicate)");
+    const { SecurityGroups } = await json("describe-security-groups", "--group-ids", GroupId);
+    expect(SecurityGroups[0].IpPermissions).toEqual([{ IpProtocol: "tcp", FromPort: 80, ToPort: 80, IpRanges: [{ CidrIp: "10.1.0.0/16" }] }]);
+
+    const run = await json("run-instances", "--image-id", imageId, "--count", "1", "--security-group-ids", GroupId, "--wait");
+    const instanceId = run.Instances[0].InstanceId;
+    const { AllocationId, PublicIp } = await json("allocate-address", "--domain", "vpc");
+    const { AssociationId } = await json("associate-address", "--allocation-id", AllocationId, "--instance-id", instanceId);
+    const { Addresses } = await json("describe-addresses", "--allocation-ids", AllocationId);
+    expect(Addresses[0]).toMatchObject({ PublicIp, AllocationId, AssociationId, InstanceId: instanceId });
+    const ip = await cirrus("describe-instances", "--instance-ids", instanceId, "--query", "Reservations[0].Instances[0].PublicIpAddress", "--output", "text");
+    expect(ip.stdout.trim()).toBe(PublicIp);
+    await json("disassociate-address", "--association-id", AssociationId);
+    await json("release-address", "--allocation-id", AllocationId);
+    await json("terminate-instances", "--instance-ids", instanceId, "--wait");
+  });
 });

@@ -13,9 +13,11 @@ let web = "";
 let app = "";
 let a = { id: "", ip: "" };
 let b = { id: "", ip: "" };
+let publicKey = "";
 
 const userData = (target: string) => Buffer.from(`#!/bin/sh
 echo META-SELF $(wget -q -O - http://169.254.169.254/latest/meta-data/instance-id)
+echo META-KEY $(wget -q -O - http://169.254.169.254/latest/meta-data/public-keys/0/openssh-key)
 for i in $(seq 1 240); do
   if timeout 2 wget -q -O /dev/null http://${target}/; then echo A2B-ok; else echo A2B-fail; fi
   sleep 1
@@ -32,9 +34,11 @@ beforeAll(async () => {
   ({ GroupId: web } = await stack.call("createSecurityGroup", { GroupName: "web", Description: "instance A" }));
   ({ GroupId: app } = await stack.call("createSecurityGroup", { GroupName: "app", Description: "instance B" }));
   const imageId = (await stack.call("describeImages", {})).Images[0].ImageId;
+  await stack.call("createKeyPair", { KeyName: "e2e-key", KeyType: "ed25519" });
+  publicKey = (await stack.call("describeKeyPairs", { KeyNames: ["e2e-key"], IncludePublicKey: true })).KeyPairs[0].PublicKey;
   const rb = (await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, SecurityGroupIds: [app] })).Instances[0];
   b = { id: rb.InstanceId, ip: rb.PrivateIpAddress };
-  const ra = (await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, SecurityGroupIds: [web], UserData: userData(b.ip) })).Instances[0];
+  const ra = (await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, SecurityGroupIds: [web], KeyName: "e2e-key", UserData: userData(b.ip) })).Instances[0];
   a = { id: ra.InstanceId, ip: ra.PrivateIpAddress };
   await stack.waitForState([a.id, b.id], "running", 180_000);
   for (const i of [a, b]) {
@@ -98,6 +102,7 @@ describe("packets", () => {
     const consoleA = await stack.consoleText(a.id);
     expect(consoleA).toContain(`CIRRUS-USERDATA-BEGIN instance-id=${a.id}`);
     expect(consoleA).toContain(`META-SELF ${a.id}`);
+    expect(consoleA).toContain(`META-KEY ${publicKey.trim()}`);
     expect(consoleA).toContain(`CIRRUS-METADATA instance-id=${a.id} metadata-instance-id=${a.id}`);
     expect(await stack.consoleText(b.id)).toContain(`CIRRUS-METADATA instance-id=${b.id} metadata-instance-id=${b.id}`);
   });
