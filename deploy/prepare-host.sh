@@ -8,7 +8,7 @@ set -euo pipefail
 
 readonly STATE_ROOT=/var/lib/cirrus
 readonly AMI_DIR="${CIRRUS_TEST_AMI_DIR:-$STATE_ROOT/images/test-ami}"
-readonly PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients iptables iproute2 busybox-static e2fsprogs cpio)
+readonly PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients iptables iproute2 dnsmasq-base busybox-static e2fsprogs cpio)
 
 log() { printf 'prepare-host: %s\n' "$*" >&2; }
 

@@ -6,7 +6,7 @@ import { bearerMetadata, callUnary } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { Stack } from "../src/stack.js";
 
-const stack = new Stack();
+const stack = new Stack({ zones: ["lab-1a", "lab-1b"] });
 let imageId = "";
 let hostId = "";
 
@@ -122,11 +122,11 @@ describe("security groups", () => {
   });
 });
 
-async function heartbeatNetwork(): Promise<agent.HostNetworkState> {
-  const { rows: [h] } = await stack.pool.query("SELECT secret FROM hosts WHERE id = $1", [hostId]);
+async function heartbeatNetwork(host = hostId): Promise<agent.HostNetworkState> {
+  const { rows: [h] } = await stack.pool.query("SELECT secret FROM hosts WHERE id = $1", [host]);
   const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
   try {
-    const res = await callUnary(control, control.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), bearerMetadata(h.secret, hostId));
+    const res = await callUnary(control, control.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId: host }), bearerMetadata(h.secret, host));
     return res.network!;
   } finally {
     control.close();
@@ -162,5 +162,21 @@ describe("elastic IPs", () => {
     expect(await fails("disassociateAddress", { AssociationId: moved.AssociationId })).toBe("InvalidAssociationID.NotFound");
     await stack.call("releaseAddress", { AllocationId });
     expect(await fails("releaseAddress", { AllocationId })).toBe("InvalidAllocationID.NotFound");
+  });
+
+  it("moving an address to an instance on another host moves the mapping between hosts", async () => {
+    await stack.addAgent({ name: "fake2", driver: "fake", zone: "lab-1b", capacity: { vcpus: 8, memoryMib: 8192, diskGib: 8 } });
+    const first = (await run({ Placement: { AvailabilityZone: "lab-1a" } })).Instances[0];
+    const there = (await run({ Placement: { AvailabilityZone: "lab-1b" } })).Instances[0];
+    const hostOf = async (id: string) => (await stack.pool.query("SELECT host_id FROM instances WHERE id = $1", [id])).rows[0].host_id as string;
+    expect(await hostOf(first.InstanceId)).not.toBe(await hostOf(there.InstanceId));
+    const { AllocationId, PublicIp } = await stack.call("allocateAddress", {});
+    await stack.call("associateAddress", { AllocationId, InstanceId: first.InstanceId });
+    const hostA = await hostOf(first.InstanceId);
+    const hostB = await hostOf(there.InstanceId);
+    expect((await heartbeatNetwork(hostA)).elasticIps.map((e) => e.publicIp)).toContain(PublicIp);
+    await stack.call("associateAddress", { AllocationId, InstanceId: there.InstanceId, AllowReassociation: true });
+    expect((await heartbeatNetwork(hostA)).elasticIps.map((e) => e.publicIp)).not.toContain(PublicIp);
+    expect((await heartbeatNetwork(hostB)).elasticIps).toContainEqual({ publicIp: PublicIp, privateIp: there.PrivateIpAddress, instanceId: there.InstanceId });
   });
 });
