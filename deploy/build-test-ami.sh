@@ -24,6 +24,10 @@
 #   CIRRUS-USERDATA-END instance-id=<id> rc=<exit code>
 #   CIRRUS-USERDATA-NONE instance-id=<id>            no (script) user-data
 #   CIRRUS-SHUTDOWN instance-id=<id>                 ACPI power button pressed
+# and, at any time after the first CIRRUS-NET with an address:
+#   CIRRUS-NET instance-id=<id> ip=<addr/prefix> gw=<router>
+#                     eth0 was replaced (NIC hot-unplugged and plugged back in)
+#                     and has its lease again
 # Services from the moment CIRRUS-NET is printed (bound to all addresses):
 #   TCP 80    busybox httpd; GET / returns "<id>\n"
 #   TCP 8080  sends "cirrus-8080 <id>\n" and closes (not HTTP), every connection
@@ -451,7 +455,58 @@ uptime_s() {
 	echo "${up%%.*}"
 }
 
-# --- DHCP ---
+# --- DHCP, supervised ---
+# The host may replace eth0 while the guest runs: when a NIC's tap device is
+# deleted on the host, the agent hot-unplugs the NIC and plugs the same one
+# (same MAC) back in, and a new eth0 appears. udhcpc holds on to the old
+# interface, so this loop restarts it whenever eth0's interface index changes
+# or udhcpc exits, and reports each lease after the first (which the main flow
+# below reports) as another CIRRUS-NET line. Runs for the guest's lifetime.
+
+# Sets idx to eth0's interface index, empty while there is no eth0 (no fork:
+# this runs twice a second for the guest's lifetime).
+ifindex() {
+	idx=
+	[ -r "/sys/class/net/$IFACE/ifindex" ] && read -r idx 2>/dev/null <"/sys/class/net/$IFACE/ifindex"
+}
+
+dhcp_supervisor() {
+	generation=0
+	while :; do
+		ifindex
+		if [ -z "$idx" ]; then
+			sleep 0.2
+			continue
+		fi
+		current=$idx
+		generation=$((generation + 1))
+		rm -f "$LEASE"
+		ip link set "$IFACE" up
+		# Renews the lease in the foreground (of this background job); retries
+		# forever: 5 discovers 1 s apart, then a 2 s pause. Its chatter goes to
+		# a log, not the console (every console byte is slow under TCG).
+		udhcpc -f -i "$IFACE" -s /etc/udhcpc/default.script -t 5 -T 1 -A 2 \
+			</dev/null >>"$RUN/udhcpc.log" 2>&1 &
+		pid=$!
+		reported=
+		[ "$generation" -gt 1 ] || reported=yes
+		while kill -0 "$pid" 2>/dev/null; do
+			ifindex
+			[ "$idx" = "$current" ] || break
+			if [ -z "$reported" ] && [ -s "$LEASE" ] && read -r addr gw <"$LEASE"; then
+				echo "CIRRUS-NET instance-id=$ID ip=$addr gw=${gw:-none}"
+				reported=yes
+			fi
+			sleep 0.5
+		done
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		# udhcpc exited by itself with eth0 unchanged: do not spin.
+		ifindex
+		[ "$idx" = "$current" ] && sleep 1
+	done
+}
+
 i=0
 while [ ! -e "/sys/class/net/$IFACE" ] && [ "$i" -lt 20 ]; do
 	sleep 0.1
@@ -463,12 +518,7 @@ if [ ! -e "/sys/class/net/$IFACE" ]; then
 	exit 0
 fi
 rm -f "$LEASE"
-ip link set "$IFACE" up
-# Stays in the foreground (of this background job) to renew the lease; retries
-# forever: 5 discovers 1 s apart, then a 2 s pause. Its chatter goes to a log,
-# not the console (every console byte is slow under TCG).
-udhcpc -f -i "$IFACE" -s /etc/udhcpc/default.script -t 5 -T 1 -A 2 \
-	</dev/null >"$RUN/udhcpc.log" 2>&1 &
+dhcp_supervisor </dev/null &
 
 deadline=$(($(uptime_s) + NET_TIMEOUT))
 while [ ! -s "$LEASE" ] && [ "$(uptime_s)" -lt "$deadline" ]; do
