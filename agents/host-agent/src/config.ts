@@ -16,7 +16,11 @@
 //                            session token (default false)
 //   CIRRUS_OUTBOUND_NAT      off, or the uplink interface through which guests
 //                            reach the outside world with the host's address
-//                            (MASQUERADE) (default off)
+//                            (MASQUERADE) (default off). Either way, a connection
+//                            a guest opens leaves the host through another
+//                            (non-Cirrus) interface only from an instance with an
+//                            elastic IP, translated to it; replies to connections
+//                            opened from outside always pass.
 // The host needs iproute2, iptables (nf_tables or legacy), dnsmasq (Debian:
 // dnsmasq-base) and the br_netfilter module; the agent sets
 // net.ipv4.ip_forward=1 and net.bridge.bridge-nf-call-iptables=1.

@@ -1,12 +1,15 @@
 // The agent reconciles, it does not just obey (design principle 5): after each
 // heartbeat it compares what the host has with what the control plane wants
-// and removes what nobody wants any more, after a grace period.
+// and removes what nobody wants any more, after a grace period. It also
+// repairs the NICs of running instances whose tap device was deleted or
+// moved behind its back (HypervisorDriver.repairInterface), after the host
+// network's own sync has put bridges, DHCP and rules back.
 //
 // Power-state drift (a domain killed behind our back) is not repaired here:
 // the heartbeat reports it and the control plane updates its state, since the
 // hypervisor is authoritative for power state.
 import type { Logger } from "@cirrus/common";
-import type { agent } from "@cirrus/proto";
+import { agent } from "@cirrus/proto";
 import type { DomainStatus, HypervisorDriver } from "./driver/types.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
 
@@ -48,6 +51,14 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   return { destroy: destroy.sort(), orphanSince };
 }
 
+/** What one round did. */
+export interface RoundReport {
+  /** Orphans destroyed. */
+  destroyed: string[];
+  /** Running instances whose NIC was repaired. */
+  repaired: string[];
+}
+
 /** Runs the planner after each heartbeat and carries its timers from one round to the next. */
 export class Reconciler {
   private orphanSince = new Map<string, number>();
@@ -62,11 +73,13 @@ export class Reconciler {
 
   /**
    * One round: `actual` is what the heartbeat reported, `response` what the
-   * control plane answered. Destroys orphans past their grace under the same
-   * per-instance lock the gRPC server uses. Returns the ids destroyed. One
-   * failed destroy does not stop the others; it is retried next round.
+   * control plane answered. Destroys orphans past their grace, then repairs
+   * the NICs of the other running instances where the driver finds them
+   * broken, each under the same per-instance lock the gRPC server uses. One
+   * failed destroy or repair does not stop the others; it is retried next
+   * round.
    */
-  async round(actual: readonly DomainStatus[], response: agent.HeartbeatResponse): Promise<string[]> {
+  async round(actual: readonly DomainStatus[], response: agent.HeartbeatResponse): Promise<RoundReport> {
     const desired = new Set<string>();
     for (const d of response.instances) if (d.spec?.instanceId) desired.add(d.spec.instanceId);
     const artifacts = await this.driver.listArtifacts();
@@ -89,6 +102,22 @@ export class Reconciler {
         this.log.error({ instanceId, err: String(err) }, "destroying orphan instance failed; retrying next round");
       }
     }
-    return destroyed;
+    const repaired: string[] = [];
+    const running = actual.filter((a) => a.powerState === agent.PowerState.POWER_STATE_RUNNING && !plan.destroy.includes(a.instanceId)).map((a) => a.instanceId);
+    let broken: string[] = [];
+    try {
+      broken = await this.driver.brokenInterfaces(running);
+    } catch (err) {
+      this.log.error({ err: String(err) }, "checking the NICs of running instances failed; retrying next round");
+    }
+    for (const instanceId of broken) {
+      try {
+        // The driver logs what it did; undefined: fixed meanwhile, or the instance stopped.
+        if (await this.locks.run(instanceId, () => this.driver.repairInterface(instanceId))) repaired.push(instanceId);
+      } catch (err) {
+        this.log.error({ instanceId, err: String(err) }, "repairing the NIC of a running instance failed; retrying next round");
+      }
+    }
+    return { destroyed, repaired };
   }
 }

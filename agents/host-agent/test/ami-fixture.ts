@@ -7,7 +7,8 @@ import type { agent } from "@cirrus/proto";
 
 export const LIBVIRT_URI = "qemu:///system";
 const REPO = new URL("../../../", import.meta.url).pathname;
-const AMI_DIR = "/var/lib/cirrus/images/test-ami";
+/** CIRRUS_TEST_AMI_DIR: another directory, to try changes to the guest without touching the shared image. */
+const AMI_DIR = process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami";
 
 export function virsh(...args: string[]): string {
   return execFileSync("virsh", ["-c", LIBVIRT_URI, ...args], { encoding: "utf8" });

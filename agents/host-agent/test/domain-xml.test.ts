@@ -1,6 +1,7 @@
 import { XMLParser } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
-import { buildDomainXml, domainUuid, type DomainDefinition } from "../src/driver/libvirt/domain-xml.js";
+import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition } from "../src/driver/libvirt/domain-xml.js";
+import { parseDomainInterfaces } from "../src/driver/libvirt/parse.js";
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, isArray: (name) => name === "entry" });
 
@@ -45,6 +46,22 @@ describe("buildDomainXml", () => {
     expect(d.devices.serial["@_type"]).toBe("file");
     expect(d.devices.serial.source).toEqual({ "@_path": base.consoleLogPath, "@_append": "on" });
     expect(d.devices.interface).toBeUndefined();
+  });
+
+  it("writes the NIC alone for hot-plugging, keeping its PCI slot, and reads back as it was written", () => {
+    const nic = { bridge: "cb0123456789abc", tap: "ct0123456789abc", mac: "52:54:00:12:34:56", pciAddress: { domain: "0x0000", bus: "0x00", slot: "0x02", function: "0x0" } };
+    const xml = buildInterfaceXml(nic);
+    expect(parser.parse(xml).interface).toEqual({
+      "@_type": "bridge",
+      source: { "@_bridge": "cb0123456789abc" },
+      target: { "@_dev": "ct0123456789abc" },
+      mac: { "@_address": "52:54:00:12:34:56" },
+      model: { "@_type": "virtio" },
+      address: { "@_type": "pci", "@_domain": "0x0000", "@_bus": "0x00", "@_slot": "0x02", "@_function": "0x0" },
+    });
+    const inDomain = buildDomainXml({ ...base, nic });
+    expect(parseDomainInterfaces(inDomain)).toEqual([{ ...nic, model: "virtio" }]);
+    expect(parser.parse(buildInterfaceXml({ ...nic, pciAddress: undefined })).interface.address).toBeUndefined();
   });
 
   it("adds a virtio NIC on the bridge with a fixed tap name and MAC when asked", () => {

@@ -5,13 +5,16 @@
 // HTTP on port 80, which a client namespace reaches only as the firewall
 // and the elastic-IP mapping allow. Addresses, safety checks and teardown:
 // net-fixture.ts. The guest's egress rules stay empty, so nothing it sends
-// beyond DHCP and metadata leaves its tap.
+// beyond DHCP and metadata leaves its tap. A tap deleted by hand is repaired
+// by the reconcile round (the NIC re-plugged into the running guest).
 import { rmSync } from "node:fs";
 import { newId } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibvirtDriver } from "../src/driver/libvirt/driver.js";
+import { KeyedMutex } from "../src/keyed-mutex.js";
 import { bridgeName, instanceChain, tapName } from "../src/network/names.js";
+import { Reconciler } from "../src/reconcile.js";
 import { LocalRunner } from "../src/runner/local.js";
 import { LIBVIRT_URI, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
 import { eventually, quietLogger } from "./helpers.js";
@@ -101,10 +104,61 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     expect(await fetchFrom(net.clientNs, `http://${net.elasticIp}/`)).toMatchObject({ ok: true, body: `${id}\n` });
   }, 60_000);
 
+  it("repairs a tap deleted by hand: the reconcile round re-plugs the NIC into the running guest, which is reachable again", async () => {
+    const name = DOMAIN_PREFIX + id;
+    const tap = tapName(id);
+    const eip = [{ publicIp: net.elasticIp, privateIp: ip, instanceId: id }];
+    const response: agent.HeartbeatResponse = { instances: [{ spec, state: "running", busy: false }], network: state(web, eip) };
+    const reconciler = new Reconciler(driver, new KeyedMutex(), 600_000, quietLogger());
+    // What the heartbeat loop does each round: the host network's sync, then the reconciler's round.
+    const reconcileRound = async () => {
+      await net.network!.reconcile(response, [id], Date.now());
+      return reconciler.round(await driver.list(), response);
+    };
+    const netLines = () => consoleText().then((t) => t.split(`CIRRUS-NET instance-id=${id} ip=${ip}/24 gw=${net.gateway}`).length - 1);
+    const linesBefore = await netLines();
+    const bootsBefore = (await consoleText()).split("CIRRUS-BOOT").length;
+    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [] });
+
+    await run("ip", "link", "del", tap);
+    await expectRoute(net.clientNs, ip, "eth0");
+    await expectRoute(undefined, ip, net.bridge);
+    expect((await fetchFrom(net.clientNs, `http://${ip}/`)).ok).toBe(false);
+
+    const roundStarted = Date.now();
+    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [id] });
+    const roundMs = Date.now() - roundStarted;
+    expect(await run("ip", "-br", "link", "show", "master", net.bridge)).toContain(tap);
+    expect(virsh("domiflist", name)).toMatch(new RegExp(`${tap}\\s+bridge\\s+${net.bridge}\\s+virtio\\s+52:54:00:c1:00:14`));
+    expect(virsh("dumpxml", "--inactive", name)).toContain(`<target dev='${tap}'/>`);
+
+    await expectRoute(net.clientNs, ip, "eth0");
+    await eventually(async () => (await fetchFrom(net.clientNs, `http://${ip}/`)).ok, 60_000, "the guest to be reachable again");
+    const reachableMs = Date.now() - roundStarted;
+    expect(await fetchFrom(net.clientNs, `http://${ip}/`)).toMatchObject({ ok: true, body: `${id}\n` });
+    // The same firewall and elastic IP as before.
+    expect((await fetchFrom(net.clientNs, `http://${ip}:8080/`)).code).toBe(28);
+    await expectRoute(net.clientNs, net.elasticIp, "eth0");
+    expect(await fetchFrom(net.clientNs, `http://${net.elasticIp}/`)).toMatchObject({ ok: true, body: `${id}\n` });
+    // No reboot; the guest reported the lease of its new eth0.
+    await eventually(async () => (await netLines()) === linesBefore + 1, 30_000, "the guest's CIRRUS-NET line for its new eth0");
+    expect((await consoleText()).split("CIRRUS-BOOT").length).toBe(bootsBefore);
+    console.info(`reconcile round re-plugging the NIC: ${roundMs} ms; guest reachable again ${reachableMs} ms after the round started`);
+
+    // A tap taken off its bridge is only put back.
+    await run("ip", "link", "set", "dev", tap, "nomaster");
+    expect((await fetchFrom(net.clientNs, `http://${ip}/`)).ok).toBe(false);
+    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [id] });
+    expect(await fetchFrom(net.clientNs, `http://${ip}/`)).toMatchObject({ ok: true, body: `${id}\n` });
+    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [] });
+    expect(await netLines()).toBe(linesBefore + 1);
+  }, 180_000);
+
   it("keeps the NIC across stop and start, and destroyInstance removes the tap and the firewall chains", async () => {
     expect(await driver.stopInstance(id, { force: true, timeoutMs: 0 })).toBe(PowerState.POWER_STATE_SHUT_OFF);
     expect(await driver.startInstance(id)).toBe(PowerState.POWER_STATE_RUNNING);
-    await eventually(async () => (await consoleText()).split(`CIRRUS-NET instance-id=${id} ip=${ip}/24`).length === 3, 120_000, "the second boot's DHCP lease");
+    await eventually(async () => /CIRRUS-BOOT instance-id=\S+ boot=2[^]*CIRRUS-NET instance-id=\S+ ip=/.test(await consoleText()), 120_000, "the second boot's DHCP lease");
+    expect((await consoleText()).split("CIRRUS-BOOT")[2]).toContain(`CIRRUS-NET instance-id=${id} ip=${ip}/24`);
     expect(await driver.destroyInstance(id)).toBe(PowerState.POWER_STATE_ABSENT);
     expect(await run("ip", "-br", "link", "show", "master", net.bridge)).not.toContain(tapName(id));
     const filter = await run("iptables-save", "-t", "filter");

@@ -1,6 +1,6 @@
 // The test network shared by the real-packet tests: random addresses inside
-// the ranges the design allows for tests (a 10.x/24 guest subnet, a
-// 172.31.x.0/30 link to a client namespace, a 198.18.x.0/24 elastic-IP pool),
+// the ranges the design allows for tests (two adjacent 10.x/24 guest subnets,
+// a 172.31.x.0/30 link to a client namespace, a 198.18.x.0/24 elastic-IP pool),
 // a client namespace routed to them through the host, and a teardown that
 // removes everything such a test can have made, also after a failure.
 //
@@ -67,9 +67,16 @@ export class TestNetwork {
   readonly clientVeth = `cc${this.tag}h`;
   readonly subnetId = newId("subnet");
   readonly bridge = bridgeName(this.subnetId);
-  private readonly octets = `10.${64 + rand(128)}.${rand(256)}`;
+  private readonly second = rand(255);
+  private readonly octets = `10.${64 + rand(128)}.${this.second}`;
   readonly subnet = `${this.octets}.0/24`;
   readonly gateway = `${this.octets}.1`;
+  /** A second subnet (of the same VPC, say), for traffic between two of our bridges. */
+  readonly subnet2Id = newId("subnet");
+  readonly bridge2 = bridgeName(this.subnet2Id);
+  private readonly octets2 = this.octets.replace(/\.\d+$/, `.${this.second + 1}`);
+  readonly subnet2 = `${this.octets2}.0/24`;
+  readonly gateway2 = `${this.octets2}.1`;
   // The top of 172.31/16: the default VPC's subnets are carved from its bottom.
   private readonly link = `172.31.${240 + rand(16)}`;
   readonly linkCidr = `${this.link}.0/30`;
@@ -89,12 +96,17 @@ export class TestNetwork {
     return `${this.octets}.${n}`;
   }
 
+  /** An address of the second test subnet. */
+  host2(n: number): string {
+    return `${this.octets2}.${n}`;
+  }
+
   /**
    * Checks the addresses are unused, then makes the HostNetwork (with a clock
    * the test may move), the client namespace and the pool's unreachable route.
    */
   async setUp(now: () => number, orphanGraceMs: number): Promise<HostNetwork> {
-    for (const ip of [this.gateway, `${this.link}.1`, this.elasticIp]) expect(await run("ip", "route", "get", ip)).toMatch(/^\S+ via /);
+    for (const ip of [this.gateway, this.gateway2, `${this.link}.1`, this.elasticIp]) expect(await run("ip", "route", "get", ip)).toMatch(/^\S+ via /);
     const root = mkdtempSync("/tmp/cirrus-net-test-");
     chmodSync(root, 0o755);
     this.dir = join(root, "net");
@@ -130,9 +142,11 @@ export class TestNetwork {
     for (const ns of this.namespaces) await attempt("ip", "netns", "del", ns);
     for (const link of this.links) await attempt("ip", "link", "del", link);
     if (this.poolRouted) await attempt("ip", "route", "del", "unreachable", `${this.pool}.0/24`);
-    // Normally gone already; after a failure there may be a dnsmasq to stop.
-    if (this.dir) await attempt("sh", "-c", 'kill "$(cat "$1")"', "kill-dnsmasq", join(this.dir, `${this.bridge}.pid`));
-    await attempt("ip", "link", "del", this.bridge);
+    for (const bridge of [this.bridge, this.bridge2]) {
+      // Normally gone already; after a failure there may be a dnsmasq to stop.
+      if (this.dir) await attempt("sh", "-c", 'kill "$(cat "$1")"', "kill-dnsmasq", join(this.dir, `${bridge}.pid`));
+      await attempt("ip", "link", "del", bridge);
+    }
     for (const table of ["filter", "nat"]) {
       const saved = await run("iptables-save", "-t", table);
       for (const m of saved.matchAll(new RegExp(`^-A (\\S+) -j (${this.prefix}-\\S+)$`, "gm"))) await attempt("iptables", "-t", table, "-D", m[1]!, "-j", m[2]!);

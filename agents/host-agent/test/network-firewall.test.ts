@@ -3,7 +3,7 @@ import { parseCidr } from "../src/network/addresses.js";
 import { filterRules, natRules, type FirewallPlan } from "../src/network/firewall-rules.js";
 import { parseSave, restoreScript } from "../src/network/iptables.js";
 import { instanceChain, isOwnChain } from "../src/network/names.js";
-import { A } from "./helpers.js";
+import { A, B } from "./helpers.js";
 
 const subnet = parseCidr("10.0.1.0/24")!;
 const IN = instanceChain("CIRRUS", A, "IN");
@@ -42,7 +42,9 @@ describe("filterRules", () => {
         `-A CIRRUS-FORWARD -m physdev --physdev-out ct0000000000001 --physdev-is-bridged -j ${IN}`,
         `-A CIRRUS-FORWARD -d 10.0.1.5/32 -o cb0000000000001 -j ${IN}`,
         "-A CIRRUS-FORWARD -o cb0000000000001 -j DROP",
+        // A has an elastic IP: what it opens leaves SNATed, before the egress guard.
         "-A CIRRUS-FORWARD -m physdev --physdev-in ct0000000000001 -j ACCEPT",
+        "-A CIRRUS-FORWARD -i cb0000000000001 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP",
         "-A CIRRUS-FORWARD -i cb0000000000001 -j DROP",
       ],
       "CIRRUS-INPUT": [
@@ -90,6 +92,59 @@ describe("filterRules", () => {
     expect(filterRules({ ...plan, metadataPort: undefined }).chains.get("CIRRUS-SERVICES")).toEqual(["-A CIRRUS-SERVICES -p icmp -m icmp --icmp-type 8 -j ACCEPT", "-A CIRRUS-SERVICES -j DROP"]);
   });
 
+  describe("egress guard", () => {
+    const subnet2 = parseCidr("10.0.2.0/24")!;
+    const two: FirewallPlan = {
+      ...plan,
+      bridges: [...plan.bridges, { name: "cb0000000000002", subnet: subnet2, gatewayIp: "10.0.2.1" }],
+      instances: [...plan.instances, { instanceId: B, bridge: "cb0000000000002", tap: "ct0000000000002", privateIp: "10.0.2.7", ingress: [], egress: [{ protocol: "all", cidrs: [parseCidr("0.0.0.0/0")!] }] }],
+    };
+    const forward = (p: FirewallPlan) => filterRules(p).chains.get("CIRRUS-FORWARD")!;
+    const index = (rules: string[], line: string) => {
+      const at = rules.indexOf(line);
+      expect(at, line).toBeGreaterThanOrEqual(0);
+      return at;
+    };
+
+    it("drops what a guest without an elastic IP opens to a non-Cirrus interface, after it passed its OUT chain, and lets replies through", () => {
+      const rules = forward(two);
+      const guards = ["cb0000000000001", "cb0000000000002"].map((b) => index(rules, `-A CIRRUS-FORWARD -i ${b} -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP`));
+      // A (elastic IP) is accepted before the guard, B after it (so only its replies get there).
+      expect(index(rules, "-A CIRRUS-FORWARD -m physdev --physdev-in ct0000000000001 -j ACCEPT")).toBeLessThan(Math.min(...guards));
+      expect(index(rules, "-A CIRRUS-FORWARD -m physdev --physdev-in ct0000000000002 -j ACCEPT")).toBeGreaterThan(Math.max(...guards));
+      // Both pass their OUT chain first.
+      expect(index(rules, `-A CIRRUS-FORWARD -m physdev --physdev-in ct0000000000002 -j ${instanceChain("CIRRUS", B, "OUT")}`)).toBeLessThan(Math.min(...guards));
+    });
+
+    it("leaves traffic between two of our bridges to the security groups: each destination's IN chain and the bridges' DROP come first", () => {
+      const rules = forward(two);
+      const guard = index(rules, "-A CIRRUS-FORWARD -i cb0000000000002 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP");
+      expect(index(rules, `-A CIRRUS-FORWARD -d 10.0.1.5/32 -o cb0000000000001 -j ${IN}`)).toBeLessThan(guard);
+      expect(index(rules, `-A CIRRUS-FORWARD -d 10.0.2.7/32 -o cb0000000000002 -j ${instanceChain("CIRRUS", B, "IN")}`)).toBeLessThan(guard);
+      expect(index(rules, "-A CIRRUS-FORWARD -o cb0000000000002 -j DROP")).toBeLessThan(guard);
+    });
+
+    it("with outbound NAT, lets connections out through the uplink only", () => {
+      const rules = forward({ ...two, outboundNat: "eth1" });
+      expect(rules).toContain("-A CIRRUS-FORWARD -i cb0000000000001 ! -o eth1 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP");
+      expect(rules.filter((r) => r.includes("--ctstate RELATED,ESTABLISHED -j DROP"))).toHaveLength(2);
+      expect(rules.some((r) => / -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP$/.test(r) && !r.includes("! -o eth1"))).toBe(false);
+    });
+
+    it("guards the bridges of a host without instances too", () => {
+      expect(forward({ ...plan, instances: [], elasticIps: [] })).toEqual([
+        "-A CIRRUS-FORWARD -s 10.0.1.0/24 ! -i cb0000000000001 -j DROP",
+        "-A CIRRUS-FORWARD -o cb0000000000001 -j DROP",
+        "-A CIRRUS-FORWARD -i cb0000000000001 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP",
+        "-A CIRRUS-FORWARD -i cb0000000000001 -j DROP",
+      ]);
+    });
+
+    it("does not touch what guests send to the host itself", () => {
+      expect(filterRules(two).chains.get("CIRRUS-INPUT")!.some((r) => r.includes("ctstate RELATED,ESTABLISHED -j DROP"))).toBe(false);
+    });
+  });
+
   it("keeps every rule within its own chains", () => {
     const t = filterRules(plan);
     for (const [chain, rules] of t.chains) {
@@ -114,12 +169,18 @@ describe("natRules", () => {
     expect(Object.fromEntries(t.chains)).toEqual({
       "CIRRUS-METADATA": ["-A CIRRUS-METADATA -d 169.254.169.254/32 -i cb0000000000001 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.1.1:8775"],
       "CIRRUS-PREROUTING": ["-A CIRRUS-PREROUTING -d 198.18.0.10/32 -j DNAT --to-destination 10.0.1.5"],
-      "CIRRUS-POSTROUTING": ["-A CIRRUS-POSTROUTING -s 10.0.1.5/32 ! -d 10.0.1.0/24 -j SNAT --to-source 198.18.0.10"],
+      "CIRRUS-POSTROUTING": ["-A CIRRUS-POSTROUTING -o cb0000000000001 -j RETURN", "-A CIRRUS-POSTROUTING -s 10.0.1.5/32 ! -d 10.0.1.0/24 -j SNAT --to-source 198.18.0.10"],
     });
+  });
+
+  it("never translates traffic into one of our bridges, whichever subnet it comes from", () => {
+    const two = { ...plan, bridges: [...plan.bridges, { name: "cb0000000000002", subnet: parseCidr("10.0.2.0/24")!, gatewayIp: "10.0.2.1" }] };
+    expect(natRules(two).chains.get("CIRRUS-POSTROUTING")!.slice(0, 2)).toEqual(["-A CIRRUS-POSTROUTING -o cb0000000000001 -j RETURN", "-A CIRRUS-POSTROUTING -o cb0000000000002 -j RETURN"]);
   });
 
   it("adds outbound NAT after the elastic-IP SNAT only when configured", () => {
     expect(natRules({ ...plan, outboundNat: "eth1" }).chains.get("CIRRUS-POSTROUTING")).toEqual([
+      "-A CIRRUS-POSTROUTING -o cb0000000000001 -j RETURN",
       "-A CIRRUS-POSTROUTING -s 10.0.1.5/32 ! -d 10.0.1.0/24 -j SNAT --to-source 198.18.0.10",
       "-A CIRRUS-POSTROUTING -s 10.0.1.0/24 -o eth1 -j MASQUERADE",
     ]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseBridges } from "../src/network/bridges.js";
+import { parseBridges, parseLinks } from "../src/network/bridges.js";
 import { dnsmasqArgv, hostsFile } from "../src/network/dhcp.js";
 import { InterfaceRegistry } from "../src/network/registry.js";
 import { validateInterface, type ValidInterface } from "../src/network/state.js";
@@ -93,5 +93,22 @@ describe("parseBridges", () => {
       { name: "cb0123456789abe", subnetId: undefined, foreign: false, addresses: [], up: false },
     ]);
     expect(parseBridges("", "CIRRUS")).toEqual([]);
+  });
+});
+
+describe("parseLinks", () => {
+  it("reads each interface's master and whether it is up from `ip -j link show`", () => {
+    const json = JSON.stringify([
+      { ifindex: 1, ifname: "lo", flags: ["LOOPBACK", "UP", "LOWER_UP"] },
+      { ifindex: 7, ifname: "ct0123456789abc", flags: ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"], master: "cb0123456789abc", operstate: "UNKNOWN" },
+      { ifindex: 8, ifname: "ct0123456789abd", flags: ["BROADCAST", "MULTICAST"], operstate: "DOWN" },
+      { ifindex: 9 },
+    ]);
+    expect([...parseLinks(json)]).toEqual([
+      ["lo", { master: undefined, up: true }],
+      ["ct0123456789abc", { master: "cb0123456789abc", up: true }],
+      ["ct0123456789abd", { master: undefined, up: false }],
+    ]);
+    expect(parseLinks("").size).toBe(0);
   });
 });

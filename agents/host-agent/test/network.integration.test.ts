@@ -1,14 +1,18 @@
-// HostNetwork on this machine with real packets and no VM: two network
-// namespaces play guests A and B, each attached to the test subnet's bridge
-// by a veth whose host end is named like the instance's tap; a third
-// namespace plays an outside client (see net-fixture.ts), routed to the
-// subnet and the test elastic-IP pool through the host.
+// HostNetwork on this machine with real packets and no VM: network
+// namespaces play guests A and B, attached to the test subnet's bridge by a
+// veth whose host end is named like the instance's tap, and guest C on a
+// second subnet's bridge; another namespace plays an outside client (see
+// net-fixture.ts), routed to the subnet and the test elastic-IP pool through
+// the host; one more, "outside", stands for the world beyond the host: the
+// host reaches it through a veth that is not a Cirrus bridge, as it would
+// its uplink.
 //
 // Network safety: every address used lives on interfaces this test creates;
 // each destination is checked with `ip route get` before anything is sent;
 // the elastic-IP pool gets an unreachable route on the host, so a packet
 // that is not DNATed dies here instead of following the default route; no
-// NAT to the outside is configured (outbound NAT stays off). Namespaces,
+// NAT to the outside is configured (outbound NAT stays off), and guests
+// have routes only to the test's own networks. Namespaces,
 // veths, the bridge, dnsmasq, our chains and the route are removed in
 // afterAll, also after a failure. Requires root, iproute2, iptables,
 // dnsmasq, busybox and curl.
@@ -19,7 +23,7 @@ import { newId } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostNetwork } from "../src/network/host-network.js";
-import { instanceChain, tapName } from "../src/network/names.js";
+import { bridgeName, instanceChain, tapName } from "../src/network/names.js";
 import { validateInterface, type ValidInterface } from "../src/network/state.js";
 import { attempt, expectRoute, fetchFrom, run, TestNetwork } from "./net-fixture.js";
 
@@ -29,7 +33,10 @@ function dhcpLease(ns: string): Promise<string> {
 }
 
 const net = new TestNetwork();
-const NS = { a: `cirrus-${net.tag}-a`, b: `cirrus-${net.tag}-b`, client: net.clientNs };
+const NS = { a: `cirrus-${net.tag}-a`, b: `cirrus-${net.tag}-b`, c: `cirrus-${net.tag}-x`, client: net.clientNs };
+/** The "outside": a namespace behind a veth of the host that is not a Cirrus bridge, on a /30 next to the client's. */
+const LINK = net.linkCidr.replace(/\.0\/30$/, "");
+const OUTSIDE = { ns: `cirrus-${net.tag}-o`, veth: `co${net.tag}h`, cidr: `${LINK}.4/30`, hostIp: `${LINK}.5`, ip: `${LINK}.6` };
 const PREFIX = net.prefix;
 const BRIDGE = net.bridge;
 const GATEWAY = net.gateway;
@@ -38,11 +45,13 @@ const EIP = net.elasticIp;
 
 const A = newId("i");
 const B = newId("i");
-const nicOf = (privateIp: string, mac: string): ValidInterface =>
-  validateInterface({ subnetId: net.subnetId, subnetCidr: net.subnet, gatewayIp: GATEWAY, privateIp, macAddress: mac });
-const nics = { [A]: nicOf(net.host(10), "52:54:00:c1:00:0a"), [B]: nicOf(net.host(11), "52:54:00:c1:00:0b") };
+const C = newId("i");
+const nicOf = (privateIp: string, mac: string, second = false): ValidInterface =>
+  validateInterface({ subnetId: second ? net.subnet2Id : net.subnetId, subnetCidr: second ? net.subnet2 : net.subnet, gatewayIp: second ? net.gateway2 : GATEWAY, privateIp, macAddress: mac });
+const nics = { [A]: nicOf(net.host(10), "52:54:00:c1:00:0a"), [B]: nicOf(net.host(11), "52:54:00:c1:00:0b"), [C]: nicOf(net.host2(12), "52:54:00:c1:00:0c", true) };
 const ipA = nics[A]!.privateIp;
 const ipB = nics[B]!.privateIp;
+const ipC = nics[C]!.privateIp;
 
 function metadataOf(instanceId: string): agent.InstanceMetadata {
   return {
@@ -64,7 +73,9 @@ function metadataOf(instanceId: string): agent.InstanceMetadata {
 
 const tcp = (port: number, ...cidrs: string[]): agent.FirewallRule => ({ protocol: "tcp", fromPort: port, toPort: port, cidrs });
 
-type PerGuest = { a?: agent.FirewallRule[]; b?: agent.FirewallRule[] };
+const allOut: agent.FirewallRule[] = [{ protocol: "all", fromPort: -1, toPort: -1, cidrs: ["0.0.0.0/0"] }];
+
+type PerGuest = { a?: agent.FirewallRule[]; b?: agent.FirewallRule[]; c?: agent.FirewallRule[] };
 
 /** The network state with these ingress rules, these elastic IPs and these egress rules (by default none at all). */
 function state(ingress: PerGuest, elasticIps: agent.ElasticIpMapping[] = [], egress: PerGuest = {}): agent.HostNetworkState {
@@ -72,9 +83,10 @@ function state(ingress: PerGuest, elasticIps: agent.ElasticIpMapping[] = [], egr
     firewalls: [
       { instanceId: A, ingress: ingress.a ?? [], egress: egress.a ?? [] },
       { instanceId: B, ingress: ingress.b ?? [], egress: egress.b ?? [] },
+      { instanceId: C, ingress: ingress.c ?? [], egress: egress.c ?? [] },
     ],
     elasticIps,
-    metadata: [metadataOf(A), metadataOf(B)],
+    metadata: [metadataOf(A), metadataOf(B), metadataOf(C)],
   };
 }
 
@@ -97,22 +109,51 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     net.links.push(tapName(instanceId));
     await run("ip", "netns", "add", ns);
     await run("ip", "link", "add", tapName(instanceId), "type", "veth", "peer", "name", "eth0", "netns", ns, "address", nic.mac);
-    await run("ip", "link", "set", tapName(instanceId), "master", BRIDGE, "up");
+    await run("ip", "link", "set", tapName(instanceId), "master", bridgeName(nic.subnetId), "up");
     await run("ip", "-n", ns, "link", "set", "lo", "up");
     await run("ip", "-n", ns, "link", "set", "eth0", "up");
     // The guest learns its address over DHCP, as a VM would: dnsmasq and the firewall's DHCP rules at work.
     const dhcp = await dhcpLease(ns);
     await run("ip", "-n", ns, "addr", "add", `${nic.privateIp}/24`, "dev", "eth0");
-    // Only the routes the test needs: to the client and to the metadata address, both via the gateway.
-    await run("ip", "-n", ns, "route", "add", net.linkCidr, "via", GATEWAY);
-    await run("ip", "-n", ns, "route", "add", "169.254.169.254/32", "via", GATEWAY);
+    // Only the routes the test needs, all via the gateway: the client, the outside, the other subnet, metadata. No default route.
+    const other = nic.subnetId === net.subnetId ? net.subnet2 : net.subnet;
+    for (const to of [net.linkCidr, OUTSIDE.cidr, other, "169.254.169.254/32"]) await run("ip", "-n", ns, "route", "add", to, "via", nic.gatewayIp);
     return dhcp;
+  }
+
+  /** The outside namespace: routes back to the subnets and the elastic-IP pool through the host, like a flat network beyond the uplink. */
+  async function addOutside(): Promise<void> {
+    // Unused so far: only the default route covers it.
+    expect(await run("ip", "route", "get", OUTSIDE.hostIp)).toMatch(/^\S+ via /);
+    net.namespaces.push(OUTSIDE.ns);
+    net.links.push(OUTSIDE.veth);
+    await run("ip", "netns", "add", OUTSIDE.ns);
+    await run("ip", "link", "add", OUTSIDE.veth, "type", "veth", "peer", "name", "eth0", "netns", OUTSIDE.ns);
+    await run("ip", "addr", "add", `${OUTSIDE.hostIp}/30`, "dev", OUTSIDE.veth);
+    await run("ip", "link", "set", OUTSIDE.veth, "up");
+    await run("ip", "-n", OUTSIDE.ns, "addr", "add", `${OUTSIDE.ip}/30`, "dev", "eth0");
+    await run("ip", "-n", OUTSIDE.ns, "link", "set", "lo", "up");
+    await run("ip", "-n", OUTSIDE.ns, "link", "set", "eth0", "up");
+    for (const to of [net.subnet, net.subnet2, "198.18.0.0/15"]) await run("ip", "-n", OUTSIDE.ns, "route", "add", to, "via", OUTSIDE.hostIp);
+    // GET /cgi-bin/peer answers with the caller's address as the outside sees it.
+    const root = join(net.dir, "outside-80");
+    mkdirSync(join(root, "cgi-bin"), { recursive: true });
+    writeFileSync(join(root, "index.html"), "outside\n");
+    writeFileSync(join(root, "cgi-bin", "peer"), '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%s\\n" "$REMOTE_ADDR"\n', { mode: 0o755 });
+    servers.push(spawn("ip", ["netns", "exec", OUTSIDE.ns, "busybox", "httpd", "-f", "-p", "0.0.0.0:80", "-h", root], { stdio: "ignore" }));
+  }
+
+  /** Packets the egress guard of `bridge` has dropped so far. */
+  async function guardDrops(bridge: string): Promise<number> {
+    const line = (await run("iptables-save", "-c", "-t", "filter")).split("\n").find((l) => l.endsWith(`-A ${PREFIX}-FORWARD -i ${bridge} -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP`));
+    return Number(/^\[(\d+):/.exec(line ?? "")?.[1] ?? NaN);
   }
 
   beforeAll(async () => {
     network = await net.setUp(() => now, GRACE);
     await network.attach(A, nics[A]!);
     await network.attach(B, nics[B]!);
+    await network.attach(C, nics[C]!);
     await network.applyNetworkState(state({}));
   }, 60_000);
 
@@ -125,10 +166,14 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     await expectRoute(undefined, ipA, BRIDGE);
     expect(await addGuest(NS.a, A)).toContain(`lease of ${ipA} obtained from ${GATEWAY}`);
     expect(await addGuest(NS.b, B)).toContain(`lease of ${ipB} obtained from ${GATEWAY}`);
+    await expectRoute(undefined, ipC, net.bridge2);
+    expect(await addGuest(NS.c, C)).toContain(`lease of ${ipC} obtained from ${net.gateway2}`);
     serve(NS.a, 80, "guest-A\n");
     serve(NS.a, 8080, "guest-A-8080\n");
     serve(NS.b, 80, "guest-B\n");
+    serve(NS.c, 80, "guest-C\n");
     serve(NS.client, 80, "client\n");
+    await addOutside();
     await expectRoute(NS.client, ipA, "eth0");
     await expectRoute(NS.a, CLIENT_IP, "eth0");
   });
@@ -179,7 +224,7 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
 
   it("filters guest-to-guest traffic on the bridge with the receiver's ingress rules", async () => {
     await expectRoute(NS.b, ipA, "eth0");
-    const bOut = { b: [{ protocol: "all", fromPort: -1, toPort: -1, cidrs: ["0.0.0.0/0"] }] };
+    const bOut = { b: allOut };
     await network.applyNetworkState(state({}, [], bOut));
     expect((await fetchFrom(NS.b, `http://${ipA}/`)).code).toBe(28);
     await network.applyNetworkState(state({ a: [tcp(80, `${ipB}/32`)] }, [], bOut));
@@ -192,10 +237,55 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
   });
 
   it("lets a guest open connections only where its egress rules allow", async () => {
-    await network.applyNetworkState(state({}));
+    // With an elastic IP: without one, nothing a guest opens leaves through a non-Cirrus interface (next test).
+    const eipA = [{ publicIp: EIP, privateIp: ipA, instanceId: A }];
+    await expectRoute(NS.a, CLIENT_IP, "eth0");
+    await network.applyNetworkState(state({}, eipA));
     expect((await fetchFrom(NS.a, `http://${CLIENT_IP}/`)).code).toBe(28);
-    await network.applyNetworkState(state({}, [], { a: [tcp(80, net.linkCidr)] }));
+    await network.applyNetworkState(state({}, eipA, { a: [tcp(80, net.linkCidr)] }));
     expect(await fetchFrom(NS.a, `http://${CLIENT_IP}/`)).toMatchObject({ ok: true, body: "client\n" });
+  });
+
+  it("drops connections a guest without an elastic IP opens through a non-Cirrus interface, not the replies to connections from there", async () => {
+    await expectRoute(undefined, OUTSIDE.ip, OUTSIDE.veth);
+    await expectRoute(NS.a, OUTSIDE.ip, "eth0");
+    await expectRoute(NS.b, OUTSIDE.ip, "eth0");
+    await expectRoute(OUTSIDE.ns, ipA, "eth0");
+    const fromOutside = { a: [tcp(80, `${OUTSIDE.ip}/32`)] };
+    const everywhere = { a: allOut, b: allOut };
+    await network.applyNetworkState(state(fromOutside, [], everywhere));
+    // Egress rules allow everything, and the outside could answer the private address; still dropped, by the guard.
+    const before = await guardDrops(BRIDGE);
+    expect((await fetchFrom(NS.a, `http://${OUTSIDE.ip}/`)).code).toBe(28);
+    expect(await guardDrops(BRIDGE)).toBeGreaterThan(before);
+    // The outside opens a connection to A: A's replies pass.
+    expect(await fetchFrom(OUTSIDE.ns, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+
+    // With an elastic IP, A's connections leave translated to it; B (none) stays inside.
+    await network.applyNetworkState(state(fromOutside, [{ publicIp: EIP, privateIp: ipA, instanceId: A }], everywhere));
+    const seen = await fetchFrom(NS.a, `http://${OUTSIDE.ip}/cgi-bin/peer`);
+    expect(seen.ok).toBe(true);
+    expect(seen.body.trim()).toBe(EIP);
+    expect((await fetchFrom(NS.b, `http://${OUTSIDE.ip}/`)).code).toBe(28);
+    await network.applyNetworkState(state(fromOutside, [], everywhere));
+    expect((await fetchFrom(NS.a, `http://${OUTSIDE.ip}/`)).code).toBe(28);
+  });
+
+  it("lets guests on two of our bridges talk as their security groups allow, by private address even with an elastic IP", async () => {
+    await expectRoute(undefined, ipC, net.bridge2);
+    await expectRoute(NS.c, ipA, "eth0");
+    await expectRoute(NS.a, ipC, "eth0");
+    const both = { a: allOut, c: allOut };
+    await network.applyNetworkState(state({}, [], both));
+    expect((await fetchFrom(NS.c, `http://${ipA}/`)).code).toBe(28);
+    await network.applyNetworkState(state({ a: [tcp(80, `${ipC}/32`)] }, [], both));
+    expect(await fetchFrom(NS.c, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+    // C admits A's private address only: A's elastic IP must not be applied on the way.
+    await network.applyNetworkState(state({ c: [tcp(80, `${ipA}/32`)] }, [{ publicIp: EIP, privateIp: ipA, instanceId: A }], both));
+    expect(await fetchFrom(NS.a, `http://${ipC}/`)).toMatchObject({ ok: true, body: "guest-C\n" });
+    // Still only as the receiver's rules say.
+    expect((await fetchFrom(NS.b, `http://${ipC}/`)).code).toBe(28);
+    await network.applyNetworkState(state({}));
   });
 
   it("routes an elastic IP to its instance, follows a remap, and stops when it is removed", async () => {
@@ -244,13 +334,15 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
   it("removes an instance's chains on detach, and the bridge and its dnsmasq once empty past the grace period", async () => {
     await network.detach(A);
     await network.detach(B);
+    await network.detach(C);
     const filter = await run("iptables-save", "-t", "filter");
     expect(filter).not.toContain(instanceChain(PREFIX, A, "IN"));
     expect(filter).not.toContain(instanceChain(PREFIX, B, "OUT"));
     expect((await network.reconcile({ instances: [], network: state({}) }, [], now)).bridgesRemoved).toEqual([]);
     now += GRACE;
-    expect((await network.reconcile({ instances: [], network: state({}) }, [], now)).bridgesRemoved).toEqual([BRIDGE]);
+    expect((await network.reconcile({ instances: [], network: state({}) }, [], now)).bridgesRemoved.sort()).toEqual([BRIDGE, net.bridge2].sort());
     expect(await attempt("ip", "link", "show", "dev", BRIDGE)).toBeDefined();
+    expect(await attempt("ip", "link", "show", "dev", net.bridge2)).toBeDefined();
     expect(await attempt("test", "-e", join(net.dir, `${BRIDGE}.pid`))).toBeDefined();
   });
 });

@@ -4,6 +4,7 @@ import {
   instanceIdOf,
   parseArtifacts,
   parseDfSizeGib,
+  parseDomainInterfaces,
   parseDomState,
   parseImageInfo,
   parseMemTotalMib,
@@ -76,5 +77,43 @@ describe("host facts parsers", () => {
   it("reads qemu-img info JSON", () => {
     expect(parseImageInfo(JSON.stringify({ format: "qcow2", "virtual-size": 268435456, filename: "x" }))).toEqual({ format: "qcow2", virtualSize: 268435456 });
     expect(() => parseImageInfo("{}")).toThrow(/virtual-size/);
+  });
+});
+
+describe("parseDomainInterfaces", () => {
+  // What `virsh dumpxml` prints for a running domain (abridged).
+  const live = `<domain type='qemu' id='7'>
+  <name>cirrus-i-0123456789abcdef0</name>
+  <devices>
+    <disk type='file' device='disk'><target dev='vda' bus='virtio'/></disk>
+    <interface type='bridge'>
+      <mac address='52:54:00:C1:00:14'/>
+      <source bridge='cb0123456789abc'/>
+      <target dev='ct0123456789abc'/>
+      <model type='virtio'/>
+      <alias name='net0'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>
+    </interface>
+    <interface type='network'>
+      <mac address='52:54:00:00:00:02'/>
+      <source network='default'/>
+    </interface>
+    <interface type='bridge'>
+      <mac address='52:54:00:00:00:03'/>
+      <source bridge='virbr9'/>
+    </interface>
+  </devices>
+</domain>`;
+
+  it("reads each bridge NIC's MAC (lowercased), bridge, tap, model and PCI address, skipping other types", () => {
+    expect(parseDomainInterfaces(live)).toEqual([
+      { mac: "52:54:00:c1:00:14", bridge: "cb0123456789abc", tap: "ct0123456789abc", model: "virtio", pciAddress: { domain: "0x0000", bus: "0x00", slot: "0x02", function: "0x0" } },
+      { mac: "52:54:00:00:00:03", bridge: "virbr9", tap: undefined, model: undefined, pciAddress: undefined },
+    ]);
+  });
+
+  it("finds no NIC in a domain without one, and refuses what is not a domain", () => {
+    expect(parseDomainInterfaces("<domain type='qemu'><devices><disk type='file'/></devices></domain>")).toEqual([]);
+    expect(() => parseDomainInterfaces("<network><name>default</name></network>")).toThrow(/not a libvirt domain/);
   });
 });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { newId } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { FakeDriver } from "../src/driver/fake.js";
+import type { InterfaceRepair } from "../src/driver/types.js";
 import { KeyedMutex } from "../src/keyed-mutex.js";
 import { planReconcile, Reconciler } from "../src/reconcile.js";
 import { A, B, C, quietLogger, testSpec } from "./helpers.js";
@@ -60,9 +62,34 @@ describe("Reconciler", () => {
     let now = 0;
     const r = new Reconciler(driver, new KeyedMutex(), GRACE, quietLogger(), () => now);
     const desired: agent.HeartbeatResponse = { instances: [{ spec: testSpec(A), state: "running", busy: false }], network: undefined };
-    expect(await r.round(await driver.list(), desired)).toEqual([]);
+    expect(await r.round(await driver.list(), desired)).toEqual({ destroyed: [], repaired: [] });
     now = GRACE;
-    expect(await r.round(await driver.list(), desired)).toEqual([B]);
+    expect(await r.round(await driver.list(), desired)).toEqual({ destroyed: [B], repaired: [] });
     expect((await driver.list()).map((d) => d.instanceId)).toEqual([A]);
+  });
+
+  it("repairs the broken NICs of running instances under their lock, one failure not stopping the others", async () => {
+    const D = newId("i");
+    const calls: string[] = [];
+    const locks = new KeyedMutex();
+    class NicTrouble extends FakeDriver {
+      override async brokenInterfaces(ids: readonly string[]): Promise<string[]> {
+        calls.push(`check ${ids.join(",")}`);
+        return ids.filter((id) => id !== A);
+      }
+      override async repairInterface(id: string): Promise<InterfaceRepair | undefined> {
+        calls.push(`repair ${id} locked=${locks.size === 1}`);
+        if (id === B) throw new Error("guest did not release its NIC");
+        return { action: "replugged", tap: "ct0000000000001", bridge: "cb0000000000001", durationMs: 1 };
+      }
+    }
+    const driver = new NicTrouble({ capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } });
+    for (const id of [A, B, C, D]) await driver.createInstance(testSpec(id));
+    await driver.stopInstance(D, { force: true, timeoutMs: 0 });
+    const r = new Reconciler(driver, locks, GRACE, quietLogger(), () => 0);
+    const desired: agent.HeartbeatResponse = { instances: [A, B, C, D].map((id) => ({ spec: testSpec(id), state: "running", busy: false })), network: undefined };
+    // D is shut off: not checked. B's repair fails, is logged, and does not keep C from its repair.
+    expect(await r.round(await driver.list(), desired)).toEqual({ destroyed: [], repaired: [C] });
+    expect(calls).toEqual([`check ${[A, B, C].sort().join(",")}`, `repair ${B} locked=true`, `repair ${C} locked=true`]);
   });
 });

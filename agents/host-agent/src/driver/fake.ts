@@ -2,7 +2,7 @@
 // for scheduler and scale simulations, never for running guests.
 import { agent } from "@cirrus/proto";
 import { checkInstanceId, validateSpec } from "./spec.js";
-import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type StopOptions } from "./types.js";
+import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type StopOptions } from "./types.js";
 
 const { PowerState } = agent;
 
@@ -117,6 +117,16 @@ export class FakeDriver implements HypervisorDriver {
   async listArtifacts(): Promise<string[]> {
     await this.delay();
     return [...this.domains.keys()];
+  }
+
+  /** The fake has no NICs, so nothing is ever broken. */
+  async brokenInterfaces(_instanceIds: readonly string[]): Promise<string[]> {
+    return [];
+  }
+
+  async repairInterface(instanceId: string): Promise<InterfaceRepair | undefined> {
+    checkInstanceId(instanceId);
+    return undefined;
   }
 
   async close(): Promise<void> {}

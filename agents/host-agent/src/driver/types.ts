@@ -88,8 +88,44 @@ export interface HypervisorDriver {
   /** Instance ids that have an overlay disk or console log in this agent's instances directory. */
   listArtifacts(): Promise<string[]>;
 
+  /**
+   * Among `instanceIds` (domains the caller saw running), those whose NIC's
+   * host side is broken: its tap device is missing (deleted by hand: the
+   * guest's NIC has no backend any more), down, or not a port of its
+   * bridge. Cheap (one listing of the host's interfaces, no hypervisor
+   * call), so the reconcile loop runs it every round. [] without networking.
+   */
+  brokenInterfaces(instanceIds: readonly string[]): Promise<string[]>;
+
+  /**
+   * Postcondition: when the instance's domain runs and its definition has a
+   * NIC, that NIC is plugged into the running guest and its tap device
+   * exists, is up and is a port of the NIC's bridge, with the instance's
+   * bridge, DHCP and firewall in place. The guest keeps running: a missing
+   * tap is repaired by hot-unplugging the NIC and plugging the same one
+   * (MAC, bridge, tap name, PCI slot) back in, which the guest sees as its
+   * NIC replaced. The persistent definition is not changed. Returns what
+   * was done, undefined when nothing needed doing (or there is no running
+   * domain with a NIC). Throws, having done what it could, when the guest
+   * does not release its old NIC in time; a later call continues.
+   */
+  repairInterface(instanceId: string): Promise<InterfaceRepair | undefined>;
+
   /** Releases host connections. */
   close(): Promise<void>;
+}
+
+/** What repairInterface did. */
+export interface InterfaceRepair {
+  /**
+   * replugged: tap missing, NIC unplugged from the guest and plugged back in;
+   * plugged: the NIC was missing from the running guest and was plugged in;
+   * reattached: the tap existed and was only put back on its bridge, or up.
+   */
+  action: "replugged" | "plugged" | "reattached";
+  tap: string;
+  bridge: string;
+  durationMs: number;
 }
 
 /** Failures that retrying cannot fix, and the lookup of something that is not there. */

@@ -99,3 +99,37 @@ export async function ensureKernelSwitches(runner: CommandRunner): Promise<void>
   const values = (await runner.run(["sysctl", "-n", ...keys])).stdout.toString("utf8").split("\n");
   if (keys.some((_, i) => values[i]?.trim() !== "1")) await runner.run(["sysctl", "-q", "-w", ...keys.map((k) => `${k}=1`)]);
 }
+
+/** A network interface as far as bridge membership goes. */
+export interface HostLink {
+  /** The bridge (or other master) it is enslaved to; undefined: none. */
+  master?: string;
+  /** Administratively up. */
+  up: boolean;
+}
+
+interface IpLinkJson {
+  ifname?: string;
+  master?: string;
+  flags?: string[];
+}
+
+/** Pure. Every interface in `ip -j link show` output, by name. */
+export function parseLinks(json: string): Map<string, HostLink> {
+  const links = new Map<string, HostLink>();
+  for (const l of JSON.parse(json || "[]") as IpLinkJson[]) {
+    if (typeof l.ifname !== "string") continue;
+    links.set(l.ifname, { master: typeof l.master === "string" ? l.master : undefined, up: (l.flags ?? []).includes("UP") });
+  }
+  return links;
+}
+
+/** Every interface on the host, by name (one command, whatever their number). */
+export async function listLinks(runner: CommandRunner): Promise<Map<string, HostLink>> {
+  return parseLinks((await runner.run(["ip", "-j", "link", "show"])).stdout.toString("utf8"));
+}
+
+/** Postcondition: `tap`, which exists, is up and a port of `bridge`. Throws when it has gone. */
+export async function enslave(runner: CommandRunner, tap: string, bridge: string): Promise<void> {
+  await runner.run(["ip", "link", "set", "dev", tap, "master", bridge, "up"]);
+}

@@ -9,12 +9,26 @@
 //    2. per instance: from its tap (bridged or routed)            → P-<id>-OUT (RETURN = allowed)
 //    3. per instance: bridged to its tap, or routed to its address → P-<id>-IN (ACCEPT or DROP)
 //    4. per bridge:   anything else into the bridge                 → DROP
-//    5. per instance: from its tap, having passed OUT               → ACCEPT
-//    6. per bridge:   anything else out of the bridge (unknown tap) → DROP
+//    5. per instance with an elastic IP: from its tap, having passed OUT → ACCEPT
+//    6. per bridge:   egress guard: a connection opened from the bridge (not
+//                     RELATED/ESTABLISHED) leaving through an interface that
+//                     is not the outbound-NAT uplink                → DROP
+//    7. per instance: from its tap, having passed OUT               → ACCEPT
+//    8. per bridge:   anything else out of the bridge (unknown tap) → DROP
 //  A packet routed by the host into a bridge has no physdev-out yet (the
 //  bridge picks the port later), so step 3 also matches `-o bridge -d ip`;
 //  guest-to-guest traffic on one bridge passes the sender's OUT chain and then
-//  the receiver's IN chain.
+//  the receiver's IN chain. So does traffic between two of our bridges
+//  (another subnet): steps 3 and 4 decide it, before the guard.
+//
+//  The egress guard (6): guests' private addresses mean nothing outside the
+//  host, so a connection a guest opens may leave through a non-Cirrus
+//  interface only with its source translated: to its elastic IP (5, SNAT in
+//  P-POSTROUTING), or by the operator's outbound NAT (MASQUERADE on the
+//  uplink). Everything else a guest would open to the outside is dropped;
+//  replies to connections opened from outside (a client reaching a guest by
+//  a route to its subnet) are ESTABLISHED and pass. What a guest sends to the
+//  host itself (DHCP, metadata) goes through INPUT, not FORWARD.
 //
 //  filter INPUT → P-INPUT: guests reach DHCP always, and P-SERVICES
 //  (metadata, ping of the gateway) only from their own tap with their own
@@ -22,7 +36,8 @@
 //
 //  nat PREROUTING → P-METADATA (169.254.169.254:80 → gateway:port),
 //  PREROUTING and OUTPUT → P-PREROUTING (elastic IP → private, DNAT),
-//  POSTROUTING → P-POSTROUTING (private → elastic IP, SNAT; outbound NAT).
+//  POSTROUTING → P-POSTROUTING (private → elastic IP, SNAT; outbound NAT),
+//  except into our bridges: another subnet sees a guest's private address.
 import { cidrText, type Cidr } from "./addresses.js";
 import { instanceChain, mainChains } from "./names.js";
 import type { ValidRule } from "./state.js";
@@ -76,6 +91,7 @@ export interface TableRules {
 }
 
 const CONNTRACK_ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED";
+const CONNTRACK_OPENING = "-m conntrack ! --ctstate RELATED,ESTABLISHED";
 const DHCP_REQUEST = "-p udp -m udp --sport 68 --dport 67";
 const DHCP_REPLY = "-p udp -m udp --sport 67 --dport 68";
 
@@ -126,7 +142,13 @@ export function filterRules(plan: FirewallPlan): TableRules {
     fwd.push(`-A ${main.forward} -d ${host(i.privateIp)} -o ${i.bridge} -j ${inChain(i)}`);
   }
   for (const b of plan.bridges) fwd.push(`-A ${main.forward} -o ${b.name} -j DROP`);
-  for (const i of plan.instances) fwd.push(`-A ${main.forward} -m physdev --physdev-in ${i.tap} -j ACCEPT`);
+  // Only routed traffic to a non-Cirrus interface is left from here on.
+  const elastic = new Set(plan.elasticIps.map((e) => e.privateIp));
+  const [sNat, unNat] = [plan.instances.filter((i) => elastic.has(i.privateIp)), plan.instances.filter((i) => !elastic.has(i.privateIp))];
+  for (const i of sNat) fwd.push(`-A ${main.forward} -m physdev --physdev-in ${i.tap} -j ACCEPT`);
+  const notUplink = plan.outboundNat ? ` ! -o ${plan.outboundNat}` : "";
+  for (const b of plan.bridges) fwd.push(`-A ${main.forward} -i ${b.name}${notUplink} ${CONNTRACK_OPENING} -j DROP`);
+  for (const i of unNat) fwd.push(`-A ${main.forward} -m physdev --physdev-in ${i.tap} -j ACCEPT`);
   for (const b of plan.bridges) fwd.push(`-A ${main.forward} -i ${b.name} -j DROP`);
 
   for (const i of plan.instances) {
@@ -183,6 +205,8 @@ export function natRules(plan: FirewallPlan): TableRules {
       metadata.push(`-A ${main.metadata} -d ${host(METADATA_IP)} -i ${b.name} -p tcp -m tcp --dport 80 -j DNAT --to-destination ${b.gatewayIp}:${plan.metadataPort}`);
     }
   }
+  // Into one of our bridges (the same or another subnet) a guest keeps its private address, as within an EC2 VPC.
+  for (const b of plan.bridges) post.push(`-A ${main.postrouting} -o ${b.name} -j RETURN`);
   for (const e of plan.elasticIps) {
     pre.push(`-A ${main.prerouting} -d ${host(e.publicIp)} -j DNAT --to-destination ${e.privateIp}`);
     post.push(`-A ${main.postrouting} -s ${host(e.privateIp)} ! -d ${cidrText(e.subnet)} -j SNAT --to-source ${e.publicIp}`);

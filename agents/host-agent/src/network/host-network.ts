@@ -13,8 +13,13 @@
 //   - per instance, a tap ct<13 hex> made by libvirt on that bridge, and
 //     iptables chains P-<12 hex>-IN/-OUT (firewall-rules.ts has the layout);
 //   - NAT for elastic IPs and 169.254.169.254 → gateway:CIRRUS_METADATA_PORT,
-//     where the agent's metadata service answers (metadata/).
+//     where the agent's metadata service answers (metadata/);
+//   - an egress guard: what a guest opens leaves through a non-Cirrus
+//     interface only translated (elastic IP, or the outbound-NAT uplink).
 // Nothing is torn down when the agent stops: guests keep their network.
+// A tap deleted or unplugged from its bridge by hand is not repaired here
+// (the tap is libvirt's): the driver's repairInterface does it, from the
+// reconcile round that follows each heartbeat's sync.
 //
 // What the control plane must send:
 //   - InstanceSpec.network for every instance with a NIC, in CreateInstance
@@ -170,6 +175,11 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
       this.registry.delete(instanceId);
       return this.sync();
     });
+  }
+
+  interfaceOf(instanceId: string): AttachedInterface | undefined {
+    const nic = this.registry.get(instanceId);
+    return nic && { bridge: bridgeName(nic.subnetId), tap: tapName(instanceId) };
   }
 
   /** Stops the metadata service. Bridges, DHCP and rules stay: guests keep their network while the agent is down. */

@@ -46,6 +46,12 @@ export interface InstanceNetworking {
   prepare(instanceId: string): Promise<void>;
   /** Postcondition: no firewall chains, DHCP entry or elastic-IP rules remain for the instance. */
   detach(instanceId: string): Promise<void>;
+  /**
+   * The tap and bridge of the instance's NIC as far as this host knows
+   * (attached, or learned from a heartbeat or the saved registry);
+   * undefined: no NIC known. Reads memory only.
+   */
+  interfaceOf(instanceId: string): AttachedInterface | undefined;
 }
 
 /** For the fake driver, which has no network: states are validated (so simulations catch malformed ones) and ignored. */

@@ -20,7 +20,16 @@ export interface DomainDefinition {
   /** File that receives the serial console, appended across boots. */
   consoleLogPath: string;
   /** A virtio NIC on a bridge; libvirt creates the tap device and adds it to the bridge. */
-  nic?: { bridge: string; tap: string; mac: string };
+  nic?: InterfaceDefinition;
+}
+
+export interface InterfaceDefinition {
+  bridge: string;
+  /** A fixed tap name: the firewall's physdev rules name it before the domain starts. */
+  tap: string;
+  mac: string;
+  /** Where the NIC sits on the guest's PCI bus (libvirt's address attributes); undefined: libvirt picks. */
+  pciAddress?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -82,16 +91,7 @@ export function buildDomainXml(d: DomainDefinition): string {
         source: { "@_file": d.rootDiskPath },
         target: { "@_dev": "vda", "@_bus": "virtio" },
       },
-      ...(d.nic && {
-        interface: {
-          "@_type": "bridge",
-          source: { "@_bridge": d.nic.bridge },
-          // A fixed tap name: the firewall's physdev rules name it before the domain starts.
-          target: { "@_dev": d.nic.tap },
-          mac: { "@_address": d.nic.mac },
-          model: { "@_type": "virtio" },
-        },
-      }),
+      ...(d.nic && { interface: interfaceElement(d.nic) }),
       controller: { "@_type": "usb", "@_model": "none" },
       // append='on': a reboot or stop/start must keep the earlier boots' output.
       serial: { "@_type": "file", source: { "@_path": d.consoleLogPath, "@_append": "on" }, target: { "@_port": "0" } },
@@ -100,4 +100,21 @@ export function buildDomainXml(d: DomainDefinition): string {
     },
   };
   return builder.build({ domain }) as string;
+}
+
+function interfaceElement(nic: InterfaceDefinition): Record<string, unknown> {
+  const address = nic.pciAddress && Object.fromEntries(Object.entries(nic.pciAddress).map(([k, v]) => [`@_${k}`, v]));
+  return {
+    "@_type": "bridge",
+    source: { "@_bridge": nic.bridge },
+    target: { "@_dev": nic.tap },
+    mac: { "@_address": nic.mac },
+    model: { "@_type": "virtio" },
+    ...(address && { address: { ...address, "@_type": "pci" } }),
+  };
+}
+
+/** The <interface> element alone, for `virsh attach-device` and `detach-device`. */
+export function buildInterfaceXml(nic: InterfaceDefinition): string {
+  return builder.build({ interface: interfaceElement(nic) }) as string;
 }

@@ -3,17 +3,31 @@
 import { posix } from "node:path";
 import type { Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
+import { enslave, listLinks, type HostLink } from "../../network/bridges.js";
+import { tapName } from "../../network/names.js";
 import type { InstanceNetworking } from "../../network/types.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
 import { checkInstanceId, validateSpec, type ValidSpec } from "../spec.js";
-import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type StopOptions } from "../types.js";
-import { buildDomainXml, domainUuid, type DomainDefinition } from "./domain-xml.js";
-import { instanceIdOf, parseArtifacts, parseDfSizeGib, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc } from "./parse.js";
+import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type StopOptions } from "../types.js";
+import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition, type InterfaceDefinition } from "./domain-xml.js";
+import { instanceIdOf, parseArtifacts, parseDfSizeGib, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc } from "./parse.js";
 import { Virsh, type DomainState } from "./virsh.js";
 
 const { PowerState } = agent;
 const GIB = 1024 ** 3;
 const STOP_POLL_MS = 250;
+/**
+ * How long a guest gets to release a hot-unplugged NIC beyond the 5 s virsh
+ * itself waits (a Linux guest takes about a second under TCG); a guest that
+ * takes longer is checked again in the next reconcile round.
+ */
+const UNPLUG_WAIT_MS = 10_000;
+const UNPLUG_POLL_MS = 100;
+
+/** A tap that works: present, up, and a port of its bridge. */
+function tapHealthy(link: HostLink | undefined, bridge: string): boolean {
+  return link !== undefined && link.up && link.master === bridge;
+}
 
 export interface LibvirtDriverOptions {
   runner: CommandRunner;
@@ -171,23 +185,101 @@ export class LibvirtDriver implements HypervisorDriver {
     return parseArtifacts(parseNameList(ls.stdout.toString("utf8")));
   }
 
+  async brokenInterfaces(instanceIds: readonly string[]): Promise<string[]> {
+    const network = this.opts.network;
+    if (!network) return [];
+    const nics = instanceIds.flatMap((instanceId) => {
+      const nic = network.interfaceOf(checkInstanceId(instanceId));
+      return nic ? [{ instanceId, nic }] : [];
+    });
+    if (nics.length === 0) return [];
+    const links = await listLinks(this.runner);
+    return nics.filter(({ nic }) => !tapHealthy(links.get(nic.tap), nic.bridge)).map((n) => n.instanceId);
+  }
+
+  async repairInterface(instanceId: string): Promise<InterfaceRepair | undefined> {
+    const started = Date.now();
+    const name = this.domainName(instanceId);
+    if ((await this.virsh.state(name)).state !== "running") return undefined;
+    const tap = tapName(instanceId);
+    // The definition says what the guest should have; the live XML what it has now.
+    const defined = parseDomainInterfaces(await this.dumpXml(name, "--inactive")).find((i) => i.tap === tap);
+    if (!defined) return undefined;
+    const nic: InterfaceDefinition = { bridge: defined.bridge, tap, mac: defined.mac, pciAddress: defined.pciAddress };
+    const plugged = parseDomainInterfaces(await this.dumpXml(name)).some((i) => i.mac === nic.mac);
+    const link = (await listLinks(this.runner)).get(tap);
+    if (plugged && tapHealthy(link, nic.bridge)) return undefined;
+
+    // Bridge, DHCP and firewall first: libvirt cannot plug a NIC into a missing bridge.
+    await this.opts.network?.prepare(instanceId);
+    let action: InterfaceRepair["action"];
+    if (plugged && link) {
+      await enslave(this.runner, tap, nic.bridge);
+      action = "reattached";
+    } else {
+      // The tap is gone, and with it QEMU's backend of the guest's NIC: only
+      // a new NIC gets a new backend, so unplug the dead one (the guest must
+      // acknowledge, as with any PCI hot-unplug) and plug in the same again.
+      await this.withXmlFile(buildInterfaceXml(nic), async (file) => {
+        if (plugged) await this.unplug(name, file, nic.mac);
+        await this.virsh.run(["attach-device", "--live", "--", name, file]);
+      });
+      action = plugged ? "replugged" : "plugged";
+    }
+    if (!tapHealthy((await listLinks(this.runner)).get(tap), nic.bridge)) throw new Error(`tap ${tap} of ${instanceId} is still not up on ${nic.bridge} after the repair`);
+    // The firewall names the tap, so its rules match the new one as they did
+    // the old; one more sync restores anything else that drifted meanwhile.
+    await this.opts.network?.prepare(instanceId);
+    const repair: InterfaceRepair = { action, tap, bridge: nic.bridge, durationMs: Date.now() - started };
+    this.opts.log.warn({ instanceId, ...repair, mac: nic.mac }, "repaired the NIC of a running instance");
+    return repair;
+  }
+
   close(): Promise<void> {
     return this.runner.close();
   }
 
+  private async dumpXml(name: string, ...flags: Array<"--inactive">): Promise<string> {
+    return (await this.virsh.run(["dumpxml", ...flags, "--", name])).stdout.toString("utf8");
+  }
+
   /**
-   * `virsh define` needs a file it can open: /dev/stdin fails locally, since
+   * Hot-unplugs the NIC in `file` and waits until the guest has released it.
+   * A failed request is not fatal by itself (an earlier round's unplug may
+   * still be in progress); only the NIC still being there at the end is.
+   */
+  private async unplug(name: string, file: string, mac: string): Promise<void> {
+    let refused = "";
+    try {
+      await this.virsh.run(["detach-device", "--live", "--", name, file]);
+    } catch (err) {
+      if (!(err instanceof CommandError)) throw err;
+      refused = `: ${err.stderr.trim().slice(0, 300)}`;
+    }
+    const deadline = Date.now() + UNPLUG_WAIT_MS;
+    while (parseDomainInterfaces(await this.dumpXml(name)).some((i) => i.mac === mac)) {
+      if (Date.now() >= deadline) throw new Error(`domain ${name} has not released its NIC ${mac} within ${UNPLUG_WAIT_MS} ms of the unplug request${refused}; retrying next round`);
+      await sleep(UNPLUG_POLL_MS);
+    }
+  }
+
+  /**
+   * virsh reads XML from a file it can open: /dev/stdin fails locally, since
    * Node gives a child a socket (not a pipe) as stdin and open(2) of a socket
    * is ENXIO. So the XML goes through a temporary file on the host.
    */
-  private async define(xml: string): Promise<void> {
+  private async withXmlFile<T>(xml: string, use: (file: string) => Promise<T>): Promise<T> {
     const tmp = (await this.runner.run(["mktemp", "--suffix=.xml", "/tmp/cirrus-domain.XXXXXXXX"])).stdout.toString("utf8").trim();
     try {
       await this.runner.run(["tee", "--", tmp], { input: xml });
-      await this.virsh.run(["define", "--", tmp]);
+      return await use(tmp);
     } finally {
       await this.runner.run(["rm", "-f", "--", tmp]).catch(() => undefined);
     }
+  }
+
+  private async define(xml: string): Promise<void> {
+    await this.withXmlFile(xml, (file) => this.virsh.run(["define", "--", file]));
   }
 
   /** Domain (stopped first, then undefined), overlay, console log and the NIC's host side all gone. */

@@ -2,6 +2,7 @@
 // about what it accepts and says what it could not parse.
 import { agent } from "@cirrus/proto";
 import { isId } from "@cirrus/common";
+import { XMLParser } from "fast-xml-parser";
 
 const { PowerState } = agent;
 
@@ -86,4 +87,48 @@ export function parseImageInfo(stdout: string): { format: string; virtualSize: n
   const info = JSON.parse(stdout) as { format?: unknown; "virtual-size"?: unknown };
   if (typeof info.format !== "string" || typeof info["virtual-size"] !== "number") throw new Error("qemu-img info: missing format or virtual-size");
   return { format: info.format, virtualSize: info["virtual-size"] };
+}
+
+/** A bridge NIC of a domain, as its XML describes it. */
+export interface DomainInterface {
+  mac: string;
+  bridge: string;
+  /** The tap device's name (`<target dev>`); undefined: libvirt names it. */
+  tap?: string;
+  model?: string;
+  /** domain/bus/slot/function of a PCI address; undefined: none given. */
+  pciAddress?: Record<string, string>;
+}
+
+const xmlParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, parseAttributeValue: false, isArray: (name) => name === "interface" });
+const PCI_FIELDS = ["domain", "bus", "slot", "function"] as const;
+const HEX = /^0x[0-9a-fA-F]{1,8}$/;
+
+type XmlNode = Record<string, unknown>;
+const attr = (node: unknown, name: string): string | undefined => {
+  const v = node && typeof node === "object" ? (node as XmlNode)[`@_${name}`] : undefined;
+  return typeof v === "string" ? v : undefined;
+};
+
+/**
+ * The `<interface type='bridge'>` devices of `virsh dumpxml` output (live or
+ * --inactive), in document order. Interfaces of other types are skipped;
+ * throws when the text is not a domain.
+ */
+export function parseDomainInterfaces(xml: string): DomainInterface[] {
+  const doc = xmlParser.parse(xml) as { domain?: { devices?: { interface?: XmlNode[] } } };
+  if (!doc.domain) throw new Error("not a libvirt domain XML document");
+  const out: DomainInterface[] = [];
+  for (const i of doc.domain.devices?.interface ?? []) {
+    const mac = attr(i.mac, "address");
+    const bridge = attr(i.source, "bridge");
+    if (attr(i, "type") !== "bridge" || !mac || !bridge) continue;
+    let pciAddress: Record<string, string> | undefined;
+    if (attr(i.address, "type") === "pci") {
+      const fields = PCI_FIELDS.map((f) => [f, attr(i.address, f)] as const);
+      if (fields.every(([, v]) => v !== undefined && HEX.test(v))) pciAddress = Object.fromEntries(fields) as Record<string, string>;
+    }
+    out.push({ mac: mac.toLowerCase(), bridge, tap: attr(i.target, "dev"), model: attr(i.model, "type"), pciAddress });
+  }
+  return out;
 }
