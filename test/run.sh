@@ -31,7 +31,8 @@ const fs = require("fs"); let p = 0, f = 0, s = 0;
 for (const file of process.argv.slice(1)) {
   if (!fs.existsSync(file)) { f++; continue; }
   const r = JSON.parse(fs.readFileSync(file, "utf8"));
-  p += r.numPassedTests; f += r.numFailedTests + (r.numFailedTestSuites || 0); s += r.numPendingTests + (r.numTodoTests || 0);
+  // A file that failed outside any test (e.g. in a hook) counts as one failure.
+  p += r.numPassedTests; f += r.numFailedTests || (r.success ? 0 : 1); s += r.numPendingTests + (r.numTodoTests || 0);
 }
 console.log(`${p} passed, ${f} failed, ${s} skipped`);
 ' "$reports/unit.json" "$reports/e2e.json"

@@ -95,7 +95,10 @@ describe("resilience", () => {
     const keep = (await stack.pool.query("SELECT id FROM instances WHERE state = 'running' LIMIT 1")).rows[0].id as string;
     const orphan = `i-${randomBytes(9).toString("hex").slice(0, 17)}`;
     // A copy of a real instance's domain under an id the control plane never issued.
-    const xml = virsh("dumpxml", `${stack.domainPrefix}${keep}`).replace(/<uuid>[^<]*<\/uuid>/, "").replace(/<entry name='uuid'>[^<]*<\/entry>/, "").replaceAll(keep, orphan);
+    // (without its NIC: the copy's tap name and MAC would clash with the original's)
+    const xml = virsh("dumpxml", `${stack.domainPrefix}${keep}`)
+      .replace(/<uuid>[^<]*<\/uuid>/, "").replace(/<entry name='uuid'>[^<]*<\/entry>/, "")
+      .replace(/<interface[\s\S]*?<\/interface>/g, "").replaceAll(keep, orphan);
     const disk = `${instancesDir}/${orphan}.qcow2`;
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", `${process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami"}/rootfs.qcow2`, disk]);
     const file = `${stack.workDir}/orphan.xml`;
