@@ -2,6 +2,7 @@
 // killed before it could: iptables chains with the run's prefix (and the
 // jumps to them), the run's bridges and their dnsmasq processes.
 import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 
 const run = (cmd: string, args: string[]) => {
   try {
@@ -29,4 +30,14 @@ export function removeChains(prefix: string): void {
 export function removeBridges(bridges: readonly string[], marker: string): void {
   run("pkill", ["-f", `dnsmasq.*${marker}`]);
   for (const b of bridges) run("ip", ["link", "del", b]);
+}
+
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+
+export const readForwarding = (): string => readFileSync(IP_FORWARD, "utf8").trim();
+
+/** Puts IPv4 forwarding back to `before` once no Cirrus bridge (ours or another run's) is left. */
+export function restoreForwarding(before: string): void {
+  const bridgesLeft = run("ip", ["-br", "link", "show", "type", "bridge"]).split("\n").some((l) => /^cb[0-9a-f]{13}\s/.test(l));
+  if (!bridgesLeft && readForwarding() !== before) writeFileSync(IP_FORWARD, `${before}\n`);
 }

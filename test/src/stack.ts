@@ -14,7 +14,7 @@ import pg from "pg";
 import { callUnary } from "@cirrus/common";
 import { bridgeName, tapName } from "@cirrus/host-agent";
 import { compute } from "@cirrus/proto";
-import { removeBridges, removeChains } from "./hostCleanup.js";
+import { readForwarding, removeBridges, removeChains, restoreForwarding } from "./hostCleanup.js";
 
 export const repoRoot = new URL("../..", import.meta.url).pathname;
 const ADMIN_URL = process.env.CIRRUS_TEST_ADMIN_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -127,7 +127,11 @@ export class Stack {
     };
   }
 
+  /** IPv4 forwarding before this run (the agent turns it on for its bridges). */
+  private forwardingBefore = "";
+
   async start(workers = 1): Promise<void> {
+    this.forwardingBefore = readForwarding();
     mkdirSync(this.logDir, { recursive: true });
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
@@ -284,6 +288,7 @@ export class Stack {
     const subnets = await this.pool?.query<{ id: string }>("SELECT id FROM subnets").catch(() => ({ rows: [] as { id: string }[] }));
     removeBridges((subnets?.rows ?? []).map((r) => bridgeName(r.id)), this.networkDir);
     removeChains(this.netPrefix);
+    restoreForwarding(this.forwardingBefore);
     await this.pool?.end().catch(() => undefined);
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
