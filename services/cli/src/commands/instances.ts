@@ -17,6 +17,8 @@ export const INSTANCE_COLUMNS: Columns<compute.Instance> = {
   InstanceType: (i) => i.InstanceType,
   ImageId: (i) => i.ImageId,
   AvailabilityZone: (i) => i.Placement?.AvailabilityZone,
+  PrivateIpAddress: (i) => i.PrivateIpAddress,
+  PublicIpAddress: (i) => i.PublicIpAddress,
   LaunchTime: (i) => i.LaunchTime,
   Name: (i) => i.Tags.find((t) => t.Key === "Name")?.Value,
 };

@@ -170,7 +170,8 @@ export async function ensureDefaultNetwork(ctx: DomainContext): Promise<void> {
     await db.query("SELECT pg_advisory_xact_lock(hashtext('cirrus-default-network'))");
     let { rows: [vpc] } = await db.query<VpcRow>("SELECT * FROM vpcs WHERE owner_id = $1 AND is_default", [ctx.config.CIRRUS_ACCOUNT_ID]);
     if (!vpc) vpc = await insertVpc(db, ctx, cidr, true, []);
-    const subnetPrefix = Math.max(cidr.prefix, Math.min(20, cidr.prefix + Math.ceil(Math.log2(ctx.config.zones.length))));
+    // /20 per zone as in AWS (the whole VPC when it is smaller than that).
+    const subnetPrefix = Math.max(cidr.prefix, 20);
     for (const [i, zone] of ctx.config.zones.entries()) {
       const { rows: [existing] } = await db.query("SELECT 1 FROM subnets WHERE vpc_id = $1 AND availability_zone = $2 AND default_for_az", [vpc.id, zone]);
       if (existing) continue;
