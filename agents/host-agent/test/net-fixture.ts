@@ -1,6 +1,6 @@
 // The test network shared by the real-packet tests: random addresses inside
 // the ranges the design allows for tests (two adjacent 10.x/24 guest subnets,
-// a 172.31.x.0/30 link to a client namespace, a 198.18.x.0/24 elastic-IP pool),
+// a 172.29.x.0/30 link to a client namespace, a 198.18.x.0/24 elastic-IP pool),
 // a client namespace routed to them through the host, and a teardown that
 // removes everything such a test can have made, also after a failure.
 //
@@ -77,8 +77,8 @@ export class TestNetwork {
   private readonly octets2 = this.octets.replace(/\.\d+$/, `.${this.second + 1}`);
   readonly subnet2 = `${this.octets2}.0/24`;
   readonly gateway2 = `${this.octets2}.1`;
-  // The top of 172.31/16: the default VPC's subnets are carved from its bottom.
-  private readonly link = `172.31.${240 + rand(16)}`;
+  // 172.29/16: away from the default VPC (172.31/16) and the e2e client links (172.30/16).
+  private readonly link = `172.29.${rand(256)}`;
   readonly linkCidr = `${this.link}.0/30`;
   readonly clientIp = `${this.link}.2`;
   private readonly pool = `198.18.${rand(256)}`;
