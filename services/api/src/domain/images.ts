@@ -4,10 +4,10 @@
 import { Ec2Error, newId } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import type { DomainContext } from "./context.js";
-import { compileFilters } from "./filters.js";
 import { inTransaction } from "../db/tx.js";
-import { insertTags, loadTags } from "./tags.js";
-import { decodeToken, encodeToken, pageSize, requireIds, requireNonEmpty, tagsFor, truncate } from "./validate.js";
+import { describePage } from "./describe.js";
+import { insertTags } from "./tags.js";
+import { requireIds, requireNonEmpty, tagsFor, truncate } from "./validate.js";
 
 export interface ImageRow {
   id: string;
@@ -117,28 +117,18 @@ export function imageToProto(r: ImageRow, tags: compute.Tag[]): compute.Image {
 
 export async function describeImages(ctx: DomainContext, req: compute.DescribeImagesRequest): Promise<compute.DescribeImagesResponse> {
   requireIds("ami", req.ImageIds);
-  const limit = pageSize(req.MaxResults, req.ImageIds.length > 0);
-  const after = decodeToken(req.NextToken);
   const params: unknown[] = [];
-  const where = ["state <> 'deregistered'", ...compileFilters(req.Filters, imageFilterColumns, "images.id", params)];
-  if (req.ImageIds.length) where.push(`id = ANY($${params.push(req.ImageIds)})`);
+  const where = ["images.state <> 'deregistered'"];
   if (req.Owners.length) {
     const owners = req.Owners.map((o) => (o === "self" ? ctx.config.CIRRUS_ACCOUNT_ID : o));
-    where.push(`owner_id = ANY($${params.push(owners)})`);
+    where.push(`images.owner_id = ANY($${params.push(owners)})`);
   }
-  if (after) where.push(`id > $${params.push(after[0])}`);
-  const { rows } = await ctx.pool.query<ImageRow>(`SELECT * FROM images WHERE ${where.join(" AND ")} ORDER BY id LIMIT ${limit + 1}`, params);
-  if (req.ImageIds.length) {
-    const found = new Set(rows.map((r) => r.id));
-    const missing = req.ImageIds.filter((id) => !found.has(id));
-    if (missing.length) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${missing.join(", ")}]' does not exist`);
-  }
-  const page = rows.slice(0, limit);
-  const tags = await loadTags(ctx.pool, page.map((r) => r.id));
-  return {
-    Images: page.map((r) => imageToProto(r, tags.get(r.id) ?? [])),
-    NextToken: rows.length > limit ? encodeToken([page[page.length - 1]!.id]) : "",
-  };
+  const page = await describePage<ImageRow>(ctx, {
+    table: "images", ids: req.ImageIds, filters: req.Filters, filterColumns: imageFilterColumns, maxResults: req.MaxResults, nextToken: req.NextToken,
+    where, params,
+    notFound: (missing) => new Ec2Error("InvalidAMIID.NotFound", `The image id '[${missing.join(", ")}]' does not exist`),
+  });
+  return { Images: page.rows.map((r) => imageToProto(r, page.tags.get(r.id) ?? [])), NextToken: page.nextToken };
 }
 
 /** The available image with that id, or InvalidAMIID.NotFound. */
