@@ -3,7 +3,9 @@
 # demo instance tagged Name=cirrus-demo is running, then show its boot line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-readonly AMI_DIR="${CIRRUS_TEST_AMI_DIR:-/var/lib/cirrus/images/test-ami}"
+# Resolved: images/test-ami is a symlink that moves when the AMI is rebuilt.
+AMI_DIR=$(readlink -f "${CIRRUS_TEST_AMI_DIR:-/var/lib/cirrus/images/test-ami}")
+readonly AMI_DIR
 log() { printf 'cirrus-demo: %s\n' "$*" >&2; }
 json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=new Function("r","return "+process.argv[1])(JSON.parse(s));console.log(v??"")})' "$1"; }
 

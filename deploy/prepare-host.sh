@@ -29,6 +29,27 @@ start_libvirt() {
 	log "libvirtd did not come up"; exit 1
 }
 
+# The test AMI is never rebuilt in place: instances' overlays are backed by
+# its files. Without CIRRUS_TEST_AMI_DIR it is built into a directory named
+# by the hash of its build script, and images/test-ami is a symlink to the
+# current build, so a changed script yields a new AMI on every machine while
+# older builds stay for the overlays that use them (register images by the
+# resolved path).
+build_test_ami() {
+	local script hash target
+	script="$(dirname "$0")/build-test-ami.sh"
+	if [[ -n ${CIRRUS_TEST_AMI_DIR:-} ]]; then
+		bash "$script" "$AMI_DIR"
+		return
+	fi
+	hash=$(sha256sum "$script" | cut -c1-12)
+	target="$STATE_ROOT/images/test-ami-$hash"
+	bash "$script" "$target"
+	# An AMI directory from before this scheme becomes one more old build.
+	if [[ -d $AMI_DIR && ! -L $AMI_DIR ]]; then mv "$AMI_DIR" "$STATE_ROOT/images/test-ami-old-$(date +%s)"; fi
+	ln -sfn "$target" "$AMI_DIR"
+}
+
 main() {
 	local build_ami=1
 	[[ "${1:-}" == "--no-ami" ]] && build_ami=0
@@ -40,7 +61,7 @@ main() {
 	# QEMU runs as libvirt-qemu: every directory above an image or disk must be
 	# searchable by others.
 	install -d -m 0755 "$STATE_ROOT" "$STATE_ROOT/images" "$STATE_ROOT/instances" "$STATE_ROOT/agent"
-	if ((build_ami)); then bash "$(dirname "$0")/build-test-ami.sh" "$AMI_DIR"; fi
+	if ((build_ami)); then build_test_ami; fi
 	log "host ready"
 }
 

@@ -5,10 +5,10 @@
 //
 // Usage: npm run bench:launch -- [rounds]   (default 5; run as root with the host prepared)
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { XMLBuilder, XMLParser } from "fast-xml-parser";
-import { Stack, waitUntil } from "@cirrus/test";
+import { Stack, TEST_AMI_DIR, waitUntil } from "@cirrus/test";
 
 const rounds = Number(process.argv[2] ?? 5);
 const virsh = (...args: string[]) => execFileSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8" });
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     await stack.addAgent({ name: "bench", driver: "libvirt", capacity: { vcpus: 64, memoryMib: 65536, diskGib: 500 } });
     const imageId = await stack.registerTestImage();
     mkdirSync(rawDir, { recursive: true });
-    const manifestRoot = join(process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami", "rootfs.qcow2");
+    const manifestRoot = join(realpathSync(TEST_AMI_DIR), "rootfs.qcow2");
     for (let i = 0; i < rounds; i++) {
       // Control plane: RunInstances → running, polled every 50 ms.
       const t0 = performance.now();

@@ -5,7 +5,7 @@
 // it did not make; teardown removes everything the run created.
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
@@ -218,12 +218,14 @@ export class Stack {
   }
 
   async registerTestImage(name = `test-ami-${this.runId}`): Promise<string> {
-    const manifest = JSON.parse(readFileSync(join(TEST_AMI_DIR, "manifest.json"), "utf8")) as { kernel: string; ramdisk: string; root: string; cmdline: string };
+    // The resolved directory: images/test-ami is a symlink that moves when the AMI is rebuilt.
+    const dir = realpathSync(TEST_AMI_DIR);
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { kernel: string; ramdisk: string; root: string; cmdline: string };
     const res = await this.call("registerImage", {
       Name: name,
-      ImageLocation: join(TEST_AMI_DIR, manifest.root),
-      KernelLocation: join(TEST_AMI_DIR, manifest.kernel),
-      RamdiskLocation: join(TEST_AMI_DIR, manifest.ramdisk),
+      ImageLocation: join(dir, manifest.root),
+      KernelLocation: join(dir, manifest.kernel),
+      RamdiskLocation: join(dir, manifest.ramdisk),
       KernelCommandLine: manifest.cmdline,
       BlockDeviceMappings: [{ DeviceName: "/dev/vda", Ebs: { VolumeSize: 1 } }],
     });

@@ -1,7 +1,7 @@
 // The test AMI (deploy/build-test-ami.sh) for the tests that boot real
 // guests under TCG, and where their disks may live.
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { agent } from "@cirrus/proto";
 
@@ -25,12 +25,14 @@ export function testAmi(): agent.ImageSpec {
     throw new Error(`libvirtd is not reachable at ${LIBVIRT_URI} (start it with: virtlogd -d; libvirtd -d): ${String(err)}`);
   }
   execFileSync("bash", [join(REPO, "deploy/build-test-ami.sh"), AMI_DIR], { stdio: "inherit" });
-  const manifest = JSON.parse(readFileSync(join(AMI_DIR, "manifest.json"), "utf8")) as Record<string, string>;
+  // Resolved: the shared test-ami is a symlink to the current build (deploy/prepare-host.sh).
+  const dir = realpathSync(AMI_DIR);
+  const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as Record<string, string>;
   return {
     imageId: "ami-0000000000000test",
-    rootPath: join(AMI_DIR, manifest.root!),
-    kernelPath: join(AMI_DIR, manifest.kernel!),
-    ramdiskPath: join(AMI_DIR, manifest.ramdisk!),
+    rootPath: join(dir, manifest.root!),
+    kernelPath: join(dir, manifest.kernel!),
+    ramdiskPath: join(dir, manifest.ramdisk!),
     kernelCmdline: manifest.cmdline!,
   };
 }
