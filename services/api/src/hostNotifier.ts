@@ -31,7 +31,7 @@ export class HostNotifier {
         this.again.delete(hostId);
         const { rows: [host] } = await this.pool.query<{ id: string; endpoint: string; secret: string }>("SELECT id, endpoint, secret FROM hosts WHERE id = $1", [hostId]);
         if (!host) return;
-        await this.agents.applyNetworkState(host, await hostNetworkState(this.pool, this.config, hostId));
+        await this.agents.applyNetworkState(host, await hostNetworkState(this.pool, this.config, hostId, this.log));
       } while (this.again.has(hostId));
     } catch (err) {
       this.log.warn({ hostId, err: (err as Error).message }, "network state push failed; the next heartbeat will apply it");

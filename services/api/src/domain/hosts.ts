@@ -78,6 +78,6 @@ export async function heartbeat(ctx: DomainContext, req: agent.HeartbeatRequest)
   const { rows } = await ctx.pool.query<InstanceRow & InstanceSpecRow>(`${instanceSpecSql()} WHERE i.host_id = $1 AND i.state <> 'terminated'`, [req.hostId]);
   return {
     instances: rows.map((r) => ({ spec: instanceSpecOf(r), state: r.state, busy: r.task !== null })),
-    network: await hostNetworkState(ctx.pool, ctx.config, req.hostId),
+    network: await hostNetworkState(ctx.pool, ctx.config, req.hostId, ctx.log),
   };
 }

@@ -2,7 +2,7 @@
 // firewalls compiled from security groups (rules naming a source group are
 // resolved to its members' addresses), elastic-IP mappings, and what the
 // metadata service tells each instance.
-import { macFor } from "@cirrus/common";
+import { macFor, type Logger } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import type { Pool, PoolClient } from "pg";
 import type { ApiConfig } from "../../config.js";
@@ -31,11 +31,25 @@ interface Rule {
 
 function groupBy<T>(rows: readonly T[], key: (r: T) => string): Map<string, T[]> {
   const out = new Map<string, T[]>();
-  for (const r of rows) out.set(key(r), [...(out.get(key(r)) ?? []), r]);
+  for (const r of rows) {
+    const list = out.get(key(r));
+    if (list) list.push(r);
+    else out.set(key(r), [r]);
+  }
   return out;
 }
 
-export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig, hostId: string): Promise<agent.HostNetworkState> {
+/**
+ * Rules naming a source group are expanded to one /32 per member, for every
+ * instance the rule applies to: quadratic in the group's size. Past this many
+ * expanded entries on one host the group-sourced rules of that host are left
+ * out (failing closed: traffic they would allow is dropped) and an error is
+ * logged, rather than exhausting the API's memory. Sets of addresses shared
+ * between rules (ipset) would lift the limit.
+ */
+export const MAX_GROUP_ENTRIES_PER_HOST = 200_000;
+
+export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig, hostId: string, log?: Logger): Promise<agent.HostNetworkState> {
   const { rows: instances } = await db.query<NetInstance>(
     `SELECT id, host(private_ip) AS ip, image_id, instance_type, availability_zone, reservation_id, key_name, public_key, user_data
        FROM instances WHERE host_id = $1 AND state <> 'terminated' AND private_ip IS NOT NULL ORDER BY id`,
@@ -64,10 +78,22 @@ export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig,
   const membersOf = groupBy(sourceMembers, (m) => m.group_id);
   const publicOf = new Map(eips.map((e) => [e.instance_id, e.public_ip]));
 
+  // One compiled rule per rule row, shared by every instance it applies to.
+  const compiled = new Map<Rule, agent.FirewallRule | undefined>();
+  let groupEntries = 0;
+  for (const i of instances) {
+    for (const m of groupsOf.get(i.id) ?? []) {
+      for (const r of rulesOf.get(m.group_id) ?? []) if (r.source_group_id) groupEntries += membersOf.get(r.source_group_id)?.length ?? 0;
+    }
+  }
+  const expandGroups = groupEntries <= MAX_GROUP_ENTRIES_PER_HOST;
+  if (!expandGroups) log?.error({ hostId, groupEntries, limit: MAX_GROUP_ENTRIES_PER_HOST }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
   const compile = (r: Rule): agent.FirewallRule | undefined => {
-    const cidrs = r.cidr ? [r.cidr] : (membersOf.get(r.source_group_id!) ?? []).map((m) => `${m.ip}/32`);
-    if (!cidrs.length) return undefined;
-    return { protocol: r.protocol === "-1" ? "all" : r.protocol, fromPort: r.from_port, toPort: r.to_port, cidrs };
+    if (compiled.has(r)) return compiled.get(r);
+    const cidrs = r.cidr ? [r.cidr] : expandGroups ? (membersOf.get(r.source_group_id!) ?? []).map((m) => `${m.ip}/32`) : [];
+    const rule = cidrs.length ? { protocol: r.protocol === "-1" ? "all" : r.protocol, fromPort: r.from_port, toPort: r.to_port, cidrs } : undefined;
+    compiled.set(r, rule);
+    return rule;
   };
   return {
     firewalls: instances.map((i) => {
