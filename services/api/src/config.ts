@@ -26,6 +26,13 @@ const schema = z.object({
   CIRRUS_DEFAULT_VPC_CIDR: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/(1[6-9]|2[0-8])$/).default("172.31.0.0/16"),
   /** Destination of the egress rule new security groups start with (EC2: 0.0.0.0/0). Tests narrow it to their own networks. */
   CIRRUS_DEFAULT_EGRESS_CIDR: z.string().regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/).default("0.0.0.0/0"),
+  /**
+   * Rules naming a source group are expanded to one /32 per member for every
+   * instance they apply to (quadratic). Past this many expanded entries on one
+   * host, that host's group-sourced rules are left out (fail closed) and an
+   * error is logged, instead of exhausting the API's memory.
+   */
+  CIRRUS_MAX_GROUP_ENTRIES_PER_HOST: z.coerce.number().int().positive().default(200_000),
   /** Comma-separated CIDRs of public addresses for elastic IPs. Empty: no elastic IPs. */
   CIRRUS_ADDRESS_POOL: z.string().default(""),
   /** How long terminated instances stay visible in DescribeInstances. */

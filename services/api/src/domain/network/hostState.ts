@@ -39,15 +39,7 @@ function groupBy<T>(rows: readonly T[], key: (r: T) => string): Map<string, T[]>
   return out;
 }
 
-/**
- * Rules naming a source group are expanded to one /32 per member, for every
- * instance the rule applies to: quadratic in the group's size. Past this many
- * expanded entries on one host the group-sourced rules of that host are left
- * out (failing closed: traffic they would allow is dropped) and an error is
- * logged, rather than exhausting the API's memory. Sets of addresses shared
- * between rules (ipset) would lift the limit.
- */
-export const MAX_GROUP_ENTRIES_PER_HOST = 200_000;
+
 
 export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig, hostId: string, log?: Logger): Promise<agent.HostNetworkState> {
   const { rows: instances } = await db.query<NetInstance>(
@@ -86,8 +78,9 @@ export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig,
       for (const r of rulesOf.get(m.group_id) ?? []) if (r.source_group_id) groupEntries += membersOf.get(r.source_group_id)?.length ?? 0;
     }
   }
-  const expandGroups = groupEntries <= MAX_GROUP_ENTRIES_PER_HOST;
-  if (!expandGroups) log?.error({ hostId, groupEntries, limit: MAX_GROUP_ENTRIES_PER_HOST }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
+  // See CIRRUS_MAX_GROUP_ENTRIES_PER_HOST: fail closed rather than run out of memory.
+  const expandGroups = groupEntries <= config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST;
+  if (!expandGroups) log?.error({ hostId, groupEntries, limit: config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
   const compile = (r: Rule): agent.FirewallRule | undefined => {
     if (compiled.has(r)) return compiled.get(r);
     const cidrs = r.cidr ? [r.cidr] : expandGroups ? (membersOf.get(r.source_group_id!) ?? []).map((m) => `${m.ip}/32`) : [];
