@@ -69,6 +69,16 @@ describe("VPCs and subnets", () => {
     const ok = results.filter((r): r is PromiseFulfilledResult<any> => r.status === "fulfilled").map((r) => r.value.Instances[0].PrivateIpAddress);
     expect(ok).toHaveLength(200);
     expect(new Set(ok).size).toBe(200);
+    // MaxResults/NextToken walk every instance exactly once.
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await stack.call("describeInstances", { MaxResults: 50, NextToken: token, Filters: [{ Name: "subnet-id", Values: [Subnet.SubnetId] }] });
+      seen.push(...page.Reservations.flatMap((r: { Instances: { InstanceId: string }[] }) => r.Instances.map((i) => i.InstanceId)));
+      token = page.NextToken;
+    } while (token);
+    expect(seen).toHaveLength(200);
+    expect(new Set(seen).size).toBe(200);
     const { Subnet: small } = await stack.call("createSubnet", { VpcId: Vpc.VpcId, CidrBlock: "10.249.1.0/28" });
     const some = await Promise.allSettled(Array.from({ length: 13 }, () => run({ SubnetId: small.SubnetId })));
     const good = some.filter((r): r is PromiseFulfilledResult<any> => r.status === "fulfilled");

@@ -2,8 +2,8 @@
 import { Ec2Error } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import type { DomainContext } from "../context.js";
-import { compileFilters } from "../filters.js";
-import { decodeToken, encodeToken, pageSize, requireIds } from "../validate.js";
+import { describeRows } from "../describe.js";
+import { requireIds } from "../validate.js";
 import { loadExtras, STATE_CODES, toReservations, type InstanceRow } from "./model.js";
 
 const stateCodeSql = `CASE state ${Object.entries(STATE_CODES).map(([n, c]) => `WHEN '${n}' THEN ${c}`).join(" ")} END`;
@@ -42,30 +42,26 @@ export async function loadInstances(ctx: DomainContext, ids: readonly string[]):
   return rows;
 }
 
+/** InvalidInstanceID.NotFound naming the missing ids, in EC2's singular or plural wording. */
+export function instancesNotFound(missing: readonly string[]): Ec2Error {
+  return missing.length === 1
+    ? new Ec2Error("InvalidInstanceID.NotFound", `The instance ID '${missing[0]}' does not exist`)
+    : new Ec2Error("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
+}
+
 export function requireAllFound(ids: readonly string[], rows: readonly { id: string }[]): void {
   const found = new Set(rows.map((r) => r.id));
   const missing = [...new Set(ids.filter((id) => !found.has(id)))];
-  if (missing.length === 1) throw new Ec2Error("InvalidInstanceID.NotFound", `The instance ID '${missing[0]}' does not exist`);
-  if (missing.length > 1) throw new Ec2Error("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
+  if (missing.length) throw instancesNotFound(missing);
 }
 
 export async function describeInstances(ctx: DomainContext, req: compute.DescribeInstancesRequest): Promise<compute.DescribeInstancesResponse> {
   requireIds("i", req.InstanceIds);
-  // An explicit id list is answered in one page, however long.
-  const limit = Math.max(pageSize(req.MaxResults, req.InstanceIds.length > 0), req.InstanceIds.length);
-  const after = decodeToken(req.NextToken);
-  const params: unknown[] = [ctx.config.CIRRUS_ACCOUNT_ID];
-  const where = ["owner_id = $1", visibleSql(ctx, params), ...compileFilters(req.Filters, instanceFilterColumns, "instances.id", params)];
-  if (req.InstanceIds.length) where.push(`id = ANY($${params.push(req.InstanceIds)})`);
-  if (after) {
-    if (!/^\d+$/.test(after[0] ?? "")) throw new Ec2Error("InvalidNextToken", "The specified token is not valid.");
-    where.push(`row_seq > $${params.push(after[0])}`);
-  }
-  const { rows } = await ctx.pool.query<InstanceRow>(`SELECT * FROM instances WHERE ${where.join(" AND ")} ORDER BY row_seq LIMIT ${limit + 1}`, params);
-  if (req.InstanceIds.length && req.Filters.length === 0) requireAllFound(req.InstanceIds, rows);
-  const page = rows.slice(0, limit);
-  return {
-    Reservations: toReservations(page, await loadExtras(ctx.pool, page.map((r) => r.id))),
-    NextToken: rows.length > limit ? encodeToken([page[page.length - 1]!.row_seq]) : "",
-  };
+  const params: unknown[] = [];
+  const page = await describeRows<InstanceRow>(ctx, {
+    table: "instances", ids: req.InstanceIds, filters: req.Filters, filterColumns: instanceFilterColumns,
+    maxResults: req.MaxResults, nextToken: req.NextToken, orderBy: "row_seq", where: [visibleSql(ctx, params)], params,
+    notFound: instancesNotFound,
+  });
+  return { Reservations: toReservations(page.rows, await loadExtras(ctx.pool, page.rows.map((r) => r.id))), NextToken: page.nextToken };
 }

@@ -55,22 +55,21 @@ export async function changeInstances(ctx: DomainContext, op: Operation, ids: re
       throw new Ec2Error("IncorrectInstanceState", `The instance '${bad.row.id}' is not in a state from which it can be ${verb[op]} (state: ${bad.row.state}${busy}).`);
     }
     const byId = new Map<string, compute.InstanceStateChange>();
-    const jobs: LifecycleJob[] = [];
     for (const { row, t } of plans) {
-      if (t.kind !== "task") {
-        byId.set(row.id, { InstanceId: row.id, PreviousState: stateOf(row.state), CurrentState: stateOf(row.state) });
-        continue;
-      }
-      const { rows: [updated] } = await db.query<{ task_seq: number }>(
+      byId.set(row.id, { InstanceId: row.id, PreviousState: stateOf(row.state), CurrentState: stateOf(t.kind === "task" ? t.state : row.state) });
+    }
+    // One operation gives every instance that needs work the same new state and task: one statement.
+    const target = plans.find((p) => p.t.kind === "task")?.t;
+    const { rows: started } = target?.kind === "task"
+      ? await db.query<{ id: string; task_seq: number }>(
         `UPDATE instances SET state = $2, task = $3, task_seq = task_seq + 1, stop_force = $4, state_changed_at = now(),
                 state_reason_code = '', state_reason_message = '',
                 state_transition_reason = CASE WHEN $3 IN ('stop', 'terminate') THEN 'User initiated (' || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' GMT)' ELSE state_transition_reason END
-          WHERE id = $1 RETURNING task_seq`,
-        [row.id, t.state, t.task, opts.force === true],
-      );
-      jobs.push({ instanceId: row.id, seq: updated!.task_seq });
-      byId.set(row.id, { InstanceId: row.id, PreviousState: stateOf(row.state), CurrentState: stateOf(t.state) });
-    }
+          WHERE id = ANY($1) RETURNING id, task_seq`,
+        [plans.filter((p) => p.t.kind === "task").map((p) => p.row.id), target.state, target.task, opts.force === true],
+      )
+      : { rows: [] };
+    const jobs: LifecycleJob[] = started.map((r) => ({ instanceId: r.id, seq: r.task_seq }));
     return { changes: unique.map((id) => byId.get(id)!), jobs };
   });
   await ctx.enqueue(jobs);
