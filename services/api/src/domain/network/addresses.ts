@@ -24,6 +24,9 @@ interface AddressRow {
 export async function syncAddressPool(ctx: DomainContext): Promise<void> {
   const cidrs = ctx.config.CIRRUS_ADDRESS_POOL.split(",").map((c) => c.trim()).filter(Boolean).map((c) => parseCidr(c, "CIRRUS_ADDRESS_POOL", 15, 32));
   for (const c of cidrs) {
+    // Start-up cost: only insert when some address of the range is missing.
+    const { rows: [have] } = await ctx.pool.query<{ n: string }>("SELECT count(*) AS n FROM address_pool WHERE ip <<= $1::cidr", [c.text]);
+    if (Number(have!.n) >= size(c)) continue;
     await ctx.pool.query(
       "INSERT INTO address_pool (ip) SELECT host(network($1::cidr) + n)::inet FROM generate_series(0, $2::bigint - 1) AS n ON CONFLICT DO NOTHING",
       [c.text, size(c)],
