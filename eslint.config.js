@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "proto/src/gen/**", "**/.turbo/**"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "proto/src/gen/**", "**/.turbo/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

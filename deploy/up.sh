@@ -43,13 +43,14 @@ stop_all() {
 }
 
 run_service() { # name script
-	node --import tsx "$2" >>"$LOG_DIR/$1.log" 2>&1 &
+	node "$2" >>"$LOG_DIR/$1.log" 2>&1 &
 	pids+=($!)
 	log "$1 started (pid $!, log $LOG_DIR/$1.log)"
 }
 
 main() {
 	[[ -d node_modules ]] || npm ci --no-audit --no-fund
+	npm run build
 	bash deploy/prepare-host.sh
 	ensure_env_file
 	[[ -n ${REDIS_URL:-} ]] || { ensure_redis; export REDIS_URL=redis://127.0.0.1:6379; }
@@ -57,10 +58,10 @@ main() {
 	install -d -m 0755 "$LOG_DIR"
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
-	run_service api services/api/src/main.ts
+	run_service api services/api/dist/main.js
 	for _ in $(seq 120); do npx cirrus describe-regions >/dev/null 2>&1 && break; sleep 0.5; done
-	run_service worker services/worker/src/main.ts
-	run_service agent agents/host-agent/src/main.ts
+	run_service worker services/worker/dist/main.js
+	run_service agent agents/host-agent/dist/main.js
 	bash deploy/demo.sh
 	log "stack running: gRPC on ${CIRRUS_API_LISTEN:-127.0.0.1:50051}; try 'npx cirrus describe-instances' in another terminal. Ctrl-C stops."
 	wait -n "${pids[@]}"

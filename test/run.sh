@@ -17,7 +17,8 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- 
 	git diff --stat -- proto/src/gen >&2
 	exit 1
 fi
-npx turbo run typecheck --output-logs=errors-only
+# The services, the agent and the CLI run compiled JavaScript.
+npx turbo run build typecheck --output-logs=errors-only
 npx eslint . --max-warnings 0
 
 reports=$(mktemp -d)

@@ -55,8 +55,8 @@ export class Proc {
 
   start(): void {
     const log = createWriteStream(join(this.logDir, `${this.name}.log`), { flags: "a" });
-    // node itself (with tsx's loader), not the tsx wrapper: signals must reach the real process.
-    this.child = spawn(process.execPath, ["--import", "tsx", this.script], { cwd: repoRoot, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    // The compiled program under node itself, so signals reach the real process.
+    this.child = spawn(process.execPath, [this.script], { cwd: repoRoot, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout?.pipe(log);
     this.child.stderr?.pipe(log);
   }
@@ -140,7 +140,7 @@ export class Stack {
     this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 4 });
     this.apiPort = await freePort();
     this.controlPort = await freePort();
-    this.api = new Proc("api", join(repoRoot, "services/api/src/main.ts"), {
+    this.api = new Proc("api", join(repoRoot, "services/api/dist/main.js"), {
       ...this.baseEnv(),
       CIRRUS_API_LISTEN: `127.0.0.1:${this.apiPort}`,
       CIRRUS_CONTROL_LISTEN: `127.0.0.1:${this.controlPort}`,
@@ -162,7 +162,7 @@ export class Stack {
   }
 
   addWorker(): Proc {
-    const w = new Proc(`worker${this.workers.length}`, join(repoRoot, "services/worker/src/main.ts"), {
+    const w = new Proc(`worker${this.workers.length}`, join(repoRoot, "services/worker/dist/main.js"), {
       ...this.baseEnv(),
       CIRRUS_JOB_LOCK_MS: "4000",
       CIRRUS_SWEEP_MS: "2000",
@@ -179,7 +179,7 @@ export class Stack {
     const instancesDir = join(this.workDir, "instances", o.name);
     mkdirSync(instancesDir, { recursive: true });
     const cap = o.capacity;
-    const proc = new Proc(`agent-${o.name}`, join(repoRoot, "agents/host-agent/src/main.ts"), {
+    const proc = new Proc(`agent-${o.name}`, join(repoRoot, "agents/host-agent/dist/main.js"), {
       ...this.baseEnv(),
       CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${this.controlPort}`,
       CIRRUS_HOST_NAME: `${o.name}-${this.runId}`,

@@ -1,7 +1,3 @@
 #!/usr/bin/env node
-// The `cirrus` command: runs the TypeScript sources directly through tsx, so
-// there is no build step between `npm ci` and a working CLI.
-import { register } from "tsx/esm/api";
-
-register();
-await import("../src/main.ts");
+// The `cirrus` command: the compiled CLI (`npm run build` makes dist/).
+await import("../dist/main.js");

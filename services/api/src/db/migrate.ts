@@ -5,7 +5,7 @@ import { readdir, readFile } from "node:fs/promises";
 import type { Pool } from "pg";
 import type { Logger } from "@cirrus/common";
 
-const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
+const MIGRATIONS_DIR = new URL("../../migrations/", import.meta.url);
 const LOCK_KEY = 0x63697272; // "cirr"
 
 /** Postcondition: every migration in migrations/ is applied exactly once. */
