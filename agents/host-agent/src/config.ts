@@ -1,30 +1,14 @@
-// Agent configuration from environment variables, validated in one pass so a
-// bad deployment hears about every mistake at once.
+// Agent configuration from the CIRRUS_* environment variables, validated with
+// zod in one pass so a bad deployment hears about every mistake at once.
 //
-// Networking (libvirt driver only; the fake driver ignores it):
-//   CIRRUS_NETWORK_DIR       directory on the driven host for dnsmasq's pid,
-//                            lease, hosts and log files and the saved NIC
-//                            registry (default /var/lib/cirrus/network; made 0755,
-//                            since dnsmasq runs as nobody)
-//   CIRRUS_NET_PREFIX        prefix of the agent's iptables chains and tag of its
-//                            bridges (default CIRRUS: CIRRUS-FORWARD, CIRRUS-<hex>-IN…);
-//                            only two agents sharing one host need different ones
-//   CIRRUS_METADATA_PORT     port of the metadata service on each bridge's gateway
-//                            address; guests reach it as 169.254.169.254:80 (default
-//                            8775). Unavailable when the host is driven over SSH.
-//   CIRRUS_IMDS_V2_REQUIRED  true: refuse metadata requests without an IMDSv2
-//                            session token (default false)
-//   CIRRUS_OUTBOUND_NAT      off, or the uplink interface through which guests
-//                            reach the outside world with the host's address
-//                            (MASQUERADE) (default off). Either way, a connection
-//                            a guest opens leaves the host through another
-//                            (non-Cirrus) interface only from an instance with an
-//                            elastic IP, translated to it; replies to connections
-//                            opened from outside always pass.
-// The host needs iproute2, iptables (nf_tables or legacy), dnsmasq (Debian:
-// dnsmasq-base) and the br_netfilter module; the agent sets
-// net.ipv4.ip_forward=1 and net.bridge.bridge-nf-call-iptables=1.
+// Networking (CIRRUS_NETWORK_DIR, CIRRUS_NET_PREFIX, CIRRUS_METADATA_PORT,
+// CIRRUS_IMDS_V2_REQUIRED, CIRRUS_OUTBOUND_NAT; described in the schema below)
+// is used by the libvirt driver only; the fake driver ignores it. The host needs
+// iproute2, iptables (nf_tables or legacy), dnsmasq (Debian: dnsmasq-base) and
+// the br_netfilter module; the agent sets net.ipv4.ip_forward=1 and
+// net.bridge.bridge-nf-call-iptables=1.
 import { hostname } from "node:os";
+import { z } from "zod";
 import type { Capacity } from "./driver/types.js";
 import { isSafePath } from "./driver/spec.js";
 import { NET_PREFIX } from "./network/names.js";
@@ -73,95 +57,158 @@ export class ConfigError extends Error {
 /** Capacity of a fake host unless CIRRUS_CAPACITY_* says otherwise. */
 const FAKE_DEFAULT_CAPACITY: Capacity = { vcpus: 32, memoryMib: 131_072, diskGib: 2_048 };
 
+// Each message completes "NAME=value: expected …". Defaults are written as the
+// variable would be, and are validated like a given value.
+
+/** Decimal digits only: z.coerce.number() would also take "1e3", " 5" or "0x10". */
+const int = (min: number, max: number) =>
+  z.string().refine((v) => /^\d+$/.test(v) && Number(v) >= min && Number(v) <= max, `an integer in [${min}, ${max}]`).transform(Number);
+const endpoint = z.string().refine(isHostPort, "host:port");
+const path = z.string().refine(isSafePath, "an absolute path of plain segments");
+
+const schema = z.object({
+  /** HostControl of the control plane (the API's CIRRUS_CONTROL_LISTEN). */
+  CIRRUS_CONTROL_ENDPOINT: endpoint.default("127.0.0.1:50052"),
+  /** Needed only for the first registration; the host secret it earns is kept in CIRRUS_STATE_DIR. */
+  CIRRUS_ENROLMENT_TOKEN: z.string().optional(),
+  CIRRUS_HOST_NAME: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "a host name of at most 63 characters").default(hostname),
+  CIRRUS_AVAILABILITY_ZONE: z.string().regex(/^[a-z0-9-]{1,64}$/, "a zone name such as lab-1a").default("lab-1a"),
+  /** Where the HostAgent service binds. */
+  CIRRUS_AGENT_LISTEN: endpoint.default("127.0.0.1:50061"),
+  /** The endpoint registered for the control plane to dial (default: CIRRUS_AGENT_LISTEN). */
+  CIRRUS_AGENT_ADVERTISE: endpoint.optional(),
+  /** Holds the host identity (host.json); made 0700. */
+  CIRRUS_STATE_DIR: path.default("/var/lib/cirrus/agent"),
+  /** On the driven host: instance disks and console logs. */
+  CIRRUS_INSTANCES_DIR: path.default("/var/lib/cirrus/instances"),
+  /** fake: an in-memory hypervisor, for tests and demos. */
+  CIRRUS_DRIVER: z.enum(["libvirt", "fake"]).default("libvirt"),
+  CIRRUS_LIBVIRT_URI: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, "a libvirt URI").default("qemu:///system"),
+  /** auto: kvm if the host can, else qemu (emulation). */
+  CIRRUS_HYPERVISOR: z.enum(["auto", "kvm", "qemu"]).default("auto"),
+  /** Prefix of libvirt domain names: domains without it are not the agent's. */
+  CIRRUS_DOMAIN_PREFIX: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/, "1-32 of [A-Za-z0-9_-]").default("cirrus-"),
+  /** Each replaces the measured value it names. */
+  CIRRUS_CAPACITY_VCPUS: int(1, 100_000).optional(),
+  CIRRUS_CAPACITY_MEMORY_MIB: int(1, 1 << 30).optional(),
+  CIRRUS_CAPACITY_DISK_GIB: int(1, 1 << 30).optional(),
+  CIRRUS_HEARTBEAT_MS: int(100, 3_600_000).default("5000"),
+  /** How long an instance or NIC nobody wants survives before it is destroyed or forgotten. */
+  CIRRUS_ORPHAN_GRACE_MS: int(0, 86_400_000).default("60000"),
+  /** How long a graceful stop waits before powering off. */
+  CIRRUS_STOP_TIMEOUT_MS: int(0, 3_600_000).default("30000"),
+  /** Fake driver: latency of each operation, fixed or uniformly drawn from MIN-MAX. */
+  CIRRUS_FAKE_DELAY_MS: z.string().transform(parseRange).refine((r) => r !== undefined, "MS or MIN-MAX").default("0"),
+  /** Fake driver: probability that an operation fails. */
+  CIRRUS_FAKE_FAILURE_RATE: z.string().refine((v) => Number(v) >= 0 && Number(v) <= 1, "a number in [0, 1]").transform(Number).default("0"),
+  /**
+   * Directory on the driven host for dnsmasq's pid, lease, hosts and log files
+   * and the saved NIC registry; made 0755, since dnsmasq runs as nobody.
+   */
+  CIRRUS_NETWORK_DIR: path.default("/var/lib/cirrus/network"),
+  /**
+   * Prefix of the agent's iptables chains and tag of its bridges
+   * (CIRRUS-FORWARD, CIRRUS-<hex>-IN…); only two agents sharing one host need
+   * different ones.
+   */
+  CIRRUS_NET_PREFIX: z.string().regex(NET_PREFIX, "1-8 of [A-Z0-9], starting with a letter").default("CIRRUS"),
+  /**
+   * Port of the metadata service on each bridge's gateway address; guests
+   * reach it as 169.254.169.254:80. Unavailable when the host is driven over SSH.
+   */
+  CIRRUS_METADATA_PORT: int(1, 65535).default("8775"),
+  /** true: refuse metadata requests without an IMDSv2 session token. */
+  CIRRUS_IMDS_V2_REQUIRED: z.enum(["true", "false"]).default("false"),
+  /**
+   * off, or the uplink interface through which guests reach the outside world
+   * with the host's address (MASQUERADE). Either way, a connection a guest
+   * opens leaves the host through another (non-Cirrus) interface only from an
+   * instance with an elastic IP, translated to it; replies to connections
+   * opened from outside always pass. ("off" matches the interface pattern too.)
+   */
+  CIRRUS_OUTBOUND_NAT: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "off or an interface name").default("off"),
+});
+
+const SSH_KEY_EXPECTED = "the absolute path of the private key (required with CIRRUS_SSH_HOST)";
+
+/** Read only when CIRRUS_SSH_HOST is set: without it the agent never uses them. */
+const sshSchema = z.object({
+  /** Drive the host over SSH; unset: commands run locally. */
+  CIRRUS_SSH_HOST: z.string().regex(/^[A-Za-z0-9.:_-]+$/, "a host name or address"),
+  CIRRUS_SSH_PORT: int(1, 65535).default("22"),
+  CIRRUS_SSH_USER: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, "a user name").default("root"),
+  CIRRUS_SSH_KEY: z.string({ required_error: SSH_KEY_EXPECTED }).startsWith("/", SSH_KEY_EXPECTED),
+  /** Unset: any host key is accepted (the agent warns). */
+  CIRRUS_SSH_HOST_FINGERPRINT: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, "an OpenSSH SHA256 fingerprint (SHA256:...)").optional(),
+});
+
 /**
- * Reads and validates the CIRRUS_* variables named below; unset or empty
- * means the default. Throws ConfigError naming every invalid variable.
+ * Reads and validates the CIRRUS_* variables above; unset or empty means the
+ * default. Throws ConfigError naming every invalid variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const problems: string[] = [];
-  const str = (name: string, fallback?: string): string | undefined => {
-    const v = env[name];
-    return v === undefined || v === "" ? fallback : v;
-  };
-  const check = <T>(name: string, value: T | undefined, ok: (v: T) => boolean, expected: string): T | undefined => {
-    if (value !== undefined && !ok(value)) {
-      problems.push(`${name}=${JSON.stringify(value)}: expected ${expected}`);
-      return undefined;
-    }
-    return value;
-  };
-  const int = (name: string, fallback: number | undefined, min: number, max: number): number | undefined => {
-    const raw = str(name);
-    if (raw === undefined) return fallback;
-    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    return check(name, n, (v) => Number.isSafeInteger(v) && v >= min && v <= max, `an integer in [${min}, ${max}]`) ?? fallback;
-  };
-  const oneOf = <T extends string>(name: string, fallback: T, values: readonly T[]): T =>
-    (check(name, str(name, fallback) as T, (v) => values.includes(v), values.join(" | ")) ?? fallback);
-  const endpoint = (name: string, fallback?: string) => check(name, str(name, fallback), isHostPort, "host:port");
-  const path = (name: string, fallback: string) => check(name, str(name, fallback), isSafePath, "an absolute path of plain segments") ?? fallback;
-
-  const listen = endpoint("CIRRUS_AGENT_LISTEN", "127.0.0.1:50061") ?? "";
-  const sshHost = str("CIRRUS_SSH_HOST");
-  let ssh: SshTarget | undefined;
-  if (sshHost !== undefined) {
-    const privateKeyPath = str("CIRRUS_SSH_KEY");
-    if (!privateKeyPath?.startsWith("/")) problems.push("CIRRUS_SSH_KEY: the absolute path of the private key is required when CIRRUS_SSH_HOST is set");
-    ssh = {
-      host: check("CIRRUS_SSH_HOST", sshHost, (v) => /^[A-Za-z0-9.:_-]+$/.test(v), "a host name or address") ?? sshHost,
-      port: int("CIRRUS_SSH_PORT", 22, 1, 65535) ?? 22,
-      username: check("CIRRUS_SSH_USER", str("CIRRUS_SSH_USER", "root"), (v) => /^[a-z_][a-z0-9_.-]{0,31}$/i.test(v), "a user name") ?? "root",
-      privateKeyPath: privateKeyPath ?? "",
-      hostKeyFingerprint: check("CIRRUS_SSH_HOST_FINGERPRINT", str("CIRRUS_SSH_HOST_FINGERPRINT"), (v) => /^SHA256:[A-Za-z0-9+/]{43}$/.test(v), "an OpenSSH SHA256 fingerprint (SHA256:...)"),
-    };
+  // An empty value is how an env file or a unit says "not set".
+  const given = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ""));
+  const main = schema.safeParse(given);
+  const ssh = given.CIRRUS_SSH_HOST === undefined ? undefined : sshSchema.safeParse(given);
+  if (!main.success || ssh?.success === false) {
+    const issues = [...(main.error?.issues ?? []), ...(ssh?.error?.issues ?? [])];
+    throw new ConfigError(`invalid configuration:\n  ${issues.map((i) => describeIssue(i, given)).join("\n  ")}`);
   }
+  const e = main.data;
 
+  // Only the fields given: an undefined one would blank the measured value when spread over it.
   const capacityOverride: Partial<Capacity> = {};
-  const vcpus = int("CIRRUS_CAPACITY_VCPUS", undefined, 1, 100_000);
-  const memoryMib = int("CIRRUS_CAPACITY_MEMORY_MIB", undefined, 1, 1 << 30);
-  const diskGib = int("CIRRUS_CAPACITY_DISK_GIB", undefined, 1, 1 << 30);
-  if (vcpus !== undefined) capacityOverride.vcpus = vcpus;
-  if (memoryMib !== undefined) capacityOverride.memoryMib = memoryMib;
-  if (diskGib !== undefined) capacityOverride.diskGib = diskGib;
+  if (e.CIRRUS_CAPACITY_VCPUS !== undefined) capacityOverride.vcpus = e.CIRRUS_CAPACITY_VCPUS;
+  if (e.CIRRUS_CAPACITY_MEMORY_MIB !== undefined) capacityOverride.memoryMib = e.CIRRUS_CAPACITY_MEMORY_MIB;
+  if (e.CIRRUS_CAPACITY_DISK_GIB !== undefined) capacityOverride.diskGib = e.CIRRUS_CAPACITY_DISK_GIB;
 
-  const delay = check("CIRRUS_FAKE_DELAY_MS", str("CIRRUS_FAKE_DELAY_MS", "0"), (v) => /^\d+(-\d+)?$/.test(v) && parseRange(v).min <= parseRange(v).max, "MS or MIN-MAX");
-  const outboundNat = check("CIRRUS_OUTBOUND_NAT", str("CIRRUS_OUTBOUND_NAT", "off"), (v) => /^[A-Za-z0-9_.-]{1,15}$/.test(v), "off or an interface name");
-  const failureRate = Number(str("CIRRUS_FAKE_FAILURE_RATE", "0"));
-  if (!(failureRate >= 0 && failureRate <= 1)) problems.push(`CIRRUS_FAKE_FAILURE_RATE=${JSON.stringify(str("CIRRUS_FAKE_FAILURE_RATE"))}: expected a number in [0, 1]`);
-
-  const config: AgentConfig = {
-    controlEndpoint: endpoint("CIRRUS_CONTROL_ENDPOINT", "127.0.0.1:50052") ?? "",
-    enrolmentToken: str("CIRRUS_ENROLMENT_TOKEN"),
-    hostName: check("CIRRUS_HOST_NAME", str("CIRRUS_HOST_NAME", hostname()), (v) => /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v), "a host name of at most 63 characters") ?? "",
-    availabilityZone: check("CIRRUS_AVAILABILITY_ZONE", str("CIRRUS_AVAILABILITY_ZONE", "lab-1a"), (v) => /^[a-z0-9-]{1,64}$/.test(v), "a zone name such as lab-1a") ?? "",
-    listen,
-    advertise: endpoint("CIRRUS_AGENT_ADVERTISE", listen) ?? listen,
-    stateDir: path("CIRRUS_STATE_DIR", "/var/lib/cirrus/agent"),
-    instancesDir: path("CIRRUS_INSTANCES_DIR", "/var/lib/cirrus/instances"),
-    driver: oneOf("CIRRUS_DRIVER", "libvirt", ["libvirt", "fake"] as const),
-    libvirtUri: check("CIRRUS_LIBVIRT_URI", str("CIRRUS_LIBVIRT_URI", "qemu:///system"), (v) => /^[a-z0-9+]+:\/\/[^\s]*$/.test(v), "a libvirt URI") ?? "",
-    hypervisor: oneOf("CIRRUS_HYPERVISOR", "auto", ["auto", "kvm", "qemu"] as const),
-    domainPrefix: check("CIRRUS_DOMAIN_PREFIX", str("CIRRUS_DOMAIN_PREFIX", "cirrus-"), (v) => /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(v), "1-32 of [A-Za-z0-9_-]") ?? "",
-    ssh,
+  return {
+    controlEndpoint: e.CIRRUS_CONTROL_ENDPOINT,
+    enrolmentToken: e.CIRRUS_ENROLMENT_TOKEN,
+    hostName: e.CIRRUS_HOST_NAME,
+    availabilityZone: e.CIRRUS_AVAILABILITY_ZONE,
+    listen: e.CIRRUS_AGENT_LISTEN,
+    advertise: e.CIRRUS_AGENT_ADVERTISE ?? e.CIRRUS_AGENT_LISTEN,
+    stateDir: e.CIRRUS_STATE_DIR,
+    instancesDir: e.CIRRUS_INSTANCES_DIR,
+    driver: e.CIRRUS_DRIVER,
+    libvirtUri: e.CIRRUS_LIBVIRT_URI,
+    hypervisor: e.CIRRUS_HYPERVISOR,
+    domainPrefix: e.CIRRUS_DOMAIN_PREFIX,
+    ssh: ssh && {
+      host: ssh.data.CIRRUS_SSH_HOST,
+      port: ssh.data.CIRRUS_SSH_PORT,
+      username: ssh.data.CIRRUS_SSH_USER,
+      privateKeyPath: ssh.data.CIRRUS_SSH_KEY,
+      hostKeyFingerprint: ssh.data.CIRRUS_SSH_HOST_FINGERPRINT,
+    },
     capacityOverride,
-    heartbeatMs: int("CIRRUS_HEARTBEAT_MS", 5_000, 100, 3_600_000) ?? 5_000,
-    orphanGraceMs: int("CIRRUS_ORPHAN_GRACE_MS", 60_000, 0, 86_400_000) ?? 60_000,
-    stopTimeoutMs: int("CIRRUS_STOP_TIMEOUT_MS", 30_000, 0, 3_600_000) ?? 30_000,
+    heartbeatMs: e.CIRRUS_HEARTBEAT_MS,
+    orphanGraceMs: e.CIRRUS_ORPHAN_GRACE_MS,
+    stopTimeoutMs: e.CIRRUS_STOP_TIMEOUT_MS,
     fake: {
       capacity: { ...FAKE_DEFAULT_CAPACITY, ...capacityOverride },
-      delayMs: parseRange(delay ?? "0"),
-      failureRate: failureRate >= 0 && failureRate <= 1 ? failureRate : 0,
+      delayMs: e.CIRRUS_FAKE_DELAY_MS,
+      failureRate: e.CIRRUS_FAKE_FAILURE_RATE,
     },
     network: {
-      dir: path("CIRRUS_NETWORK_DIR", "/var/lib/cirrus/network"),
-      prefix: check("CIRRUS_NET_PREFIX", str("CIRRUS_NET_PREFIX", "CIRRUS"), (v) => NET_PREFIX.test(v), "1-8 of [A-Z0-9], starting with a letter") ?? "CIRRUS",
-      metadataPort: int("CIRRUS_METADATA_PORT", 8775, 1, 65535) ?? 8775,
-      imdsV2Required: oneOf("CIRRUS_IMDS_V2_REQUIRED", "false", ["true", "false"] as const) === "true",
-      outboundNat: outboundNat === "off" ? undefined : outboundNat,
+      dir: e.CIRRUS_NETWORK_DIR,
+      prefix: e.CIRRUS_NET_PREFIX,
+      metadataPort: e.CIRRUS_METADATA_PORT,
+      imdsV2Required: e.CIRRUS_IMDS_V2_REQUIRED === "true",
+      outboundNat: e.CIRRUS_OUTBOUND_NAT === "off" ? undefined : e.CIRRUS_OUTBOUND_NAT,
     },
   };
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
-  return config;
+}
+
+/** One line per issue: "NAME=<value as JSON>: expected …" ("NAME: expected …" when unset). */
+function describeIssue(issue: z.ZodIssue, given: NodeJS.ProcessEnv): string {
+  const name = String(issue.path[0]);
+  const value = given[name];
+  // zod words its enum message as a sentence; list the options like the other lines do.
+  const expected = issue.code === "invalid_enum_value" ? issue.options.join(" | ") : issue.message;
+  return `${name}${value === undefined ? "" : `=${JSON.stringify(value)}`}: expected ${expected}`;
 }
 
 function isHostPort(v: string): boolean {
@@ -169,7 +216,11 @@ function isHostPort(v: string): boolean {
   return m !== null && Number(m[2]) <= 65535;
 }
 
-function parseRange(v: string): { min: number; max: number } {
-  const [a, b] = v.split("-").map(Number);
-  return { min: a ?? 0, max: b ?? a ?? 0 };
+/** "MS" or "MIN-MAX" with MIN <= MAX; undefined for anything else. */
+function parseRange(v: string): { min: number; max: number } | undefined {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(v);
+  if (!m) return undefined;
+  const min = Number(m[1]);
+  const max = Number(m[2] ?? m[1]);
+  return min <= max ? { min, max } : undefined;
 }
