@@ -32,7 +32,7 @@ describe("resilience", () => {
     agent.start();
     // Let the restarted agent re-register and heartbeat well past the drift grace period.
     await waitUntil("agent heartbeat after restart", async () => {
-      const { rows } = await stack.pool.query("SELECT last_heartbeat_at > now() - interval '2 seconds' AS fresh FROM hosts WHERE id = $1", [hostId]);
+      const { rows } = await stack.pool.query("SELECT last_heartbeat_at > now() - interval '2 seconds' AS fresh FROM host_heartbeats WHERE host_id = $1", [hostId]);
       return rows[0]?.fresh;
     });
     await new Promise((r) => setTimeout(r, 6000));

@@ -202,7 +202,7 @@ export class Stack {
     proc.start();
     this.agents.set(o.name, proc);
     const hostId = await waitUntil(`agent ${o.name} to register`, async () => {
-      const { rows } = await this.pool.query<{ id: string }>("SELECT id FROM hosts WHERE name = $1 AND last_heartbeat_at > now() - interval '5 seconds'", [`${o.name}-${this.runId}`]);
+      const { rows } = await this.pool.query<{ id: string }>("SELECT h.id FROM hosts h JOIN host_heartbeats b ON b.host_id = h.id WHERE h.name = $1 AND b.last_heartbeat_at > now() - interval '5 seconds'", [`${o.name}-${this.runId}`]);
       return rows[0]?.id;
     }, 90_000);
     return { proc, hostId, instancesDir, endpoint: `127.0.0.1:${port}` };

@@ -77,7 +77,7 @@ function buildProgram(io: Io, options: RunOptions): Command {
         .choices(OUTPUT_FORMATS)
         .default(io.env.CIRRUS_OUTPUT || "json"),
     )
-    .addOption(new Option("--query <expression>", "print only what this JMESPath subset selects, e.g. KeyMaterial or Reservations[*].Instances[*].InstanceId"))
+    .addOption(new Option("--query <expression>", "print only what this JMESPath expression selects, e.g. KeyMaterial or Reservations[].Instances[?State.Name=='running'].InstanceId"))
     .addOption(new Option("--cli-read-timeout <seconds>", "how long one call may take; 0 waits forever").default(String(DEFAULT_READ_TIMEOUT_S)))
     // Settings below are inherited by the commands added afterwards.
     .exitOverride()

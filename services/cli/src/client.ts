@@ -1,8 +1,8 @@
 // The connection to the compute API and the translation of gRPC failures into
 // the aws CLI's messages and exit codes.
 import { type Client, connectivityState, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { callUnary, fromGrpcError, insecure } from "@cirrus/common";
-import { compute } from "@cirrus/proto";
+import { callUnary, insecure } from "@cirrus/common";
+import { compute, EC2_ERROR_CODE_METADATA_KEY } from "@cirrus/proto";
 import { CliError, EndpointError, ServiceError as Ec2ServiceError } from "./errors.js";
 
 /** A unary RPC as described by the generated service definition (`compute.ComputeService.runInstances`). */
@@ -67,9 +67,13 @@ function isConnected(client: Client): boolean {
  * status, reported like a service error under its status name.
  */
 export function toCliError(err: unknown, operation: string, endpoint: string, connected: boolean): CliError | unknown {
-  const ec2 = fromGrpcError(err);
-  if (ec2) return new Ec2ServiceError(ec2.code, operation, ec2.message);
   const se = err as Partial<ServiceError>;
+  const code = se?.metadata?.get(EC2_ERROR_CODE_METADATA_KEY)[0];
+  if (typeof code === "string") {
+    // The details are "<Code>: <message>" (compute.proto's header).
+    const details = se.details ?? "";
+    return new Ec2ServiceError(code, operation, details.startsWith(`${code}: `) ? details.slice(code.length + 2) : details);
+  }
   if (typeof se?.code !== "number") return err;
   if (se.code === status.UNAVAILABLE || (se.code === status.DEADLINE_EXCEEDED && !connected))
     return new EndpointError(`Could not connect to the endpoint URL: "${endpoint}"`);

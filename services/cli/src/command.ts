@@ -1,6 +1,7 @@
 // One generic way to run any command: a command is a declarative spec (its
-// RPC, options, resource list, table view, optional waiter), and `runCommand`
-// does the rest — build the request, call (following NextToken), wait, print.
+// RPC, options, resource list, table view, optional waiter; derived from the
+// operation table in commands/), and `runCommand` does the rest — build the
+// request, call (following NextToken), wait, print.
 import type { ComputeApi, Rpc } from "./client.js";
 import { CliError, ExitCode, parameterError } from "./errors.js";
 import { formatJson, formatTable, formatText, messageJson, scalarGrid, valueGrid, type Grid, type JsonObject, type OutputFormat } from "./output.js";
@@ -51,11 +52,6 @@ export interface CommandSpec<Req, Res, Seen extends Observation = Observation> {
 
 /** A command spec with its types erased, for the list of commands of different message types. */
 export type AnyCommandSpec = CommandSpec<any, any, any>;
-
-/** Declares a command, checking its parts against each other before the types are erased. */
-export function defineCommand<Req, Res, Seen extends Observation = Observation>(spec: CommandSpec<Req, Res, Seen>): AnyCommandSpec {
-  return spec;
-}
 
 const WAIT: ParamSpec = { flag: "wait", kind: "flag", description: "wait until every instance reaches its target state, showing progress on stderr" };
 const WAIT_TIMEOUT: ParamSpec = {

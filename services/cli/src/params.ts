@@ -23,6 +23,8 @@ export type ParamKind =
 export interface ParamSpec {
   /** The flag without dashes, e.g. "image-id". */
   readonly flag: string;
+  /** The request member it sets (default: the flag in PascalCase, `image-id` → `ImageId`). */
+  readonly member?: string;
   readonly kind: ParamKind;
   readonly description: string;
   readonly required?: boolean;
@@ -54,25 +56,26 @@ export function commanderFlags(p: ParamSpec): string {
  */
 export function paramFields(p: ParamSpec, raw: string | string[] | boolean): Record<string, unknown> {
   const flag = `--${p.flag}`;
+  const member = p.member ?? fieldName(p.flag);
   const one = (): string => (Array.isArray(raw) ? raw.join(" ") : String(raw));
   const many = (): string[] => (Array.isArray(raw) ? raw : [String(raw)]);
   switch (p.kind) {
     case "count":
       return parseCount(one());
     case "flag":
-      return { [fieldName(p.flag)]: raw === true };
+      return { [member]: raw === true };
     case "integer":
-      return { [fieldName(p.flag)]: parseInteger(flag, loadText(flag, one())) };
+      return { [member]: parseInteger(flag, loadText(flag, one())) };
     case "blob":
-      return { [fieldName(p.flag)]: loadBytes(flag, one()).toString("base64") };
+      return { [member]: loadBytes(flag, one()).toString("base64") };
     case "string":
-      return { [fieldName(p.flag)]: loadText(flag, one()) };
+      return { [member]: loadText(flag, one()) };
     case "structure":
-      return { [fieldName(p.flag)]: parseStructure(flag, loadText(flag, one())) };
+      return { [member]: parseStructure(flag, loadText(flag, one())) };
     case "string-list":
-      return { [fieldName(p.flag)]: many().flatMap((v) => parseStringList(flag, loadText(flag, v))) };
+      return { [member]: many().flatMap((v) => parseStringList(flag, loadText(flag, v))) };
     case "structure-list":
-      return { [fieldName(p.flag)]: many().flatMap((v) => parseStructureList(flag, loadText(flag, v))) };
+      return { [member]: many().flatMap((v) => parseStructureList(flag, loadText(flag, v))) };
   }
 }
 

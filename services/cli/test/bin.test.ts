@@ -2,7 +2,7 @@
 // of the process.
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { Ec2Error } from "@cirrus/common";
+import { Ec2Error } from "@cirrus/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeCompute, type FakeCompute } from "./fake-compute.js";
 

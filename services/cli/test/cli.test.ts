@@ -3,7 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Ec2Error } from "@cirrus/common";
+import { Ec2Error } from "@cirrus/core";
 import { compute } from "@cirrus/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { run, type Io } from "../src/cli.js";
@@ -240,10 +240,10 @@ describe("images and console", () => {
   it("get-console-output --output text prints the decoded console", async () => {
     const { stdout, server } = await cirrus(
       { getConsoleOutput: () => ({ InstanceId: "i-1", Output: Buffer.from("login: ").toString("base64"), Timestamp: "t" }) },
-      ["get-console-output", "--instance-id", "i-1", "--latest", "--output", "text"],
+      ["get-console-output", "--instance-id", "i-1", "--output", "text"],
     );
     expect(stdout).toBe("login: ");
-    expect(server.requests("getConsoleOutput")).toEqual([{ InstanceId: "i-1", Latest: true }]);
+    expect(server.requests("getConsoleOutput")).toEqual([{ InstanceId: "i-1" }]);
   });
 });
 
@@ -286,11 +286,24 @@ describe("key pairs, networking and --query", () => {
     expect(stdout).toBe('"key-0123456789abcdef0"\n');
   });
 
+  it("--query is full JMESPath (multi-select, functions)", async () => {
+    const { code, stdout } = await cirrus({ createKeyPair: created }, ["create-key-pair", "--key-name", "k", "--query", "{Id: KeyPairId, NameLength: length(KeyName)}", "--output", "text"]);
+    expect(code).toBe(0);
+    expect(stdout).toBe("key-0123456789abcdef0\t1\n");
+  });
+
   it("a bad --query fails before calling the server (exit 252)", async () => {
-    const { code, stderr, server } = await cirrus({ createKeyPair: created }, ["create-key-pair", "--key-name", "k", "--query", "KeyPairs[?KeyName=='k']"]);
+    const { code, stderr, server } = await cirrus({ createKeyPair: created }, ["create-key-pair", "--key-name", "k", "--query", "KeyPairs[?KeyName='k']"]);
     expect(code).toBe(252);
-    expect(stderr).toMatch(/^Bad value for --query /);
+    expect(stderr).toBe("Bad value for --query KeyPairs[?KeyName='k']: unknown operator '=' (compare with ==)\n");
     expect(server.calls).toHaveLength(0);
+  });
+
+  it("a --query that fails on the response exits 255 with jmespath's reason", async () => {
+    const { code, stdout, stderr } = await cirrus({ createKeyPair: created }, ["create-key-pair", "--key-name", "k", "--query", "sum(KeyName)"]);
+    expect(code).toBe(255);
+    expect(stdout).toBe("");
+    expect(stderr).toBe("Error evaluating --query sum(KeyName): TypeError: sum() expected argument 1 to be type Array<number> but received type string instead.\n");
   });
 
   it("import-key-pair sends the bytes of fileb:// or of the text itself", async () => {

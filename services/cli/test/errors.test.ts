@@ -1,5 +1,6 @@
 import { Metadata, status } from "@grpc/grpc-js";
-import { Ec2Error, toGrpcError } from "@cirrus/common";
+import { toGrpcError } from "@cirrus/api/grpc";
+import { Ec2Error } from "@cirrus/core";
 import { describe, expect, it } from "vitest";
 import { operationName, toCliError } from "../src/client.js";
 import { EndpointError, ExitCode, formatServiceError, ServiceError } from "../src/errors.js";

@@ -1,7 +1,8 @@
 // A tiny in-process Compute server with canned answers, to check what the CLI
 // sends (argv → request) and how it handles answers and errors.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { Ec2Error, unaryHandler } from "@cirrus/common";
+import { unaryHandler } from "@cirrus/api/grpc";
+import { Ec2Error } from "@cirrus/core";
 import { compute } from "@cirrus/proto";
 
 type Service = typeof compute.ComputeService;

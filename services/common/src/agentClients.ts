@@ -1,5 +1,6 @@
 // Control-plane side of the HostAgent API: one gRPC channel per host,
-// authenticated with that host's secret.
+// authenticated with that host's secret. Implements the core's AgentPort.
+import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
 import { agent } from "@cirrus/proto";
 import { bearerMetadata, callUnary, insecure } from "./grpc.js";
 
@@ -9,7 +10,10 @@ export interface HostEndpoint {
   secret: string;
 }
 
-type Method<Req, Res> = (c: agent.HostAgentClient) => (req: Req, md: import("@grpc/grpc-js").Metadata, opts: object, cb: (err: import("@grpc/grpc-js").ServiceError | null, res: Res) => void) => unknown;
+type Method<Req, Res> = (c: agent.HostAgentClient) => (req: Req, md: Metadata, opts: object, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+
+/** Statuses with which the agent refuses a request itself (see agents/host-agent/src/server.ts): retrying cannot help. */
+const PERMANENT = new Set<number>([status.FAILED_PRECONDITION, status.INVALID_ARGUMENT, status.NOT_FOUND]);
 
 export class AgentClients {
   private readonly clients = new Map<string, { endpoint: string; client: agent.HostAgentClient }>();
@@ -33,9 +37,6 @@ export class AgentClients {
   createInstance(host: HostEndpoint, spec: agent.InstanceSpec) {
     return this.call(host, (c) => c.createInstance, { spec });
   }
-  startInstance(host: HostEndpoint, instanceId: string) {
-    return this.call(host, (c) => c.startInstance, { instanceId });
-  }
   stopInstance(host: HostEndpoint, instanceId: string, force: boolean) {
     return this.call(host, (c) => c.stopInstance, { instanceId, force });
   }
@@ -48,8 +49,13 @@ export class AgentClients {
   applyNetworkState(host: HostEndpoint, state: agent.HostNetworkState) {
     return this.call(host, (c) => c.applyNetworkState, state, 10_000);
   }
-  consoleOutput(host: HostEndpoint, instanceId: string) {
-    return this.call(host, (c) => c.getConsoleOutput, { instanceId }, 15_000);
+  async consoleOutput(host: HostEndpoint, instanceId: string): Promise<Buffer> {
+    return Buffer.from((await this.call(host, (c) => c.getConsoleOutput, { instanceId }, 15_000)).output);
+  }
+
+  isPermanent(err: unknown): boolean {
+    const code = (err as Partial<ServiceError>).code;
+    return typeof code === "number" && PERMANENT.has(code);
   }
 
   close(): void {

@@ -1,26 +1,5 @@
 // Small helpers shared by every gRPC server and client in Cirrus.
-import { credentials, Metadata, type Client, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
-import { toGrpcError } from "./errors.js";
-
-/**
- * Wraps an async handler as a grpc-js unary handler: a thrown Ec2Error becomes
- * its gRPC status; anything else becomes InternalError (logged by `onError`),
- * so no request can crash the process.
- */
-export function unaryHandler<Req, Res>(
-  handle: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
-  onError: (err: unknown, call: ServerUnaryCall<Req, Res>) => void,
-) {
-  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-    handle(call.request, call).then(
-      (res) => callback(null, res),
-      (err: unknown) => {
-        onError(err, call);
-        callback(toGrpcError(err) as ServiceError);
-      },
-    );
-  };
-}
+import { credentials, Metadata, type Client, type ServiceError } from "@grpc/grpc-js";
 
 type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: { deadline?: Date }, cb: (err: ServiceError | null, res: Res) => void) => unknown;
 

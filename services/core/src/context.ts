@@ -1,20 +1,69 @@
+// What the core runs on (one `Core` per process) and what one request adds
+// to it (`RequestContext`: who is asking). Transports and the worker build
+// these; operations and lifecycle steps only ever see them. Everything that
+// leaves the process goes through a port: the database pool, the lifecycle
+// queue, and the host agents.
+import type { Logger } from "@cirrus/common";
+import type { LifecycleStep } from "@cirrus/common/queue";
+import type { agent } from "@cirrus/proto";
 import type { Pool } from "pg";
-import type { Logger, LifecycleJob } from "@cirrus/common";
-import type { ApiConfig } from "../config.js";
+import type { CoreConfig } from "./config.js";
 import type { InstanceTypeSpec } from "./instanceTypes.js";
 
-/** What every domain operation needs. Transports build one and pass it in. */
-export interface DomainContext {
-  pool: Pool;
-  config: ApiConfig;
-  instanceTypes: Map<string, InstanceTypeSpec>;
-  /** Hands lifecycle steps to the workers. Must be idempotent per job (same id → one run). */
-  enqueue(jobs: LifecycleJob[]): Promise<void>;
+/** Who makes a request. Every query an operation runs is scoped to `accountId`. */
+export interface Principal {
+  /** The 12-digit account the caller acts as. */
+  accountId: string;
+  /** The cloud's operator, who may manage hosts and accounts. */
+  operator: boolean;
+}
+
+/** How the control plane reaches a host's agent. */
+export interface HostEndpoint {
+  id: string;
+  endpoint: string;
+  secret: string;
+}
+
+/**
+ * The host agents, as the core sees them (HostAgent in agent.proto has the
+ * postconditions). Every method rejects when the agent cannot be reached or
+ * refuses; `isPermanent` tells which refusals retrying cannot fix.
+ */
+export interface AgentPort {
+  createInstance(host: HostEndpoint, spec: agent.InstanceSpec): Promise<unknown>;
+  stopInstance(host: HostEndpoint, instanceId: string, force: boolean): Promise<unknown>;
+  rebootInstance(host: HostEndpoint, instanceId: string): Promise<unknown>;
+  destroyInstance(host: HostEndpoint, instanceId: string): Promise<unknown>;
+  applyNetworkState(host: HostEndpoint, state: agent.HostNetworkState): Promise<unknown>;
+  consoleOutput(host: HostEndpoint, instanceId: string): Promise<Buffer>;
+  /** True when `err` (from one of the calls above) says the request itself is wrong, so retrying cannot help. */
+  isPermanent(err: unknown): boolean;
+}
+
+/** Hands lifecycle steps to the workers. Idempotent per batch: the same steps enqueued twice run once while queued. */
+export interface LifecyclePort {
+  enqueue(batches: readonly (readonly LifecycleStep[])[]): Promise<void>;
+}
+
+/** Everything the core runs on; one per process. */
+export interface Core {
+  db: Pool;
+  config: CoreConfig;
+  instanceTypes: ReadonlyMap<string, InstanceTypeSpec>;
   log: Logger;
+  lifecycle: LifecyclePort;
+  agents: AgentPort;
   /**
    * Tells these hosts that their network state changed (security groups,
-   * elastic IPs, members). Best effort and immediate: the agents' reconcile
-   * loop converges on the same state at the next heartbeat anyway.
+   * members, elastic IPs): compiles it and pushes it now, best effort; the
+   * agents' reconcile loop converges on the same state at the next heartbeat.
    */
   notifyHosts(hostIds: readonly string[]): void;
+}
+
+/** One request: the core, who asks, and a logger that says which request. */
+export interface RequestContext extends Core {
+  principal: Principal;
+  requestId: string;
 }

@@ -1,52 +1,71 @@
-// The shared shape of a Describe* call over one table: optional id list
-// (every id must exist), EC2 filters, MaxResults/NextToken keyset paging on
-// the id, and the resources' tags.
-import { Ec2Error } from "@cirrus/common";
+// Describe* over any resource kind: optional ids (every one must exist, unless
+// filters narrow the answer, as in EC2), EC2 filters, the caller's account,
+// MaxResults/NextToken keyset paging on the kind's order column, and the
+// rows mapped to the API shape by the kind itself.
 import type { compute } from "@cirrus/proto";
-import type { DomainContext } from "./context.js";
-import { compileFilters, type FilterColumns } from "./filters.js";
-import { loadTags } from "./tags.js";
-import { decodeToken, encodeToken, pageSize } from "./validate.js";
+import type { RequestContext } from "./context.js";
+import type { Queryable } from "./db/tx.js";
+import { Ec2Error } from "./errors.js";
+import { compileFilters } from "./filters.js";
+import type { ResourceKind } from "./resource.js";
+import { decodeToken, encodeToken, pageSize, requireIds } from "./validate.js";
 
 export interface DescribeQuery {
-  table: string;
   ids: readonly string[];
   filters: readonly compute.Filter[];
-  filterColumns: FilterColumns;
   maxResults?: number;
   nextToken?: string;
-  /** Extra SQL conditions, with their values already in `params`. */
+  /** Every match in one answer, for Describe actions that EC2 does not page (DescribeAddresses). */
+  unpaged?: boolean;
+  /** Extra SQL conditions over the kind's table, with their values already in `params`. */
   where?: string[];
   params?: unknown[];
-  /** The error for ids that do not exist. */
-  notFound(missing: string[]): Ec2Error;
-  /** The keyset column pages are ordered by: the id (default) or a numeric column such as row_seq. */
-  orderBy?: string;
 }
 
-/** One page of rows in key order, and the NextToken of the next page. */
-export async function describeRows<Row extends { id: string }>(ctx: DomainContext, q: DescribeQuery): Promise<{ rows: Row[]; nextToken: string }> {
-  const key = q.orderBy ?? "id";
+/** One page of the caller's rows of `kind` in key order, and the NextToken of the next page ("" on the last). */
+export async function describeRows<Row extends { id: string }>(ctx: RequestContext, kind: ResourceKind<Row, unknown>, q: DescribeQuery): Promise<{ rows: Row[]; nextToken: string }> {
+  requireIds(kind, q.ids);
+  const t = kind.table;
+  const key = kind.orderBy ?? "id";
   const limit = Math.max(pageSize(q.maxResults, q.ids.length > 0), q.ids.length);
   const after = decodeToken(q.nextToken ?? "");
-  if (after && key !== "id" && !/^\d+$/.test(after[0] ?? "")) throw new Ec2Error("InvalidNextToken", "The specified token is not valid.");
+  if (after && key === "row_seq" && !/^\d+$/.test(after[0] ?? "")) throw new Ec2Error("InvalidNextToken", "The specified token is not valid.");
   const params: unknown[] = [...(q.params ?? [])];
-  const where = [`${q.table}.owner_id = $${params.push(ctx.config.CIRRUS_ACCOUNT_ID)}`, ...(q.where ?? []), ...compileFilters(q.filters, q.filterColumns, `${q.table}.id`, params)];
-  if (q.ids.length) where.push(`${q.table}.id = ANY($${params.push(q.ids)})`);
-  if (after) where.push(`${q.table}.${key} > $${params.push(after[0])}`);
-  const { rows } = await ctx.pool.query<Row>(`SELECT * FROM ${q.table} WHERE ${where.join(" AND ")} ORDER BY ${key} LIMIT ${limit + 1}`, params);
+  const where = [`${t}.owner_id = $${params.push(ctx.principal.accountId)}`, ...(q.where ?? []), ...compileFilters(q.filters, kind.filters, `${t}.id`, params)];
+  if (kind.visible) where.push(kind.visible(ctx, params));
+  if (q.ids.length) where.push(`${t}.id = ANY($${params.push(q.ids)})`);
+  if (after) where.push(`${t}.${key} > $${params.push(after[0])}`);
+  const { rows } = await ctx.db.query<Row>(`SELECT ${t}.* FROM ${t} WHERE ${where.join(" AND ")} ORDER BY ${t}.${key}${q.unpaged ? "" : ` LIMIT ${limit + 1}`}`, params);
   if (q.ids.length && q.filters.length === 0) {
     const found = new Set(rows.map((r) => r.id));
     const missing = [...new Set(q.ids.filter((id) => !found.has(id)))];
-    if (missing.length) throw q.notFound(missing);
+    if (missing.length) throw kind.notFound(missing);
   }
-  const page = rows.slice(0, limit);
+  const page = q.unpaged ? rows : rows.slice(0, limit);
   const last = page[page.length - 1] as Record<string, unknown> | undefined;
-  return { rows: page, nextToken: rows.length > limit ? encodeToken([String(last![key])]) : "" };
+  return { rows: page, nextToken: rows.length > page.length ? encodeToken([String(last![key])]) : "" };
 }
 
-/** describeRows plus the page's tags. */
-export async function describePage<Row extends { id: string }>(ctx: DomainContext, q: DescribeQuery): Promise<{ rows: Row[]; tags: Map<string, compute.Tag[]>; nextToken: string }> {
-  const page = await describeRows<Row>(ctx, q);
-  return { ...page, tags: await loadTags(ctx.pool, page.rows.map((r) => r.id)) };
+/** describeRows mapped to the API shape. */
+export async function describeKind<Row extends { id: string }, Api>(ctx: RequestContext, kind: ResourceKind<Row, Api>, q: DescribeQuery): Promise<{ items: Api[]; nextToken: string }> {
+  const page = await describeRows(ctx, kind, q);
+  return { items: await kind.toApi(ctx, page.rows), nextToken: page.nextToken };
+}
+
+/**
+ * The caller's visible rows of `kind` with these ids, locked FOR UPDATE when
+ * `db` is a transaction's client; the kind's NotFound names any that are missing.
+ */
+export async function findOwned<Row extends { id: string }>(ctx: RequestContext, db: Queryable, kind: ResourceKind<Row, unknown>, ids: readonly string[], opts: { lock?: boolean } = {}): Promise<Row[]> {
+  requireIds(kind, ids);
+  const params: unknown[] = [ids, ctx.principal.accountId];
+  const visible = kind.visible ? ` AND ${kind.visible(ctx, params)}` : "";
+  const { rows } = await db.query<Row>(
+    `SELECT * FROM ${kind.table} WHERE id = ANY($1) AND owner_id = $2${visible} ORDER BY ${kind.orderBy ?? "id"}${opts.lock ? " FOR UPDATE" : ""}`,
+    params,
+  );
+  const found = new Set(rows.map((r) => r.id));
+  const missing = [...new Set(ids.filter((id) => !found.has(id)))];
+  if (missing.length) throw kind.notFound(missing);
+  return rows;
 }

@@ -1,7 +1,7 @@
 // EC2 Describe* filters compiled to SQL: each filter is an OR over its values
 // (with EC2's `*` and `?` wildcards), filters are ANDed. Values are always
 // bound parameters, never spliced into SQL.
-import { Ec2Error } from "@cirrus/common";
+import { Ec2Error } from "./errors.js";
 import type { compute } from "@cirrus/proto";
 import { truncate } from "./validate.js";
 
@@ -32,5 +32,24 @@ export function compileFilters(filters: readonly compute.Filter[], columns: Filt
     const expr = columns[Name];
     if (!expr) throw new Ec2Error("InvalidParameterValue", `The filter '${truncate(Name)}' is invalid`);
     return `(${expr})::text LIKE ANY (${patterns})`;
+  });
+}
+
+/** EC2 wildcard matching of one value (`*` any run, `?` one character). */
+function wildcardMatch(pattern: string, value: string): boolean {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${re}$`, "s").test(value);
+}
+
+/**
+ * The same filters over an in-memory item (for catalogues served from
+ * configuration): `fields` maps each filter name the item supports to its
+ * value. Unknown filter names are InvalidParameterValue.
+ */
+export function matchesFilters(filters: readonly compute.Filter[], fields: Record<string, string>): boolean {
+  return filters.every((f) => {
+    const value = fields[f.Name];
+    if (value === undefined) throw new Ec2Error("InvalidParameterValue", `The filter '${truncate(f.Name)}' is invalid`);
+    return f.Values.some((v) => wildcardMatch(v, value));
   });
 }

@@ -4,16 +4,17 @@
 // requests collapse into a single follow-up that reads the state afresh, so
 // an older state never lands after a newer one. Failures are only logged:
 // the agent's reconcile loop applies the same state at its next heartbeat.
-import type { AgentClients, Logger } from "@cirrus/common";
-import type { Pool } from "pg";
-import type { ApiConfig } from "./config.js";
-import { hostNetworkState } from "./domain/network/hostState.js";
+import type { Core } from "./context.js";
+import { hostEndpoint } from "./hosts.js";
+import { hostNetworkState } from "./network/hostState.js";
+
+type NotifierDeps = Pick<Core, "db" | "config" | "log" | "agents">;
 
 export class HostNotifier {
   private readonly running = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
 
-  constructor(private readonly pool: Pool, private readonly config: ApiConfig, private readonly agents: AgentClients, private readonly log: Logger) {}
+  constructor(private readonly core: NotifierDeps) {}
 
   notify(hostIds: readonly string[]): void {
     for (const id of new Set(hostIds)) {
@@ -29,12 +30,11 @@ export class HostNotifier {
     try {
       do {
         this.again.delete(hostId);
-        const { rows: [host] } = await this.pool.query<{ id: string; endpoint: string; secret: string }>("SELECT id, endpoint, secret FROM hosts WHERE id = $1", [hostId]);
-        if (!host) return;
-        await this.agents.applyNetworkState(host, await hostNetworkState(this.pool, this.config, hostId, this.log));
+        const host = await hostEndpoint(this.core.db, hostId);
+        await this.core.agents.applyNetworkState(host, await hostNetworkState(this.core, hostId));
       } while (this.again.has(hostId));
     } catch (err) {
-      this.log.warn({ hostId, err: (err as Error).message }, "network state push failed; the next heartbeat will apply it");
+      this.core.log.warn({ hostId, err: (err as Error).message }, "network state push failed; the next heartbeat will apply it");
     } finally {
       this.running.delete(hostId);
     }

@@ -1,12 +1,15 @@
-// RegisterImage, DescribeImages, DeregisterImage. An image is a qcow2 root
-// disk (plus, for direct kernel boot, a kernel and initrd) at the same path on
-// every host; instances get copy-on-write overlays of it.
-import { Ec2Error, newId } from "@cirrus/common";
-import type { compute } from "@cirrus/proto";
-import type { DomainContext } from "./context.js";
-import { inTransaction } from "../db/tx.js";
-import { describePage } from "./describe.js";
-import { insertTags } from "./tags.js";
+// The image kind: RegisterImage, DescribeImages, DeregisterImage. An image
+// is a qcow2 root disk (plus, for direct kernel boot, a kernel and initrd) at
+// the same path on every host; instances get copy-on-write overlays of it.
+import { newId } from "@cirrus/common";
+import { compute } from "@cirrus/proto";
+import type { RequestContext } from "./context.js";
+import { inTransaction, isUniqueViolation } from "./db/tx.js";
+import { describeKind } from "./describe.js";
+import { Ec2Error } from "./errors.js";
+import { defineOperation } from "./operation.js";
+import { defineKind } from "./resource.js";
+import { insertTags, loadTags } from "./tags.js";
 import { requireIds, requireNonEmpty, tagsFor, truncate } from "./validate.js";
 
 export interface ImageRow {
@@ -52,7 +55,7 @@ function rootSizeGib(req: compute.RegisterImageRequest, rootDevice: string): num
   return size;
 }
 
-export async function registerImage(ctx: DomainContext, req: compute.RegisterImageRequest): Promise<compute.RegisterImageResponse> {
+async function registerImage(ctx: RequestContext, req: compute.RegisterImageRequest): Promise<compute.RegisterImageResponse> {
   if (!req.Name) throw new Ec2Error("MissingParameter", "The request must contain the parameter Name");
   if (!IMAGE_NAME.test(req.Name)) {
     throw new Ec2Error("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/', '@', '_', ' ', ''' and '[', ']'");
@@ -76,34 +79,23 @@ export async function registerImage(ctx: DomainContext, req: compute.RegisterIma
 
   const id = newId("ami");
   try {
-    await inTransaction(ctx.pool, async (db) => {
+    await inTransaction(ctx.db, async (db) => {
       await db.query(
         `INSERT INTO images (id, owner_id, name, description, state, location, kernel_location, ramdisk_location, kernel_cmdline,
                              architecture, root_device_name, virtualization_type, root_size_gib)
          VALUES ($1,$2,$3,$4,'available',$5,$6,$7,$8,$9,$10,$11,$12)`,
-        [id, ctx.config.CIRRUS_ACCOUNT_ID, req.Name, req.Description, req.ImageLocation, req.KernelLocation, req.RamdiskLocation, req.KernelCommandLine,
+        [id, ctx.principal.accountId, req.Name, req.Description, req.ImageLocation, req.KernelLocation, req.RamdiskLocation, req.KernelCommandLine,
           architecture, rootDevice, virtualizationType, size],
       );
-      await insertTags(db, [id], tags);
+      await insertTags(db, ctx.principal.accountId, imageKind.resourceType, [id], tags);
     });
   } catch (err) {
-    if ((err as { code?: string }).code === "23505") throw new Ec2Error("InvalidAMIName.Duplicate", `AMI name ${req.Name} is already in use by an AMI`);
+    if (isUniqueViolation(err)) throw new Ec2Error("InvalidAMIName.Duplicate", `AMI name ${req.Name} is already in use by an AMI`);
     throw err;
   }
   ctx.log.info({ imageId: id }, "image registered");
   return { ImageId: id };
 }
-
-const imageFilterColumns = {
-  "image-id": "id",
-  name: "name",
-  description: "description",
-  state: "state",
-  architecture: "architecture",
-  "owner-id": "owner_id",
-  "root-device-name": "root_device_name",
-  "virtualization-type": "virtualization_type",
-};
 
 export function imageToProto(r: ImageRow, tags: compute.Tag[]): compute.Image {
   return {
@@ -115,34 +107,82 @@ export function imageToProto(r: ImageRow, tags: compute.Tag[]): compute.Image {
   };
 }
 
-export async function describeImages(ctx: DomainContext, req: compute.DescribeImagesRequest): Promise<compute.DescribeImagesResponse> {
-  requireIds("ami", req.ImageIds);
-  const params: unknown[] = [];
-  const where = ["images.state <> 'deregistered'"];
-  if (req.Owners.length) {
-    const owners = req.Owners.map((o) => (o === "self" ? ctx.config.CIRRUS_ACCOUNT_ID : o));
-    where.push(`images.owner_id = ANY($${params.push(owners)})`);
-  }
-  const page = await describePage<ImageRow>(ctx, {
-    table: "images", ids: req.ImageIds, filters: req.Filters, filterColumns: imageFilterColumns, maxResults: req.MaxResults, nextToken: req.NextToken,
-    where, params,
-    notFound: (missing) => new Ec2Error("InvalidAMIID.NotFound", `The image id '[${missing.join(", ")}]' does not exist`),
-  });
-  return { Images: page.rows.map((r) => imageToProto(r, page.tags.get(r.id) ?? [])), NextToken: page.nextToken };
-}
+const notFound = (ids: readonly string[]) => new Ec2Error("InvalidAMIID.NotFound", `The image id '[${ids.join(", ")}]' does not exist`);
 
-/** The available image with that id, or InvalidAMIID.NotFound. */
-export async function findAvailableImage(ctx: DomainContext, imageId: string): Promise<ImageRow> {
+export const imageKind = defineKind<ImageRow, compute.Image>({
+  name: "image",
+  resourceType: "image",
+  idPrefix: "ami",
+  malformed: "InvalidAMIID.Malformed",
+  table: "images",
+  notFound,
+  filters: {
+    "image-id": "images.id",
+    name: "images.name",
+    description: "images.description",
+    state: "images.state",
+    architecture: "images.architecture",
+    "owner-id": "images.owner_id",
+    "root-device-name": "images.root_device_name",
+    "virtualization-type": "images.virtualization_type",
+  },
+  visible: () => "images.state <> 'deregistered'",
+  toApi: async (ctx, rows) => {
+    const tags = await loadTags(ctx.db, rows.map((r) => r.id));
+    return rows.map((r) => imageToProto(r, tags.get(r.id) ?? []));
+  },
+  states: ["available", "deregistered"],
+});
+
+/** The caller's available image with that id, or InvalidAMIID.NotFound. */
+export async function findAvailableImage(ctx: RequestContext, imageId: string): Promise<ImageRow> {
   requireNonEmpty("ImageId", imageId ? [imageId] : []);
-  requireIds("ami", [imageId]);
-  const { rows } = await ctx.pool.query<ImageRow>("SELECT * FROM images WHERE id = $1 AND state = 'available'", [imageId]);
-  if (!rows[0]) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${imageId}]' does not exist`);
+  requireIds(imageKind, [imageId]);
+  const { rows } = await ctx.db.query<ImageRow>("SELECT * FROM images WHERE id = $1 AND owner_id = $2 AND state = 'available'", [imageId, ctx.principal.accountId]);
+  if (!rows[0]) throw notFound([imageId]);
   return rows[0];
 }
 
-export async function deregisterImage(ctx: DomainContext, req: compute.DeregisterImageRequest): Promise<compute.DeregisterImageResponse> {
-  await findAvailableImage(ctx, req.ImageId);
-  const res = await ctx.pool.query("UPDATE images SET state = 'deregistered' WHERE id = $1 AND state = 'available'", [req.ImageId]);
-  if (res.rowCount !== 1) throw new Ec2Error("InvalidAMIID.NotFound", `The image id '[${req.ImageId}]' does not exist`);
-  return { Return: true };
-}
+export const imageOperations = [
+  defineOperation({
+    name: "RegisterImage",
+    summary: "Register a qcow2 disk image as an AMI",
+    request: compute.RegisterImageRequest,
+    response: compute.RegisterImageResponse,
+    mutates: true,
+    kinds: ["image"],
+    handler: registerImage,
+  }),
+  defineOperation({
+    name: "DescribeImages",
+    summary: "Describe images (all pages unless --max-results or --next-token is given)",
+    request: compute.DescribeImagesRequest,
+    response: compute.DescribeImagesResponse,
+    mutates: false,
+    kinds: ["image"],
+    handler: async (ctx: RequestContext, req: compute.DescribeImagesRequest): Promise<compute.DescribeImagesResponse> => {
+      const params: unknown[] = [];
+      const where: string[] = [];
+      if (req.Owners.length) {
+        const owners = req.Owners.map((o) => (o === "self" ? ctx.principal.accountId : o));
+        where.push(`images.owner_id = ANY($${params.push(owners)})`);
+      }
+      const page = await describeKind(ctx, imageKind, { ids: req.ImageIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken, where, params });
+      return { Images: page.items, NextToken: page.nextToken };
+    },
+  }),
+  defineOperation({
+    name: "DeregisterImage",
+    summary: "Deregister an image",
+    request: compute.DeregisterImageRequest,
+    response: compute.DeregisterImageResponse,
+    mutates: true,
+    kinds: ["image"],
+    handler: async (ctx: RequestContext, req: compute.DeregisterImageRequest): Promise<compute.DeregisterImageResponse> => {
+      await findAvailableImage(ctx, req.ImageId);
+      const res = await ctx.db.query("UPDATE images SET state = 'deregistered' WHERE id = $1 AND owner_id = $2 AND state = 'available'", [req.ImageId, ctx.principal.accountId]);
+      if (res.rowCount !== 1) throw notFound([req.ImageId]);
+      return { Return: true };
+    },
+  }),
+];

@@ -1,23 +1,14 @@
 // Input validation shared by the domain operations. Every check throws an
 // Ec2Error with EC2's code and wording before anything is written.
-import { Ec2Error, isId, type IdPrefix } from "@cirrus/common";
+import { isId } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
+import { Ec2Error } from "./errors.js";
+import type { IdShape } from "./resource.js";
 
-const malformedCode = {
-  i: "InvalidInstanceID.Malformed",
-  ami: "InvalidAMIID.Malformed",
-  vpc: "InvalidVpcID.Malformed",
-  subnet: "InvalidSubnetID.Malformed",
-  sg: "InvalidGroupId.Malformed",
-  // EC2 answers NotFound for malformed allocation and association ids.
-  eipalloc: "InvalidAllocationID.NotFound",
-  eipassoc: "InvalidAssociationID.NotFound",
-} as const;
-
-/** Throws the resource's Malformed error unless every id is well-formed. */
-export function requireIds(prefix: keyof typeof malformedCode, ids: readonly string[]): void {
+/** Throws the kind's Malformed error unless every id is well-formed. */
+export function requireIds(shape: IdShape, ids: readonly string[]): void {
   for (const id of ids) {
-    if (!isId(prefix as IdPrefix, id)) throw new Ec2Error(malformedCode[prefix], `Invalid id: "${truncate(id)}"`);
+    if (!isId(shape.idPrefix, id)) throw new Ec2Error(shape.malformed, `Invalid id: "${truncate(id)}"`);
   }
 }
 
@@ -44,7 +35,7 @@ export function validateTags(tags: readonly compute.Tag[]): void {
   }
 }
 
-/** Tags for `resourceType` from TagSpecifications; rejects other resource types. */
+/** Tags for `resourceType` from TagSpecifications; rejects resource types the operation does not create. */
 export function tagsFor(resourceType: string, specs: readonly compute.TagSpecification[], allowed: readonly string[]): compute.Tag[] {
   const tags: compute.Tag[] = [];
   for (const spec of specs) {

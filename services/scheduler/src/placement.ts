@@ -1,8 +1,8 @@
 // Placement as pure functions: filters say whether (and why not) a host can
 // take one more instance; weighers score the hosts that pass; `planPlacement`
-// places instances one by one on tentative usage, so a single call never
-// overcommits. Committing the plan is the caller's job, in the transaction
-// that locked these hosts' rows (see commit.ts).
+// places instances one by one on tentative usage, so a single plan never
+// overcommits. Claiming the plan's capacity is the caller's job; it may find a
+// host filled up meanwhile and plan again (services/core/src/instances/run.ts).
 
 export interface HostCapacity {
   id: string;
@@ -30,6 +30,8 @@ export interface PlacementRequest {
 
 export interface Filter {
   name: string;
+  /** True when the verdict depends on the host's usage, so placing an instance on it may change it. */
+  dynamic?: boolean;
   /** undefined when the host passes; otherwise why it does not. */
   rejects(host: HostCapacity, req: PlacementRequest): string | undefined;
 }
@@ -46,6 +48,7 @@ export const aliveFilter: Filter = {
 
 export const capacityFilter: Filter = {
   name: "Capacity",
+  dynamic: true,
   rejects: (h, r) => {
     const short: string[] = [];
     if (h.vcpus - h.usedVcpus < r.vcpus) short.push(`vCPU ${h.vcpus - h.usedVcpus} free < ${r.vcpus}`);
@@ -88,32 +91,91 @@ export function rejectionsFor(host: HostCapacity, req: PlacementRequest, filters
   });
 }
 
-/**
- * Places up to req.maxCount instances. Postconditions: the input hosts are not
- * mutated; no host in the plan exceeds its capacity; hostIds.length is the
- * number placed (possibly fewer than maxCount, possibly 0).
- */
-export function planPlacement(hosts: readonly HostCapacity[], req: PlacementRequest, filters: readonly Filter[] = defaultFilters): PlacementPlan {
-  const tentative = hosts.map((h) => ({ ...h }));
-  const weighers = weighersFor(req.strategy);
-  const hostIds: string[] = [];
-  while (hostIds.length < req.maxCount) {
-    let best: HostCapacity | undefined;
-    let bestScore = -Infinity;
-    for (const h of tentative) {
-      if (rejectionsFor(h, req, filters).length) continue;
-      const score = weighers.reduce((s, w) => s + w.multiplier * w.score(h, req), 0);
-      // Ties go to the lowest id so that plans are deterministic.
-      if (score > bestScore || (score === bestScore && best && h.id < best.id)) {
-        best = h;
-        bestScore = score;
+/** A host in the plan's queue: its tentative usage, its score, and its rank among equal scores. */
+interface Candidate {
+  host: HostCapacity;
+  score: number;
+  rank: number;
+}
+
+/** Better first: higher score, then lower rank. */
+const before = (a: Candidate, b: Candidate) => a.score > b.score || (a.score === b.score && a.rank < b.rank);
+
+/** A binary heap of candidates, best at the top. */
+class CandidateHeap {
+  private readonly items: Candidate[] = [];
+
+  push(c: Candidate): void {
+    const a = this.items;
+    a.push(c);
+    for (let i = a.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!before(a[i]!, a[parent]!)) break;
+      [a[i], a[parent]] = [a[parent]!, a[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): Candidate | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length && last) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let best = i;
+        if (l < a.length && before(a[l]!, a[best]!)) best = l;
+        if (r < a.length && before(a[r]!, a[best]!)) best = r;
+        if (best === i) break;
+        [a[i], a[best]] = [a[best]!, a[i]!];
+        i = best;
       }
     }
+    return top;
+  }
+}
+
+export interface PlanOptions {
+  filters?: readonly Filter[];
+  /**
+   * Orders hosts whose scores tie: lower first. Default: by id, so plans are
+   * deterministic. Concurrent launches pass a random order, so that they do
+   * not all pick the same hosts.
+   */
+  tieBreak?: (hostId: string) => number;
+}
+
+/**
+ * Places up to req.maxCount instances, each on the best-scoring host that
+ * passes every filter at that point (ties to the lowest `tieBreak`).
+ * Postconditions: the input hosts are not mutated; no host in the plan
+ * exceeds its capacity; hostIds.length is the number placed (possibly fewer
+ * than maxCount, possibly 0). O((n + h) log h) for n instances on h hosts:
+ * placing an instance changes only its host's score.
+ */
+export function planPlacement(hosts: readonly HostCapacity[], req: PlacementRequest, opts: PlanOptions = {}): PlacementPlan {
+  const filters = opts.filters ?? defaultFilters;
+  const dynamic = filters.filter((f) => f.dynamic);
+  const weighers = weighersFor(req.strategy);
+  const scoreOf = (h: HostCapacity) => weighers.reduce((s, w) => s + w.multiplier * w.score(h, req), 0);
+  const order = [...hosts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const tentative = order.map((h) => ({ ...h }));
+  const heap = new CandidateHeap();
+  for (const [i, h] of tentative.entries()) {
+    if (rejectionsFor(h, req, filters).length === 0) heap.push({ host: h, score: scoreOf(h), rank: opts.tieBreak ? opts.tieBreak(h.id) : i });
+  }
+  const hostIds: string[] = [];
+  while (hostIds.length < req.maxCount) {
+    const best = heap.pop();
     if (!best) break;
-    best.usedVcpus += req.vcpus;
-    best.usedMemoryMib += req.memoryMib;
-    best.usedDiskGib += req.diskGib;
-    hostIds.push(best.id);
+    const h = best.host;
+    h.usedVcpus += req.vcpus;
+    h.usedMemoryMib += req.memoryMib;
+    h.usedDiskGib += req.diskGib;
+    hostIds.push(h.id);
+    if (rejectionsFor(h, req, dynamic).length === 0) heap.push({ ...best, score: scoreOf(h) });
   }
   const rejections: Record<string, string[]> = {};
   for (const h of tentative) {

@@ -1,69 +1,77 @@
-// The worker service: consumes lifecycle jobs, drives each step through the
-// host agents, and sweeps for steps that lost their job.
-import { Queue, Worker, type Job } from "bullmq";
+// The worker service: consumes lifecycle jobs and hands their steps to the
+// core's lifecycles (services/core/src/lifecycle.ts), sweeps for steps that
+// lost their job, and audits host capacity against the instances.
+import { Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { AgentClients, createLogger, LIFECYCLE_QUEUE, lifecycleJobId, lifecycleJobOptions, type LifecycleJob } from "@cirrus/common";
+import { AgentClients, createLogger } from "@cirrus/common";
+import { LIFECYCLE_QUEUE, LifecycleQueue, type LifecycleJobData } from "@cirrus/common/queue";
+import { auditCapacity, createCore, loadInstanceTypes, runLifecycleJob, staleSteps } from "@cirrus/core";
 import { loadWorkerConfig } from "./config.js";
-import { failStep, isPermanent, runStep, type StepDeps } from "./steps.js";
-import { findStaleSteps } from "./sweeper.js";
 
 const log = createLogger("worker");
+/** Steps the sweeper re-enqueues per round at most. */
+const SWEEP_LIMIT = 10_000;
+
+/** Runs `fn` every `ms`, never two at once, logging failures; returns a stopper. */
+function every(ms: number, what: string, fn: () => Promise<void>): () => void {
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    fn().catch((err: unknown) => log.error({ err }, `${what} failed`)).finally(() => (running = false));
+  }, ms);
+  return () => clearInterval(timer);
+}
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.CIRRUS_WORKER_CONCURRENCY + 2 });
-  pool.on("error", (err) => log.error({ err }, "postgres pool error"));
+  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.CIRRUS_WORKER_CONCURRENCY + 4 });
+  db.on("error", (err) => log.error({ err }, "postgres pool error"));
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new LifecycleQueue(connection, config.CIRRUS_QUEUE_PREFIX);
   const agents = new AgentClients(config.CIRRUS_AGENT_TIMEOUT_MS);
-  const deps: StepDeps = { pool, agents, log };
-  const queue = new Queue(LIFECYCLE_QUEUE, { connection, prefix: config.CIRRUS_QUEUE_PREFIX });
+  const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
 
-  const process_ = async (job: Job<LifecycleJob>) => {
-    const jlog = log.child({ jobId: job.id, instanceId: job.data.instanceId });
-    try {
-      const outcome = await runStep({ ...deps, log: jlog }, job.data);
-      jlog.info({ seq: job.data.seq, outcome, attempt: job.attemptsMade + 1 }, "step finished");
-    } catch (err) {
-      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      if (isPermanent(err) || last) {
-        jlog.error({ err: (err as Error).message, permanent: isPermanent(err) }, "step failed for good");
-        await failStep({ ...deps, log: jlog }, job.data, err);
-        return;
-      }
-      jlog.warn({ err: (err as Error).message, attempt: job.attemptsMade + 1 }, "step failed; will retry");
-      throw err;
+  const process_ = async (job: Job<LifecycleJobData>) => {
+    const jlog = log.child({ jobId: job.id });
+    const attempt = job.attemptsMade + 1;
+    const report = await runLifecycleJob({ ...core, log: jlog }, job.data.steps, attempt >= (job.opts.attempts ?? 1));
+    jlog.info({ steps: job.data.steps.length, done: report.done, superseded: report.superseded, failed: report.settled.length, retrying: report.retry.length, attempt }, "job finished");
+    if (report.retry.length) {
+      const [first] = report.retry;
+      jlog.warn({ retrying: report.retry.map((r) => r.step.id), err: (first!.error as Error).message, attempt }, "steps failed; the job will retry");
+      throw first!.error;
     }
   };
-  const worker = new Worker<LifecycleJob>(LIFECYCLE_QUEUE, process_, {
+  const worker = new Worker<LifecycleJobData>(LIFECYCLE_QUEUE, process_, {
     connection, prefix: config.CIRRUS_QUEUE_PREFIX, concurrency: config.CIRRUS_WORKER_CONCURRENCY,
     lockDuration: config.CIRRUS_JOB_LOCK_MS, stalledInterval: Math.max(1000, Math.floor(config.CIRRUS_JOB_LOCK_MS / 2)), maxStalledCount: 100,
   });
   worker.on("error", (err) => log.error({ err }, "worker error"));
 
   const sweep = async () => {
-    try {
-      const stale = await findStaleSteps(pool, config.CIRRUS_SWEEP_AFTER_MS);
-      if (stale.length) {
-        await queue.addBulk(stale.map((data) => ({ name: "step", data, opts: { ...lifecycleJobOptions, jobId: lifecycleJobId(data) } })));
-        log.debug({ count: stale.length }, "swept in-flight steps");
-      }
-    } catch (err) {
-      log.error({ err }, "sweep failed");
+    const batches = await staleSteps(core, config.CIRRUS_SWEEP_AFTER_MS, SWEEP_LIMIT);
+    if (batches.length) {
+      await queue.enqueue(batches);
+      log.debug({ steps: batches.reduce((n, b) => n + b.length, 0) }, "swept in-flight steps");
     }
   };
-  await sweep();
-  const timer = setInterval(() => void sweep(), config.CIRRUS_SWEEP_MS);
+  await sweep().catch((err: unknown) => log.error({ err }, "sweep failed"));
+  const stopSweeping = every(config.CIRRUS_SWEEP_MS, "sweep", sweep);
+  const stopAuditing = every(config.CIRRUS_CAPACITY_AUDIT_MS, "capacity audit", async () => void (await auditCapacity(db, log)));
   log.info({ concurrency: config.CIRRUS_WORKER_CONCURRENCY, prefix: config.CIRRUS_QUEUE_PREFIX }, "worker running");
 
   const shutdown = async (signal: string) => {
     log.info({ signal }, "shutting down");
-    clearInterval(timer);
+    stopSweeping();
+    stopAuditing();
     await worker.close();
+    await core.idle();
     await queue.close();
     agents.close();
     connection.disconnect();
-    await pool.end();
+    await db.end();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

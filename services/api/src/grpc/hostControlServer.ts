@@ -1,23 +1,23 @@
 // gRPC adapter for HostControl (agents → control plane). Heartbeats are
 // authenticated with the host id and secret in the call metadata.
-import { bearerFrom, Ec2Error, unaryHandler } from "@cirrus/common";
+import { bearerFrom } from "@cirrus/common";
+import { authenticateHost, Ec2Error, heartbeat, registerHost, type Core } from "@cirrus/core";
 import type { agent } from "@cirrus/proto";
-import type { DomainContext } from "../domain/context.js";
-import { authenticateHost, heartbeat, registerHost } from "../domain/hosts.js";
+import { unaryHandler } from "./handler.js";
 
-export function hostControlHandlers(ctx: DomainContext): agent.HostControlServer {
-  const log = ctx.log.child({ rpc: "HostControl" });
+export function hostControlHandlers(core: Core, enrolmentToken: string): agent.HostControlServer {
+  const log = core.log.child({ rpc: "HostControl" });
   const onError = (err: unknown) => {
     if (err instanceof Ec2Error && err.code !== "InternalError") log.warn({ code: err.code }, err.message);
     else log.error({ err }, "host control request failed");
   };
   return {
-    registerHost: unaryHandler((req: agent.RegisterHostRequest) => registerHost(ctx, req), onError),
+    registerHost: unaryHandler((req: agent.RegisterHostRequest) => registerHost(core, enrolmentToken, req), onError),
     heartbeat: unaryHandler(async (req: agent.HeartbeatRequest, call) => {
       const hostId = call.metadata.get("x-cirrus-host-id")[0];
       if (hostId !== req.hostId) throw new Ec2Error("AuthFailure", "Host id mismatch");
-      await authenticateHost(ctx, req.hostId, bearerFrom(call.metadata));
-      return heartbeat(ctx, req);
+      await authenticateHost(core, req.hostId, bearerFrom(call.metadata));
+      return heartbeat(core, req);
     }, onError),
   };
 }

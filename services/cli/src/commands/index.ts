@@ -1,19 +1,10 @@
-// Every command the CLI offers, in the order `cirrus --help` lists them.
+// Every command the CLI offers: one per operation of the core's table, in
+// the table's order (`cirrus --help` lists them so).
+import { KINDS, OPERATIONS } from "@cirrus/core/surface";
 import type { AnyCommandSpec } from "../command.js";
-import { addressCommands } from "./addresses.js";
-import { catalogCommands } from "./catalog.js";
-import { imageCommands } from "./images.js";
-import { instanceCommands } from "./instances.js";
-import { keyPairCommands } from "./keyPairs.js";
-import { networkCommands } from "./network.js";
-import { securityGroupCommands } from "./securityGroups.js";
+import { CUSTOMIZATIONS } from "./customizations.js";
+import { deriveCommand, kebab } from "./derive.js";
 
-export const COMMANDS: AnyCommandSpec[] = [
-  ...instanceCommands,
-  ...imageCommands,
-  ...keyPairCommands,
-  ...networkCommands,
-  ...securityGroupCommands,
-  ...addressCommands,
-  ...catalogCommands,
-];
+export const COMMANDS: AnyCommandSpec[] = OPERATIONS.map((op) =>
+  deriveCommand(op, KINDS.filter((k) => op.kinds.includes(k.name)), CUSTOMIZATIONS[kebab(op.name)]),
+);

@@ -1,20 +1,26 @@
-// One lifecycle step of one instance, driven to completion. Postgres holds
-// the intent (task, task_seq); a step re-reads it, calls the host agent (whose
-// calls are idempotent), and finishes with a compare-and-swap on task_seq, so
-// a retried, duplicated or superseded job changes nothing twice.
-import { status, type ServiceError } from "@grpc/grpc-js";
-import { instanceSpecOf, instanceSpecSql, type AgentClients, type HostEndpoint, type InstanceSpecRow, type LifecycleJob, type LifecycleTask, type Logger } from "@cirrus/common";
-import type { Pool } from "pg";
+// The instance kind's lifecycle steps. A step re-reads the row; if its
+// task_seq moved on, the step is superseded and does nothing. Otherwise it
+// calls the host agent (whose calls are idempotent) and finishes with a
+// compare-and-swap on (id, task_seq): launch/start → running, stop →
+// stopped, reboot → running, terminate → terminated with what the instance
+// held released in the same transaction (claims.ts), so it happens once.
+// Steps of one job share a host; their agent calls run a few at a time and
+// their compare-and-swaps are one statement per target state.
+import type { LifecycleStep } from "@cirrus/common/queue";
+import type { Core, HostEndpoint } from "../context.js";
+import { inTransaction, type Queryable } from "../db/tx.js";
+import type { Lifecycle, StepResult } from "../lifecycle.js";
+import { releaseInstances, type HeldResources } from "./claims.js";
+import type { InstanceStateName, InstanceTask } from "./model.js";
+import { instanceSpecOf, instanceSpecSql, type InstanceSpecRow } from "./spec.js";
 
-export interface StepDeps {
-  pool: Pool;
-  agents: AgentClients;
-  log: Logger;
-}
+const KIND = "instance";
+/** Agent calls in flight at once for one job (all on one host). */
+const AGENT_CALLS_PER_JOB = 8;
 
-interface StepRow extends InstanceSpecRow {
-  state: string;
-  task: LifecycleTask | null;
+interface StepRow extends InstanceSpecRow, HeldResources {
+  state: InstanceStateName;
+  task: InstanceTask | null;
   task_seq: number;
   stop_force: boolean;
   host_id: string;
@@ -22,117 +28,155 @@ interface StepRow extends InstanceSpecRow {
   secret: string;
 }
 
-async function load(pool: Pool, id: string): Promise<StepRow | undefined> {
-  const { rows } = await pool.query<StepRow>(`${instanceSpecSql("h.endpoint, h.secret")} JOIN hosts h ON h.id = i.host_id WHERE i.id = $1`, [id]);
-  return rows[0];
+/** The steps for instances whose task was just set, one batch per host. */
+export function instanceStepBatches(rows: readonly { id: string; task_seq: number; host_id: string | null }[]): LifecycleStep[][] {
+  const byHost = new Map<string, LifecycleStep[]>();
+  for (const r of rows) {
+    const key = r.host_id ?? "";
+    byHost.set(key, [...(byHost.get(key) ?? []), { kind: KIND, id: r.id, seq: r.task_seq }]);
+  }
+  return [...byHost.values()];
+}
+
+/** Hands the steps of these instances to the workers. */
+export async function enqueueInstanceSteps(core: Core, rows: readonly { id: string; task_seq: number; host_id: string | null }[]): Promise<void> {
+  if (rows.length) await core.lifecycle.enqueue(instanceStepBatches(rows));
+}
+
+async function load(db: Queryable, ids: readonly string[]): Promise<Map<string, StepRow>> {
+  const { rows } = await db.query<StepRow>(`${instanceSpecSql("h.endpoint, h.secret")} JOIN hosts h ON h.id = i.host_id WHERE i.id = ANY($1)`, [ids]);
+  return new Map(rows.map((r) => [r.id, r]));
 }
 
 const hostOf = (r: StepRow): HostEndpoint => ({ id: r.host_id, endpoint: r.endpoint, secret: r.secret });
 
-/**
- * Errors that retrying cannot fix: the agent refused the request itself
- * (invalid spec or image), or there is no domain to reboot.
- */
-export function isPermanent(err: unknown): boolean {
-  const code = (err as Partial<ServiceError>).code;
-  return code === status.FAILED_PRECONDITION || code === status.INVALID_ARGUMENT || code === status.NOT_FOUND;
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(lanes);
 }
 
-/** Sets the stable state if this step is still the current one. Returns false when superseded. */
-async function finish(pool: Pool, r: StepRow, state: string, reason?: string): Promise<boolean> {
-  const res = await pool.query(
-    `UPDATE instances SET state = $3, task = NULL, state_changed_at = now(),
-            state_reason_code = $4, state_reason_message = $5
-      WHERE id = $1 AND task_seq = $2 AND task IS NOT NULL`,
-    [r.id, r.task_seq, state, reason ? "Server.InternalError" : "", reason ? `Server.InternalError: ${reason}` : ""],
-  );
-  return res.rowCount === 1;
-}
+/** Where each task leaves the instance when its host work succeeded. */
+const DONE_STATE: Record<InstanceTask, InstanceStateName> = { launch: "running", start: "running", stop: "stopped", reboot: "running", terminate: "terminated" };
 
-/** terminated + capacity released, in one transaction, exactly once (the CAS guards the release). */
-async function finishTerminated(pool: Pool, r: StepRow, reason?: string): Promise<boolean> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
-    const { rows: [done] } = await client.query<{ host_id: string; vcpus: number; memory_mib: number; disk_gib: number }>(
-      `UPDATE instances SET state = 'terminated', task = NULL, terminated_at = now(), state_changed_at = now(),
-              state_reason_code = $3, state_reason_message = $4
-        WHERE id = $1 AND task_seq = $2 AND task IS NOT NULL RETURNING host_id, vcpus, memory_mib, disk_gib`,
-      [r.id, r.task_seq, reason ? "Server.InternalError" : "Client.UserInitiatedShutdown", reason ? `Server.InternalError: ${reason}` : "Client.UserInitiatedShutdown: User initiated shutdown"],
-    );
-    if (done) {
-      // Its private address goes back to the subnet; an elastic IP stays allocated but is disassociated (as in EC2).
-      await client.query("UPDATE subnet_addresses SET instance_id = NULL WHERE instance_id = $1", [r.id]);
-      await client.query("UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE instance_id = $1", [r.id]);
-      await client.query(
-        "UPDATE hosts SET used_vcpus = used_vcpus - $2, used_memory_mib = used_memory_mib - $3, used_disk_gib = used_disk_gib - $4 WHERE id = $1",
-        [done.host_id, done.vcpus, done.memory_mib, done.disk_gib],
-      );
-    }
-    await client.query("COMMIT");
-    return done !== undefined;
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
-
-export type StepOutcome = "done" | "superseded";
-
-/** Runs the step; throws (to be retried) when the agent call fails. */
-export async function runStep(d: StepDeps, job: LifecycleJob): Promise<StepOutcome> {
-  const r = await load(d.pool, job.instanceId);
-  if (!r || !r.task || r.task_seq !== job.seq) return "superseded";
+/** The agent call of a step's task. CreateInstance serves launch and start: it defines what is missing and starts what is shut off. */
+function hostWork(core: Core, r: StepRow): Promise<unknown> {
   const host = hostOf(r);
-  switch (r.task) {
+  switch (r.task!) {
     case "launch":
-    case "start": {
-      // CreateInstance is idempotent: it defines what is missing and starts
-      // what is shut off, so start also repairs a domain removed by hand.
-      await d.agents.createInstance(host, instanceSpecOf(r));
-      if (await finish(d.pool, r, "running")) return "done";
-      // Terminated while we were creating: make sure nothing is left behind.
-      const now = await load(d.pool, r.id);
-      if (now?.state === "terminated") await d.agents.destroyInstance(host, r.id);
-      return "superseded";
-    }
+    case "start":
+      return core.agents.createInstance(host, instanceSpecOf(r));
     case "stop":
-      await d.agents.stopInstance(host, r.id, r.stop_force);
-      return (await finish(d.pool, r, "stopped")) ? "done" : "superseded";
+      return core.agents.stopInstance(host, r.id, r.stop_force);
     case "reboot":
-      await d.agents.rebootInstance(host, r.id);
-      return (await finish(d.pool, r, "running")) ? "done" : "superseded";
+      return core.agents.rebootInstance(host, r.id);
     case "terminate":
-      await d.agents.destroyInstance(host, r.id);
-      return (await finishTerminated(d.pool, r)) ? "done" : "superseded";
+      return core.agents.destroyInstance(host, r.id);
   }
 }
 
 /**
- * Called when a step failed for good (permanent error or retries used up):
- * a failed launch ends terminated with its capacity released; a failed start,
- * stop or reboot returns to the last stable state with a StateReason.
- * A terminate never gives up: it stays in flight and the sweeper retries it.
+ * Sets the stable `state` on every (id, seq) still current; returns the ids
+ * it changed. A reason makes the StateReason Server.InternalError.
  */
-export async function failStep(d: StepDeps, job: LifecycleJob, err: unknown): Promise<void> {
-  const r = await load(d.pool, job.instanceId);
-  if (!r || !r.task || r.task_seq !== job.seq) return;
-  const reason = (err as Partial<ServiceError>).details ?? (err as Error).message ?? "unknown error";
-  switch (r.task) {
-    case "launch":
-      await d.agents.destroyInstance(hostOf(r), r.id).catch(() => undefined);
-      await finishTerminated(d.pool, r, reason);
-      return;
-    case "start":
-      await finish(d.pool, r, "stopped", reason);
-      return;
-    case "stop":
-    case "reboot":
-      await finish(d.pool, r, "running", reason);
-      return;
-    case "terminate":
-      return;
+async function finish(db: Queryable, state: Exclude<InstanceStateName, "terminated">, steps: readonly { id: string; task_seq: number }[], reason?: string): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE instances i SET state = $3, task = NULL, state_changed_at = now(), state_reason_code = $4, state_reason_message = $5
+       FROM unnest($1::text[], $2::int[]) AS s(id, seq) WHERE i.id = s.id AND i.task_seq = s.seq AND i.task IS NOT NULL RETURNING i.id`,
+    [steps.map((s) => s.id), steps.map((s) => s.task_seq), state, reason ? "Server.InternalError" : "", reason ? `Server.InternalError: ${reason}` : ""],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * terminated, and what the instances held released, in one transaction,
+ * exactly once (the compare-and-swap guards the release). Returns the ids
+ * it changed and tells their hosts.
+ */
+async function finishTerminated(core: Core, steps: readonly { id: string; task_seq: number }[], reason?: string): Promise<Set<string>> {
+  const done = await inTransaction(core.db, async (db) => {
+    const { rows } = await db.query<HeldResources>(
+      `UPDATE instances i SET state = 'terminated', task = NULL, terminated_at = now(), state_changed_at = now(), state_reason_code = $3, state_reason_message = $4
+         FROM unnest($1::text[], $2::int[]) AS s(id, seq) WHERE i.id = s.id AND i.task_seq = s.seq AND i.task IS NOT NULL
+       RETURNING i.id, i.host_id, i.vcpus, i.memory_mib, i.disk_gib`,
+      [steps.map((s) => s.id), steps.map((s) => s.task_seq), reason ? "Server.InternalError" : "Client.UserInitiatedShutdown",
+        reason ? `Server.InternalError: ${reason}` : "Client.UserInitiatedShutdown: User initiated shutdown"],
+    );
+    await releaseInstances(db, rows);
+    return rows;
+  });
+  core.notifyHosts([...new Set(done.flatMap((r) => (r.host_id ? [r.host_id] : [])))]);
+  return new Set(done.map((r) => r.id));
+}
+
+export const instanceLifecycle: Lifecycle = {
+  kind: KIND,
+
+  async run(core, steps) {
+    const rows = await load(core.db, steps.map((s) => s.id));
+    const results: StepResult[] = [];
+    const current: { step: LifecycleStep; row: StepRow }[] = [];
+    for (const step of steps) {
+      const row = rows.get(step.id);
+      if (!row || !row.task || row.task_seq !== step.seq) results.push({ step, outcome: "superseded" });
+      else current.push({ step, row });
+    }
+    const succeeded: { step: LifecycleStep; row: StepRow }[] = [];
+    await eachLimited(current, AGENT_CALLS_PER_JOB, async (c) => {
+      try {
+        await hostWork(core, c.row);
+        succeeded.push(c);
+      } catch (error) {
+        results.push({ step: c.step, outcome: "failed", error, permanent: core.agents.isPermanent(error) });
+      }
+    });
+    for (const task of Object.keys(DONE_STATE) as InstanceTask[]) {
+      const batch = succeeded.filter((c) => c.row.task === task);
+      if (batch.length === 0) continue;
+      const state = DONE_STATE[task];
+      const changed = state === "terminated" ? await finishTerminated(core, batch.map((c) => c.row)) : await finish(core.db, state, batch.map((c) => c.row));
+      for (const c of batch) results.push({ step: c.step, outcome: changed.has(c.row.id) ? "done" : "superseded" });
+      if (task === "launch" || task === "start") await cleanUpAfterLateTerminate(core, batch.filter((c) => !changed.has(c.row.id)).map((c) => c.row));
+    }
+    return results;
+  },
+
+  async fail(core, steps, reason) {
+    const rows = await load(core.db, steps.map((s) => s.id));
+    const current = steps.flatMap((s) => {
+      const r = rows.get(s.id);
+      return r && r.task && r.task_seq === s.seq ? [r] : [];
+    });
+    const launches = current.filter((r) => r.task === "launch");
+    // A launch that failed for good leaves nothing on the host and ends terminated, its claims released.
+    await Promise.all(launches.map((r) => core.agents.destroyInstance(hostOf(r), r.id).catch(() => undefined)));
+    if (launches.length) await finishTerminated(core, launches, reason);
+    // A failed start, stop or reboot returns to the last stable state with a StateReason.
+    const starts = current.filter((r) => r.task === "start");
+    if (starts.length) await finish(core.db, "stopped", starts, reason);
+    const others = current.filter((r) => r.task === "stop" || r.task === "reboot");
+    if (others.length) await finish(core.db, "running", others, reason);
+    // A terminate never gives up: it stays in flight and the sweeper retries it.
+    for (const r of current) core.log.error({ instanceId: r.id, task: r.task, reason }, "instance step failed for good");
+  },
+
+  async stale(core, olderThanMs, limit) {
+    const { rows } = await core.db.query<{ id: string; task_seq: number; host_id: string | null }>(
+      "SELECT id, task_seq, host_id FROM instances WHERE task IS NOT NULL AND state_changed_at < now() - $1 * interval '1 millisecond' ORDER BY state_changed_at LIMIT $2",
+      [olderThanMs, limit],
+    );
+    return instanceStepBatches(rows);
+  },
+};
+
+/** Launches or starts that finished after the instance was terminated meanwhile: nothing may be left behind. */
+async function cleanUpAfterLateTerminate(core: Core, superseded: readonly StepRow[]): Promise<void> {
+  if (superseded.length === 0) return;
+  const now = await load(core.db, superseded.map((r) => r.id));
+  for (const r of superseded) {
+    if (now.get(r.id)?.state === "terminated") await core.agents.destroyInstance(hostOf(r), r.id);
   }
 }

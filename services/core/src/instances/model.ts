@@ -1,7 +1,12 @@
-// The instance row, EC2's state names and codes, and the row → API mapping.
+// The instance kind: its row, EC2's state names and codes, Describe filters,
+// and the row → API mapping (instances show their tags, elastic IP and
+// security groups besides their own row).
 import type { compute } from "@cirrus/proto";
-import type { LifecycleTask } from "@cirrus/common";
-import { loadTags, type Queryable } from "../tags.js";
+import type { RequestContext } from "../context.js";
+import type { Queryable } from "../db/tx.js";
+import { Ec2Error } from "../errors.js";
+import { defineKind } from "../resource.js";
+import { loadTags } from "../tags.js";
 
 export const STATE_CODES = {
   pending: 0,
@@ -13,6 +18,9 @@ export const STATE_CODES = {
 } as const;
 
 export type InstanceStateName = keyof typeof STATE_CODES;
+
+/** The lifecycle step an instance has in flight (instances.task). */
+export type InstanceTask = "launch" | "start" | "stop" | "reboot" | "terminate";
 
 export interface InstanceRow {
   id: string;
@@ -27,7 +35,7 @@ export interface InstanceRow {
   host_id: string | null;
   availability_zone: string;
   state: InstanceStateName;
-  task: LifecycleTask | null;
+  task: InstanceTask | null;
   task_seq: number;
   stop_force: boolean;
   state_reason_code: string;
@@ -114,3 +122,46 @@ export function toReservations(rows: readonly InstanceRow[], extras: InstanceExt
   }
   return [...byId.values()];
 }
+
+const stateCodeSql = `CASE instances.state ${Object.entries(STATE_CODES).map(([n, c]) => `WHEN '${n}' THEN ${c}`).join(" ")} END`;
+
+/** InvalidInstanceID.NotFound naming the missing ids, in EC2's singular or plural wording. */
+export function instancesNotFound(missing: readonly string[]): Ec2Error {
+  return missing.length === 1
+    ? new Ec2Error("InvalidInstanceID.NotFound", `The instance ID '${missing[0]}' does not exist`)
+    : new Ec2Error("InvalidInstanceID.NotFound", `The instance IDs '${missing.join(", ")}' do not exist`);
+}
+
+export const instanceKind = defineKind<InstanceRow, compute.Instance>({
+  name: "instance",
+  resourceType: "instance",
+  idPrefix: "i",
+  malformed: "InvalidInstanceID.Malformed",
+  table: "instances",
+  notFound: instancesNotFound,
+  filters: {
+    "instance-id": "instances.id",
+    "instance-state-name": "instances.state",
+    "instance-state-code": stateCodeSql,
+    "instance-type": "instances.instance_type",
+    "image-id": "instances.image_id",
+    "availability-zone": "instances.availability_zone",
+    "reservation-id": "instances.reservation_id",
+    "client-token": "instances.client_token",
+    "launch-index": "instances.launch_index",
+    "owner-id": "instances.owner_id",
+    "vpc-id": "instances.vpc_id",
+    "subnet-id": "instances.subnet_id",
+    "private-ip-address": "host(instances.private_ip)",
+    "key-name": "instances.key_name",
+  },
+  // Terminated instances stay visible for a while, as in EC2.
+  visible: (ctx: RequestContext, params: unknown[]) =>
+    `(instances.state <> 'terminated' OR instances.terminated_at > now() - $${params.push(ctx.config.CIRRUS_TERMINATED_VISIBLE_MS)} * interval '1 millisecond')`,
+  orderBy: "row_seq",
+  toApi: async (ctx, rows) => {
+    const extras = await loadExtras(ctx.db, rows.map((r) => r.id));
+    return rows.map((r) => instanceToProto(r, extras));
+  },
+  states: Object.keys(STATE_CODES),
+});

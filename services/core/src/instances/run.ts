@@ -1,25 +1,36 @@
-// RunInstances: validate everything, then place and insert all instances in
-// one transaction that locks the candidate hosts and re-checks their capacity,
-// then hand each launch to the workers. Nothing is written unless at least
-// MinCount instances fit.
+// RunInstances: validate everything, then in one transaction claim the
+// addresses, plan the placement on the hosts' current numbers, insert the
+// instances and claim their hosts' capacity (claims.ts: a conditional update
+// of just the chosen hosts, never a lock on every host). When a host filled
+// up since the plan was made, its instances are planned again elsewhere.
+// Nothing is written unless at least MinCount instances fit. After commit,
+// one lifecycle job per host drives the launches.
 import { createHash } from "node:crypto";
-import { Ec2Error, newId } from "@cirrus/common";
-import type { compute } from "@cirrus/proto";
-import { planPlacement, type HostCapacity } from "@cirrus/scheduler";
+import { newId } from "@cirrus/common";
+import { compute } from "@cirrus/proto";
+import { planPlacement, type HostCapacity, type PlacementRequest } from "@cirrus/scheduler";
 import type { PoolClient } from "pg";
-import type { DomainContext } from "../context.js";
-import { inTransaction } from "../../db/tx.js";
+import type { RequestContext } from "../context.js";
+import { inTransaction, type Queryable } from "../db/tx.js";
+import { Ec2Error } from "../errors.js";
 import { findAvailableImage } from "../images.js";
 import { findKeyPair } from "../keyPairs.js";
-import { claimAddresses, resolveSubnet } from "../network/launch.js";
-import { requireGroupsInVpc } from "../network/securityGroups.js";
+import { hostsConcernedByMembers } from "../network/affected.js";
+import { resolveSubnet } from "../network/launch.js";
+import { requireGroupsInVpc, securityGroupKind } from "../network/securityGroups.js";
+import { subnetKind } from "../network/vpcs.js";
+import { defineOperation } from "../operation.js";
 import { insertTags } from "../tags.js";
 import { requireIds, tagsFor, truncate } from "../validate.js";
-import { loadExtras, toReservations, type InstanceRow } from "./model.js";
+import { claimAddresses, claimCapacity, releaseAddresses, type CapacityNeed } from "./claims.js";
+import { enqueueInstanceSteps } from "./lifecycle.js";
+import { instanceKind, loadExtras, toReservations, type InstanceRow } from "./model.js";
 
 export const MAX_INSTANCES_PER_CALL = 100_000;
 const MAX_USER_DATA_BYTES = 16 * 1024;
 export const DEFAULT_INSTANCE_TYPE = "t2.micro";
+/** Plans after the first, when hosts fill up between plan and claim, before the rest counts as not placeable. */
+const MAX_REPLANS = 8;
 
 function requireCount(name: string, value: number | undefined): number {
   if (value === undefined) throw new Ec2Error("MissingParameter", `The request must contain the parameter ${name}`);
@@ -45,7 +56,7 @@ function requestHash(req: compute.RunInstancesRequest): string {
   return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
 }
 
-async function reservationById(db: PoolClient | DomainContext["pool"], reservationId: string): Promise<compute.Reservation> {
+async function reservationById(db: Queryable, reservationId: string): Promise<compute.Reservation> {
   const { rows } = await db.query<InstanceRow>("SELECT * FROM instances WHERE reservation_id = $1 ORDER BY launch_index", [reservationId]);
   const [res] = toReservations(rows, await loadExtras(db, rows.map((r) => r.id)));
   if (!res) throw new Ec2Error("InternalError", "Reservation has no instances");
@@ -53,10 +64,10 @@ async function reservationById(db: PoolClient | DomainContext["pool"], reservati
 }
 
 /** The reservation of an earlier call with the same token; IdempotentParameterMismatch if the parameters differ. */
-async function previousRun(db: PoolClient | DomainContext["pool"], ctx: DomainContext, req: compute.RunInstancesRequest, hash: string): Promise<compute.Reservation | undefined> {
+async function previousRun(db: Queryable, ctx: RequestContext, req: compute.RunInstancesRequest, hash: string): Promise<compute.Reservation | undefined> {
   const { rows } = await db.query<{ request_hash: string; reservation_id: string }>(
     "SELECT request_hash, reservation_id FROM run_requests WHERE owner_id = $1 AND client_token = $2",
-    [ctx.config.CIRRUS_ACCOUNT_ID, req.ClientToken],
+    [ctx.principal.accountId, req.ClientToken],
   );
   const prev = rows[0];
   if (!prev) return undefined;
@@ -66,27 +77,69 @@ async function previousRun(db: PoolClient | DomainContext["pool"], ctx: DomainCo
   return reservationById(db, prev.reservation_id);
 }
 
-interface HostRow {
-  id: string;
-  availability_zone: string;
-  alive: boolean;
-  vcpus: number;
-  memory_mib: number;
-  disk_gib: number;
-  used_vcpus: number;
-  used_memory_mib: number;
-  used_disk_gib: number;
+/** The candidate hosts' current numbers, unlocked: a plan is checked by the claim, not by holding rows. */
+async function candidateHosts(db: Queryable, ctx: RequestContext, zone: string | undefined): Promise<HostCapacity[]> {
+  const { rows } = await db.query<HostCapacity>(
+    `SELECT h.id, h.availability_zone AS "availabilityZone", h.vcpus, h.memory_mib AS "memoryMib", h.disk_gib AS "diskGib",
+            h.used_vcpus AS "usedVcpus", h.used_memory_mib AS "usedMemoryMib", h.used_disk_gib AS "usedDiskGib",
+            coalesce(b.last_heartbeat_at > now() - $1 * interval '1 millisecond', false) AS alive
+       FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id WHERE ($2::text IS NULL OR h.availability_zone = $2)`,
+    [ctx.config.CIRRUS_HOST_DEAD_AFTER_MS, zone ?? null],
+  );
+  return rows;
 }
 
-export async function runInstances(ctx: DomainContext, req: compute.RunInstancesRequest): Promise<compute.Reservation> {
+/** A random order among hosts whose scores tie, fixed for one call: concurrent launches then spread over different hosts. */
+function randomTieBreak(): (hostId: string) => number {
+  const rank = new Map<string, number>();
+  return (id) => {
+    let r = rank.get(id);
+    if (r === undefined) rank.set(id, (r = Math.random()));
+    return r;
+  };
+}
+
+function countPerHost(hostIds: readonly string[]): Map<string, number> {
+  const perHost = new Map<string, number>();
+  for (const h of hostIds) perHost.set(h, (perHost.get(h) ?? 0) + 1);
+  return perHost;
+}
+
+/**
+ * Claims capacity for `placement` (instance id → host id, rows already
+ * inserted), planning again for the instances whose host filled up since.
+ * Returns the ids that could be placed nowhere (their rows still exist; the
+ * caller removes them). Postcondition: every other instance's host has its
+ * capacity claimed in this transaction.
+ */
+async function claimOrReplan(db: PoolClient, ctx: RequestContext, placement: Map<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string): Promise<string[]> {
+  let pending = placement;
+  const unplaceable: string[] = [];
+  for (let attempt = 0; pending.size > 0; attempt++) {
+    const short = new Set(await claimCapacity(db, countPerHost([...pending.values()]), need));
+    const victims = [...pending.keys()].filter((id) => short.has(pending.get(id)!));
+    if (victims.length === 0) break;
+    if (attempt === MAX_REPLANS) return [...unplaceable, ...victims];
+    const plan = planPlacement(await candidateHosts(db, ctx, zone), { ...want, maxCount: victims.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
+    ctx.log.info({ conflicts: victims.length, replanned: plan.hostIds.length, attempt }, "hosts filled up during the launch: planned again");
+    pending = new Map(plan.hostIds.map((h, i) => [victims[i]!, h]));
+    unplaceable.push(...victims.slice(plan.hostIds.length));
+    if (pending.size) {
+      await db.query("UPDATE instances i SET host_id = p.h FROM unnest($1::text[], $2::text[]) AS p(id, h) WHERE i.id = p.id", [[...pending.keys()], [...pending.values()]]);
+    }
+  }
+  return unplaceable;
+}
+
+async function runInstances(ctx: RequestContext, req: compute.RunInstancesRequest): Promise<compute.Reservation> {
   const minCount = requireCount("MinCount", req.MinCount);
   const maxCount = requireCount("MaxCount", req.MaxCount);
   if (minCount > maxCount) throw new Ec2Error("InvalidParameterValue", `MinCount (${minCount}) must be less than or equal to MaxCount (${maxCount})`);
   const typeName = req.InstanceType || DEFAULT_INSTANCE_TYPE;
   const type = ctx.instanceTypes.get(typeName);
   if (!type) throw new Ec2Error("InvalidParameterValue", `Invalid value '${truncate(typeName)}' for InstanceType.`);
-  if (req.SubnetId) requireIds("subnet", [req.SubnetId]);
-  requireIds("sg", req.SecurityGroupIds);
+  if (req.SubnetId) requireIds(subnetKind, [req.SubnetId]);
+  requireIds(securityGroupKind, req.SecurityGroupIds);
   if (req.ClientToken.length > 64 || !/^[\x21-\x7e]*$/.test(req.ClientToken)) {
     throw new Ec2Error("InvalidParameterValue", "ClientToken must be at most 64 printable ASCII characters");
   }
@@ -99,41 +152,36 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
 
   const hash = requestHash(req);
   if (req.ClientToken) {
-    const prev = await previousRun(ctx.pool, ctx, req, hash);
+    const prev = await previousRun(ctx.db, ctx, req, hash);
     if (prev) return prev;
   }
 
+  const need: CapacityNeed = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: image.root_size_gib };
+  const want: PlacementRequest = { ...need, maxCount, strategy: ctx.config.CIRRUS_PLACEMENT_STRATEGY };
+  const insufficient = (placeable: number) => new Ec2Error("InsufficientInstanceCapacity",
+    `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
   const reservationId = newId("r");
-  const placed = await inTransaction(ctx.pool, async (db): Promise<{ previous: compute.Reservation } | { ids: string[]; hosts: string[] }> => {
+  const placed = await inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { rows: { id: string; task_seq: number; host_id: string }[] }> => {
     if (req.ClientToken) {
       const ins = await db.query(
         "INSERT INTO run_requests (owner_id, client_token, request_hash, reservation_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
-        [ctx.config.CIRRUS_ACCOUNT_ID, req.ClientToken, hash, reservationId],
+        [ctx.principal.accountId, req.ClientToken, hash, reservationId],
       );
       // A concurrent call with the same token committed first (the INSERT
       // waited for it): answer with its reservation.
       if (ins.rowCount === 0) {
-        const previous = await previousRun(ctx.pool, ctx, req, hash);
+        const previous = await previousRun(db, ctx, req, hash);
         if (!previous) throw new Ec2Error("InternalError", "Client token conflict could not be resolved");
         return { previous };
       }
     }
-    // Lock every candidate host (in id order, so concurrent launches cannot
-    // deadlock) and place on the locked, current numbers.
-    const { rows: hosts } = await db.query<HostRow>(
-      `SELECT id, availability_zone, vcpus, memory_mib, disk_gib, used_vcpus, used_memory_mib, used_disk_gib,
-              coalesce(last_heartbeat_at > now() - $1 * interval '1 millisecond', false) AS alive
-         FROM hosts WHERE ($2::text IS NULL OR availability_zone = $2) ORDER BY id FOR UPDATE`,
-      [ctx.config.CIRRUS_HOST_DEAD_AFTER_MS, zone ?? null],
-    );
-    const want = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: image.root_size_gib, strategy: ctx.config.CIRRUS_PLACEMENT_STRATEGY };
-    const insufficient = (placeable: number, where?: string) => new Ec2Error("InsufficientInstanceCapacity",
-      `We currently do not have sufficient ${typeName} capacity${where ? ` in the Availability Zone you requested (${where})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
+    const hosts = await candidateHosts(db, ctx, zone);
+    const tieBreak = randomTieBreak();
     // A reservation lives in one zone: the subnet's, the requested one, or the one the scheduler would start in.
     const subnet = await resolveSubnet(db, ctx, req.SubnetId, zone, () => {
-      const first = planPlacement(hosts.map(toCapacity), { ...want, maxCount: 1 }).hostIds[0];
+      const first = planPlacement(hosts, { ...want, maxCount: 1 }, { tieBreak }).hostIds[0];
       if (!first) throw insufficient(0);
-      return hosts.find((h) => h.id === first)!.availability_zone;
+      return hosts.find((h) => h.id === first)!.availabilityZone;
     });
     const groupIds = req.SecurityGroupIds.length ? await requireGroupsInVpc(db, ctx, req.SecurityGroupIds, subnet.vpc_id) : [subnet.default_group_id];
     const ids = Array.from({ length: maxCount }, () => newId("i"));
@@ -141,21 +189,14 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
     if (addresses.length < minCount) {
       throw new Ec2Error("InsufficientFreeAddressesInSubnet", `There are not enough free addresses in subnet '${subnet.id}' to satisfy the requested number of instances (${addresses.length} free, ${minCount} requested).`);
     }
-    const plan = planPlacement(hosts.map(toCapacity), { ...want, maxCount: addresses.length, availabilityZone: subnet.availability_zone });
+    const plan = planPlacement(hosts, { ...want, maxCount: addresses.length, availabilityZone: subnet.availability_zone }, { tieBreak });
     if (plan.hostIds.length < minCount) {
       ctx.log.info({ requested: minCount, placeable: plan.hostIds.length, rejections: plan.rejections }, "insufficient capacity");
-      throw insufficient(plan.hostIds.length, zone);
+      throw insufficient(plan.hostIds.length);
     }
     const launched = ids.slice(0, plan.hostIds.length);
     // Give back the addresses claimed for instances that did not fit.
-    await db.query("UPDATE subnet_addresses SET instance_id = NULL WHERE instance_id = ANY($1)", [ids.slice(plan.hostIds.length)]);
-    const perHost = new Map<string, number>();
-    for (const h of plan.hostIds) perHost.set(h, (perHost.get(h) ?? 0) + 1);
-    await db.query(
-      `UPDATE hosts h SET used_vcpus = used_vcpus + n * $3, used_memory_mib = used_memory_mib + n * $4, used_disk_gib = used_disk_gib + n * $5
-         FROM unnest($1::text[], $2::int[]) AS p(id, n) WHERE h.id = p.id`,
-      [[...perHost.keys()], [...perHost.values()], type.vcpus, type.memoryMib, image.root_size_gib],
-    );
+    await releaseAddresses(db, ids.slice(plan.hostIds.length));
     const ipOf = new Map(addresses.map((a) => [a.instanceId, a.ip]));
     await db.query(
       `INSERT INTO instances (id, reservation_id, owner_id, image_id, instance_type, vcpus, memory_mib, disk_gib, host_id,
@@ -164,28 +205,41 @@ export async function runInstances(ctx: DomainContext, req: compute.RunInstances
        SELECT p.id, $3, $4, $5, $6, $7, $8, $9, p.host_id, $12, 'pending', 'launch', p.idx - 1, $10, $11,
               $13, $14, p.ip::inet, $15, $16
          FROM unnest($1::text[], $2::text[], $17::text[]) WITH ORDINALITY AS p(id, host_id, ip, idx) ORDER BY p.idx`,
-      [launched, plan.hostIds, reservationId, ctx.config.CIRRUS_ACCOUNT_ID, image.id, typeName, type.vcpus, type.memoryMib, image.root_size_gib,
+      [launched, plan.hostIds, reservationId, ctx.principal.accountId, image.id, typeName, type.vcpus, type.memoryMib, image.root_size_gib,
         req.ClientToken, req.UserData, subnet.availability_zone, subnet.vpc_id, subnet.id, key?.name ?? "", key?.publicKey ?? "",
         launched.map((id) => ipOf.get(id))],
     );
+    // The capacity claim comes last, so the chosen hosts' rows stay locked only until the commit.
+    const unplaceable = await claimOrReplan(db, ctx, new Map(launched.map((id, i) => [id, plan.hostIds[i]!])), need, want, subnet.availability_zone);
+    if (launched.length - unplaceable.length < minCount) throw insufficient(launched.length - unplaceable.length);
+    if (unplaceable.length) {
+      await releaseAddresses(db, unplaceable);
+      await db.query("DELETE FROM instances WHERE id = ANY($1)", [unplaceable]);
+    }
+    const gone = new Set(unplaceable);
+    const final = launched.filter((id) => !gone.has(id));
     await db.query(
       "INSERT INTO instance_security_groups (instance_id, group_id) SELECT i, g FROM unnest($1::text[]) AS i, unnest($2::text[]) AS g",
-      [launched, groupIds],
+      [final, groupIds],
     );
-    await insertTags(db, launched, tags);
-    return { ids: launched, hosts: [...perHost.keys()] };
+    await insertTags(db, ctx.principal.accountId, instanceKind.resourceType, final, tags);
+    const { rows } = await db.query<{ id: string; task_seq: number; host_id: string }>("SELECT id, task_seq, host_id FROM instances WHERE id = ANY($1)", [final]);
+    return { rows };
   });
   if ("previous" in placed) return placed.previous;
-  await ctx.enqueue(placed.ids.map((instanceId) => ({ instanceId, seq: 1 })));
+  await enqueueInstanceSteps(ctx, placed.rows);
   // New members change the firewalls of instances whose rules name their groups.
-  ctx.notifyHosts(placed.hosts);
-  ctx.log.info({ reservationId, count: placed.ids.length, imageId: image.id, instanceType: typeName }, "instances placed");
-  return reservationById(ctx.pool, reservationId);
+  ctx.notifyHosts(await hostsConcernedByMembers(ctx.db, placed.rows.map((r) => r.id)));
+  ctx.log.info({ reservationId, count: placed.rows.length, imageId: image.id, instanceType: typeName }, "instances placed");
+  return reservationById(ctx.db, reservationId);
 }
 
-function toCapacity(h: HostRow): HostCapacity {
-  return {
-    id: h.id, availabilityZone: h.availability_zone, alive: h.alive, vcpus: h.vcpus, memoryMib: h.memory_mib, diskGib: h.disk_gib,
-    usedVcpus: h.used_vcpus, usedMemoryMib: h.used_memory_mib, usedDiskGib: h.used_disk_gib,
-  };
-}
+export const runInstancesOperation = defineOperation({
+  name: "RunInstances",
+  summary: "Launch instances from an image",
+  request: compute.RunInstancesRequest,
+  response: compute.Reservation,
+  mutates: true,
+  kinds: ["instance", "image", "subnet", "security-group", "key-pair"],
+  handler: runInstances,
+});

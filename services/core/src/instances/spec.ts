@@ -1,3 +1,6 @@
+// What an agent needs to build an instance's VM: the instance joined with its
+// image and subnet, mapped to agent.InstanceSpec.
+import { gatewayOf, macFor, parseExactCidr } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 
 /** The columns of an instance joined with its image and subnet that an agent needs. */
@@ -29,25 +32,13 @@ export function instanceSpecSql(extraColumns = ""): string {
     FROM instances i JOIN images m ON m.id = i.image_id LEFT JOIN subnets s ON s.id = i.subnet_id`;
 }
 
-/** MAC of an instance's NIC: 52:54:00 (QEMU's prefix) + the address's last three octets, unique on a subnet. */
-export function macFor(ip: string): string {
-  return `52:54:00:${ip.split(".").slice(1).map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
-}
-
-/** The host's address on a subnet's bridge: the first address after the network address (EC2's VPC router). */
-export function gatewayOf(cidr: string): string {
-  const [ip] = cidr.split("/");
-  const n = ip!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0) + 1;
-  return [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
-}
-
-/** What a host agent needs to build an instance's domain. */
 export function instanceSpecOf(r: InstanceSpecRow): agent.InstanceSpec {
+  const subnet = r.subnet_cidr ? parseExactCidr(r.subnet_cidr) : undefined;
   return {
     instanceId: r.id, vcpus: r.vcpus, memoryMib: r.memory_mib, rootDiskGib: r.disk_gib,
     image: { imageId: r.image_id, rootPath: r.location, kernelPath: r.kernel_location, ramdiskPath: r.ramdisk_location, kernelCmdline: r.kernel_cmdline },
-    network: r.private_ip && r.subnet_cidr && r.subnet_id
-      ? { subnetId: r.subnet_id, subnetCidr: r.subnet_cidr, gatewayIp: gatewayOf(r.subnet_cidr), privateIp: r.private_ip, macAddress: macFor(r.private_ip) }
+    network: r.private_ip && subnet && r.subnet_id
+      ? { subnetId: r.subnet_id, subnetCidr: r.subnet_cidr!, gatewayIp: gatewayOf(subnet), privateIp: r.private_ip, macAddress: macFor(r.private_ip) }
       : undefined,
   };
 }

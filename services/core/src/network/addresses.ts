@@ -1,15 +1,18 @@
-// Elastic IPs: AllocateAddress, AssociateAddress, DisassociateAddress,
-// ReleaseAddress, DescribeAddresses, over the operator's address pool.
-import { Ec2Error, newId } from "@cirrus/common";
-import type { compute } from "@cirrus/proto";
+// The elastic IP kind: AllocateAddress, AssociateAddress,
+// DisassociateAddress, ReleaseAddress, DescribeAddresses, over the operator's
+// address pool.
+import { cidrText, isIpv4, newId, parseExactCidr, size } from "@cirrus/common";
+import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
-import type { DomainContext } from "../context.js";
-import { inTransaction } from "../../db/tx.js";
-import { describePage } from "../describe.js";
-import { loadInstances } from "../instances/describe.js";
-import { insertTags } from "../tags.js";
+import type { Core, RequestContext } from "../context.js";
+import { inTransaction } from "../db/tx.js";
+import { describeKind, findOwned } from "../describe.js";
+import { Ec2Error } from "../errors.js";
+import { instanceKind } from "../instances/model.js";
+import { defineOperation } from "../operation.js";
+import { defineKind, type IdShape } from "../resource.js";
+import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
 import { requireIds, tagsFor, truncate } from "../validate.js";
-import { isIpv4, parseCidr, size } from "./cidr.js";
 
 interface AddressRow {
   id: string;
@@ -20,27 +23,56 @@ interface AddressRow {
   private_ip: string | null;
 }
 
+/** Association ids; EC2 answers NotFound for a malformed one. */
+const associationId: IdShape = { idPrefix: "eipassoc", malformed: "InvalidAssociationID.NotFound" };
+
+export const addressKind = defineKind<AddressRow, compute.Address>({
+  name: "address",
+  resourceType: "elastic-ip",
+  idPrefix: "eipalloc",
+  // EC2 answers NotFound for a malformed allocation id.
+  malformed: "InvalidAllocationID.NotFound",
+  table: "addresses",
+  notFound: (m) => new Ec2Error("InvalidAllocationID.NotFound", `The allocation IDs '${m.join(", ")}' do not exist`),
+  filters: {
+    "allocation-id": "addresses.id", "association-id": "addresses.association_id", "instance-id": "addresses.instance_id",
+    "public-ip": "host(addresses.public_ip)", "private-ip-address": "host(addresses.private_ip)", domain: "'vpc'",
+  },
+  toApi: async (ctx, rows) => {
+    const tags = await loadTags(ctx.db, rows.map((r) => r.id));
+    return rows.map((a) => ({
+      PublicIp: a.public_ip.replace(/\/32$/, ""), AllocationId: a.id, AssociationId: a.association_id ?? "", Domain: "vpc",
+      InstanceId: a.instance_id ?? "", PrivateIpAddress: (a.private_ip ?? "").replace(/\/32$/, ""), NetworkBorderGroup: ctx.config.CIRRUS_REGION,
+      PublicIpv4Pool: "cirrus", Tags: tags.get(a.id) ?? [],
+    }));
+  },
+});
+
 /** Adds every address of CIRRUS_ADDRESS_POOL to the pool table (addresses already there are kept). */
-export async function syncAddressPool(ctx: DomainContext): Promise<void> {
-  const cidrs = ctx.config.CIRRUS_ADDRESS_POOL.split(",").map((c) => c.trim()).filter(Boolean).map((c) => parseCidr(c, "CIRRUS_ADDRESS_POOL", 15, 32));
-  for (const c of cidrs) {
+export async function syncAddressPool(core: Core): Promise<void> {
+  const blocks = core.config.CIRRUS_ADDRESS_POOL.split(",").map((c) => c.trim()).filter(Boolean).map((text) => {
+    const c = parseExactCidr(text);
+    if (!c || c.prefix < 15) throw new Error(`CIRRUS_ADDRESS_POOL: ${JSON.stringify(text)} is not a CIDR block of /15 to /32 without host bits`);
+    return c;
+  });
+  for (const c of blocks) {
     // Start-up cost: only insert when some address of the range is missing.
-    const { rows: [have] } = await ctx.pool.query<{ n: string }>("SELECT count(*) AS n FROM address_pool WHERE ip <<= $1::cidr", [c.text]);
+    const { rows: [have] } = await core.db.query<{ n: string }>("SELECT count(*) AS n FROM address_pool WHERE ip <<= $1::cidr", [cidrText(c)]);
     if (Number(have!.n) >= size(c)) continue;
-    await ctx.pool.query(
+    await core.db.query(
       "INSERT INTO address_pool (ip) SELECT host(network($1::cidr) + n)::inet FROM generate_series(0, $2::bigint - 1) AS n ON CONFLICT DO NOTHING",
-      [c.text, size(c)],
+      [cidrText(c), size(c)],
     );
   }
 }
 
-export async function allocateAddress(ctx: DomainContext, req: compute.AllocateAddressRequest): Promise<compute.AllocateAddressResponse> {
+async function allocateAddress(ctx: RequestContext, req: compute.AllocateAddressRequest): Promise<compute.AllocateAddressResponse> {
   if (req.Domain && req.Domain !== "vpc") throw new Ec2Error("InvalidParameterValue", `Value (${truncate(req.Domain)}) for parameter domain is invalid. Only 'vpc' is supported.`);
   if (req.PublicIpv4Pool && req.PublicIpv4Pool !== "cirrus") throw new Ec2Error("InvalidParameterValue", `Unknown public IPv4 pool: ${truncate(req.PublicIpv4Pool)}`);
   if (req.Address && !isIpv4(req.Address)) throw new Ec2Error("InvalidParameterValue", `Invalid address: ${truncate(req.Address)}`);
   const tags = tagsFor("elastic-ip", req.TagSpecifications, ["elastic-ip"]);
   const id = newId("eipalloc");
-  const ip = await inTransaction(ctx.pool, async (db) => {
+  const ip = await inTransaction(ctx.db, async (db) => {
     // SKIP LOCKED: concurrent allocations each take a different free row without waiting.
     const { rows: [claimed] } = req.Address
       ? await db.query<{ ip: string }>("UPDATE address_pool SET allocation_id = $1 WHERE ip = $2 AND allocation_id IS NULL RETURNING host(ip) AS ip", [id, req.Address])
@@ -57,19 +89,19 @@ export async function allocateAddress(ctx: DomainContext, req: compute.AllocateA
         : new Ec2Error("InvalidAddress.NotFound", `Address ${req.Address} is not in the address pool`);
     }
     if (!claimed) throw new Ec2Error("AddressLimitExceeded", "The maximum number of addresses has been reached: the address pool is exhausted.");
-    await db.query("INSERT INTO addresses (id, owner_id, public_ip) VALUES ($1, $2, $3)", [id, ctx.config.CIRRUS_ACCOUNT_ID, claimed.ip]);
-    await insertTags(db, [id], tags);
+    await db.query("INSERT INTO addresses (id, owner_id, public_ip) VALUES ($1, $2, $3)", [id, ctx.principal.accountId, claimed.ip]);
+    await insertTags(db, ctx.principal.accountId, addressKind.resourceType, [id], tags);
     return claimed.ip;
   });
   return { PublicIp: ip, AllocationId: id, Domain: "vpc", PublicIpv4Pool: "cirrus", NetworkBorderGroup: ctx.config.CIRRUS_REGION };
 }
 
-async function lockAddress(db: PoolClient, ctx: DomainContext, allocationId: string): Promise<AddressRow> {
+async function lockAddress(db: PoolClient, ctx: RequestContext, allocationId: string): Promise<AddressRow> {
   if (!allocationId) throw new Ec2Error("MissingParameter", "The request must contain the parameter AllocationId");
-  requireIds("eipalloc", [allocationId]);
+  requireIds(addressKind, [allocationId]);
   const { rows: [a] } = await db.query<AddressRow>(
     "SELECT id, owner_id, host(public_ip) AS public_ip, association_id, instance_id, host(private_ip) AS private_ip FROM addresses WHERE id = $1 AND owner_id = $2 FOR UPDATE",
-    [allocationId, ctx.config.CIRRUS_ACCOUNT_ID],
+    [allocationId, ctx.principal.accountId],
   );
   if (!a) throw new Ec2Error("InvalidAllocationID.NotFound", `The allocation ID '${allocationId}' does not exist`);
   return a;
@@ -81,18 +113,18 @@ async function hostOf(db: PoolClient, instanceId: string | null): Promise<string
   return rows.map((r) => r.host_id);
 }
 
-export async function associateAddress(ctx: DomainContext, req: compute.AssociateAddressRequest): Promise<compute.AssociateAddressResponse> {
+async function associateAddress(ctx: RequestContext, req: compute.AssociateAddressRequest): Promise<compute.AssociateAddressResponse> {
   if (!req.InstanceId && !req.PrivateIpAddress) throw new Ec2Error("MissingParameter", "Either InstanceId or PrivateIpAddress must be given");
   if (req.PrivateIpAddress && !isIpv4(req.PrivateIpAddress)) throw new Ec2Error("InvalidParameterValue", `Invalid private address: ${truncate(req.PrivateIpAddress)}`);
-  if (req.InstanceId) await loadInstances(ctx, [req.InstanceId]);
-  const associationId = newId("eipassoc");
-  const hosts = await inTransaction(ctx.pool, async (db) => {
+  if (req.InstanceId) await findOwned(ctx, ctx.db, instanceKind, [req.InstanceId]);
+  const association = newId("eipassoc");
+  const hosts = await inTransaction(ctx.db, async (db) => {
     const addr = await lockAddress(db, ctx, req.AllocationId);
     const { rows: [target] } = await db.query<{ id: string; private_ip: string | null; state: string; host_id: string }>(
       req.InstanceId
         ? "SELECT id, host(private_ip) AS private_ip, state, host_id FROM instances WHERE id = $1 AND owner_id = $2 FOR UPDATE"
         : "SELECT id, host(private_ip) AS private_ip, state, host_id FROM instances WHERE private_ip = $1::inet AND owner_id = $2 AND state <> 'terminated' FOR UPDATE",
-      [req.InstanceId || req.PrivateIpAddress, ctx.config.CIRRUS_ACCOUNT_ID],
+      [req.InstanceId || req.PrivateIpAddress, ctx.principal.accountId],
     );
     if (!target) throw new Ec2Error("InvalidParameterValue", `No instance has the private address ${truncate(req.PrivateIpAddress)}`);
     if (target.state === "terminated" || target.state === "shutting-down") throw new Ec2Error("IncorrectInstanceState", `The instance '${target.id}' is not in a valid state for this operation.`);
@@ -108,20 +140,20 @@ export async function associateAddress(ctx: DomainContext, req: compute.Associat
       "UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE private_ip = $1::inet AND id <> $2 RETURNING id",
       [target.private_ip, addr.id],
     );
-    await db.query("UPDATE addresses SET association_id = $2, instance_id = $3, private_ip = $4 WHERE id = $1", [addr.id, associationId, target.id, target.private_ip]);
+    await db.query("UPDATE addresses SET association_id = $2, instance_id = $3, private_ip = $4 WHERE id = $1", [addr.id, association, target.id, target.private_ip]);
     ctx.log.info({ allocationId: addr.id, instanceId: target.id, replaced: replaced.map((r) => r.id) }, "address associated");
     return [...(await hostOf(db, addr.instance_id)), target.host_id];
   });
   ctx.notifyHosts(hosts);
-  return { AssociationId: associationId };
+  return { AssociationId: association };
 }
 
-export async function disassociateAddress(ctx: DomainContext, req: compute.DisassociateAddressRequest): Promise<compute.DisassociateAddressResponse> {
+async function disassociateAddress(ctx: RequestContext, req: compute.DisassociateAddressRequest): Promise<compute.DisassociateAddressResponse> {
   if (!req.AssociationId) throw new Ec2Error("MissingParameter", "The request must contain the parameter AssociationId");
-  requireIds("eipassoc", [req.AssociationId]);
-  const hosts = await inTransaction(ctx.pool, async (db) => {
+  requireIds(associationId, [req.AssociationId]);
+  const hosts = await inTransaction(ctx.db, async (db) => {
     const { rows: [a] } = await db.query<{ instance_id: string | null }>(
-      "SELECT instance_id FROM addresses WHERE association_id = $1 AND owner_id = $2 FOR UPDATE", [req.AssociationId, ctx.config.CIRRUS_ACCOUNT_ID]);
+      "SELECT instance_id FROM addresses WHERE association_id = $1 AND owner_id = $2 FOR UPDATE", [req.AssociationId, ctx.principal.accountId]);
     if (!a) throw new Ec2Error("InvalidAssociationID.NotFound", `The association ID '${req.AssociationId}' does not exist`);
     await db.query("UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE association_id = $1", [req.AssociationId]);
     return hostOf(db, a.instance_id);
@@ -130,38 +162,72 @@ export async function disassociateAddress(ctx: DomainContext, req: compute.Disas
   return {};
 }
 
-export async function releaseAddress(ctx: DomainContext, req: compute.ReleaseAddressRequest): Promise<compute.ReleaseAddressResponse> {
-  await inTransaction(ctx.pool, async (db) => {
+async function releaseAddress(ctx: RequestContext, req: compute.ReleaseAddressRequest): Promise<compute.ReleaseAddressResponse> {
+  await inTransaction(ctx.db, async (db) => {
     const addr = await lockAddress(db, ctx, req.AllocationId);
     if (addr.association_id) throw new Ec2Error("InvalidIPAddress.InUse", `Address ${addr.public_ip} is in use (associated with ${addr.association_id})`);
     await db.query("DELETE FROM addresses WHERE id = $1", [addr.id]);
     await db.query("UPDATE address_pool SET allocation_id = NULL WHERE allocation_id = $1", [addr.id]);
-    await db.query("DELETE FROM tags WHERE resource_id = $1", [addr.id]);
+    await deleteTagsOf(db, [addr.id]);
   });
   return {};
 }
 
-export async function describeAddresses(ctx: DomainContext, req: compute.DescribeAddressesRequest): Promise<compute.DescribeAddressesResponse> {
-  requireIds("eipalloc", req.AllocationIds);
+async function describeAddresses(ctx: RequestContext, req: compute.DescribeAddressesRequest): Promise<compute.DescribeAddressesResponse> {
   for (const ip of req.PublicIps) if (!isIpv4(ip)) throw new Ec2Error("InvalidParameterValue", `Invalid address: ${truncate(ip)}`);
   const params: unknown[] = [];
   const where = req.PublicIps.length ? [`addresses.public_ip = ANY($${params.push(req.PublicIps)}::inet[])`] : [];
-  const page = await describePage<AddressRow>(ctx, {
-    table: "addresses", ids: req.AllocationIds, filters: req.Filters, where, params,
-    filterColumns: {
-      "allocation-id": "addresses.id", "association-id": "addresses.association_id", "instance-id": "addresses.instance_id",
-      "public-ip": "host(addresses.public_ip)", "private-ip-address": "host(addresses.private_ip)", domain: "'vpc'",
-    },
-    notFound: (m) => new Ec2Error("InvalidAllocationID.NotFound", `The allocation IDs '${m.join(", ")}' do not exist`),
-  });
-  if (req.PublicIps.length && page.rows.length < req.PublicIps.length) {
+  const page = await describeKind(ctx, addressKind, { ids: req.AllocationIds, filters: req.Filters, where, params, unpaged: true });
+  if (req.PublicIps.length && page.items.length < req.PublicIps.length) {
     throw new Ec2Error("InvalidAddress.NotFound", `Address '${req.PublicIps.join(", ")}' not found.`);
   }
-  return {
-    Addresses: page.rows.map((a) => ({
-      PublicIp: a.public_ip.replace(/\/32$/, ""), AllocationId: a.id, AssociationId: a.association_id ?? "", Domain: "vpc",
-      InstanceId: a.instance_id ?? "", PrivateIpAddress: (a.private_ip ?? "").replace(/\/32$/, ""), NetworkBorderGroup: ctx.config.CIRRUS_REGION,
-      PublicIpv4Pool: "cirrus", Tags: page.tags.get(a.id) ?? [],
-    })),
-  };
+  return { Addresses: page.items };
 }
+
+export const addressOperations = [
+  defineOperation({
+    name: "AllocateAddress",
+    summary: "Allocate an elastic IP address from the pool",
+    request: compute.AllocateAddressRequest,
+    response: compute.AllocateAddressResponse,
+    mutates: true,
+    kinds: ["address"],
+    handler: allocateAddress,
+  }),
+  defineOperation({
+    name: "AssociateAddress",
+    summary: "Associate an elastic IP with an instance (or one of its private addresses)",
+    request: compute.AssociateAddressRequest,
+    response: compute.AssociateAddressResponse,
+    mutates: true,
+    kinds: ["address", "instance"],
+    handler: associateAddress,
+  }),
+  defineOperation({
+    name: "DisassociateAddress",
+    summary: "Disassociate an elastic IP from its instance",
+    request: compute.DisassociateAddressRequest,
+    response: compute.DisassociateAddressResponse,
+    mutates: true,
+    kinds: ["address"],
+    handler: disassociateAddress,
+  }),
+  defineOperation({
+    name: "ReleaseAddress",
+    summary: "Release an elastic IP back to the pool",
+    request: compute.ReleaseAddressRequest,
+    response: compute.ReleaseAddressResponse,
+    mutates: true,
+    kinds: ["address"],
+    handler: releaseAddress,
+  }),
+  defineOperation({
+    name: "DescribeAddresses",
+    summary: "Describe elastic IP addresses",
+    request: compute.DescribeAddressesRequest,
+    response: compute.DescribeAddressesResponse,
+    mutates: false,
+    kinds: ["address"],
+    handler: describeAddresses,
+  }),
+];

@@ -2,10 +2,9 @@
 // firewalls compiled from security groups (rules naming a source group are
 // resolved to its members' addresses), elastic-IP mappings, and what the
 // metadata service tells each instance.
-import { macFor, type Logger } from "@cirrus/common";
+import { macFor } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
-import type { Pool, PoolClient } from "pg";
-import type { ApiConfig } from "../../config.js";
+import type { Core } from "../context.js";
 
 interface NetInstance {
   id: string;
@@ -39,9 +38,9 @@ function groupBy<T>(rows: readonly T[], key: (r: T) => string): Map<string, T[]>
   return out;
 }
 
-
-
-export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig, hostId: string, log?: Logger): Promise<agent.HostNetworkState> {
+/** The network state of one host, compiled from Postgres. */
+export async function hostNetworkState(core: Pick<Core, "db" | "config" | "log">, hostId: string): Promise<agent.HostNetworkState> {
+  const { db, config, log } = core;
   const { rows: instances } = await db.query<NetInstance>(
     `SELECT id, host(private_ip) AS ip, image_id, instance_type, availability_zone, reservation_id, key_name, public_key, user_data
        FROM instances WHERE host_id = $1 AND state <> 'terminated' AND private_ip IS NOT NULL ORDER BY id`,
@@ -80,7 +79,7 @@ export async function hostNetworkState(db: Pool | PoolClient, config: ApiConfig,
   }
   // See CIRRUS_MAX_GROUP_ENTRIES_PER_HOST: fail closed rather than run out of memory.
   const expandGroups = groupEntries <= config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST;
-  if (!expandGroups) log?.error({ hostId, groupEntries, limit: config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
+  if (!expandGroups) log.error({ hostId, groupEntries, limit: config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
   const compile = (r: Rule): agent.FirewallRule | undefined => {
     if (compiled.has(r)) return compiled.get(r);
     const cidrs = r.cidr ? [r.cidr] : expandGroups ? (membersOf.get(r.source_group_id!) ?? []).map((m) => `${m.ip}/32`) : [];

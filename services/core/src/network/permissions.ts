@@ -1,9 +1,10 @@
 // EC2 IpPermissions ↔ rule rows: validation and normalisation of what
 // Authorize/Revoke take, and grouping of rows back into IpPermissions.
-import { Ec2Error, isId } from "@cirrus/common";
+import { cidrText, isId } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
+import { Ec2Error } from "../errors.js";
 import { truncate } from "../validate.js";
-import { parseCidr } from "./cidr.js";
+import { requireCidr } from "./cidr.js";
 
 /** One rule as stored: exactly one of cidr and sourceGroupId. */
 export interface RuleSpec {
@@ -54,7 +55,7 @@ export function rulesOf(req: { IpPermissions: compute.IpPermission[]; IpProtocol
       throw new Ec2Error("InvalidPermission.Malformed", "Each IpPermission needs at least one IpRange or UserIdGroupPair");
     }
     for (const r of p.IpRanges) {
-      const cidr = parseCidr(r.CidrIp, "CidrIp").text;
+      const cidr = cidrText(requireCidr(r.CidrIp, "CidrIp"));
       rules.push({ protocol, fromPort, toPort, cidr, sourceGroupId: null, description: r.Description });
     }
     for (const g of p.UserIdGroupPairs) {

@@ -1,14 +1,18 @@
-// CreateVpc/DescribeVpcs/DeleteVpc, CreateSubnet/DescribeSubnets/DeleteSubnet,
-// and each account's default VPC with one default subnet per zone.
-import { Ec2Error, newId } from "@cirrus/common";
-import type { compute } from "@cirrus/proto";
+// The VPC and subnet kinds: CreateVpc/DescribeVpcs/DeleteVpc,
+// CreateSubnet/DescribeSubnets/DeleteSubnet, and each account's default VPC
+// with one default subnet per zone.
+import { cidrText, containsCidr, newId, nthAddress, overlaps, parseExactCidr, size, type Cidr } from "@cirrus/common";
+import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
-import type { DomainContext } from "../context.js";
-import { inTransaction } from "../../db/tx.js";
-import { describePage } from "../describe.js";
-import { insertTags } from "../tags.js";
+import type { Core, RequestContext } from "../context.js";
+import { inTransaction } from "../db/tx.js";
+import { describeKind, findOwned } from "../describe.js";
+import { Ec2Error } from "../errors.js";
+import { defineOperation } from "../operation.js";
+import { defineKind } from "../resource.js";
+import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
 import { requireIds, tagsFor, truncate } from "../validate.js";
-import { contains, overlaps, parseCidr, size, toIp, type Cidr } from "./cidr.js";
+import { requireCidr } from "./cidr.js";
 import { createDefaultSecurityGroup } from "./securityGroups.js";
 
 interface VpcRow {
@@ -27,161 +31,231 @@ interface SubnetRow {
   default_for_az: boolean;
 }
 
+/** Subnets and VPCs are at most /28, as in EC2. */
+const MAX_PREFIX = 28;
+
 const vpcToProto = (r: VpcRow, tags: compute.Tag[]): compute.Vpc => ({
   VpcId: r.id, CidrBlock: r.cidr, State: "available", IsDefault: r.is_default, OwnerId: r.owner_id, InstanceTenancy: "default", Tags: tags,
 });
 
-async function insertVpc(db: PoolClient, ctx: DomainContext, cidr: Cidr, isDefault: boolean, tags: compute.Tag[]): Promise<VpcRow> {
+export const vpcKind = defineKind<VpcRow, compute.Vpc>({
+  name: "vpc",
+  resourceType: "vpc",
+  idPrefix: "vpc",
+  malformed: "InvalidVpcID.Malformed",
+  table: "vpcs",
+  notFound: (m) => new Ec2Error("InvalidVpcID.NotFound", `The vpc ID '${m.join(", ")}' does not exist`),
+  filters: { "vpc-id": "vpcs.id", "cidr-block": "vpcs.cidr", cidr: "vpcs.cidr", "is-default": "vpcs.is_default", "owner-id": "vpcs.owner_id", state: "'available'" },
+  toApi: async (ctx, rows) => {
+    const tags = await loadTags(ctx.db, rows.map((r) => r.id));
+    return rows.map((r) => vpcToProto(r, tags.get(r.id) ?? []));
+  },
+});
+
+/** Free addresses of each subnet. */
+async function freeAddresses(db: RequestContext["db"] | PoolClient, subnetIds: readonly string[]): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ subnet_id: string; n: number }>(
+    "SELECT subnet_id, count(*)::int AS n FROM subnet_addresses WHERE subnet_id = ANY($1) AND instance_id IS NULL GROUP BY subnet_id",
+    [subnetIds],
+  );
+  return new Map(rows.map((r) => [r.subnet_id, r.n]));
+}
+
+const subnetToProto = (r: SubnetRow, tags: compute.Tag[], free: number): compute.Subnet => ({
+  SubnetId: r.id, VpcId: r.vpc_id, CidrBlock: r.cidr, AvailabilityZone: r.availability_zone, AvailableIpAddressCount: free,
+  State: "available", DefaultForAz: r.default_for_az, MapPublicIpOnLaunch: false, OwnerId: r.owner_id, Tags: tags,
+});
+
+export const subnetKind = defineKind<SubnetRow, compute.Subnet>({
+  name: "subnet",
+  resourceType: "subnet",
+  idPrefix: "subnet",
+  malformed: "InvalidSubnetID.Malformed",
+  table: "subnets",
+  notFound: (m) => new Ec2Error("InvalidSubnetID.NotFound", `The subnet ID '${m.join(", ")}' does not exist`),
+  filters: {
+    "subnet-id": "subnets.id", "vpc-id": "subnets.vpc_id", "cidr-block": "subnets.cidr", "availability-zone": "subnets.availability_zone",
+    "default-for-az": "subnets.default_for_az", "owner-id": "subnets.owner_id", state: "'available'",
+  },
+  toApi: async (ctx, rows) => {
+    const ids = rows.map((r) => r.id);
+    const [tags, free] = await Promise.all([loadTags(ctx.db, ids), freeAddresses(ctx.db, ids)]);
+    return rows.map((r) => subnetToProto(r, tags.get(r.id) ?? [], free.get(r.id) ?? 0));
+  },
+});
+
+async function insertVpc(db: PoolClient, core: Core, ownerId: string, cidr: Cidr, isDefault: boolean, tags: compute.Tag[]): Promise<VpcRow> {
   const id = newId("vpc");
   const { rows: [vpc] } = await db.query<VpcRow>(
     "INSERT INTO vpcs (id, owner_id, cidr, is_default) VALUES ($1, $2, $3, $4) RETURNING *",
-    [id, ctx.config.CIRRUS_ACCOUNT_ID, cidr.text, isDefault],
+    [id, ownerId, cidrText(cidr), isDefault],
   );
-  await createDefaultSecurityGroup(db, ctx, id);
-  await insertTags(db, [id], tags);
+  await createDefaultSecurityGroup(db, core, ownerId, id);
+  await insertTags(db, ownerId, vpcKind.resourceType, [id], tags);
   return vpc!;
 }
 
 /** EC2 reserves a subnet's first four and last addresses; the rest are assignable. */
-async function insertSubnet(db: PoolClient, ctx: DomainContext, vpcId: string, cidr: Cidr, zone: string, defaultForAz: boolean, tags: compute.Tag[]): Promise<SubnetRow> {
+async function insertSubnet(db: PoolClient, ownerId: string, vpcId: string, cidr: Cidr, zone: string, defaultForAz: boolean, tags: compute.Tag[]): Promise<SubnetRow> {
   const id = newId("subnet");
   const { rows: [subnet] } = await db.query<SubnetRow>(
     "INSERT INTO subnets (id, vpc_id, owner_id, cidr, availability_zone, default_for_az) VALUES ($1,$2,$3,$4,$5,$6) RETURNING *",
-    [id, vpcId, ctx.config.CIRRUS_ACCOUNT_ID, cidr.text, zone, defaultForAz],
+    [id, vpcId, ownerId, cidrText(cidr), zone, defaultForAz],
   );
   await db.query(
     "INSERT INTO subnet_addresses (subnet_id, ip) SELECT $1, host(network($2::cidr) + n)::inet FROM generate_series(4, $3::bigint - 2) AS n",
-    [id, cidr.text, size(cidr)],
+    [id, cidrText(cidr), size(cidr)],
   );
-  await insertTags(db, [id], tags);
+  await insertTags(db, ownerId, subnetKind.resourceType, [id], tags);
   return subnet!;
 }
 
-export async function createVpc(ctx: DomainContext, req: compute.CreateVpcRequest): Promise<compute.CreateVpcResponse> {
-  if (!req.CidrBlock) throw new Ec2Error("MissingParameter", "The request must contain the parameter CidrBlock");
-  const cidr = parseCidr(req.CidrBlock, "cidrBlock", 16, 28);
-  const tags = tagsFor("vpc", req.TagSpecifications, ["vpc"]);
-  const vpc = await inTransaction(ctx.pool, (db) => insertVpc(db, ctx, cidr, false, tags));
-  ctx.log.info({ vpcId: vpc.id, cidr: cidr.text }, "vpc created");
-  return { Vpc: vpcToProto(vpc, tags) };
+async function lockVpc(db: PoolClient, ctx: RequestContext, vpcId: string): Promise<VpcRow> {
+  const [vpc] = await findOwned(ctx, db, vpcKind, [vpcId], { lock: true });
+  return vpc!;
 }
 
-export async function describeVpcs(ctx: DomainContext, req: compute.DescribeVpcsRequest): Promise<compute.DescribeVpcsResponse> {
-  requireIds("vpc", req.VpcIds);
-  const page = await describePage<VpcRow>(ctx, {
-    table: "vpcs", ids: req.VpcIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken,
-    filterColumns: { "vpc-id": "vpcs.id", "cidr-block": "vpcs.cidr", cidr: "vpcs.cidr", "is-default": "vpcs.is_default", "owner-id": "vpcs.owner_id", state: "'available'" },
-    notFound: (m) => new Ec2Error("InvalidVpcID.NotFound", `The vpc ID '${m.join(", ")}' does not exist`),
-  });
-  return { Vpcs: page.rows.map((r) => vpcToProto(r, page.tags.get(r.id) ?? [])), NextToken: page.nextToken };
-}
-
-async function lockVpc(db: PoolClient, ctx: DomainContext, vpcId: string): Promise<VpcRow> {
-  requireIds("vpc", [vpcId]);
-  const { rows: [vpc] } = await db.query<VpcRow>("SELECT * FROM vpcs WHERE id = $1 AND owner_id = $2 FOR UPDATE", [vpcId, ctx.config.CIRRUS_ACCOUNT_ID]);
-  if (!vpc) throw new Ec2Error("InvalidVpcID.NotFound", `The vpc ID '${vpcId}' does not exist`);
-  return vpc;
-}
-
-export async function deleteVpc(ctx: DomainContext, req: compute.DeleteVpcRequest): Promise<compute.DeleteVpcResponse> {
-  if (!req.VpcId) throw new Ec2Error("MissingParameter", "The request must contain the parameter VpcId");
-  await inTransaction(ctx.pool, async (db) => {
-    await lockVpc(db, ctx, req.VpcId);
-    const { rows: [deps] } = await db.query<{ subnets: number; groups: number }>(
-      `SELECT (SELECT count(*) FROM subnets WHERE vpc_id = $1)::int AS subnets,
-              (SELECT count(*) FROM security_groups WHERE vpc_id = $1 AND NOT is_default)::int AS groups`,
-      [req.VpcId],
-    );
-    if (deps!.subnets || deps!.groups) throw new Ec2Error("DependencyViolation", `The vpc '${req.VpcId}' has dependencies and cannot be deleted.`);
-    await db.query("UPDATE instances SET vpc_id = NULL WHERE vpc_id = $1", [req.VpcId]);
-    await db.query("DELETE FROM instance_security_groups WHERE group_id IN (SELECT id FROM security_groups WHERE vpc_id = $1)", [req.VpcId]);
-    await db.query("DELETE FROM security_groups WHERE vpc_id = $1", [req.VpcId]);
-    await db.query("DELETE FROM tags WHERE resource_id = $1", [req.VpcId]);
-    await db.query("DELETE FROM vpcs WHERE id = $1", [req.VpcId]);
-  });
-  return {};
-}
-
-export async function createSubnet(ctx: DomainContext, req: compute.CreateSubnetRequest): Promise<compute.CreateSubnetResponse> {
-  if (!req.VpcId) throw new Ec2Error("MissingParameter", "The request must contain the parameter VpcId");
-  if (!req.CidrBlock) throw new Ec2Error("MissingParameter", "The request must contain the parameter CidrBlock");
-  requireIds("vpc", [req.VpcId]);
-  const cidr = parseCidr(req.CidrBlock, "cidrBlock", 16, 28);
-  const zone = req.AvailabilityZone || ctx.config.zones[0]!;
-  if (!ctx.config.zones.includes(zone)) {
-    throw new Ec2Error("InvalidParameterValue", `Value (${truncate(zone)}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: ${ctx.config.zones.join(", ")}.`);
-  }
-  const tags = tagsFor("subnet", req.TagSpecifications, ["subnet"]);
-  const subnet = await inTransaction(ctx.pool, async (db) => {
-    // The VPC row lock serializes subnet creation per VPC, so the overlap check holds.
-    const vpc = await lockVpc(db, ctx, req.VpcId);
-    if (!contains(parseCidr(vpc.cidr, "vpc"), cidr)) throw new Ec2Error("InvalidSubnet.Range", `The CIDR '${cidr.text}' is invalid.`);
-    const { rows: others } = await db.query<{ cidr: string }>("SELECT cidr FROM subnets WHERE vpc_id = $1", [vpc.id]);
-    if (others.some((o) => overlaps(parseCidr(o.cidr, "subnet"), cidr))) throw new Ec2Error("InvalidSubnet.Conflict", `The CIDR '${cidr.text}' conflicts with another subnet`);
-    return insertSubnet(db, ctx, vpc.id, cidr, zone, false, tags);
-  });
-  ctx.log.info({ subnetId: subnet.id, vpcId: subnet.vpc_id, cidr: cidr.text }, "subnet created");
-  return { Subnet: await subnetToProto(ctx, subnet, tags) };
-}
-
-async function subnetToProto(ctx: DomainContext, r: SubnetRow, tags: compute.Tag[], free?: number): Promise<compute.Subnet> {
-  const available = free ?? Number((await ctx.pool.query("SELECT count(*) AS n FROM subnet_addresses WHERE subnet_id = $1 AND instance_id IS NULL", [r.id])).rows[0].n);
-  return {
-    SubnetId: r.id, VpcId: r.vpc_id, CidrBlock: r.cidr, AvailabilityZone: r.availability_zone, AvailableIpAddressCount: available,
-    State: "available", DefaultForAz: r.default_for_az, MapPublicIpOnLaunch: false, OwnerId: r.owner_id, Tags: tags,
-  };
-}
-
-export async function describeSubnets(ctx: DomainContext, req: compute.DescribeSubnetsRequest): Promise<compute.DescribeSubnetsResponse> {
-  requireIds("subnet", req.SubnetIds);
-  const page = await describePage<SubnetRow & { free: string }>(ctx, {
-    table: "subnets", ids: req.SubnetIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken,
-    filterColumns: {
-      "subnet-id": "subnets.id", "vpc-id": "subnets.vpc_id", "cidr-block": "subnets.cidr", "availability-zone": "subnets.availability_zone",
-      "default-for-az": "subnets.default_for_az", "owner-id": "subnets.owner_id", state: "'available'",
+export const vpcOperations = [
+  defineOperation({
+    name: "CreateVpc",
+    summary: "Create a VPC",
+    request: compute.CreateVpcRequest,
+    response: compute.CreateVpcResponse,
+    mutates: true,
+    kinds: ["vpc", "security-group"],
+    handler: async (ctx: RequestContext, req: compute.CreateVpcRequest): Promise<compute.CreateVpcResponse> => {
+      if (!req.CidrBlock) throw new Ec2Error("MissingParameter", "The request must contain the parameter CidrBlock");
+      const cidr = requireCidr(req.CidrBlock, "cidrBlock", ctx.config.CIRRUS_VPC_MIN_PREFIX, MAX_PREFIX);
+      const tags = tagsFor("vpc", req.TagSpecifications, ["vpc"]);
+      const vpc = await inTransaction(ctx.db, (db) => insertVpc(db, ctx, ctx.principal.accountId, cidr, false, tags));
+      ctx.log.info({ vpcId: vpc.id, cidr: cidrText(cidr) }, "vpc created");
+      return { Vpc: vpcToProto(vpc, tags) };
     },
-    notFound: (m) => new Ec2Error("InvalidSubnetID.NotFound", `The subnet ID '${m.join(", ")}' does not exist`),
-  });
-  return { Subnets: await Promise.all(page.rows.map((r) => subnetToProto(ctx, r, page.tags.get(r.id) ?? []))), NextToken: page.nextToken };
-}
-
-export async function deleteSubnet(ctx: DomainContext, req: compute.DeleteSubnetRequest): Promise<compute.DeleteSubnetResponse> {
-  if (!req.SubnetId) throw new Ec2Error("MissingParameter", "The request must contain the parameter SubnetId");
-  requireIds("subnet", [req.SubnetId]);
-  await inTransaction(ctx.pool, async (db) => {
-    const { rows: [subnet] } = await db.query<SubnetRow>("SELECT * FROM subnets WHERE id = $1 AND owner_id = $2 FOR UPDATE", [req.SubnetId, ctx.config.CIRRUS_ACCOUNT_ID]);
-    if (!subnet) throw new Ec2Error("InvalidSubnetID.NotFound", `The subnet ID '${req.SubnetId}' does not exist`);
-    const { rows: [inUse] } = await db.query("SELECT 1 FROM subnet_addresses WHERE subnet_id = $1 AND instance_id IS NOT NULL LIMIT 1", [req.SubnetId]);
-    if (inUse) throw new Ec2Error("DependencyViolation", `The subnet '${req.SubnetId}' has dependencies and cannot be deleted.`);
-    await db.query("DELETE FROM tags WHERE resource_id = $1", [req.SubnetId]);
-    await db.query("DELETE FROM subnets WHERE id = $1", [req.SubnetId]);
-  });
-  return {};
-}
+  }),
+  defineOperation({
+    name: "DescribeVpcs",
+    summary: "Describe VPCs (all pages unless --max-results or --next-token is given)",
+    request: compute.DescribeVpcsRequest,
+    response: compute.DescribeVpcsResponse,
+    mutates: false,
+    kinds: ["vpc"],
+    handler: async (ctx: RequestContext, req: compute.DescribeVpcsRequest): Promise<compute.DescribeVpcsResponse> => {
+      const page = await describeKind(ctx, vpcKind, { ids: req.VpcIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken });
+      return { Vpcs: page.items, NextToken: page.nextToken };
+    },
+  }),
+  defineOperation({
+    name: "DeleteVpc",
+    summary: "Delete a VPC (its subnets and security groups must be gone)",
+    request: compute.DeleteVpcRequest,
+    response: compute.DeleteVpcResponse,
+    mutates: true,
+    kinds: ["vpc", "security-group"],
+    handler: async (ctx: RequestContext, req: compute.DeleteVpcRequest): Promise<compute.DeleteVpcResponse> => {
+      if (!req.VpcId) throw new Ec2Error("MissingParameter", "The request must contain the parameter VpcId");
+      await inTransaction(ctx.db, async (db) => {
+        await lockVpc(db, ctx, req.VpcId);
+        const { rows: [deps] } = await db.query<{ subnets: number; groups: number }>(
+          `SELECT (SELECT count(*) FROM subnets WHERE vpc_id = $1)::int AS subnets,
+                  (SELECT count(*) FROM security_groups WHERE vpc_id = $1 AND NOT is_default)::int AS groups`,
+          [req.VpcId],
+        );
+        if (deps!.subnets || deps!.groups) throw new Ec2Error("DependencyViolation", `The vpc '${req.VpcId}' has dependencies and cannot be deleted.`);
+        const { rows: groups } = await db.query<{ id: string }>("SELECT id FROM security_groups WHERE vpc_id = $1", [req.VpcId]);
+        await db.query("UPDATE instances SET vpc_id = NULL WHERE vpc_id = $1", [req.VpcId]);
+        await db.query("DELETE FROM instance_security_groups WHERE group_id = ANY($1)", [groups.map((g) => g.id)]);
+        await db.query("DELETE FROM security_groups WHERE vpc_id = $1", [req.VpcId]);
+        await deleteTagsOf(db, [req.VpcId, ...groups.map((g) => g.id)]);
+        await db.query("DELETE FROM vpcs WHERE id = $1", [req.VpcId]);
+      });
+      return {};
+    },
+  }),
+  defineOperation({
+    name: "CreateSubnet",
+    summary: "Create a subnet in a VPC",
+    request: compute.CreateSubnetRequest,
+    response: compute.CreateSubnetResponse,
+    mutates: true,
+    kinds: ["subnet", "vpc"],
+    handler: async (ctx: RequestContext, req: compute.CreateSubnetRequest): Promise<compute.CreateSubnetResponse> => {
+      if (!req.VpcId) throw new Ec2Error("MissingParameter", "The request must contain the parameter VpcId");
+      if (!req.CidrBlock) throw new Ec2Error("MissingParameter", "The request must contain the parameter CidrBlock");
+      requireIds(vpcKind, [req.VpcId]);
+      const cidr = requireCidr(req.CidrBlock, "cidrBlock", ctx.config.CIRRUS_VPC_MIN_PREFIX, MAX_PREFIX);
+      const zone = req.AvailabilityZone || ctx.config.zones[0]!;
+      if (!ctx.config.zones.includes(zone)) {
+        throw new Ec2Error("InvalidParameterValue", `Value (${truncate(zone)}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: ${ctx.config.zones.join(", ")}.`);
+      }
+      const tags = tagsFor("subnet", req.TagSpecifications, ["subnet"]);
+      const subnet = await inTransaction(ctx.db, async (db) => {
+        // The VPC row lock serializes subnet creation per VPC, so the overlap check holds.
+        const vpc = await lockVpc(db, ctx, req.VpcId);
+        if (!containsCidr(parseExactCidr(vpc.cidr)!, cidr)) throw new Ec2Error("InvalidSubnet.Range", `The CIDR '${cidrText(cidr)}' is invalid.`);
+        const { rows: others } = await db.query<{ cidr: string }>("SELECT cidr FROM subnets WHERE vpc_id = $1", [vpc.id]);
+        if (others.some((o) => overlaps(parseExactCidr(o.cidr)!, cidr))) throw new Ec2Error("InvalidSubnet.Conflict", `The CIDR '${cidrText(cidr)}' conflicts with another subnet`);
+        return insertSubnet(db, ctx.principal.accountId, vpc.id, cidr, zone, false, tags);
+      });
+      ctx.log.info({ subnetId: subnet.id, vpcId: subnet.vpc_id, cidr: cidrText(cidr) }, "subnet created");
+      const free = await freeAddresses(ctx.db, [subnet.id]);
+      return { Subnet: subnetToProto(subnet, tags, free.get(subnet.id) ?? 0) };
+    },
+  }),
+  defineOperation({
+    name: "DescribeSubnets",
+    summary: "Describe subnets (all pages unless --max-results or --next-token is given)",
+    request: compute.DescribeSubnetsRequest,
+    response: compute.DescribeSubnetsResponse,
+    mutates: false,
+    kinds: ["subnet"],
+    handler: async (ctx: RequestContext, req: compute.DescribeSubnetsRequest): Promise<compute.DescribeSubnetsResponse> => {
+      const page = await describeKind(ctx, subnetKind, { ids: req.SubnetIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken });
+      return { Subnets: page.items, NextToken: page.nextToken };
+    },
+  }),
+  defineOperation({
+    name: "DeleteSubnet",
+    summary: "Delete a subnet (no instances may use it)",
+    request: compute.DeleteSubnetRequest,
+    response: compute.DeleteSubnetResponse,
+    mutates: true,
+    kinds: ["subnet"],
+    handler: async (ctx: RequestContext, req: compute.DeleteSubnetRequest): Promise<compute.DeleteSubnetResponse> => {
+      if (!req.SubnetId) throw new Ec2Error("MissingParameter", "The request must contain the parameter SubnetId");
+      await inTransaction(ctx.db, async (db) => {
+        await findOwned(ctx, db, subnetKind, [req.SubnetId], { lock: true });
+        const { rows: [inUse] } = await db.query("SELECT 1 FROM subnet_addresses WHERE subnet_id = $1 AND instance_id IS NOT NULL LIMIT 1", [req.SubnetId]);
+        if (inUse) throw new Ec2Error("DependencyViolation", `The subnet '${req.SubnetId}' has dependencies and cannot be deleted.`);
+        await deleteTagsOf(db, [req.SubnetId]);
+        await db.query("DELETE FROM subnets WHERE id = $1", [req.SubnetId]);
+      });
+      return {};
+    },
+  }),
+];
 
 /**
  * Makes sure the account has its default VPC (CIRRUS_DEFAULT_VPC_CIDR) with a
  * default /20 subnet in every configured zone, as AWS does. Idempotent and
  * safe when several API processes start at once.
  */
-export async function ensureDefaultNetwork(ctx: DomainContext): Promise<void> {
-  const cidr = parseCidr(ctx.config.CIRRUS_DEFAULT_VPC_CIDR, "CIRRUS_DEFAULT_VPC_CIDR", 16, 28);
-  await inTransaction(ctx.pool, async (db) => {
-    await db.query("SELECT pg_advisory_xact_lock(hashtext('cirrus-default-network'))");
-    let { rows: [vpc] } = await db.query<VpcRow>("SELECT * FROM vpcs WHERE owner_id = $1 AND is_default", [ctx.config.CIRRUS_ACCOUNT_ID]);
-    if (!vpc) vpc = await insertVpc(db, ctx, cidr, true, []);
+export async function ensureDefaultNetwork(core: Core, accountId: string): Promise<void> {
+  const cidr = parseExactCidr(core.config.CIRRUS_DEFAULT_VPC_CIDR)!;
+  await inTransaction(core.db, async (db) => {
+    await db.query("SELECT pg_advisory_xact_lock(hashtext('cirrus-default-network'), hashtext($1))", [accountId]);
+    let { rows: [vpc] } = await db.query<VpcRow>("SELECT * FROM vpcs WHERE owner_id = $1 AND is_default", [accountId]);
+    if (!vpc) vpc = await insertVpc(db, core, accountId, cidr, true, []);
     // /20 per zone as in AWS (the whole VPC when it is smaller than that).
     const subnetPrefix = Math.max(cidr.prefix, 20);
-    for (const [i, zone] of ctx.config.zones.entries()) {
+    for (const [i, zone] of core.config.zones.entries()) {
       const { rows: [existing] } = await db.query("SELECT 1 FROM subnets WHERE vpc_id = $1 AND availability_zone = $2 AND default_for_az", [vpc.id, zone]);
       if (existing) continue;
-      const sub: Cidr = { base: cidr.base + i * 2 ** (32 - subnetPrefix), prefix: subnetPrefix, text: "" };
-      sub.text = `${toIp(sub.base)}/${subnetPrefix}`;
-      if (!contains(cidr, sub)) {
-        ctx.log.warn({ zone }, "default VPC too small for a default subnet in this zone");
+      const offset = i * 2 ** (32 - subnetPrefix);
+      if (offset >= size(cidr)) {
+        core.log.warn({ zone }, "default VPC too small for a default subnet in this zone");
         continue;
       }
-      await insertSubnet(db, ctx, vpc.id, sub, zone, true, []);
+      await insertSubnet(db, accountId, vpc.id, { network: nthAddress(cidr, offset), prefix: subnetPrefix }, zone, true, []);
     }
   });
 }

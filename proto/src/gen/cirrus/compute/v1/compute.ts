@@ -108,25 +108,34 @@ export interface Reservation {
 }
 
 export interface RunInstancesRequest {
+  /** The image (ami-…) to launch. */
   ImageId: string;
+  /** The instance type, e.g. t2.micro (the default). */
   InstanceType: string;
-  MinCount?: number | undefined;
-  MaxCount?: number | undefined;
+  /** Launch at least this many, or none. */
+  MinCount?:
+    | number
+    | undefined;
+  /** Launch up to this many (at most 100000). */
+  MaxCount?:
+    | number
+    | undefined;
+  /** Idempotency token: retrying with the same token launches nothing new. */
   ClientToken: string;
   Placement: Placement | undefined;
   TagSpecifications: TagSpecification[];
-  /** Base64, at most 16 KiB decoded. Stored; served by the metadata service. */
+  /** Base64, at most 16 KiB decoded; the metadata service serves it to the instance. */
   UserData: string;
-  /**
-   * Not yet supported (networking issue); a non-empty value is rejected with
-   * "Unsupported" rather than silently ignored.
-   */
+  /** The key pair whose public key the instance gets from the metadata service. */
   KeyName: string;
+  /** Security group IDs (the VPC's default group when absent). */
   SecurityGroupIds: string[];
+  /** The subnet to launch into (the zone's default subnet when absent). */
   SubnetId: string;
 }
 
 export interface DescribeInstancesRequest {
+  /** Instance IDs. */
   InstanceIds: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
@@ -145,6 +154,7 @@ export interface InstanceStateChange {
 }
 
 export interface StartInstancesRequest {
+  /** Instance IDs. */
   InstanceIds: string[];
 }
 
@@ -153,6 +163,7 @@ export interface StartInstancesResponse {
 }
 
 export interface StopInstancesRequest {
+  /** Instance IDs. */
   InstanceIds: string[];
   /** Skip the graceful shutdown and power the instance off at once. */
   Force: boolean;
@@ -163,6 +174,7 @@ export interface StopInstancesResponse {
 }
 
 export interface RebootInstancesRequest {
+  /** Instance IDs. */
   InstanceIds: string[];
 }
 
@@ -170,6 +182,7 @@ export interface RebootInstancesResponse {
 }
 
 export interface TerminateInstancesRequest {
+  /** Instance IDs. */
   InstanceIds: string[];
 }
 
@@ -178,8 +191,8 @@ export interface TerminateInstancesResponse {
 }
 
 export interface GetConsoleOutputRequest {
+  /** The instance. */
   InstanceId: string;
-  Latest: boolean;
 }
 
 export interface GetConsoleOutputResponse {
@@ -200,6 +213,7 @@ export interface BlockDeviceMapping {
 }
 
 export interface RegisterImageRequest {
+  /** The image name, unique per account. */
   Name: string;
   Description: string;
   /**
@@ -249,7 +263,9 @@ export interface Image {
 }
 
 export interface DescribeImagesRequest {
+  /** Image IDs. */
   ImageIds: string[];
+  /** Owner account IDs, or self. */
   Owners: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
@@ -262,6 +278,7 @@ export interface DescribeImagesResponse {
 }
 
 export interface DeregisterImageRequest {
+  /** The image. */
   ImageId: string;
 }
 
@@ -295,6 +312,7 @@ export interface InstanceTypeInfo {
 }
 
 export interface DescribeInstanceTypesRequest {
+  /** Instance type names. */
   InstanceTypes: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
@@ -315,6 +333,7 @@ export interface AvailabilityZone {
 }
 
 export interface DescribeAvailabilityZonesRequest {
+  /** Zone names. */
   ZoneNames: string[];
   Filters: Filter[];
 }
@@ -330,6 +349,7 @@ export interface Region {
 }
 
 export interface DescribeRegionsRequest {
+  /** Region names. */
   RegionNames: string[];
 }
 
@@ -348,6 +368,7 @@ export interface KeyPairInfo {
 }
 
 export interface CreateKeyPairRequest {
+  /** A unique name for the key pair. */
   KeyName: string;
   /** rsa (default) or ed25519. */
   KeyType: string;
@@ -366,6 +387,7 @@ export interface CreateKeyPairResponse {
 }
 
 export interface ImportKeyPairRequest {
+  /** A unique name for the key pair. */
   KeyName: string;
   /** The OpenSSH public key (raw bytes; base64 in JSON, as in EC2). */
   PublicKeyMaterial: Buffer;
@@ -380,9 +402,12 @@ export interface ImportKeyPairResponse {
 }
 
 export interface DescribeKeyPairsRequest {
+  /** Key pair names. */
   KeyNames: string[];
+  /** Key pair IDs. */
   KeyPairIds: string[];
   Filters: Filter[];
+  /** Include the OpenSSH public key. */
   IncludePublicKey: boolean;
 }
 
@@ -391,7 +416,9 @@ export interface DescribeKeyPairsResponse {
 }
 
 export interface DeleteKeyPairRequest {
+  /** The key pair's name. */
   KeyName: string;
+  /** The key pair's ID. */
   KeyPairId: string;
 }
 
@@ -411,6 +438,7 @@ export interface Vpc {
 }
 
 export interface CreateVpcRequest {
+  /** The IPv4 range, e.g. 10.0.0.0/16. */
   CidrBlock: string;
   TagSpecifications: TagSpecification[];
 }
@@ -420,6 +448,7 @@ export interface CreateVpcResponse {
 }
 
 export interface DescribeVpcsRequest {
+  /** VPC IDs. */
   VpcIds: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
@@ -432,6 +461,7 @@ export interface DescribeVpcsResponse {
 }
 
 export interface DeleteVpcRequest {
+  /** The VPC. */
   VpcId: string;
 }
 
@@ -452,8 +482,11 @@ export interface Subnet {
 }
 
 export interface CreateSubnetRequest {
+  /** The VPC. */
   VpcId: string;
+  /** The IPv4 range, inside the VPC's. */
   CidrBlock: string;
+  /** The zone, e.g. lab-1a. */
   AvailabilityZone: string;
   TagSpecifications: TagSpecification[];
 }
@@ -463,6 +496,7 @@ export interface CreateSubnetResponse {
 }
 
 export interface DescribeSubnetsRequest {
+  /** Subnet IDs. */
   SubnetIds: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
@@ -475,6 +509,7 @@ export interface DescribeSubnetsResponse {
 }
 
 export interface DeleteSubnetRequest {
+  /** The subnet. */
   SubnetId: string;
 }
 
@@ -531,8 +566,11 @@ export interface SecurityGroupRule {
 }
 
 export interface CreateSecurityGroupRequest {
+  /** The group's name, unique in its VPC. */
   GroupName: string;
+  /** A description. */
   Description: string;
+  /** The VPC (the default VPC when absent). */
   VpcId: string;
   TagSpecifications: TagSpecification[];
 }
@@ -543,7 +581,9 @@ export interface CreateSecurityGroupResponse {
 }
 
 export interface DeleteSecurityGroupRequest {
+  /** The security group. */
   GroupId: string;
+  /** The security group's name (default VPC). */
   GroupName: string;
 }
 
@@ -553,7 +593,9 @@ export interface DeleteSecurityGroupResponse {
 }
 
 export interface DescribeSecurityGroupsRequest {
+  /** Security group IDs. */
   GroupIds: string[];
+  /** Security group names (default VPC). */
   GroupNames: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
@@ -570,7 +612,9 @@ export interface DescribeSecurityGroupsResponse {
  * parameters (IpProtocol, FromPort, ToPort, CidrIp) for one rule.
  */
 export interface AuthorizeSecurityGroupRequest {
+  /** The security group. */
   GroupId: string;
+  /** The security group's name (instead of GroupId). */
   GroupName: string;
   IpPermissions: IpPermission[];
   IpProtocol: string;
@@ -586,13 +630,16 @@ export interface AuthorizeSecurityGroupResponse {
 }
 
 export interface RevokeSecurityGroupRequest {
+  /** The security group. */
   GroupId: string;
+  /** The security group's name (instead of GroupId). */
   GroupName: string;
   IpPermissions: IpPermission[];
   IpProtocol: string;
   FromPort?: number | undefined;
   ToPort?: number | undefined;
   CidrIp: string;
+  /** Rule IDs (sgr-…). */
   SecurityGroupRuleIds: string[];
 }
 
@@ -602,6 +649,7 @@ export interface RevokeSecurityGroupResponse {
 }
 
 export interface ModifyInstanceAttributeRequest {
+  /** The instance. */
   InstanceId: string;
   /** The complete new set of security groups (EC2's --groups). */
   Groups: string[];
@@ -615,6 +663,7 @@ export interface AllocateAddressRequest {
   Domain: string;
   /** A specific address from the pool. */
   Address: string;
+  /** The address pool (cirrus). */
   PublicIpv4Pool: string;
   TagSpecifications: TagSpecification[];
 }
@@ -628,9 +677,13 @@ export interface AllocateAddressResponse {
 }
 
 export interface AssociateAddressRequest {
+  /** The address (eipalloc-…). */
   AllocationId: string;
+  /** The instance. */
   InstanceId: string;
+  /** The private address to map to. */
   PrivateIpAddress: string;
+  /** Move the address even if it is associated already. */
   AllowReassociation: boolean;
 }
 
@@ -639,6 +692,7 @@ export interface AssociateAddressResponse {
 }
 
 export interface DisassociateAddressRequest {
+  /** The association (eipassoc-…). */
   AssociationId: string;
 }
 
@@ -646,6 +700,7 @@ export interface DisassociateAddressResponse {
 }
 
 export interface ReleaseAddressRequest {
+  /** The address (eipalloc-…). */
   AllocationId: string;
 }
 
@@ -665,7 +720,9 @@ export interface Address {
 }
 
 export interface DescribeAddressesRequest {
+  /** Allocation IDs. */
   AllocationIds: string[];
+  /** Public addresses. */
   PublicIps: string[];
   Filters: Filter[];
 }
@@ -3036,16 +3093,13 @@ export const TerminateInstancesResponse: MessageFns<TerminateInstancesResponse> 
 };
 
 function createBaseGetConsoleOutputRequest(): GetConsoleOutputRequest {
-  return { InstanceId: "", Latest: false };
+  return { InstanceId: "" };
 }
 
 export const GetConsoleOutputRequest: MessageFns<GetConsoleOutputRequest> = {
   encode(message: GetConsoleOutputRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.InstanceId !== "") {
       writer.uint32(10).string(message.InstanceId);
-    }
-    if (message.Latest !== false) {
-      writer.uint32(16).bool(message.Latest);
     }
     return writer;
   },
@@ -3071,14 +3125,6 @@ export const GetConsoleOutputRequest: MessageFns<GetConsoleOutputRequest> = {
             message.InstanceId = reader.string();
             continue;
           }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.Latest = reader.bool();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3092,19 +3138,13 @@ export const GetConsoleOutputRequest: MessageFns<GetConsoleOutputRequest> = {
   },
 
   fromJSON(object: any): GetConsoleOutputRequest {
-    return {
-      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
-      Latest: isSet(object.Latest) ? globalThis.Boolean(object.Latest) : false,
-    };
+    return { InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "" };
   },
 
   toJSON(message: GetConsoleOutputRequest): unknown {
     const obj: any = {};
     if (message.InstanceId !== "") {
       obj.InstanceId = message.InstanceId;
-    }
-    if (message.Latest !== false) {
-      obj.Latest = message.Latest;
     }
     return obj;
   },
@@ -3115,7 +3155,6 @@ export const GetConsoleOutputRequest: MessageFns<GetConsoleOutputRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetConsoleOutputRequest>, I>>(object: I): GetConsoleOutputRequest {
     const message = createBaseGetConsoleOutputRequest();
     message.InstanceId = object.InstanceId ?? "";
-    message.Latest = object.Latest ?? false;
     return message;
   },
 };
