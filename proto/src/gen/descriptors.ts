@@ -1404,6 +1404,85 @@ export const COMPUTE: ComputeDescriptors = {
         "repeated": true,
         "message": true
       }
+    },
+    "CreateTagsRequest": {
+      "Resources": {
+        "type": "string",
+        "repeated": true,
+        "required": true,
+        "comment": "The resources to tag, of any kind (i-, ami-, key-, vpc-, subnet-, sg-, eipalloc-)."
+      },
+      "Tags": {
+        "type": "Tag",
+        "repeated": true,
+        "required": true,
+        "message": true,
+        "comment": "The tags to add; a key the resource has already gets the new value."
+      }
+    },
+    "CreateTagsResponse": {},
+    "DeleteTag": {
+      "Key": {
+        "type": "string"
+      },
+      "Value": {
+        "type": "string",
+        "optional": true,
+        "comment": "Absent: delete the key whatever its value. Present (even empty): only if the value is this."
+      }
+    },
+    "DeleteTagsRequest": {
+      "Resources": {
+        "type": "string",
+        "repeated": true,
+        "required": true,
+        "comment": "The resources to untag."
+      },
+      "Tags": {
+        "type": "DeleteTag",
+        "repeated": true,
+        "message": true,
+        "comment": "The tags to delete; none: every tag of the resources."
+      }
+    },
+    "DeleteTagsResponse": {},
+    "TagDescription": {
+      "Key": {
+        "type": "string"
+      },
+      "ResourceId": {
+        "type": "string"
+      },
+      "ResourceType": {
+        "type": "string"
+      },
+      "Value": {
+        "type": "string"
+      }
+    },
+    "DescribeTagsRequest": {
+      "Filters": {
+        "type": "Filter",
+        "repeated": true,
+        "message": true
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "DescribeTagsResponse": {
+      "Tags": {
+        "type": "TagDescription",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
     }
   },
   "methods": {
@@ -1554,6 +1633,19 @@ export const COMPUTE: ComputeDescriptors = {
     "DescribeAddresses": {
       "request": "DescribeAddressesRequest",
       "response": "DescribeAddressesResponse"
+    },
+    "CreateTags": {
+      "request": "CreateTagsRequest",
+      "response": "CreateTagsResponse",
+      "comment": "Tags of any resource."
+    },
+    "DeleteTags": {
+      "request": "DeleteTagsRequest",
+      "response": "DeleteTagsResponse"
+    },
+    "DescribeTags": {
+      "request": "DescribeTagsRequest",
+      "response": "DescribeTagsResponse"
     }
   }
 };

@@ -13,6 +13,7 @@ import { addressOperations } from "./network/addresses.js";
 import { securityGroupOperations } from "./network/securityGroups.js";
 import { vpcOperations } from "./network/vpcs.js";
 import type { AnyOperation } from "./operation.js";
+import { tagOperations } from "./tagging.js";
 
 export const OPERATIONS: readonly AnyOperation[] = [
   runInstancesOperation,
@@ -25,6 +26,7 @@ export const OPERATIONS: readonly AnyOperation[] = [
   ...vpcOperations,
   ...securityGroupOperations,
   ...addressOperations,
+  ...tagOperations,
 ];
 
 /** The operation named `name` (an EC2 action), if Cirrus serves it. */

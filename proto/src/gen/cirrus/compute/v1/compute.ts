@@ -731,6 +731,51 @@ export interface DescribeAddressesResponse {
   Addresses: Address[];
 }
 
+export interface CreateTagsRequest {
+  /** The resources to tag, of any kind (i-, ami-, key-, vpc-, subnet-, sg-, eipalloc-). */
+  Resources: string[];
+  /** The tags to add; a key the resource has already gets the new value. */
+  Tags: Tag[];
+}
+
+export interface CreateTagsResponse {
+}
+
+/** A tag to delete: the key, and optionally the value it must have. */
+export interface DeleteTag {
+  Key: string;
+  /** Absent: delete the key whatever its value. Present (even empty): only if the value is this. */
+  Value?: string | undefined;
+}
+
+export interface DeleteTagsRequest {
+  /** The resources to untag. */
+  Resources: string[];
+  /** The tags to delete; none: every tag of the resources. */
+  Tags: DeleteTag[];
+}
+
+export interface DeleteTagsResponse {
+}
+
+export interface TagDescription {
+  Key: string;
+  ResourceId: string;
+  ResourceType: string;
+  Value: string;
+}
+
+export interface DescribeTagsRequest {
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+export interface DescribeTagsResponse {
+  Tags: TagDescription[];
+  NextToken: string;
+}
+
 function createBaseTag(): Tag {
   return { Key: "", Value: "" };
 }
@@ -11247,6 +11292,672 @@ export const DescribeAddressesResponse: MessageFns<DescribeAddressesResponse> = 
   },
 };
 
+function createBaseCreateTagsRequest(): CreateTagsRequest {
+  return { Resources: [], Tags: [] };
+}
+
+export const CreateTagsRequest: MessageFns<CreateTagsRequest> = {
+  encode(message: CreateTagsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Resources) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTagsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateTagsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Resources.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateTagsRequest {
+    return {
+      Resources: globalThis.Array.isArray(object?.Resources)
+        ? object.Resources.map((e: any) => globalThis.String(e))
+        : [],
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CreateTagsRequest): unknown {
+    const obj: any = {};
+    if (message.Resources?.length) {
+      obj.Resources = message.Resources;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateTagsRequest>, I>>(base?: I): CreateTagsRequest {
+    return CreateTagsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTagsRequest>, I>>(object: I): CreateTagsRequest {
+    const message = createBaseCreateTagsRequest();
+    message.Resources = object.Resources?.map((e) => e) || [];
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateTagsResponse(): CreateTagsResponse {
+  return {};
+}
+
+export const CreateTagsResponse: MessageFns<CreateTagsResponse> = {
+  encode(_: CreateTagsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateTagsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateTagsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): CreateTagsResponse {
+    return {};
+  },
+
+  toJSON(_: CreateTagsResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateTagsResponse>, I>>(base?: I): CreateTagsResponse {
+    return CreateTagsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTagsResponse>, I>>(_: I): CreateTagsResponse {
+    const message = createBaseCreateTagsResponse();
+    return message;
+  },
+};
+
+function createBaseDeleteTag(): DeleteTag {
+  return { Key: "", Value: undefined };
+}
+
+export const DeleteTag: MessageFns<DeleteTag> = {
+  encode(message: DeleteTag, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Key !== "") {
+      writer.uint32(10).string(message.Key);
+    }
+    if (message.Value !== undefined) {
+      writer.uint32(18).string(message.Value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteTag {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteTag();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteTag {
+    return {
+      Key: isSet(object.Key) ? globalThis.String(object.Key) : "",
+      Value: isSet(object.Value) ? globalThis.String(object.Value) : undefined,
+    };
+  },
+
+  toJSON(message: DeleteTag): unknown {
+    const obj: any = {};
+    if (message.Key !== "") {
+      obj.Key = message.Key;
+    }
+    if (message.Value !== undefined) {
+      obj.Value = message.Value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteTag>, I>>(base?: I): DeleteTag {
+    return DeleteTag.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteTag>, I>>(object: I): DeleteTag {
+    const message = createBaseDeleteTag();
+    message.Key = object.Key ?? "";
+    message.Value = object.Value ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteTagsRequest(): DeleteTagsRequest {
+  return { Resources: [], Tags: [] };
+}
+
+export const DeleteTagsRequest: MessageFns<DeleteTagsRequest> = {
+  encode(message: DeleteTagsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Resources) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.Tags) {
+      DeleteTag.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteTagsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteTagsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Resources.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Tags.push(DeleteTag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteTagsRequest {
+    return {
+      Resources: globalThis.Array.isArray(object?.Resources)
+        ? object.Resources.map((e: any) => globalThis.String(e))
+        : [],
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => DeleteTag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: DeleteTagsRequest): unknown {
+    const obj: any = {};
+    if (message.Resources?.length) {
+      obj.Resources = message.Resources;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => DeleteTag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteTagsRequest>, I>>(base?: I): DeleteTagsRequest {
+    return DeleteTagsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteTagsRequest>, I>>(object: I): DeleteTagsRequest {
+    const message = createBaseDeleteTagsRequest();
+    message.Resources = object.Resources?.map((e) => e) || [];
+    message.Tags = object.Tags?.map((e) => DeleteTag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDeleteTagsResponse(): DeleteTagsResponse {
+  return {};
+}
+
+export const DeleteTagsResponse: MessageFns<DeleteTagsResponse> = {
+  encode(_: DeleteTagsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteTagsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteTagsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteTagsResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteTagsResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteTagsResponse>, I>>(base?: I): DeleteTagsResponse {
+    return DeleteTagsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteTagsResponse>, I>>(_: I): DeleteTagsResponse {
+    const message = createBaseDeleteTagsResponse();
+    return message;
+  },
+};
+
+function createBaseTagDescription(): TagDescription {
+  return { Key: "", ResourceId: "", ResourceType: "", Value: "" };
+}
+
+export const TagDescription: MessageFns<TagDescription> = {
+  encode(message: TagDescription, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Key !== "") {
+      writer.uint32(10).string(message.Key);
+    }
+    if (message.ResourceId !== "") {
+      writer.uint32(18).string(message.ResourceId);
+    }
+    if (message.ResourceType !== "") {
+      writer.uint32(26).string(message.ResourceType);
+    }
+    if (message.Value !== "") {
+      writer.uint32(34).string(message.Value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TagDescription {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTagDescription();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ResourceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ResourceType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TagDescription {
+    return {
+      Key: isSet(object.Key) ? globalThis.String(object.Key) : "",
+      ResourceId: isSet(object.ResourceId) ? globalThis.String(object.ResourceId) : "",
+      ResourceType: isSet(object.ResourceType) ? globalThis.String(object.ResourceType) : "",
+      Value: isSet(object.Value) ? globalThis.String(object.Value) : "",
+    };
+  },
+
+  toJSON(message: TagDescription): unknown {
+    const obj: any = {};
+    if (message.Key !== "") {
+      obj.Key = message.Key;
+    }
+    if (message.ResourceId !== "") {
+      obj.ResourceId = message.ResourceId;
+    }
+    if (message.ResourceType !== "") {
+      obj.ResourceType = message.ResourceType;
+    }
+    if (message.Value !== "") {
+      obj.Value = message.Value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TagDescription>, I>>(base?: I): TagDescription {
+    return TagDescription.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TagDescription>, I>>(object: I): TagDescription {
+    const message = createBaseTagDescription();
+    message.Key = object.Key ?? "";
+    message.ResourceId = object.ResourceId ?? "";
+    message.ResourceType = object.ResourceType ?? "";
+    message.Value = object.Value ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeTagsRequest(): DescribeTagsRequest {
+  return { Filters: [], MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeTagsRequest: MessageFns<DescribeTagsRequest> = {
+  encode(message: DescribeTagsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(16).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(26).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeTagsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeTagsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeTagsRequest {
+    return {
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeTagsRequest): unknown {
+    const obj: any = {};
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeTagsRequest>, I>>(base?: I): DescribeTagsRequest {
+    return DescribeTagsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeTagsRequest>, I>>(object: I): DescribeTagsRequest {
+    const message = createBaseDescribeTagsRequest();
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeTagsResponse(): DescribeTagsResponse {
+  return { Tags: [], NextToken: "" };
+}
+
+export const DescribeTagsResponse: MessageFns<DescribeTagsResponse> = {
+  encode(message: DescribeTagsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Tags) {
+      TagDescription.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeTagsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeTagsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Tags.push(TagDescription.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeTagsResponse {
+    return {
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => TagDescription.fromJSON(e)) : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeTagsResponse): unknown {
+    const obj: any = {};
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => TagDescription.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeTagsResponse>, I>>(base?: I): DescribeTagsResponse {
+    return DescribeTagsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeTagsResponse>, I>>(object: I): DescribeTagsResponse {
+    const message = createBaseDescribeTagsResponse();
+    message.Tags = object.Tags?.map((e) => TagDescription.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
 export type ComputeService = typeof ComputeService;
 export const ComputeService = {
   runInstances: {
@@ -11641,6 +12352,35 @@ export const ComputeService = {
       Buffer.from(DescribeAddressesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DescribeAddressesResponse => DescribeAddressesResponse.decode(value),
   },
+  /** Tags of any resource. */
+  createTags: {
+    path: "/cirrus.compute.v1.Compute/CreateTags" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateTagsRequest): Buffer => Buffer.from(CreateTagsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateTagsRequest => CreateTagsRequest.decode(value),
+    responseSerialize: (value: CreateTagsResponse): Buffer => Buffer.from(CreateTagsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateTagsResponse => CreateTagsResponse.decode(value),
+  },
+  deleteTags: {
+    path: "/cirrus.compute.v1.Compute/DeleteTags" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteTagsRequest): Buffer => Buffer.from(DeleteTagsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteTagsRequest => DeleteTagsRequest.decode(value),
+    responseSerialize: (value: DeleteTagsResponse): Buffer => Buffer.from(DeleteTagsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteTagsResponse => DeleteTagsResponse.decode(value),
+  },
+  describeTags: {
+    path: "/cirrus.compute.v1.Compute/DescribeTags" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeTagsRequest): Buffer => Buffer.from(DescribeTagsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeTagsRequest => DescribeTagsRequest.decode(value),
+    responseSerialize: (value: DescribeTagsResponse): Buffer =>
+      Buffer.from(DescribeTagsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeTagsResponse => DescribeTagsResponse.decode(value),
+  },
 } as const;
 
 export interface ComputeServer extends UntypedServiceImplementation {
@@ -11684,6 +12424,10 @@ export interface ComputeServer extends UntypedServiceImplementation {
   disassociateAddress: handleUnaryCall<DisassociateAddressRequest, DisassociateAddressResponse>;
   releaseAddress: handleUnaryCall<ReleaseAddressRequest, ReleaseAddressResponse>;
   describeAddresses: handleUnaryCall<DescribeAddressesRequest, DescribeAddressesResponse>;
+  /** Tags of any resource. */
+  createTags: handleUnaryCall<CreateTagsRequest, CreateTagsResponse>;
+  deleteTags: handleUnaryCall<DeleteTagsRequest, DeleteTagsResponse>;
+  describeTags: handleUnaryCall<DescribeTagsRequest, DescribeTagsResponse>;
 }
 
 export interface ComputeClient extends Client {
@@ -12230,6 +12974,52 @@ export interface ComputeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeAddressesResponse) => void,
+  ): ClientUnaryCall;
+  /** Tags of any resource. */
+  createTags(
+    request: CreateTagsRequest,
+    callback: (error: ServiceError | null, response: CreateTagsResponse) => void,
+  ): ClientUnaryCall;
+  createTags(
+    request: CreateTagsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateTagsResponse) => void,
+  ): ClientUnaryCall;
+  createTags(
+    request: CreateTagsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateTagsResponse) => void,
+  ): ClientUnaryCall;
+  deleteTags(
+    request: DeleteTagsRequest,
+    callback: (error: ServiceError | null, response: DeleteTagsResponse) => void,
+  ): ClientUnaryCall;
+  deleteTags(
+    request: DeleteTagsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteTagsResponse) => void,
+  ): ClientUnaryCall;
+  deleteTags(
+    request: DeleteTagsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteTagsResponse) => void,
+  ): ClientUnaryCall;
+  describeTags(
+    request: DescribeTagsRequest,
+    callback: (error: ServiceError | null, response: DescribeTagsResponse) => void,
+  ): ClientUnaryCall;
+  describeTags(
+    request: DescribeTagsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeTagsResponse) => void,
+  ): ClientUnaryCall;
+  describeTags(
+    request: DescribeTagsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeTagsResponse) => void,
   ): ClientUnaryCall;
 }
 
