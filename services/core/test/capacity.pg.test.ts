@@ -1,0 +1,128 @@
+// Placement claims and the capacity audit against a real Postgres: claims
+// lock only the chosen hosts, a launch whose host filled up meanwhile is
+// planned again elsewhere, concurrent launches never overcommit, and the
+// audit repairs drifted books.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { auditCapacity, claimCapacity } from "../src/instances/claims.js";
+import { runInstancesOperation } from "../src/instances/run.js";
+import { addHost, addImage, testCore, type TestCore } from "./pg.js";
+
+let t: TestCore;
+let imageId = "";
+beforeAll(async () => {
+  t = await testCore();
+  imageId = await addImage(t.core);
+});
+afterAll(() => t?.close());
+
+const nano = { vcpus: 1, memoryMib: 512, diskGib: 1 };
+const used = async (hostId: string) => (await t.core.db.query("SELECT used_vcpus FROM hosts WHERE id = $1", [hostId])).rows[0].used_vcpus as number;
+const hostOf = async (instanceId: string) => (await t.core.db.query("SELECT host_id FROM instances WHERE id = $1", [instanceId])).rows[0].host_id as string;
+const run = (maxCount: number, minCount = 1) =>
+  runInstancesOperation.handler(t.ctx(), { ImageId: imageId, InstanceType: "t2.nano", MinCount: minCount, MaxCount: maxCount, TagSpecifications: [], SecurityGroupIds: [], ClientToken: "", UserData: "", KeyName: "", SubnetId: "" });
+
+/** Resolves once some backend is waiting for a lock (a claim queued behind an open transaction). */
+async function someoneWaitsForALock(): Promise<void> {
+  for (;;) {
+    const { rows } = await t.core.db.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+    if (rows[0].n > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("capacity claims", () => {
+  it("lock only the chosen hosts: a claim on another host does not wait", async () => {
+    const a = await addHost(t.core, "claim-a", { vcpus: 4, memoryMib: 4096, diskGib: 40 });
+    const b = await addHost(t.core, "claim-b", { vcpus: 4, memoryMib: 4096, diskGib: 40 });
+    const one = await t.core.db.connect();
+    const two = await t.core.db.connect();
+    try {
+      await one.query("BEGIN");
+      expect(await claimCapacity(one, new Map([[a, 2]]), nano)).toEqual([]);
+      await two.query("BEGIN");
+      // A wait for `one`'s lock would end in this error instead of a result.
+      await two.query("SET LOCAL lock_timeout = '2s'");
+      expect(await claimCapacity(two, new Map([[b, 2]]), nano)).toEqual([]);
+      await two.query("COMMIT");
+      await one.query("COMMIT");
+      expect([await used(a), await used(b)]).toEqual([2, 2]);
+    } finally {
+      one.release();
+      two.release();
+    }
+  });
+
+  it("a claim that no longer fits after the other commits is reported, and nothing is claimed", async () => {
+    const h = await addHost(t.core, "claim-c", { vcpus: 2, memoryMib: 4096, diskGib: 40 });
+    const one = await t.core.db.connect();
+    const two = await t.core.db.connect();
+    try {
+      await one.query("BEGIN");
+      expect(await claimCapacity(one, new Map([[h, 2]]), nano)).toEqual([]);
+      await two.query("BEGIN");
+      const second = claimCapacity(two, new Map([[h, 1]]), nano);
+      await someoneWaitsForALock();
+      await one.query("COMMIT");
+      expect(await second).toEqual([h]);
+      await two.query("COMMIT");
+      expect(await used(h)).toBe(2);
+    } finally {
+      one.release();
+      two.release();
+    }
+  });
+});
+
+describe("RunInstances placement", () => {
+  it("plans again on another host when the chosen one filled up between plan and claim", async () => {
+    // Spread prefers the larger, emptier host; an open transaction fills it without committing yet.
+    const big = await addHost(t.core, "replan-big", { vcpus: 8, memoryMib: 8192, diskGib: 80 }, "lab-1a");
+    const small = await addHost(t.core, "replan-small", { vcpus: 2, memoryMib: 8192, diskGib: 80 }, "lab-1a");
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus WHERE name LIKE 'claim-%'");
+    const filler = await t.core.db.connect();
+    try {
+      await filler.query("BEGIN");
+      await filler.query("UPDATE hosts SET used_vcpus = 8 WHERE id = $1", [big]);
+      const launch = run(1);
+      await someoneWaitsForALock();
+      await filler.query("COMMIT");
+      const res = await launch;
+      expect(await hostOf(res.Instances[0]!.InstanceId)).toBe(small);
+      expect([await used(big), await used(small)]).toEqual([8, 1]);
+    } finally {
+      filler.release();
+    }
+  });
+
+  it("never overcommits under concurrent launches, and MinCount stays all-or-nothing", async () => {
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus");
+    const hosts = [await addHost(t.core, "race-1", { vcpus: 3, memoryMib: 8192, diskGib: 80 }), await addHost(t.core, "race-2", { vcpus: 3, memoryMib: 8192, diskGib: 80 })];
+    const before = Number((await t.core.db.query("SELECT count(*) FROM instances")).rows[0].count);
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => run(2, 2)));
+    const placed = results.filter((r) => r.status === "fulfilled").length;
+    expect(placed).toBe(3);
+    for (const r of results) if (r.status === "rejected") expect((r.reason as { code: string }).code).toBe("InsufficientInstanceCapacity");
+    expect(await Promise.all(hosts.map(used))).toEqual([3, 3]);
+    expect(Number((await t.core.db.query("SELECT count(*) FROM instances")).rows[0].count)).toBe(before + 6);
+    // Addresses of the refused launches went back to the subnet.
+    const { rows: [addr] } = await t.core.db.query("SELECT count(*)::int AS n FROM subnet_addresses WHERE instance_id IS NOT NULL AND instance_id NOT IN (SELECT id FROM instances)");
+    expect(addr.n).toBe(0);
+  });
+});
+
+describe("auditCapacity", () => {
+  it("finds and repairs books that drifted from the instances, and leaves correct ones alone", async () => {
+    const h = await addHost(t.core, "audit", { vcpus: 8, memoryMib: 8192, diskGib: 80 });
+    // Every other host: no instances, empty books, and dead (so the launch below lands on this one).
+    await t.core.db.query("UPDATE hosts SET used_vcpus = 0, used_memory_mib = 0, used_disk_gib = 0 WHERE id <> $1", [h]);
+    await t.core.db.query("UPDATE instances SET state = 'terminated' WHERE host_id <> $1", [h]);
+    await t.core.db.query("DELETE FROM host_heartbeats WHERE host_id <> $1", [h]);
+    await run(2, 2);
+    expect(await auditCapacity(t.core.db, t.core.log)).toEqual([]);
+    await t.core.db.query("UPDATE hosts SET used_vcpus = 7, used_disk_gib = 0 WHERE id = $1", [h]);
+    const drifts = await auditCapacity(t.core.db, t.core.log);
+    expect(drifts).toEqual([{ hostId: h, recorded: { vcpus: 7, memoryMib: 1024, diskGib: 0 }, actual: { vcpus: 2, memoryMib: 1024, diskGib: 2 } }]);
+    expect((await t.core.db.query("SELECT used_vcpus, used_memory_mib, used_disk_gib FROM hosts WHERE id = $1", [h])).rows[0]).toEqual({ used_vcpus: 2, used_memory_mib: 1024, used_disk_gib: 2 });
+    expect(await auditCapacity(t.core.db, t.core.log)).toEqual([]);
+  });
+});
