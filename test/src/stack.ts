@@ -90,6 +90,8 @@ export interface AgentOptions {
 
 export class Stack {
   readonly runId = randomBytes(4).toString("hex");
+  /** The cluster enrolment token this stack's API accepts. */
+  readonly enrolmentToken = ENROLMENT_TOKEN;
   readonly dbName = `cirrus_t_${this.runId}`;
   readonly databaseUrl: string;
   readonly queuePrefix = `cirrus-t-${this.runId}`;

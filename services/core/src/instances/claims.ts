@@ -59,10 +59,12 @@ export async function claimCapacity(db: Queryable, perHost: ReadonlyMap<string, 
 export async function claimAddresses(db: Queryable, subnetId: string, ids: readonly string[]): Promise<{ instanceId: string; ip: string }[]> {
   const { rows } = await db.query<{ instance_id: string; ip: string }>(
     `WITH free AS (
-       SELECT ip FROM subnet_addresses WHERE subnet_id = $1 AND instance_id IS NULL ORDER BY ip LIMIT $2 FOR UPDATE SKIP LOCKED
-     ), numbered AS (SELECT ip, row_number() OVER (ORDER BY ip) AS n FROM free)
-     UPDATE subnet_addresses a SET instance_id = ($3::text[])[numbered.n]
-       FROM numbered WHERE a.subnet_id = $1 AND a.ip = numbered.ip
+       SELECT ip, row_number() OVER (ORDER BY ip) AS n FROM (
+         SELECT ip FROM subnet_addresses WHERE subnet_id = $1 AND instance_id IS NULL ORDER BY ip LIMIT $2 FOR UPDATE SKIP LOCKED
+       ) f
+     ), wanted AS (SELECT id, n FROM unnest($3::text[]) WITH ORDINALITY AS w(id, n))
+     UPDATE subnet_addresses a SET instance_id = wanted.id
+       FROM free JOIN wanted USING (n) WHERE a.subnet_id = $1 AND a.ip = free.ip
      RETURNING a.instance_id, host(a.ip) AS ip`,
     [subnetId, ids.length, ids],
   );
