@@ -1,25 +1,12 @@
 // The `cirrus` CLI as a user runs it, against the real API (fake-driver host:
 // this checks the CLI's shapes, waits and errors, not booting).
-import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, Stack } from "../src/stack.js";
+import { Stack } from "../src/stack.js";
 
 const stack = new Stack();
 let imageId = "";
 
-async function cirrus(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/cli/bin/cirrus.js"), ...args], {
-      env: { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cirrus = (...args: string[]) => stack.cli(...args);
 
 beforeAll(async () => {
   await stack.start();

@@ -1,26 +1,13 @@
 // CreateTags, DeleteTags and DescribeTags over every resource kind, through
 // the real API (fake-driver host) and through the CLI's derived commands.
-import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot, Stack } from "../src/stack.js";
+import { Stack } from "../src/stack.js";
 
 const stack = new Stack();
 /** One resource of each kind, by EC2 resource type. */
 const ids: Record<string, string> = {};
 
-async function cirrus(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/cli/bin/cirrus.js"), ...args], {
-      env: { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cirrus = (...args: string[]) => stack.cli(...args);
 
 const code = (p: Promise<unknown>) => p.then(() => "ok", (e: { metadata: { get(k: string): unknown[] } }) => String(e.metadata.get("x-ec2-error-code")[0]));
 const tagCount = async () => Number((await stack.pool.query("SELECT count(*) FROM tags")).rows[0].count);

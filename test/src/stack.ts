@@ -3,11 +3,12 @@
 // database and a private Redis key prefix. Every process can be killed and
 // restarted. Domains carry a per-run prefix, so a test never touches a domain
 // it did not make; teardown removes everything the run created.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import pg from "pg";
@@ -217,6 +218,19 @@ export class Stack {
     const name = `${method[0]!.toUpperCase()}${method.slice(1)}`;
     const type = (compute as any)[`${name}Request`] ?? (compute as any)[`${name.replace(/(Ingress|Egress)$/, "")}Request`];
     return callUnary(this.client, m, type.fromPartial(request ?? {}), undefined, timeoutMs);
+  }
+
+  /** Runs the `cirrus` CLI (the built bin) against this stack; never throws for a non-zero exit. */
+  async cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/cli/bin/cirrus.js"), ...args], {
+        env: { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${this.apiPort}` },
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
   }
 
   async registerTestImage(name = `test-ami-${this.runId}`): Promise<string> {
