@@ -3,80 +3,99 @@
 // in the same run: `qemu-img create` of the overlay plus `virsh create` of the
 // very same domain XML, done by hand. Prints both and their ratio.
 //
-// Usage: npm run bench:launch -- [rounds]   (default 5; run as root with the host prepared)
-import { execFileSync } from "node:child_process";
+// Fairness, as in bench/launch/agent.ts: round 0 is a warm-up for both sides
+// and not counted; the side that goes first alternates; each side's domain
+// is gone before the other side runs. The control plane is polled every
+// --poll-ms (default 10 ms), which adds up to that much to its side.
+//
+// Usage: npm run bench:launch -- [rounds] [--poll-ms N]   (default 10 rounds; run as root with the host prepared)
+import { randomUUID } from "node:crypto";
 import { mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { XMLBuilder, XMLParser } from "fast-xml-parser";
 import { Stack, TEST_AMI_DIR, waitUntil } from "@cirrus/test";
+import { option, orderOf, rawLaunch, report, rewriteXml, roundsOf, virsh } from "./stats.js";
 
-const rounds = Number(process.argv[2] ?? 5);
-const virsh = (...args: string[]) => execFileSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8" });
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** The control plane's domain XML, renamed and re-pathed for a raw launch. */
-function rawDomainXml(controlPlaneXml: string, name: string, disk: string, consoleLog: string): string {
-  const opts = { ignoreAttributes: false, attributeNamePrefix: "@_", preserveOrder: false };
-  const dom = new XMLParser(opts).parse(controlPlaneXml);
-  const d = dom.domain;
-  d.name = name;
-  delete d.uuid;
-  const disks = Array.isArray(d.devices.disk) ? d.devices.disk : [d.devices.disk];
-  disks[0].source["@_file"] = disk;
-  for (const key of ["serial", "console"]) {
-    const devs = Array.isArray(d.devices[key]) ? d.devices[key] : [d.devices[key]];
-    for (const dev of devs) if (dev?.source) dev.source["@_path"] = consoleLog;
-  }
-  return new XMLBuilder(opts).build(dom);
-}
+const argv = process.argv.slice(2);
+const ROUNDS = roundsOf(argv, 10);
+const POLL_MS = Number(option(argv, "poll-ms", "10"));
 
 async function main(): Promise<void> {
   const stack = new Stack();
   const rawDir = join(stack.workDir, "raw");
   const cp: number[] = [];
   const raw: number[] = [];
+  let template: { xml: string; name: string; uuid: string; overlay: string; consoleLog: string; tap?: string; mac?: string } | undefined;
   try {
     await stack.start();
     await stack.addAgent({ name: "bench", driver: "libvirt", capacity: { vcpus: 64, memoryMib: 65536, diskGib: 500 } });
     const imageId = await stack.registerTestImage();
     mkdirSync(rawDir, { recursive: true });
-    const manifestRoot = join(realpathSync(TEST_AMI_DIR), "rootfs.qcow2");
-    for (let i = 0; i < rounds; i++) {
-      // Control plane: RunInstances → running, polled every 50 ms.
+    const root = join(realpathSync(TEST_AMI_DIR), "rootfs.qcow2");
+
+    // Control plane: RunInstances → running, polled every POLL_MS.
+    const launchControlPlane = async (): Promise<number> => {
       const t0 = performance.now();
       const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1 });
       const id: string = res.Instances[0].InstanceId;
-      await waitUntil("running", async () => (await stack.instance(id)).State?.Name === "running", 120_000, 50);
-      cp.push(performance.now() - t0);
-      const xml = virsh("dumpxml", `${stack.domainPrefix}${id}`);
+      await waitUntil("running", async () => (await stack.instance(id)).State?.Name === "running", 120_000, POLL_MS);
+      const ms = performance.now() - t0;
+      if (!template) {
+        const name = `${stack.domainPrefix}${id}`;
+        const xml = await virsh("dumpxml", "--inactive", name);
+        const source = (tag: string, attr: string) => new RegExp(`<${tag}[^>]*>\\s*(?:<[^>]*>\\s*)*?<source ${attr}='([^']+)'`).exec(xml)?.[1];
+        const nic = /<interface type='bridge'>[^]*?<\/interface>/.exec(xml)?.[0];
+        template = {
+          xml, name,
+          uuid: /<uuid>([^<]+)<\/uuid>/.exec(xml)![1]!,
+          overlay: source("disk", "file")!,
+          consoleLog: source("serial", "path")!,
+          tap: nic && /<target dev='([^']+)'/.exec(nic)?.[1],
+          mac: nic && /<mac address='([^']+)'/.exec(nic)?.[1],
+        };
+      }
       await stack.call("terminateInstances", { InstanceIds: [id] });
       await stack.waitForState([id], "terminated");
+      return ms;
+    };
 
-      // Raw: the same domain by hand.
-      const name = `${stack.domainPrefix}raw${i}`;
-      const disk = join(rawDir, `raw${i}.qcow2`);
-      const xmlFile = join(rawDir, `raw${i}.xml`);
-      writeFileSync(xmlFile, rawDomainXml(xml, name, disk, join(rawDir, `raw${i}.log`)));
-      const t1 = performance.now();
-      execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", manifestRoot, disk, "1G"]);
-      virsh("create", xmlFile);
-      raw.push(performance.now() - t1);
-      virsh("destroy", name);
+    // Raw: the same domain by hand: renamed, its own disk and log, and (with a NIC) its own tap and MAC on the same bridge.
+    const launchRaw = async (round: number): Promise<number> => {
+      if (!template) throw new Error("no domain XML to copy yet");
+      const name = `${stack.domainPrefix}raw${round}`;
+      const disk = join(rawDir, `raw${round}.qcow2`);
+      const log = join(rawDir, `raw${round}.log`);
+      const xmlFile = join(rawDir, `raw${round}.xml`);
+      const replacements: Array<[string, string]> = [[template.overlay, disk], [template.consoleLog, log], [`<name>${template.name}</name>`, `<name>${name}</name>`], [template.uuid, randomUUID()]];
+      if (template.tap) replacements.push([`'${template.tap}'`, `'crraw${round.toString(16).padStart(4, "0")}'`]);
+      if (template.mac) replacements.push([template.mac, `52:54:00:fe:${(round >> 8).toString(16).padStart(2, "0")}:${(round & 0xff).toString(16).padStart(2, "0")}`]);
+      writeFileSync(xmlFile, rewriteXml(template.xml, replacements));
+      const ms = await rawLaunch(root, disk, 1, xmlFile);
+      await virsh("destroy", name);
       rmSync(disk, { force: true });
-      console.log(`round ${i + 1}: control plane ${cp[i]!.toFixed(0)} ms, raw ${raw[i]!.toFixed(0)} ms`);
+      rmSync(log, { force: true });
+      return ms;
+    };
+
+    const sides = [
+      { name: "control plane", launch: () => launchControlPlane(), out: cp },
+      { name: "raw", launch: (round: number) => launchRaw(round), out: raw },
+    ];
+    for (let round = 0; round <= ROUNDS; round++) {
+      const line: string[] = [];
+      for (const side of orderOf(round, sides)) {
+        const ms = await side.launch(round);
+        if (round > 0) side.out.push(ms);
+        line.push(`${side.name} ${ms.toFixed(0)} ms`);
+      }
+      console.log(`${round === 0 ? "warm-up" : `round ${round}`}: ${line.join(", ")}`);
     }
   } finally {
     await stack.stop();
   }
-  const mc = median(cp);
-  const mr = median(raw);
-  console.log(`\nlaunch to running, median of ${rounds}: control plane ${mc.toFixed(0)} ms, raw qemu-img create + virsh create ${mr.toFixed(0)} ms`);
-  console.log(`ratio control plane / raw: ${(mc / mr).toFixed(2)}x`);
+  console.log(report(`RunInstances to running (1 × t2.nano, test AMI), ${ROUNDS} rounds after a warm-up, order alternating, polled every ${POLL_MS} ms:`, [
+    { name: "control plane", ms: cp },
+    { name: "raw qemu-img create + virsh create", ms: raw },
+  ], `npm run bench:launch -- ${ROUNDS}${POLL_MS !== 10 ? ` --poll-ms ${POLL_MS}` : ""}`));
 }
 
 main().catch((err: unknown) => {

@@ -5,13 +5,14 @@ import {
   parseArtifacts,
   parseDfSizeGib,
   parseDomainInterfaces,
-  parseDomState,
+  parseDomStats,
   parseImageInfo,
   parseMemTotalMib,
   parseNameList,
   parseNproc,
   powerStateOf,
 } from "../src/driver/libvirt/parse.js";
+import { virshScript } from "../src/driver/libvirt/virsh.js";
 
 const { PowerState } = agent;
 
@@ -22,11 +23,33 @@ describe("virsh output parsers", () => {
     expect(parseNameList("")).toEqual([]);
   });
 
-  it("reads `virsh domstate`, including two-word states", () => {
-    expect(parseDomState("running\n\n")).toBe("running");
-    expect(parseDomState("shut off\n\n")).toBe("shut off");
-    expect(parseDomState("\n  In Shutdown \n")).toBe("in shutdown");
-    expect(() => parseDomState("\n\n")).toThrow(/printed nothing/);
+  it("reads `virsh domstats --state`: quoted names (spaces and all), numeric states as virsh's words", () => {
+    const out = [
+      "Domain: 'cirrus-i-0123456789abcdef0'",
+      "  state.state=1",
+      "  state.reason=1",
+      "",
+      "Domain: 'other vm'",
+      "  state.state=5",
+      "  state.reason=0",
+      "",
+      "Domain: 'it''s'",
+      "  state.state=4",
+      "  state.reason=1",
+      "",
+      "",
+    ].join("\n");
+    expect([...parseDomStats(out)]).toEqual([
+      ["cirrus-i-0123456789abcdef0", "running"],
+      ["other vm", "shut off"],
+      ["it''s", "in shutdown"],
+    ]);
+    expect(parseDomStats("")).toEqual(new Map());
+    const words = [0, 1, 2, 3, 4, 5, 6, 7].map((n) => parseDomStats(`Domain: 'd'\n  state.state=${n}\n`).get("d"));
+    expect(words).toEqual(["no state", "running", "idle", "paused", "in shutdown", "shut off", "crashed", "pmsuspended"]);
+    expect(() => parseDomStats("Domain: 'd'\n  state.state=9\n")).toThrow(/unknown state 9/);
+    expect(() => parseDomStats("Domain: 'a'\nDomain: 'b'\n  state.state=1\n")).toThrow(/no state for domain "a"/);
+    expect(() => parseDomStats("Domain: 'a'\n")).toThrow(/no state for domain "a"/);
   });
 
   it("maps libvirt states onto power states", () => {
@@ -51,10 +74,12 @@ describe("virsh output parsers", () => {
         "i-0123456789abcdef0.console.log",
         "i-00000000000000001.console.log",
         "i-0123456789abcdef0.qcow2.tmp",
+        "i-00000000000000002.staged.qcow2",
+        "i-00000000000000003.staged.qcow2.tmp",
         "notes.txt",
         "i-123.qcow2",
       ]),
-    ).toEqual(["i-00000000000000001", "i-0123456789abcdef0"]);
+    ).toEqual(["i-00000000000000001", "i-00000000000000002", "i-0123456789abcdef0"]);
   });
 });
 
@@ -115,5 +140,19 @@ describe("parseDomainInterfaces", () => {
   it("finds no NIC in a domain without one, and refuses what is not a domain", () => {
     expect(parseDomainInterfaces("<domain type='qemu'><devices><disk type='file'/></devices></domain>")).toEqual([]);
     expect(() => parseDomainInterfaces("<network><name>default</name></network>")).toThrow(/not a libvirt domain/);
+  });
+});
+
+describe("virshScript", () => {
+  it("joins commands with ';' and single-quotes every token", () => {
+    expect(virshScript([["define", "--", "/tmp/cirrus-domain.ab12.xml"], ["start", "--", "cirrus-i-0123456789abcdef0"]])).toBe(
+      "'define' '--' '/tmp/cirrus-domain.ab12.xml' ; 'start' '--' 'cirrus-i-0123456789abcdef0'",
+    );
+  });
+
+  it("refuses tokens virsh's own parser could read differently, and empty scripts", () => {
+    for (const bad of ["a b", "it's", 'q"', "a;b", "a\\b", "x\ny", "", "$(id)"]) expect(() => virshScript([["start", bad]])).toThrow(/refusing token/);
+    expect(() => virshScript([])).toThrow(/no commands/);
+    expect(() => virshScript([[]])).toThrow(/empty command/);
   });
 });

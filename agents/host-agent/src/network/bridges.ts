@@ -2,6 +2,7 @@
 // bridge filtering need. A bridge is marked as ours by its alias
 // ("cirrus:<prefix>:<subnet-id>"), which also records its subnet, so a
 // restarted agent finds (and can remove) the bridges an earlier run made.
+import { hostPathExists, readHostFile } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
 import type { Cidr } from "./addresses.js";
 import { BRIDGE_NAME } from "./names.js";
@@ -94,9 +95,12 @@ export async function removeBridge(runner: CommandRunner, name: string): Promise
  * never see guest-to-guest traffic.
  */
 export async function ensureKernelSwitches(runner: CommandRunner): Promise<void> {
-  if ((await runner.run(["test", "-e", BRIDGE_NF], { okCodes: [0, 1] })).code !== 0) await runner.run(["modprobe", "br_netfilter"]);
+  if (!(await hostPathExists(runner, BRIDGE_NF))) await runner.run(["modprobe", "br_netfilter"]);
   const keys = ["net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables"];
-  const values = (await runner.run(["sysctl", "-n", ...keys])).stdout.toString("utf8").split("\n");
+  // Read in-process where the runner can (/proc/sys is what sysctl -n reads), else with one sysctl.
+  const values = runner.files
+    ? await Promise.all(keys.map(async (k) => (await readHostFile(runner, `/proc/sys/${k.replaceAll(".", "/")}`)) ?? ""))
+    : (await runner.run(["sysctl", "-n", ...keys])).stdout.toString("utf8").split("\n");
   if (keys.some((_, i) => values[i]?.trim() !== "1")) await runner.run(["sysctl", "-q", "-w", ...keys.map((k) => `${k}=1`)]);
 }
 

@@ -5,7 +5,7 @@
 // dnsmasq runs detached from the agent, so guests keep their leases while
 // the agent restarts.
 import { posix } from "node:path";
-import { readHostFile, writeHostFile } from "../runner/host-files.js";
+import { readHostFile, removeHostFiles, signalHostProcess, writeHostFile } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
 import { netmask } from "./addresses.js";
 import type { WantedBridge } from "./bridges.js";
@@ -79,22 +79,20 @@ export class DhcpServers {
       this.written.set(bridge.name, content);
     }
     const pid = await this.runningPid(bridge.name);
-    if (pid === undefined) {
-      // dnsmasq daemonizes and its parent exits only once the child is
-      // serving (or with the startup error), so success here means running.
-      await this.runner.run(dnsmasqArgv(bridge, files));
-      return true;
-    }
-    if (changed) await this.runner.run(["kill", "-HUP", String(pid)]);
-    return false;
+    // A dnsmasq that exited since its pid was read is started like a missing one.
+    if (pid !== undefined && (!changed || (await signalHostProcess(this.runner, pid, "SIGHUP")))) return false;
+    // dnsmasq daemonizes and its parent exits only once the child is
+    // serving (or with the startup error), so success here means running.
+    await this.runner.run(dnsmasqArgv(bridge, files));
+    return true;
   }
 
   /** Postcondition: no dnsmasq for `bridge`, and none of its files. */
   async stop(bridge: string): Promise<void> {
     const pid = await this.runningPid(bridge);
-    if (pid !== undefined) await this.runner.run(["kill", "-TERM", String(pid)], { okCodes: [0, 1] });
+    if (pid !== undefined) await signalHostProcess(this.runner, pid, "SIGTERM");
     const f = this.files(bridge);
-    await this.runner.run(["rm", "-f", "--", f.hosts, f.leases, f.pid, f.log]);
+    await removeHostFiles(this.runner, [f.hosts, f.leases, f.pid, f.log]);
     this.written.delete(bridge);
   }
 
@@ -106,8 +104,8 @@ export class DhcpServers {
     const text = await readHostFile(this.runner, this.files(bridge).pid);
     const pid = text?.trim();
     if (!pid || !/^[1-9][0-9]{0,9}$/.test(pid)) return undefined;
-    const cmdline = await this.runner.run(["cat", "--", `/proc/${pid}/cmdline`], { okCodes: [0, 1] });
-    const argv = cmdline.stdout.toString("utf8").split("\0");
-    return cmdline.code === 0 && posix.basename(argv[0] ?? "") === "dnsmasq" && argv.includes(`--interface=${bridge}`) ? Number(pid) : undefined;
+    const cmdline = await readHostFile(this.runner, `/proc/${pid}/cmdline`).catch(() => undefined);
+    const argv = cmdline?.split("\0") ?? [];
+    return posix.basename(argv[0] ?? "") === "dnsmasq" && argv.includes(`--interface=${bridge}`) ? Number(pid) : undefined;
   }
 }

@@ -45,7 +45,7 @@ import { contains, parseCidr } from "./addresses.js";
 import { ensureBridge, ensureKernelSwitches, listBridges, removeBridge, type HostBridge, type WantedBridge } from "./bridges.js";
 import { DhcpServers } from "./dhcp.js";
 import { filterRules, natRules, type FirewallPlan, type PlannedElasticIp } from "./firewall-rules.js";
-import { applyTable } from "./iptables.js";
+import { applyTable, saveTable } from "./iptables.js";
 import { MetadataListeners, metadataHandler } from "./metadata/service.js";
 import { TokenIssuer } from "./metadata/tokens.js";
 import { bridgeName, isOwnChain, tapName } from "./names.js";
@@ -246,15 +246,16 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
     const nics = this.registry.all();
     const wanted = new Map<string, WantedBridge>();
     for (const n of nics) wanted.set(n.subnetId, { name: bridgeName(n.subnetId), subnetId: n.subnetId, subnet: n.subnet, gatewayIp: n.gatewayIp });
-    const onHost = await listBridges(runner, prefix);
+    // The three reads are independent: one round of waiting instead of three.
+    const [onHost, savedFilter, savedNat] = await Promise.all([listBridges(runner, prefix), saveTable(runner, "filter"), saveTable(runner, "nat")]);
     const { lingering, expired } = this.emptyBridges(onHost, new Set([...wanted.values()].map((b) => b.name)));
     const present = [...wanted.values(), ...lingering];
 
     // Rules may name interfaces that do not exist yet; they match once the interfaces appear.
     const plan = this.firewallPlan(present);
     const isOwn = (chain: string) => isOwnChain(prefix, chain);
-    report.filterChanged = await applyTable(runner, filterRules(plan), isOwn);
-    report.natChanged = await applyTable(runner, natRules(plan), isOwn);
+    report.filterChanged = await applyTable(runner, filterRules(plan), isOwn, savedFilter);
+    report.natChanged = await applyTable(runner, natRules(plan), isOwn, savedNat);
 
     await attempt("kernel switches", () => ensureKernelSwitches(runner));
     for (const b of present) {

@@ -76,14 +76,20 @@ export function restoreScript(wanted: TableRules, saved: SavedTable): string | u
   return lines.join("\n");
 }
 
+/** `iptables-save -t <table>` output. */
+export async function saveTable(runner: CommandRunner, table: string): Promise<string> {
+  return (await runner.run(["iptables-save", "-t", table])).stdout.toString("utf8");
+}
+
 /**
  * Postcondition: our chains of `wanted.table` hold exactly `wanted`, the
  * jumps into them exist, and our chains not in `wanted` are gone; other
  * chains and rules are unchanged. Returns whether anything was applied.
+ * `saved`: that table's iptables-save output, read by the caller just
+ * before (so reads of several tables can run together); read here when absent.
  */
-export async function applyTable(runner: CommandRunner, wanted: TableRules, isOwn: (chain: string) => boolean): Promise<boolean> {
-  const saved = parseSave((await runner.run(["iptables-save", "-t", wanted.table])).stdout.toString("utf8"), isOwn);
-  const script = restoreScript(wanted, saved);
+export async function applyTable(runner: CommandRunner, wanted: TableRules, isOwn: (chain: string) => boolean, saved?: string): Promise<boolean> {
+  const script = restoreScript(wanted, parseSave(saved ?? (await saveTable(runner, wanted.table)), isOwn));
   if (script === undefined) return false;
   await runner.run(["iptables-restore", "--noflush", "--wait", "5"], { input: script, timeoutMs: 30_000 });
   return true;

@@ -1,7 +1,9 @@
 // Runs commands on this machine with execFile: argv goes straight to execve,
 // so no argument is ever interpreted by a shell.
 import { execFile } from "node:child_process";
-import { CommandError, DEFAULT_TIMEOUT_MS, settle, type CommandRunner, type RunOptions, type RunResult } from "./types.js";
+import { chmod, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { commandStarted } from "./trace.js";
+import { CommandError, DEFAULT_TIMEOUT_MS, settle, type CommandRunner, type HostFiles, type HostFileStat, type RunOptions, type RunResult } from "./types.js";
 
 // Console logs are read 64 KiB at a time; XML and listings are small. The cap
 // only guards against a runaway command filling memory.
@@ -9,12 +11,69 @@ const MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 type ExecError = Error & { code?: unknown; killed?: boolean; signal?: string | null };
 
+const errno = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code;
+/** A path that does not exist: missing, or a component of it is not a directory. */
+const missing = (err: unknown) => errno(err) === "ENOENT" || errno(err) === "ENOTDIR";
+
+/** HostFiles with node:fs on this machine: what cat, tee + chmod + mv, rm -f, stat and kill do, without a process. */
+export const localFiles: HostFiles = {
+  async read(path) {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+  },
+  async writeAtomic(path, content, mode) {
+    const tmp = `${path}.tmp`;
+    await writeFile(tmp, content, { mode });
+    // The mode given to writeFile is masked by the umask (and ignored for an existing file).
+    await chmod(tmp, mode);
+    await rename(tmp, path);
+  },
+  rename(from, to) {
+    return rename(from, to);
+  },
+  async remove(paths) {
+    for (const p of paths) {
+      try {
+        await unlink(p);
+      } catch (err) {
+        if (errno(err) !== "ENOENT") throw err;
+      }
+    }
+  },
+  async stat(path): Promise<HostFileStat | undefined> {
+    try {
+      const s = await stat(path, { bigint: true });
+      return { isFile: s.isFile(), identity: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}` };
+    } catch (err) {
+      if (missing(err)) return undefined;
+      throw err;
+    }
+  },
+  async signal(pid, signal) {
+    // kill(2) with 0 or a negative pid signals process groups: never what is meant here.
+    if (!Number.isSafeInteger(pid) || pid <= 0) throw new Error(`not a process id: ${pid}`);
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch (err) {
+      if (errno(err) === "ESRCH") return false;
+      throw err;
+    }
+  },
+};
+
 export class LocalRunner implements CommandRunner {
   readonly target = "local";
+  readonly files = localFiles;
 
   run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const [file, ...args] = argv;
     if (!file) return Promise.reject(new Error("LocalRunner: empty argv"));
+    const done = commandStarted(argv);
     return new Promise((resolve, reject) => {
       const child = execFile(
         file,
@@ -22,6 +81,7 @@ export class LocalRunner implements CommandRunner {
         { encoding: "buffer", maxBuffer: MAX_OUTPUT_BYTES, timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, killSignal: "SIGKILL" },
         (err: ExecError | null, stdout, stderrBuf) => {
           const stderr = stderrBuf.toString("utf8");
+          done(err ? (typeof err.code === "number" ? err.code : -1) : 0);
           if (err && typeof err.code !== "number") {
             if (err.killed) return reject(new CommandError(argv, -1, stderr, true));
             if (err.signal) return reject(new CommandError(argv, -1, `${stderr}\nkilled by ${err.signal}`));

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Client, type ClientChannel } from "ssh2";
 import { shellQuote } from "./shell-quote.js";
+import { commandStarted } from "./trace.js";
 import { CommandError, DEFAULT_TIMEOUT_MS, settle, type CommandRunner, type RunOptions, type RunResult } from "./types.js";
 
 export interface SshTarget {
@@ -45,12 +46,18 @@ export class SshRunner implements CommandRunner {
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const command = shellQuote(argv);
+    // Includes waiting for a channel: that wait is part of what the caller pays.
+    const done = commandStarted(argv);
+    let code = -1;
     await this.acquireChannel();
     try {
       const conn = await this.connect();
-      return settle(argv, await this.exec(conn, argv, command, opts), opts.okCodes);
+      const result = await this.exec(conn, argv, command, opts);
+      code = result.code;
+      return settle(argv, result, opts.okCodes);
     } finally {
       this.releaseChannel();
+      done(code);
     }
   }
 

@@ -17,9 +17,39 @@ export interface RunResult {
   code: number;
 }
 
+/**
+ * File and signal operations on the runner's host that need no command:
+ * offered by runners that can do them in-process (LocalRunner, with
+ * node:fs), which saves a process per operation on the launch path.
+ * Helpers in host-files.ts fall back to the equivalent commands (cat, tee,
+ * rm, test, kill) when a runner has none, with the same results.
+ */
+export interface HostFiles {
+  /** The file's content, or undefined when it does not exist; throws on any other failure. */
+  read(path: string): Promise<Buffer | undefined>;
+  /** Postcondition: `path` holds exactly `content` with `mode`, replaced atomically (temporary file, then rename). */
+  writeAtomic(path: string, content: string | Buffer, mode: number): Promise<void>;
+  /** Postcondition: `to` is what `from` was (replacing any `to` atomically, as mv -f within one filesystem); `from` is gone. */
+  rename(from: string, to: string): Promise<void>;
+  /** Postcondition: none of `paths` exists (missing ones are not an error, as rm -f). */
+  remove(paths: readonly string[]): Promise<void>;
+  /** What `path` is (symlinks followed), or undefined when it does not exist. */
+  stat(path: string): Promise<HostFileStat | undefined>;
+  /** Sends `signal` to process `pid`; false when there is no such process. */
+  signal(pid: number, signal: "SIGHUP" | "SIGTERM"): Promise<boolean>;
+}
+
+export interface HostFileStat {
+  isFile: boolean;
+  /** Device, inode, size and modification time: changes whenever the file is replaced or written. */
+  identity: string;
+}
+
 export interface CommandRunner {
   /** Where commands run, for logs: "local" or "ssh://user@host:port". */
   readonly target: string;
+  /** In-process file operations on the runner's host; undefined: use commands. */
+  readonly files?: HostFiles;
   /**
    * Runs argv[0] with the arguments argv[1..] (no shell interpretation of any
    * argument) and resolves when it exits with one of `okCodes`.

@@ -1,16 +1,20 @@
 // The libvirt driver: persistent domains over qcow2 overlays on the image's
 // root disk, all driven through a CommandRunner (local execFile or SSH).
+import { existsSync } from "node:fs";
 import { posix } from "node:path";
 import type { Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { enslave, listLinks, type HostLink } from "../../network/bridges.js";
 import { tapName } from "../../network/names.js";
 import type { InstanceNetworking } from "../../network/types.js";
+import { hostFileIdentities, moveHostFile, removeHostFiles, withHostTempFile } from "../../runner/host-files.js";
+import { currentTrace, traced, traceScope, type CommandTrace } from "../../runner/trace.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
 import { checkInstanceId, validateSpec, type ValidSpec } from "../spec.js";
 import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type StopOptions } from "../types.js";
 import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition, type InterfaceDefinition } from "./domain-xml.js";
-import { instanceIdOf, parseArtifacts, parseDfSizeGib, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc } from "./parse.js";
+import { instanceIdOf, parseArtifacts, parseDfSizeGib, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc, powerStateOf } from "./parse.js";
+import { LibvirtRpc } from "./rpc.js";
 import { Virsh, type DomainState } from "./virsh.js";
 
 const { PowerState } = agent;
@@ -23,6 +27,18 @@ const STOP_POLL_MS = 250;
  */
 const UNPLUG_WAIT_MS = 10_000;
 const UNPLUG_POLL_MS = 100;
+/** Root disks whose qemu-img info is remembered (see checkImage). */
+const IMAGE_CACHE_ENTRIES = 64;
+
+/**
+ * The socket of the daemon serving `uri` on this machine, as libvirt's
+ * client finds it for qemu:///system: the modular daemon's if it runs, else
+ * the monolithic libvirtd's; undefined for other URIs or without either.
+ */
+function localDaemonSocket(uri: string): string | undefined {
+  if (uri !== "qemu:///system") return undefined;
+  return ["/run/libvirt/virtqemud-sock", "/run/libvirt/libvirt-sock"].find((p) => existsSync(p));
+}
 
 /** A tap that works: present, up, and a port of its bridge. */
 function tapHealthy(link: HostLink | undefined, bridge: string): boolean {
@@ -46,13 +62,23 @@ export interface LibvirtDriverOptions {
 export class LibvirtDriver implements HypervisorDriver {
   readonly kind: "kvm" | "qemu";
   private readonly virsh: Virsh;
+  /** The persistent connection to a local libvirt daemon; undefined: virsh only (SSH, other URIs). */
+  private readonly rpc: LibvirtRpc | undefined;
   private readonly runner: CommandRunner;
   private dirReady: Promise<void> | undefined;
+  /** Virtual size of each root disk checked, with the identity of the file it was read from. */
+  private readonly imageSizes = new Map<string, { identity: string; virtualSize: number }>();
 
   constructor(private readonly opts: LibvirtDriverOptions) {
     this.kind = opts.hypervisor;
     this.runner = opts.runner;
-    this.virsh = new Virsh(opts.runner, opts.uri);
+    const socketPath = opts.runner.target === "local" ? localDaemonSocket(opts.uri) : undefined;
+    this.rpc = socketPath === undefined ? undefined : new LibvirtRpc({ socketPath, uri: opts.uri });
+    let fallbacks = 0;
+    this.virsh = new Virsh(opts.runner, opts.uri, this.rpc, (err) => {
+      // The first, then every hundredth: visible without flooding.
+      if (fallbacks++ % 100 === 0) opts.log.warn({ socketPath, err: err.message, fallbacks }, "libvirt RPC connection unusable; using virsh");
+    });
   }
 
   async capacity(): Promise<Capacity> {
@@ -70,25 +96,59 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   async createInstance(input: InstanceSpec): Promise<agent.PowerState> {
+    const { trace, result } = await traced(() => this.create(input));
+    this.logTrace("createInstance", input.instanceId, trace, result);
+    if (result.status === "rejected") throw result.reason;
+    return result.value;
+  }
+
+  private async create(input: InstanceSpec): Promise<agent.PowerState> {
+    phase("state");
     const spec = validateSpec(input);
     const name = this.domainName(spec.instanceId);
-    const current = await this.virsh.state(name);
+    // Three things start at once, since none needs another's result:
+    //  - the domain's state (which decides what happens next);
+    //  - the NIC's host side (bridge, DHCP, firewall), needed whatever the
+    //    state (libvirt cannot start a domain whose bridge is missing);
+    //  - a new overlay, made under a staging name that no domain uses, so
+    //    making it can never touch the disk of a domain that turns out to exist.
+    // Settled: each failure is acted on where its result is awaited.
+    // Started in order of how long each takes, longest first.
+    const state = settled(this.virsh.state(name));
+    const staged = this.stagedOverlayPath(spec.instanceId);
+    const overlayMade = settled(this.makeOverlay(spec, staged));
+    const attached = settled(traceScope("network", () => this.attachNic(spec)));
+    let current: DomainState;
+    try {
+      current = await unwrap(state);
+    } catch (err) {
+      // Whether a domain exists is unknown, so only the staged overlay is
+      // undone: a NIC registered for an instance the control plane asked for
+      // is what a retry registers anyway, and is pruned once unwanted.
+      await Promise.all([attached, overlayMade]);
+      await removeHostFiles(this.runner, [staged]).catch(() => undefined);
+      throw err;
+    }
     if (current.power !== PowerState.POWER_STATE_ABSENT) {
-      // libvirt cannot start a domain whose bridge is missing.
-      await this.attachNic(spec);
-      return this.ensureRunning(spec.instanceId, current);
+      // The domain keeps its own disk; the staged overlay was not needed.
+      await overlayMade;
+      await removeHostFiles(this.runner, [staged]);
+      await unwrap(attached);
+      return this.ensureRunning(spec.instanceId, current, { networkReady: true });
     }
 
     const overlay = this.overlayPath(spec.instanceId);
     const consoleLog = this.consoleLogPath(spec.instanceId);
-    await this.checkImage(spec);
-    await this.ensureInstancesDir();
     try {
+      phase("overlay");
+      await unwrap(overlayMade);
       // No domain exists, so any overlay or log here is left over from an
-      // interrupted attempt: start from scratch rather than trust it.
-      await this.runner.run(["rm", "-f", "--", overlay, consoleLog]);
-      await this.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", spec.image.rootPath, overlay, `${spec.rootDiskGib}G`]);
-      const nic = await this.attachNic(spec);
+      // interrupted attempt: start from scratch rather than trust it (the
+      // rename replaces a leftover overlay atomically).
+      await removeHostFiles(this.runner, [consoleLog]);
+      await moveHostFile(this.runner, staged, overlay);
+      phase("network");
+      const nic = await unwrap(attached);
       const xml = buildDomainXml({
         name,
         uuid: domainUuid(name),
@@ -103,10 +163,15 @@ export class LibvirtDriver implements HypervisorDriver {
         consoleLogPath: consoleLog,
         nic,
       });
-      // Persistent domain: a stopped instance keeps its definition and disk.
-      await this.define(xml);
-      await this.virsh.run(["start", "--", name]);
+      phase("start");
+      // Persistent domain (a stopped instance keeps its definition and
+      // disk), defined before it starts, so a crash at any point leaves
+      // nothing, a defined domain (which a retry starts) or a running one.
+      await this.virsh.defineAndStart(xml, name);
     } catch (err) {
+      phase("cleanup");
+      // The attach must be over before the NIC's removal is queued behind it.
+      await Promise.all([attached, overlayMade]);
       this.opts.log.warn({ instanceId: spec.instanceId, err: String(err) }, "create failed; removing what it made");
       await this.remove(spec.instanceId).catch((cleanupErr: unknown) =>
         this.opts.log.error({ instanceId: spec.instanceId, err: String(cleanupErr) }, "cleanup after failed create failed; reconcile will retry"),
@@ -114,6 +179,13 @@ export class LibvirtDriver implements HypervisorDriver {
       throw err;
     }
     return PowerState.POWER_STATE_RUNNING;
+  }
+
+  /** Checks the image, then makes a fresh overlay on its root disk at `path` (replacing whatever is there). */
+  private async makeOverlay(spec: ValidSpec, path: string): Promise<void> {
+    await this.checkImage(spec);
+    await this.ensureInstancesDir();
+    await this.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", spec.image.rootPath, path, `${spec.rootDiskGib}G`]);
   }
 
   async startInstance(instanceId: string): Promise<agent.PowerState> {
@@ -153,28 +225,16 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async consoleOutput(instanceId: string): Promise<Buffer> {
     const log = this.consoleLogPath(checkInstanceId(instanceId));
-    if ((await this.runner.run(["test", "-f", log], { okCodes: [0, 1] })).code !== 0) return Buffer.alloc(0);
+    if ((await hostFileIdentities(this.runner, [log]))[0] === undefined) return Buffer.alloc(0);
     return (await this.runner.run(["tail", "-c", String(CONSOLE_TAIL_BYTES), "--", log])).stdout;
   }
 
   async list(): Promise<DomainStatus[]> {
-    const [all, running, shutOff] = await Promise.all([
-      this.virsh.names("--all"),
-      this.virsh.names("--state-running"),
-      this.virsh.names("--state-shutoff"),
-    ]);
     const out: DomainStatus[] = [];
-    for (const name of all) {
+    // One listing: every domain with its state, as one snapshot.
+    for (const [name, state] of await this.virsh.states()) {
       const instanceId = instanceIdOf(name, this.opts.domainPrefix);
-      if (!instanceId) continue;
-      // The three listings are separate snapshots; a domain changing state
-      // between them shows as OTHER ("in transition"), which is the truth.
-      const powerState = running.includes(name)
-        ? PowerState.POWER_STATE_RUNNING
-        : shutOff.includes(name)
-          ? PowerState.POWER_STATE_SHUT_OFF
-          : PowerState.POWER_STATE_OTHER;
-      out.push({ instanceId, powerState });
+      if (instanceId) out.push({ instanceId, powerState: powerStateOf(state) });
     }
     return out;
   }
@@ -220,7 +280,7 @@ export class LibvirtDriver implements HypervisorDriver {
       // The tap is gone, and with it QEMU's backend of the guest's NIC: only
       // a new NIC gets a new backend, so unplug the dead one (the guest must
       // acknowledge, as with any PCI hot-unplug) and plug in the same again.
-      await this.withXmlFile(buildInterfaceXml(nic), async (file) => {
+      await withHostTempFile(this.runner, "cirrus-domain", buildInterfaceXml(nic), async (file) => {
         if (plugged) await this.unplug(name, file, nic.mac);
         await this.virsh.run(["attach-device", "--live", "--", name, file]);
       });
@@ -236,7 +296,17 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   close(): Promise<void> {
+    this.rpc?.close();
     return this.runner.close();
+  }
+
+  /** One line per call with its phases (info), and every command it ran with its duration (debug). */
+  private logTrace(op: string, instanceId: string, trace: CommandTrace, result: PromiseSettledResult<unknown>): void {
+    const { log } = this.opts;
+    const phases = Object.fromEntries(trace.phases().map((p) => [p.name, p.ms]));
+    const summary = { op, instanceId, ok: result.status === "fulfilled", ms: trace.elapsed(), phases, spans: trace.spans, commandCount: trace.commands.length };
+    if (log.isLevelEnabled("debug")) log.debug({ ...summary, commands: trace.commands }, `${op} timings`);
+    else log.info(summary, `${op} timings`);
   }
 
   private async dumpXml(name: string, ...flags: Array<"--inactive">): Promise<string> {
@@ -263,25 +333,6 @@ export class LibvirtDriver implements HypervisorDriver {
     }
   }
 
-  /**
-   * virsh reads XML from a file it can open: /dev/stdin fails locally, since
-   * Node gives a child a socket (not a pipe) as stdin and open(2) of a socket
-   * is ENXIO. So the XML goes through a temporary file on the host.
-   */
-  private async withXmlFile<T>(xml: string, use: (file: string) => Promise<T>): Promise<T> {
-    const tmp = (await this.runner.run(["mktemp", "--suffix=.xml", "/tmp/cirrus-domain.XXXXXXXX"])).stdout.toString("utf8").trim();
-    try {
-      await this.runner.run(["tee", "--", tmp], { input: xml });
-      return await use(tmp);
-    } finally {
-      await this.runner.run(["rm", "-f", "--", tmp]).catch(() => undefined);
-    }
-  }
-
-  private async define(xml: string): Promise<void> {
-    await this.withXmlFile(xml, (file) => this.virsh.run(["define", "--", file]));
-  }
-
   /** Domain (stopped first, then undefined), overlay, console log and the NIC's host side all gone. */
   private async remove(instanceId: string): Promise<void> {
     const name = this.domainName(instanceId);
@@ -292,7 +343,7 @@ export class LibvirtDriver implements HypervisorDriver {
       }
       await this.virsh.change(["undefine", "--", name], (x) => x.power === PowerState.POWER_STATE_ABSENT, name);
     }
-    await this.runner.run(["rm", "-f", "--", this.overlayPath(instanceId), this.consoleLogPath(instanceId)]);
+    await removeHostFiles(this.runner, [this.overlayPath(instanceId), this.stagedOverlayPath(instanceId), this.consoleLogPath(instanceId)]);
     await this.opts.network?.detach(instanceId);
   }
 
@@ -311,7 +362,8 @@ export class LibvirtDriver implements HypervisorDriver {
     return { name, s };
   }
 
-  private async ensureRunning(instanceId: string, s: DomainState): Promise<agent.PowerState> {
+  /** networkReady: the caller has just readied the NIC's host side, so it is not synced again. */
+  private async ensureRunning(instanceId: string, s: DomainState, { networkReady = false } = {}): Promise<agent.PowerState> {
     const name = this.domainName(instanceId);
     const running = (x: DomainState) => x.power === PowerState.POWER_STATE_RUNNING;
     switch (s.state) {
@@ -320,7 +372,7 @@ export class LibvirtDriver implements HypervisorDriver {
       case "shut off":
       case "crashed":
         // The bridge may be gone (host rebooted, removed while the instance was stopped).
-        await this.opts.network?.prepare(instanceId);
+        if (!networkReady) await this.opts.network?.prepare(instanceId);
         await this.virsh.change(["start", "--", name], running, name);
         return PowerState.POWER_STATE_RUNNING;
       case "paused":
@@ -332,25 +384,42 @@ export class LibvirtDriver implements HypervisorDriver {
     }
   }
 
-  /** Throws InvalidImage unless every image file exists and the root disk is a usable qcow2 image. */
+  /**
+   * Throws InvalidImage unless every image file exists and the root disk is
+   * a usable qcow2 image. The files are checked every time (one stat each,
+   * in-process where the runner can); what `qemu-img info` says about a
+   * root disk is remembered for as long as the file's identity (device,
+   * inode, size, modification time) stays the same, since an image build
+   * is never rewritten in place: replacing or changing the file reads it again.
+   */
   private async checkImage(spec: ValidSpec): Promise<void> {
     const { rootPath, kernelPath, ramdiskPath } = spec.image;
-    for (const [what, path] of [["kernel", kernelPath], ["ramdisk", ramdiskPath], ["root disk", rootPath]] as const) {
-      if (path && (await this.runner.run(["test", "-f", path], { okCodes: [0, 1] })).code !== 0) {
-        throw new DriverError("InvalidImage", `${what} ${path} of image ${spec.image.imageId} is not on this host`);
+    const files: Array<[string, string]> = [];
+    for (const [what, path] of [["kernel", kernelPath], ["ramdisk", ramdiskPath], ["root disk", rootPath]] as const) if (path) files.push([what, path]);
+    const identities = await hostFileIdentities(this.runner, files.map(([, path]) => path));
+    files.forEach(([what, path], i) => {
+      if (identities[i] === undefined) throw new DriverError("InvalidImage", `${what} ${path} of image ${spec.image.imageId} is not on this host`);
+    });
+    const identity = identities.at(-1)!;
+    const known = this.imageSizes.get(rootPath);
+    let virtualSize = known?.identity === identity ? known.virtualSize : undefined;
+    if (virtualSize === undefined) {
+      let info: { format: string; virtualSize: number };
+      try {
+        // --force-share: running instances hold the image open read-only.
+        const r = await this.runner.run(["qemu-img", "info", "--force-share", "-f", "qcow2", "--output=json", "--", rootPath]);
+        info = parseImageInfo(r.stdout.toString("utf8"));
+      } catch (err) {
+        if (!(err instanceof CommandError) || err.timedOut) throw err;
+        throw new DriverError("InvalidImage", `root disk ${rootPath} of image ${spec.image.imageId} is not a usable qcow2 image: ${err.stderr.trim().slice(0, 300)}`);
       }
+      virtualSize = info.virtualSize;
+      // Oldest first out: a host has a handful of images, the bound only stops a leak.
+      if (this.imageSizes.size >= IMAGE_CACHE_ENTRIES) this.imageSizes.delete(this.imageSizes.keys().next().value!);
+      this.imageSizes.set(rootPath, { identity, virtualSize });
     }
-    let info: { format: string; virtualSize: number };
-    try {
-      // --force-share: running instances hold the image open read-only.
-      const r = await this.runner.run(["qemu-img", "info", "--force-share", "-f", "qcow2", "--output=json", "--", rootPath]);
-      info = parseImageInfo(r.stdout.toString("utf8"));
-    } catch (err) {
-      if (!(err instanceof CommandError) || err.timedOut) throw err;
-      throw new DriverError("InvalidImage", `root disk ${rootPath} of image ${spec.image.imageId} is not a usable qcow2 image: ${err.stderr.trim().slice(0, 300)}`);
-    }
-    if (info.virtualSize > spec.rootDiskGib * GIB) {
-      throw new DriverError("InvalidSpec", `rootDiskGib ${spec.rootDiskGib} is smaller than image ${spec.image.imageId} (${Math.ceil(info.virtualSize / GIB)} GiB)`);
+    if (virtualSize > spec.rootDiskGib * GIB) {
+      throw new DriverError("InvalidSpec", `rootDiskGib ${spec.rootDiskGib} is smaller than image ${spec.image.imageId} (${Math.ceil(virtualSize / GIB)} GiB)`);
     }
   }
 
@@ -373,9 +442,35 @@ export class LibvirtDriver implements HypervisorDriver {
     return posix.join(this.opts.instancesDir, `${instanceId}.qcow2`);
   }
 
+  /** Where a new overlay is made before it is known that no domain exists (see create). */
+  private stagedOverlayPath(instanceId: string): string {
+    return posix.join(this.opts.instancesDir, `${instanceId}.staged.qcow2`);
+  }
+
   private consoleLogPath(instanceId: string): string {
     return posix.join(this.opts.instancesDir, `${instanceId}.console.log`);
   }
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A promise that never rejects, for work started now and acted on later. */
+function settled<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
+async function unwrap<T>(p: Promise<Settled<T>>): Promise<T> {
+  const r = await p;
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+/** Marks the start of a phase of the current call in its trace. */
+function phase(name: string): void {
+  currentTrace()?.phase(name);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -14,14 +14,36 @@ export function parseNameList(stdout: string): string[] {
     .filter((l) => l.length > 0);
 }
 
+/** libvirt's virDomainState numbers (as `virsh domstats --state` prints them) and the words virsh uses for them. */
+export const STATE_WORDS = ["no state", "running", "idle", "paused", "in shutdown", "shut off", "crashed", "pmsuspended"] as const;
+
 /**
- * The state word(s) `virsh domstate` prints ("running", "shut off", ...), lowercased.
- * Throws on empty output.
+ * `virsh domstats --state` output → each domain's state word ("running",
+ * "shut off"…), by name. Names come quoted on their own line and states as
+ * numbers, so nothing depends on column layout or translation. Throws on
+ * a block without a state and on an unknown state number.
  */
-export function parseDomState(stdout: string): string {
-  const first = stdout.split("\n").map((l) => l.trim()).find((l) => l.length > 0);
-  if (!first) throw new Error("virsh domstate printed nothing");
-  return first.toLowerCase();
+export function parseDomStats(stdout: string): Map<string, string> {
+  const states = new Map<string, string>();
+  let name: string | undefined;
+  for (const raw of stdout.split("\n")) {
+    const line = raw.trimEnd();
+    const domain = /^Domain: '(.*)'$/.exec(line);
+    if (domain) {
+      if (name !== undefined) throw new Error(`virsh domstats: no state for domain ${JSON.stringify(name)}`);
+      name = domain[1]!;
+      continue;
+    }
+    const state = /^\s+state\.state=(\d+)$/.exec(line);
+    if (state && name !== undefined) {
+      const word = STATE_WORDS[Number(state[1])];
+      if (!word) throw new Error(`virsh domstats: unknown state ${state[1]} of domain ${JSON.stringify(name)}`);
+      states.set(name, word);
+      name = undefined;
+    }
+  }
+  if (name !== undefined) throw new Error(`virsh domstats: no state for domain ${JSON.stringify(name)}`);
+  return states;
 }
 
 /** Maps a libvirt state name onto the agent protocol's power states. */
@@ -44,9 +66,9 @@ export function instanceIdOf(domainName: string, prefix: string): string | undef
   return isId("i", id) ? id : undefined;
 }
 
-const ARTIFACT = /^(i-[0-9a-f]{17})\.(?:qcow2|console\.log)$/;
+const ARTIFACT = /^(i-[0-9a-f]{17})\.(?:qcow2|staged\.qcow2|console\.log)$/;
 
-/** Instance ids with an overlay or console log among the file names of an instances directory. */
+/** Instance ids with an overlay (made, or staged by an interrupted create) or console log among the file names of an instances directory. */
 export function parseArtifacts(names: string[]): string[] {
   const ids = new Set<string>();
   for (const n of names) {
