@@ -2,11 +2,13 @@
 // keys in the formats EC2's ImportKeyPair accepts, writing OpenSSH formats,
 // and EC2's fingerprints. Pure functions; nothing here logs or stores.
 //
-// Formats: the OpenSSH public key line and wire blob (RFC 4253 §6.6, RFC 8709
-// for ed25519), the SSH2 public key file (RFC 4716), the OpenSSH private key
-// format (PROTOCOL.key in OpenSSH), PKCS#1 PEM for RSA private keys.
-import { createHash, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from "node:crypto";
+// sshpk does the SSH wire format (RFC 4253 §6.6, RFC 8709 for ed25519) and
+// writes the OpenSSH private key format (PROTOCOL.key in OpenSSH); node:crypto
+// generates keys, reads DER and hashes. RFC 4716 files are read here (sshpk
+// has no reader for them), as are the checks EC2 makes and sshpk does not.
+import { createHash, createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
+import sshpk from "sshpk";
 
 export type KeyType = "rsa" | "ed25519";
 
@@ -28,114 +30,44 @@ const SSH_NAME: Record<KeyType, string> = { rsa: "ssh-rsa", ed25519: "ssh-ed2551
 export const RSA_MIN_BITS = 1024;
 export const RSA_MAX_BITS = 16384;
 
-// ---- SSH wire encoding (RFC 4251 §5) ----
-
-function sshString(data: Buffer | string): Buffer {
-  const body = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(body.length);
-  return Buffer.concat([len, body]);
+/** The SSH wire encoding of a key (of a private key's public half). */
+function blobOf(key: KeyObject): Buffer {
+  const pub = key.type === "private" ? createPublicKey(key) : key;
+  return sshpk.parseKey(pub.export({ type: "spki", format: "pem" }), "pkcs8").toBuffer("rfc4253");
 }
 
-function sshUint32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-}
-
-/** A non-negative integer (big-endian magnitude) as an mpint: no leading zeros, a 0x00 when the high bit is set. */
-function sshMpint(magnitude: Buffer): Buffer {
-  let i = 0;
-  while (i < magnitude.length && magnitude[i] === 0) i++;
-  const trimmed = magnitude.subarray(i);
-  return sshString(trimmed.length && trimmed[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed);
-}
-
-class WireReader {
-  private at = 0;
-  constructor(private readonly buf: Buffer) {}
-
-  string(): Buffer {
-    if (this.at + 4 > this.buf.length) throw new KeyFormatError("truncated key blob");
-    const len = this.buf.readUInt32BE(this.at);
-    if (this.at + 4 + len > this.buf.length) throw new KeyFormatError("truncated key blob");
-    const out = this.buf.subarray(this.at + 4, this.at + 4 + len);
-    this.at += 4 + len;
-    return out;
-  }
-
-  /** A positive mpint's magnitude. */
-  positiveMpint(): Buffer {
-    const raw = this.string();
-    if (raw.length === 0 || raw[0]! & 0x80) throw new KeyFormatError("invalid RSA integer");
-    let i = 0;
-    while (i < raw.length - 1 && raw[i] === 0) i++;
-    return raw.subarray(i);
-  }
-
-  end(): void {
-    if (this.at !== this.buf.length) throw new KeyFormatError("trailing bytes after the key");
-  }
-}
-
-export function rsaBlob(n: Buffer, e: Buffer): Buffer {
-  return Buffer.concat([sshString("ssh-rsa"), sshMpint(e), sshMpint(n)]);
-}
-
-export function ed25519Blob(pub: Buffer): Buffer {
-  return Buffer.concat([sshString("ssh-ed25519"), sshString(pub)]);
-}
-
-// ---- Reading public keys ----
-
-function bitLength(magnitude: Buffer): number {
-  let i = 0;
-  while (i < magnitude.length && magnitude[i] === 0) i++;
-  if (i === magnitude.length) return 0;
-  return (magnitude.length - i - 1) * 8 + (32 - Math.clz32(magnitude[i]!));
-}
-
-function rsaFrom(n: Buffer, e: Buffer): PublicKey {
-  const bits = bitLength(n);
+/** A public key node:crypto has read, if it is one EC2 accepts. */
+function checked(key: KeyObject, blob?: Buffer): PublicKey {
+  if (key.asymmetricKeyType === "ed25519") return { type: "ed25519", blob: blob ?? blobOf(key), bits: 256 };
+  if (key.asymmetricKeyType !== "rsa") throw new KeyFormatError("only RSA and ed25519 keys are accepted");
+  const { modulusLength: bits = 0, publicExponent: e = 0n } = key.asymmetricKeyDetails ?? {};
   if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) throw new KeyFormatError(`RSA keys must have ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits, not ${bits}`);
-  if (!(e[e.length - 1]! & 1) || (e.length === 1 && e[0]! < 3)) throw new KeyFormatError("invalid RSA public exponent");
-  if (!(n[n.length - 1]! & 1)) throw new KeyFormatError("invalid RSA modulus");
-  let rsa: KeyObject;
-  try {
-    rsa = createPublicKey({ key: { kty: "RSA", n: n.toString("base64url"), e: e.toString("base64url") }, format: "jwk" });
-  } catch {
-    throw new KeyFormatError("invalid RSA key");
-  }
-  return { type: "rsa", blob: rsaBlob(n, e), rsa, bits };
-}
-
-function ed25519From(pub: Buffer): PublicKey {
-  if (pub.length !== 32) throw new KeyFormatError("ed25519 keys are 32 bytes");
-  try {
-    createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: pub.toString("base64url") }, format: "jwk" });
-  } catch {
-    throw new KeyFormatError("invalid ed25519 key");
-  }
-  return { type: "ed25519", blob: ed25519Blob(pub), bits: 256 };
+  if (e % 2n === 0n || e < 3n) throw new KeyFormatError("invalid RSA public exponent");
+  if (!(Buffer.from(key.export({ format: "jwk" }).n!, "base64url").at(-1)! & 1)) throw new KeyFormatError("invalid RSA modulus");
+  return { type: "rsa", blob: blob ?? blobOf(key), rsa: key, bits };
 }
 
 /** Decodes an SSH public key blob; `expected` is the algorithm name written beside it, if any. */
 export function parseBlob(blob: Buffer, expected?: string): PublicKey {
-  const r = new WireReader(blob);
-  const name = r.string().toString("latin1");
-  if (expected !== undefined && name !== expected) throw new KeyFormatError("the key type does not match the key data");
-  let key: PublicKey;
-  if (name === "ssh-rsa") {
-    const e = r.positiveMpint();
-    const n = r.positiveMpint();
-    key = rsaFrom(n, e);
-  } else if (name === "ssh-ed25519") {
-    key = ed25519From(r.string());
-  } else {
-    throw new KeyFormatError(`unsupported key type ${JSON.stringify(name.slice(0, 40))}: only ssh-rsa and ssh-ed25519 are accepted`);
+  const malformed = new KeyFormatError("malformed key blob: truncated, trailing bytes, a field of the wrong size, or a type other than ssh-rsa and ssh-ed25519");
+  let key: sshpk.Key;
+  try {
+    key = sshpk.parseKey(blob, "rfc4253");
+  } catch {
+    throw malformed;
   }
-  r.end();
-  return key;
+  if (key.type !== "rsa" && key.type !== "ed25519") throw new KeyFormatError(`unsupported key type ${key.type}: only ssh-rsa and ssh-ed25519 are accepted`);
+  if (expected !== undefined && SSH_NAME[key.type] !== expected) throw new KeyFormatError("the key type does not match the key data");
+  // sshpk drops extra fields and pads or trims ed25519 keys and integers to
+  // size: the blob is a key only if sshpk writes it back byte for byte.
+  if (!key.toBuffer("rfc4253").equals(blob)) throw malformed;
+  let node: KeyObject;
+  try {
+    node = createPublicKey(key.toString("pkcs8"));
+  } catch {
+    throw new KeyFormatError(`invalid ${key.type} key`);
+  }
+  return checked(node, blob);
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -179,10 +111,7 @@ function parseDer(text: string): PublicKey {
   } catch {
     throw new KeyFormatError("not a DER public key");
   }
-  const jwk = key.export({ format: "jwk" });
-  if (key.asymmetricKeyType === "rsa" && jwk.n && jwk.e) return rsaFrom(Buffer.from(jwk.n, "base64url"), Buffer.from(jwk.e, "base64url"));
-  if (key.asymmetricKeyType === "ed25519" && jwk.x) return ed25519From(Buffer.from(jwk.x, "base64url"));
-  throw new KeyFormatError("only RSA and ed25519 keys are accepted");
+  return checked(key);
 }
 
 /**
@@ -241,45 +170,21 @@ export interface GeneratedKeyPair {
 
 const generate = promisify(generateKeyPair);
 
-/** An OpenSSH private key file (unencrypted) holding one ed25519 key: what `ssh-keygen -t ed25519` writes. */
-export function openSshEd25519PrivateKey(seed: Buffer, pub: Buffer, comment: string): string {
-  const blob = ed25519Blob(pub);
-  const check = randomBytes(4);
-  let secret = Buffer.concat([check, check, sshString("ssh-ed25519"), sshString(pub), sshString(Buffer.concat([seed, pub])), sshString(comment)]);
-  // Padded with 1, 2, 3, … to the cipher block size (8 for "none").
-  const pad = (8 - (secret.length % 8)) % 8;
-  secret = Buffer.concat([secret, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
-  const body = Buffer.concat([
-    Buffer.from("openssh-key-v1\0", "latin1"),
-    sshString("none"),
-    sshString("none"),
-    sshString(""),
-    sshUint32(1),
-    sshString(blob),
-    sshString(secret),
-  ]);
-  const lines = body.toString("base64").match(/.{1,70}/g) ?? [];
-  // OpenSSH requires the newline after the END marker.
-  return ["-----BEGIN OPENSSH PRIVATE KEY-----", ...lines, "-----END OPENSSH PRIVATE KEY-----", ""].join("\n");
-}
-
 /**
  * A new key pair as EC2's CreateKeyPair makes it: RSA 2048 with a PKCS#1 PEM
- * private key and a SHA-1 fingerprint, or ed25519 with an OpenSSH private key
- * and a SHA-256 fingerprint. `comment` goes into the ed25519 private key.
+ * private key and a SHA-1 fingerprint, or ed25519 with an unencrypted OpenSSH
+ * private key (what `ssh-keygen -t ed25519` writes, `comment` included) and a
+ * SHA-256 fingerprint.
  */
 export async function generateSshKeyPair(type: KeyType, comment: string): Promise<GeneratedKeyPair> {
   if (type === "rsa") {
     const { privateKey } = await generate("rsa", { modulusLength: 2048, publicExponent: 65537 });
-    const jwk = privateKey.export({ format: "jwk" });
-    const blob = rsaBlob(Buffer.from(jwk.n!, "base64url"), Buffer.from(jwk.e!, "base64url"));
     const pem = (privateKey.export({ type: "pkcs1", format: "pem" }) as string).trimEnd();
-    return { privateKey: pem, publicKey: { type, blob }, fingerprint: createdRsaFingerprint(privateKey) };
+    return { privateKey: pem, publicKey: { type, blob: blobOf(privateKey) }, fingerprint: createdRsaFingerprint(privateKey) };
   }
   const { privateKey } = await generate("ed25519");
-  const jwk = privateKey.export({ format: "jwk" });
-  const seed = Buffer.from(jwk.d!, "base64url");
-  const pub = Buffer.from(jwk.x!, "base64url");
-  const blob = ed25519Blob(pub);
-  return { privateKey: openSshEd25519PrivateKey(seed, pub, comment), publicKey: { type, blob }, fingerprint: sha256Fingerprint(blob) };
+  const openssh = sshpk.parsePrivateKey(privateKey.export({ type: "pkcs8", format: "pem" }), "pkcs8");
+  openssh.comment = comment;
+  const blob = blobOf(privateKey);
+  return { privateKey: openssh.toString("openssh"), publicKey: { type, blob }, fingerprint: sha256Fingerprint(blob) };
 }
