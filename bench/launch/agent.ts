@@ -98,7 +98,15 @@ class FakeControl {
   /** Instances the control plane wants here, with their NICs. */
   readonly desired = new Map<string, agent.InstanceSpec>();
 
+  /** The revision of the host state this control plane compiled last. */
+  revision = 0;
+
   constructor(private readonly networkState: () => agent.HostNetworkState) {}
+
+  /** The host state now, with the next revision (what the API compiles and pushes). */
+  hostState(): agent.HostState {
+    return { revision: ++this.revision, instances: [...this.desired.values()], network: this.networkState() };
+  }
 
   async listen(port: number): Promise<void> {
     this.server.addService(agent.HostControlService, {
@@ -106,10 +114,11 @@ class FakeControl {
         if (call.request.enrolmentToken !== TOKEN && call.request.hostSecret !== SECRET) return cb({ code: status.UNAUTHENTICATED, details: "AuthFailure" } as ServiceError);
         cb(null, { hostId: HOST_ID, hostSecret: SECRET });
       },
-      heartbeat: (_call: ServerUnaryCall<agent.HeartbeatRequest, agent.HeartbeatResponse>, cb: sendUnaryData<agent.HeartbeatResponse>) => {
+      heartbeat: (call: ServerUnaryCall<agent.HeartbeatRequest, agent.HeartbeatResponse>, cb: sendUnaryData<agent.HeartbeatResponse>) => {
         this.heartbeats++;
-        cb(null, { instances: [...this.desired.values()].map((spec) => ({ spec, state: "running", busy: false })), network: this.networkState() });
+        cb(null, { state: call.request.appliedRevision < this.revision || this.revision === 0 ? this.hostState() : undefined });
       },
+      getUserData: (_call: ServerUnaryCall<agent.UserDataRequest, agent.UserData>, cb: sendUnaryData<agent.UserData>) => cb(null, { userData: Buffer.alloc(0) }),
     });
     await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   }
@@ -219,7 +228,7 @@ async function main(): Promise<void> {
       live.set(id, spec);
       control.desired.set(id, spec);
       // What the API's notifier pushes after the RunInstances commit.
-      await unary(client, client.applyNetworkState, networkState());
+      await unary(client, client.applyHostState, control.hostState());
       const t0 = performance.now();
       const res = await unary(client, client.createInstance, { spec });
       const ms = performance.now() - t0;
@@ -245,7 +254,7 @@ async function main(): Promise<void> {
       await unary(client, client.destroyInstance, { instanceId: id });
       live.delete(id);
       control.desired.delete(id);
-      await unary(client, client.applyNetworkState, networkState());
+      await unary(client, client.applyHostState, control.hostState());
       const [timing, timingAgain] = timings.get(id) ?? [];
       if (round > 0) {
         againMs.push(again);

@@ -12,9 +12,9 @@ import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { callUnary } from "@cirrus/common";
+import { bearerMetadata, callUnary } from "@cirrus/common";
 import { bridgeName, tapName } from "@cirrus/host-agent";
-import { compute } from "@cirrus/proto";
+import { agent, compute } from "@cirrus/proto";
 import { readForwarding, removeBridges, removeChains, restoreForwarding } from "./hostCleanup.js";
 
 export const repoRoot = new URL("../..", import.meta.url).pathname;
@@ -218,6 +218,19 @@ export class Stack {
     const name = `${method[0]!.toUpperCase()}${method.slice(1)}`;
     const type = (compute as any)[`${name}Request`] ?? (compute as any)[`${name.replace(/(Ingress|Egress)$/, "")}Request`];
     return callUnary(this.client, m, type.fromPartial(request ?? {}), undefined, timeoutMs);
+  }
+
+  /** A host's current state, as the control plane answers a heartbeat from an agent that has applied none yet. */
+  async hostState(hostId: string): Promise<agent.HostState> {
+    const { rows: [h] } = await this.pool.query<{ secret: string }>("SELECT secret FROM hosts WHERE id = $1", [hostId]);
+    const control = new agent.HostControlClient(`127.0.0.1:${this.controlPort}`, credentials.createInsecure());
+    try {
+      const res = await callUnary(control, control.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), bearerMetadata(h!.secret, hostId));
+      if (!res.state) throw new Error(`no host state for ${hostId}`);
+      return res.state;
+    } finally {
+      control.close();
+    }
   }
 
   /** Runs the `cirrus` CLI (the built bin) against this stack; never throws for a non-zero exit. */

@@ -21,8 +21,12 @@ export interface Host {
   network: NetworkStateTarget;
 }
 
-/** The driver and the host network it uses; the fake driver has no network (states are validated and ignored). */
-export async function createHost(config: AgentConfig, log: Logger): Promise<Host> {
+/**
+ * The driver and the host network it uses; the fake driver has no network
+ * (states are validated and kept). `userData` is where the metadata service
+ * gets an instance's user data (the control plane).
+ */
+export async function createHost(config: AgentConfig, log: Logger, userData: (instanceId: string) => Promise<Buffer>): Promise<Host> {
   if (config.driver === "fake") {
     return { driver: new FakeDriver({ capacity: config.fake.capacity, delayMs: config.fake.delayMs, failureRate: config.fake.failureRate }), network: new UnmanagedNetwork() };
   }
@@ -37,7 +41,7 @@ export async function createHost(config: AgentConfig, log: Logger): Promise<Host
       runner,
       dir,
       prefix,
-      metadata: config.ssh ? undefined : { port: metadataPort, v2Required: imdsV2Required },
+      metadata: config.ssh ? undefined : { port: metadataPort, v2Required: imdsV2Required, userData },
       outboundNat,
       orphanGraceMs: config.orphanGraceMs,
       log,
@@ -58,8 +62,8 @@ export async function createHost(config: AgentConfig, log: Logger): Promise<Host
  * registered, control-plane outages are retried, never fatal.
  */
 export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
-  const { driver, network } = await createHost(config, log);
   const control = new ControlPlane({ endpoint: config.controlEndpoint, stateDir: config.stateDir, enrolmentToken: config.enrolmentToken, log });
+  const { driver, network } = await createHost(config, log, (id) => control.userData(id));
   const locks = new KeyedMutex();
   let server: Awaited<ReturnType<typeof serveHostAgent>> | undefined;
   try {
@@ -107,20 +111,21 @@ async function heartbeatLoop(
   while (!signal.aborted) {
     try {
       const actual = await driver.list();
-      const requestedAt = Date.now();
-      const response = await control.heartbeat(actual);
+      const state = await control.heartbeat(actual, network.current()?.revision ?? 0);
       if (failures > 0) log.info({ hostId: control.identity?.hostId, failures }, "heartbeat restored");
       failures = 0;
       // Its own failures: a network problem must not count as a lost heartbeat (which re-registers).
       try {
-        await network.reconcile(response, actual.map((d) => d.instanceId), requestedAt);
+        // A newer state than the one applied (a push was missed); the round below re-applies the current one.
+        if (state) await network.applyHostState(state);
+        await network.reconcile(actual.map((d) => d.instanceId));
         if (networkFailures > 0) log.info({ failures: networkFailures }, "host network reconciled again");
         networkFailures = 0;
       } catch (err) {
         networkFailures++;
         if (networkFailures === 1 || networkFailures % 10 === 0) log.error({ failures: networkFailures, err: errorText(err) }, "reconciling the host network failed");
       }
-      await reconciler.round(actual, response);
+      await reconciler.round(actual, network.current());
     } catch (err) {
       failures++;
       // Log the first failure and then every tenth, so an outage is visible without flooding.

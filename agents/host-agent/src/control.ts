@@ -3,7 +3,7 @@
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
-import { bearerMetadata, callUnary, type Logger } from "@cirrus/common";
+import { agentChannelOptions, bearerMetadata, callUnary, type Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { DomainStatus } from "./driver/types.js";
 
@@ -59,7 +59,7 @@ export class ControlPlane {
   private current: HostIdentity | undefined;
 
   constructor(private readonly opts: ControlOptions) {
-    this.client = new agent.HostControlClient(opts.endpoint, credentials.createInsecure());
+    this.client = new agent.HostControlClient(opts.endpoint, credentials.createInsecure(), agentChannelOptions);
     this.statePath = join(opts.stateDir, "host.json");
   }
 
@@ -126,11 +126,26 @@ export class ControlPlane {
     }
   }
 
-  /** One heartbeat: reports the domains, returns what the control plane wants here. Throws on any failure. */
-  async heartbeat(instances: DomainStatus[]): Promise<agent.HeartbeatResponse> {
-    const id = this.current;
-    if (!id) throw new Error("heartbeat before registration");
-    return callUnary(this.client, this.client.heartbeat, { hostId: id.hostId, instances }, bearerMetadata(id.hostSecret, id.hostId), CALL_TIMEOUT_MS);
+  /**
+   * One heartbeat: reports the domains and the revision of the host state
+   * applied last; resolves with the host's state when the control plane has
+   * a newer one. Throws on any failure.
+   */
+  async heartbeat(instances: DomainStatus[], appliedRevision: number): Promise<agent.HostState | undefined> {
+    const id = this.registered();
+    const res = await callUnary(this.client, this.client.heartbeat, { hostId: id.hostId, instances, appliedRevision }, bearerMetadata(id.hostSecret, id.hostId), CALL_TIMEOUT_MS);
+    return res.state;
+  }
+
+  /** The user data of an instance on this host, for the metadata service. Throws on any failure (NOT_FOUND: not on this host). */
+  async userData(instanceId: string): Promise<Buffer> {
+    const id = this.registered();
+    return (await callUnary(this.client, this.client.getUserData, { instanceId }, bearerMetadata(id.hostSecret, id.hostId), CALL_TIMEOUT_MS)).userData;
+  }
+
+  private registered(): HostIdentity {
+    if (!this.current) throw new Error("not registered with the control plane yet");
+    return this.current;
   }
 
   close(): void {

@@ -72,25 +72,25 @@ export class Reconciler {
   ) {}
 
   /**
-   * One round: `actual` is what the heartbeat reported, `response` what the
-   * control plane answered. Destroys orphans past their grace, then repairs
-   * the NICs of the other running instances where the driver finds them
-   * broken, each under the same per-instance lock the gRPC server uses. One
-   * failed destroy or repair does not stop the others; it is retried next
-   * round.
+   * One round: `actual` is what the heartbeat reported, `state` the host
+   * state applied last (undefined until the control plane sent one: then
+   * nothing is known to be unwanted, and nothing is destroyed). Destroys
+   * orphans past their grace, then repairs the NICs of the other running
+   * instances where the driver finds them broken, each under the same
+   * per-instance lock the gRPC server uses. One failed destroy or repair
+   * does not stop the others; it is retried next round.
    */
-  async round(actual: readonly DomainStatus[], response: agent.HeartbeatResponse): Promise<RoundReport> {
-    const desired = new Set<string>();
-    for (const d of response.instances) if (d.spec?.instanceId) desired.add(d.spec.instanceId);
-    const artifacts = await this.driver.listArtifacts();
-    const plan = planReconcile({
-      actual: actual.map((a) => a.instanceId),
-      artifacts,
-      desired,
-      orphanSince: this.orphanSince,
-      now: this.now(),
-      graceMs: this.graceMs,
-    });
+  async round(actual: readonly DomainStatus[], state: agent.HostState | undefined): Promise<RoundReport> {
+    const plan = state
+      ? planReconcile({
+        actual: actual.map((a) => a.instanceId),
+        artifacts: await this.driver.listArtifacts(),
+        desired: new Set(state.instances.map((spec) => spec.instanceId)),
+        orphanSince: this.orphanSince,
+        now: this.now(),
+        graceMs: this.graceMs,
+      })
+      : { destroy: [], orphanSince: new Map<string, number>() };
     this.orphanSince = plan.orphanSince;
     const destroyed: string[] = [];
     for (const instanceId of plan.destroy) {

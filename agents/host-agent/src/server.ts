@@ -1,14 +1,14 @@
 // The HostAgent gRPC service: authenticates the control plane's workers with
 // the host secret, validates ids, serializes calls per instance and maps
 // driver failures onto statuses the worker can act on:
-//   INVALID_ARGUMENT     malformed instance id, missing spec, malformed HostNetworkState
+//   INVALID_ARGUMENT     malformed instance id, missing spec, malformed HostState
 //   UNAUTHENTICATED      missing or wrong host secret
 //   FAILED_PRECONDITION  "InvalidSpec: ..." / "InvalidImage: ..." (retrying cannot help)
 //   NOT_FOUND            "NotFound: ..." (start/reboot of an instance with no domain)
 //   INTERNAL             anything else (transient: the worker retries)
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
-import { bearerFrom, isId, type Logger } from "@cirrus/common";
+import { agentChannelOptions, bearerFrom, isId, type Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { DriverError, type HypervisorDriver } from "./driver/types.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
@@ -17,7 +17,7 @@ import type { NetworkStateTarget } from "./network/types.js";
 
 export interface HostAgentServiceOptions {
   driver: HypervisorDriver;
-  /** Serves ApplyNetworkState; serializes its own work. */
+  /** Serves ApplyHostState; serializes its own work. */
   network: NetworkStateTarget;
   /** The secret callers must present; undefined (everyone rejected) until registration. */
   hostSecret: () => string | undefined;
@@ -123,8 +123,8 @@ export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgent
       instanceId: id,
       output: await driver.consoleOutput(id),
     })),
-    applyNetworkState: handler<agent.HostNetworkState, agent.ApplyNetworkStateResponse>("ApplyNetworkState", async (req) => {
-      await opts.network.applyNetworkState(req);
+    applyHostState: handler<agent.HostState, agent.ApplyHostStateResponse>("ApplyHostState", async (req) => {
+      await opts.network.applyHostState(req);
       return {};
     }),
   };
@@ -139,7 +139,7 @@ export interface RunningServer {
 
 /** Serves HostAgent on `listen` ("host:port", plaintext: the lab network is trusted, calls are authenticated). */
 export async function serveHostAgent(listen: string, opts: HostAgentServiceOptions): Promise<RunningServer> {
-  const server = new Server();
+  const server = new Server(agentChannelOptions);
   server.addService(agent.HostAgentService, hostAgentService(opts));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),

@@ -22,7 +22,8 @@ const SECRET = "issued-host-secret";
 class FakeControl {
   registrations: agent.RegisterHostRequest[] = [];
   heartbeats: agent.HeartbeatRequest[] = [];
-  desired: agent.DesiredInstance[] = [];
+  /** What the control plane wants on the host; sent when the agent's revision is behind. */
+  desired: agent.HostState = { revision: 1, instances: [], network: undefined };
   private server = new Server();
 
   async listen(port: number): Promise<void> {
@@ -36,8 +37,9 @@ class FakeControl {
       heartbeat: (call: ServerUnaryCall<agent.HeartbeatRequest, agent.HeartbeatResponse>, cb: sendUnaryData<agent.HeartbeatResponse>) => {
         if (bearerFrom(call.metadata) !== SECRET) return cb({ code: status.UNAUTHENTICATED, details: "bad secret" } as ServiceError);
         this.heartbeats.push(call.request);
-        cb(null, { instances: this.desired, network: undefined });
+        cb(null, { state: call.request.appliedRevision < this.desired.revision ? this.desired : undefined });
       },
+      getUserData: (_call: ServerUnaryCall<agent.UserDataRequest, agent.UserData>, cb: sendUnaryData<agent.UserData>) => cb(null, { userData: Buffer.alloc(0) }),
     });
     await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   }
@@ -105,7 +107,7 @@ describe("runAgent with the fake driver", () => {
     const client = new agent.HostAgentClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
     cleanups.push(() => client.close());
     const md = () => bearerMetadata(SECRET);
-    control.desired = [{ spec: testSpec(A), state: "running", busy: false }];
+    control.desired = { revision: 2, instances: [testSpec(A)], network: undefined };
     await callUnary(client, client.createInstance, { spec: testSpec(A) }, md(), 5000);
     await callUnary(client, client.createInstance, { spec: testSpec(B) }, md(), 5000);
     await callUnary(client, client.stopInstance, { instanceId: A, force: true }, md(), 5000);

@@ -49,7 +49,6 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
         reservationId: "r-0123456789abcdef0",
         securityGroups: [],
         publicKeys: [],
-        userData: Buffer.from("#!/bin/sh\necho user-data-ran\n"),
       },
     ],
   });
@@ -63,8 +62,9 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: DOMAIN_PREFIX, instancesDir, network, log: quietLogger() });
     const nic = { subnetId: net.subnetId, subnetCidr: net.subnet, gatewayIp: net.gateway, privateIp: ip, macAddress: "52:54:00:c1:00:14" };
     spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: nic };
+    net.userData.set(id, Buffer.from("#!/bin/sh\necho user-data-ran\n"));
     // As the control plane does: the instance's network state first, then the instance.
-    await network.applyNetworkState(state([]));
+    await net.apply(state([]), [spec]);
   }, 600_000);
 
   afterAll(async () => {
@@ -96,11 +96,11 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     await expectRoute(net.clientNs, ip, "eth0");
     await expectRoute(undefined, ip, net.bridge);
     expect((await fetchFrom(net.clientNs, `http://${ip}/`)).code).toBe(28);
-    await net.network!.applyNetworkState(state(web));
+    await net.apply(state(web), [spec]);
     expect(await fetchFrom(net.clientNs, `http://${ip}/`)).toMatchObject({ ok: true, body: `${id}\n` });
     expect((await fetchFrom(net.clientNs, `http://${ip}:8080/`)).code).toBe(28);
     await expectRoute(net.clientNs, net.elasticIp, "eth0");
-    await net.network!.applyNetworkState(state(web, [{ publicIp: net.elasticIp, privateIp: ip, instanceId: id }]));
+    await net.apply(state(web, [{ publicIp: net.elasticIp, privateIp: ip, instanceId: id }]), [spec]);
     expect(await fetchFrom(net.clientNs, `http://${net.elasticIp}/`)).toMatchObject({ ok: true, body: `${id}\n` });
   }, 60_000);
 
@@ -108,12 +108,12 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     const name = DOMAIN_PREFIX + id;
     const tap = tapName(id);
     const eip = [{ publicIp: net.elasticIp, privateIp: ip, instanceId: id }];
-    const response: agent.HeartbeatResponse = { instances: [{ spec, state: "running", busy: false }], network: state(web, eip) };
+    const hostState = await net.apply(state(web, eip), [spec]).then(() => net.network!.current()!);
     const reconciler = new Reconciler(driver, new KeyedMutex(), 600_000, quietLogger());
     // What the heartbeat loop does each round: the host network's sync, then the reconciler's round.
     const reconcileRound = async () => {
-      await net.network!.reconcile(response, [id], Date.now());
-      return reconciler.round(await driver.list(), response);
+      await net.network!.reconcile([id]);
+      return reconciler.round(await driver.list(), hostState);
     };
     const netLines = () => consoleText().then((t) => t.split(`CIRRUS-NET instance-id=${id} ip=${ip}/24 gw=${net.gateway}`).length - 1);
     const linesBefore = await netLines();

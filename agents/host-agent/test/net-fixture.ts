@@ -13,6 +13,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { newId } from "@cirrus/common";
+import type { agent } from "@cirrus/proto";
 import { expect } from "vitest";
 import { HostNetwork } from "../src/network/host-network.js";
 import { bridgeName } from "../src/network/names.js";
@@ -88,6 +89,9 @@ export class TestNetwork {
   metadataPort = 0;
   dir = "";
   network: HostNetwork | undefined;
+  /** The user data the metadata service gets for each instance (the control plane's part, in these tests). */
+  readonly userData = new Map<string, Buffer>();
+  private revision = 0;
   private forwarding: string | undefined;
   private poolRouted = false;
 
@@ -105,6 +109,11 @@ export class TestNetwork {
    * Checks the addresses are unused, then makes the HostNetwork (with a clock
    * the test may move), the client namespace and the pool's unreachable route.
    */
+  /** Applies `network` (and the NICs of `instances`) as the next revision of the host state, as the control plane pushes it. */
+  apply(network: agent.HostNetworkState, instances: agent.InstanceSpec[] = []) {
+    return this.network!.applyHostState({ revision: ++this.revision, instances, network });
+  }
+
   async setUp(now: () => number, orphanGraceMs: number): Promise<HostNetwork> {
     for (const ip of [this.gateway, this.gateway2, `${this.link}.1`, this.elasticIp]) expect(await run("ip", "route", "get", ip)).toMatch(/^\S+ via /);
     const root = mkdtempSync("/tmp/cirrus-net-test-");
@@ -116,7 +125,7 @@ export class TestNetwork {
       runner: new LocalRunner(),
       dir: this.dir,
       prefix: this.prefix,
-      metadata: { port: this.metadataPort, v2Required: false },
+      metadata: { port: this.metadataPort, v2Required: false, userData: async (id) => this.userData.get(id) ?? Buffer.alloc(0) },
       orphanGraceMs,
       log: quietLogger(),
       now,

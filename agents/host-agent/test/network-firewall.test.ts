@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseCidr } from "../src/network/addresses.js";
+import { parseCidr } from "@cirrus/common";
 import { filterRules, natRules, type FirewallPlan } from "../src/network/firewall-rules.js";
 import { parseSave, restoreScript } from "../src/network/iptables.js";
 import { instanceChain, isOwnChain } from "../src/network/names.js";

@@ -19,11 +19,11 @@ const md: agent.InstanceMetadata = {
   reservationId: "r-0123456789abcdef0",
   securityGroups: ["default", "web"],
   publicKeys: [{ name: "alice", opensshKey: "ssh-ed25519 AAAAC3Nza alice@lab" }],
-  userData: Buffer.from("#!/bin/sh\necho hi\n"),
 };
+const USER_DATA = Buffer.from("#!/bin/sh\necho hi\n");
 
-const body = (path: string, m = md) => {
-  const r = metadataReply(m, path);
+const body = (path: string, m = md, userData: Buffer | undefined = USER_DATA) => {
+  const r = metadataReply(m, path, userData);
   return { status: r.status, body: r.body.toString() };
 };
 
@@ -49,7 +49,7 @@ describe("metadataReply", () => {
     expect(body("/latest/meta-data/public-keys/0/").body).toBe("openssh-key");
     expect(body("/latest/meta-data/public-keys/0/openssh-key").body).toBe("ssh-ed25519 AAAAC3Nza alice@lab");
     expect(body("/latest/user-data")).toEqual({ status: 200, body: "#!/bin/sh\necho hi\n" });
-    expect(metadataReply(md, "/latest/user-data").contentType).toBe("application/octet-stream");
+    expect(metadataReply(md, "/latest/user-data", USER_DATA).contentType).toBe("application/octet-stream");
     expect(body("/latest/").body).toBe("dynamic/\nmeta-data/\nuser-data");
   });
 
@@ -59,9 +59,10 @@ describe("metadataReply", () => {
   });
 
   it("answers 404 for what the instance does not have and for unknown paths; accepts dated versions", () => {
-    const bare = { ...md, publicIpv4: "", userData: Buffer.alloc(0), publicKeys: [] };
+    const bare = { ...md, publicIpv4: "", publicKeys: [] };
     expect(body("/latest/meta-data/public-ipv4", bare).status).toBe(404);
-    expect(body("/latest/user-data", bare).status).toBe(404);
+    expect(body("/latest/user-data", bare, Buffer.alloc(0)).status).toBe(404);
+    expect(body("/latest/", bare, Buffer.alloc(0)).body).toBe("dynamic/\nmeta-data/");
     expect(body("/latest/meta-data/public-keys/", bare).status).toBe(404);
     expect(body("/latest/meta-data/", bare).body).not.toMatch(/public-ipv4|public-keys/);
     expect(body("/latest/meta-data/nope").status).toBe(404);
@@ -105,12 +106,19 @@ describe("metadata HTTP service (in process, caller identity injected)", () => {
   let caller: agent.InstanceMetadata | undefined = md;
   let v2Required = false;
   const identities: Array<[string, string]> = [];
+  /** The instances whose user data the service asked the control plane for; it fails for B. */
+  const userDataAsked: string[] = [];
 
   beforeAll(async () => {
     const handler = metadataHandler({
       identify: (local, remote) => {
         identities.push([local, remote]);
         return caller;
+      },
+      userData: async (id) => {
+        userDataAsked.push(id);
+        if (id === B) throw new Error("control plane unreachable");
+        return USER_DATA;
       },
       get v2Required() {
         return v2Required;
@@ -143,6 +151,22 @@ describe("metadata HTTP service (in process, caller identity injected)", () => {
     identities.length = 0;
     expect(await call("GET", "/latest/meta-data/instance-id")).toMatchObject({ status: 200, body: A });
     expect(identities).toEqual([["127.0.0.1", "127.0.0.1"]]);
+  });
+
+  it("fetches user data from the control plane only for the paths that show it, reuses it briefly, and answers 503 when it cannot be had", async () => {
+    userDataAsked.length = 0;
+    expect(await call("GET", "/latest/meta-data/instance-id")).toMatchObject({ status: 200, body: A });
+    expect(userDataAsked).toEqual([]);
+    expect(await call("GET", "/latest/user-data")).toMatchObject({ status: 200, body: USER_DATA.toString() });
+    expect(await call("GET", "/latest/")).toMatchObject({ status: 200, body: "dynamic/\nmeta-data/\nuser-data" });
+    expect(userDataAsked).toEqual([A]);
+    caller = { ...md, instanceId: B };
+    try {
+      expect(await call("GET", "/latest/user-data")).toMatchObject({ status: 503 });
+      expect(await call("GET", "/latest/meta-data/instance-id")).toMatchObject({ status: 200, body: B });
+    } finally {
+      caller = md;
+    }
   });
 
   it("serves IMDSv1, and IMDSv2 with a valid token; 401 for a bad one", async () => {

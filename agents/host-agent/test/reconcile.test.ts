@@ -61,10 +61,21 @@ describe("Reconciler", () => {
     await driver.createInstance(testSpec(B));
     let now = 0;
     const r = new Reconciler(driver, new KeyedMutex(), GRACE, quietLogger(), () => now);
-    const desired: agent.HeartbeatResponse = { instances: [{ spec: testSpec(A), state: "running", busy: false }], network: undefined };
+    const desired: agent.HostState = { revision: 1, instances: [testSpec(A)], network: undefined };
     expect(await r.round(await driver.list(), desired)).toEqual({ destroyed: [], repaired: [] });
     now = GRACE;
     expect(await r.round(await driver.list(), desired)).toEqual({ destroyed: [B], repaired: [] });
+    expect((await driver.list()).map((d) => d.instanceId)).toEqual([A]);
+  });
+
+  it("destroys nothing before the control plane has sent a host state: nothing is known to be unwanted", async () => {
+    const driver = new FakeDriver({ capacity: { vcpus: 8, memoryMib: 8192, diskGib: 100 } });
+    await driver.createInstance(testSpec(A));
+    let now = 0;
+    const r = new Reconciler(driver, new KeyedMutex(), GRACE, quietLogger(), () => now);
+    expect(await r.round(await driver.list(), undefined)).toEqual({ destroyed: [], repaired: [] });
+    now = 10 * GRACE;
+    expect(await r.round(await driver.list(), undefined)).toEqual({ destroyed: [], repaired: [] });
     expect((await driver.list()).map((d) => d.instanceId)).toEqual([A]);
   });
 
@@ -87,7 +98,7 @@ describe("Reconciler", () => {
     for (const id of [A, B, C, D]) await driver.createInstance(testSpec(id));
     await driver.stopInstance(D, { force: true, timeoutMs: 0 });
     const r = new Reconciler(driver, locks, GRACE, quietLogger(), () => 0);
-    const desired: agent.HeartbeatResponse = { instances: [A, B, C, D].map((id) => ({ spec: testSpec(id), state: "running", busy: false })), network: undefined };
+    const desired: agent.HostState = { revision: 1, instances: [A, B, C, D].map((id) => testSpec(id)), network: undefined };
     // D is shut off: not checked. B's repair fails, is logged, and does not keep C from its repair.
     expect(await r.round(await driver.list(), desired)).toEqual({ destroyed: [], repaired: [C] });
     expect(calls).toEqual([`check ${[A, B, C].sort().join(",")}`, `repair ${B} locked=true`, `repair ${C} locked=true`]);

@@ -44,11 +44,12 @@ describe("HostAgent gRPC server", () => {
   let client: agent.HostAgentClient;
   let driver: ScriptedDriver;
   let secret: string | undefined = SECRET;
-  const applied: agent.HostNetworkState[] = [];
+  const applied: agent.HostState[] = [];
   const network = new (class extends UnmanagedNetwork {
-    override async applyNetworkState(state: agent.HostNetworkState): Promise<void> {
-      await super.applyNetworkState(state);
-      applied.push(state);
+    override async applyHostState(state: agent.HostState): Promise<boolean> {
+      const newer = await super.applyHostState(state);
+      if (newer) applied.push(state);
+      return newer;
     }
   })();
 
@@ -134,21 +135,25 @@ describe("HostAgent gRPC server", () => {
     expect(driver.used().vcpus).toBe(2);
   });
 
-  it("passes ApplyNetworkState to the host network: INVALID_ARGUMENT for a malformed state, UNAUTHENTICATED without the secret", async () => {
-    const state: agent.HostNetworkState = {
+  it("passes ApplyHostState to the host network in revision order: INVALID_ARGUMENT for a malformed state, UNAUTHENTICATED without the secret", async () => {
+    const network: agent.HostNetworkState = {
       firewalls: [{ instanceId: A, ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["198.18.0.0/15"] }], egress: [] }],
       elasticIps: [],
       metadata: [],
     };
-    expect(await callUnary(client, client.applyNetworkState, state, bearerMetadata(SECRET), 5000)).toEqual({});
+    const state: agent.HostState = { revision: 5, instances: [], network };
+    expect(await callUnary(client, client.applyHostState, state, bearerMetadata(SECRET), 5000)).toEqual({});
     expect(applied).toHaveLength(1);
-    expect(applied[0]!.firewalls[0]!.ingress[0]!.cidrs).toEqual(["198.18.0.0/15"]);
+    expect(applied[0]!.network!.firewalls[0]!.ingress[0]!.cidrs).toEqual(["198.18.0.0/15"]);
+    // An older revision arriving late is acknowledged and ignored.
+    expect(await callUnary(client, client.applyHostState, { ...state, revision: 4, network: { ...network, firewalls: [] } }, bearerMetadata(SECRET), 5000)).toEqual({});
+    expect(applied).toHaveLength(1);
 
-    const bad = { ...state, firewalls: [{ ...state.firewalls[0]!, ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["0.0.0.0/0; reboot"] }] }] };
-    const invalid = await failure(callUnary(client, client.applyNetworkState, bad, bearerMetadata(SECRET), 5000));
+    const bad = { ...state, revision: 6, network: { ...network, firewalls: [{ ...network.firewalls[0]!, ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["0.0.0.0/0; reboot"] }] }] } };
+    const invalid = await failure(callUnary(client, client.applyHostState, bad, bearerMetadata(SECRET), 5000));
     expect(invalid.code).toBe(status.INVALID_ARGUMENT);
     expect(invalid.details).toMatch(/^InvalidParameterValue: .*not an IPv4 CIDR/);
-    expect((await failure(callUnary(client, client.applyNetworkState, state, bearerMetadata("nope"), 5000))).code).toBe(status.UNAUTHENTICATED);
+    expect((await failure(callUnary(client, client.applyHostState, { ...state, revision: 7 }, bearerMetadata("nope"), 5000))).code).toBe(status.UNAUTHENTICATED);
     expect(applied).toHaveLength(1);
   });
 });

@@ -7,7 +7,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { AgentClients, createLogger } from "@cirrus/common";
+import { AgentClients, agentChannelOptions, createLogger } from "@cirrus/common";
 import { LifecycleQueue } from "@cirrus/common/queue";
 import { createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, syncAddressPool, type Principal } from "@cirrus/core";
 import { agent, compute, computeProtoFile, protoRoot } from "@cirrus/proto";
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   new ReflectionService(loadSync(computeProtoFile, { includeDirs: [protoRoot] })).addToServer(api);
   const apiPort = await bind(api, config.CIRRUS_API_LISTEN);
 
-  const control = new Server();
+  const control = new Server(agentChannelOptions);
   control.addService(agent.HostControlService, hostControlHandlers(core, config.CIRRUS_ENROLMENT_TOKEN));
   const controlPort = await bind(control, config.CIRRUS_CONTROL_LISTEN);
   log.info({ listen: config.CIRRUS_API_LISTEN, port: apiPort, controlListen: config.CIRRUS_CONTROL_LISTEN, controlPort }, "api serving");

@@ -2,7 +2,7 @@
 // authenticated with that host's secret. Implements the core's AgentPort.
 import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
 import { agent } from "@cirrus/proto";
-import { bearerMetadata, callUnary, insecure } from "./grpc.js";
+import { agentChannelOptions, bearerMetadata, callUnary, insecure } from "./grpc.js";
 
 export interface HostEndpoint {
   id: string;
@@ -24,7 +24,7 @@ export class AgentClients {
     const cached = this.clients.get(host.id);
     if (cached && cached.endpoint === host.endpoint) return cached.client;
     cached?.client.close();
-    const client = new agent.HostAgentClient(host.endpoint, insecure());
+    const client = new agent.HostAgentClient(host.endpoint, insecure(), agentChannelOptions);
     this.clients.set(host.id, { endpoint: host.endpoint, client });
     return client;
   }
@@ -46,8 +46,8 @@ export class AgentClients {
   destroyInstance(host: HostEndpoint, instanceId: string) {
     return this.call(host, (c) => c.destroyInstance, { instanceId });
   }
-  applyNetworkState(host: HostEndpoint, state: agent.HostNetworkState) {
-    return this.call(host, (c) => c.applyNetworkState, state, 10_000);
+  applyHostState(host: HostEndpoint, state: agent.HostState) {
+    return this.call(host, (c) => c.applyHostState, state, 10_000);
   }
   async consoleOutput(host: HostEndpoint, instanceId: string): Promise<Buffer> {
     return Buffer.from((await this.call(host, (c) => c.getConsoleOutput, { instanceId }, 15_000)).output);

@@ -32,3 +32,17 @@ export function bearerFrom(md: Metadata): string | undefined {
 }
 
 export const insecure = credentials.createInsecure;
+
+/**
+ * The largest message between an agent and the control plane, either way
+ * (host states, console output). Set explicitly on every channel and server
+ * of agent.proto; the control plane never sends a larger host state (it
+ * fails closed instead: services/core/src/hostState.ts).
+ */
+export const AGENT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** grpc-js options for both ends of agent.proto's services. */
+export const agentChannelOptions = {
+  "grpc.max_send_message_length": AGENT_MAX_MESSAGE_BYTES,
+  "grpc.max_receive_message_length": AGENT_MAX_MESSAGE_BYTES,
+} as const;

@@ -35,7 +35,7 @@ export interface AgentPort {
   stopInstance(host: HostEndpoint, instanceId: string, force: boolean): Promise<unknown>;
   rebootInstance(host: HostEndpoint, instanceId: string): Promise<unknown>;
   destroyInstance(host: HostEndpoint, instanceId: string): Promise<unknown>;
-  applyNetworkState(host: HostEndpoint, state: agent.HostNetworkState): Promise<unknown>;
+  applyHostState(host: HostEndpoint, state: agent.HostState): Promise<unknown>;
   consoleOutput(host: HostEndpoint, instanceId: string): Promise<Buffer>;
   /** True when `err` (from one of the calls above) says the request itself is wrong, so retrying cannot help. */
   isPermanent(err: unknown): boolean;
@@ -55,9 +55,10 @@ export interface Core {
   lifecycle: LifecyclePort;
   agents: AgentPort;
   /**
-   * Tells these hosts that their network state changed (security groups,
-   * members, elastic IPs): compiles it and pushes it now, best effort; the
-   * agents' reconcile loop converges on the same state at the next heartbeat.
+   * Tells these hosts, after the commit, that their state changed (which the
+   * change also marked in its transaction, hostState.ts): compiles it and
+   * pushes it now, best effort; a missed push is caught up by the next
+   * heartbeat.
    */
   notifyHosts(hostIds: readonly string[]): void;
 }

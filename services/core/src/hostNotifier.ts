@@ -1,12 +1,12 @@
-// Pushes a host's network state to its agent right after a change, so a
+// Pushes a host's state to its agent right after a change, so a
 // security-group or elastic-IP change takes effect within a second. Pushes
 // to one host are serialized and coalesced: while one is in flight, further
-// requests collapse into a single follow-up that reads the state afresh, so
-// an older state never lands after a newer one. Failures are only logged:
-// the agent's reconcile loop applies the same state at its next heartbeat.
+// requests collapse into a single follow-up that compiles the state afresh.
+// Failures are only logged: the change marked the host (hostState.ts), so
+// its next heartbeat carries the state anyway.
 import type { Core } from "./context.js";
+import { compileHostState } from "./hostState.js";
 import { hostEndpoint } from "./hosts.js";
-import { hostNetworkState } from "./network/hostState.js";
 
 type NotifierDeps = Pick<Core, "db" | "config" | "log" | "agents">;
 
@@ -31,7 +31,7 @@ export class HostNotifier {
       do {
         this.again.delete(hostId);
         const host = await hostEndpoint(this.core.db, hostId);
-        await this.core.agents.applyNetworkState(host, await hostNetworkState(this.core, hostId));
+        await this.core.agents.applyHostState(host, await compileHostState(this.core, hostId));
       } while (this.again.has(hostId));
     } catch (err) {
       this.core.log.warn({ hostId, err: (err as Error).message }, "network state push failed; the next heartbeat will apply it");

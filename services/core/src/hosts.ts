@@ -1,17 +1,16 @@
-// The control plane's side of HostControl: enrolment and heartbeats. A
-// heartbeat refreshes the host's liveness (in host_heartbeats, a table of its
-// own, so a heartbeat never waits on a launch holding host rows), applies
-// power-state drift the hypervisor reports (it is authoritative for power
-// state), and answers with what this host should be running, for the agent's
-// reconcile loop.
+// The control plane's side of HostControl: enrolment, heartbeats and user
+// data. A heartbeat refreshes the host's liveness (in host_heartbeats, a
+// table of its own, so a heartbeat never waits on a launch holding host
+// rows), applies power-state drift the hypervisor reports (it is
+// authoritative for power state), and answers with the host's state when the
+// agent's is older (hostState.ts).
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { newId } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { Core, HostEndpoint } from "./context.js";
 import { inTransaction, type Queryable } from "./db/tx.js";
 import { Ec2Error } from "./errors.js";
-import { instanceSpecOf, instanceSpecSql, type InstanceSpecRow } from "./instances/spec.js";
-import { hostNetworkState } from "./network/hostState.js";
+import { compileHostState, hostStateBehind } from "./hostState.js";
 
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const ENDPOINT = /^[A-Za-z0-9.:[\]-]{1,253}:\d{1,5}$/;
@@ -94,9 +93,22 @@ export async function heartbeat(core: Core, req: agent.HeartbeatRequest): Promis
     [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running],
   );
   for (const { id, state } of drifted) core.log.warn({ hostId: req.hostId, instanceId: id }, `instance found ${state === "stopped" ? "powered off: now stopped" : "running: now running"}`);
-  const { rows } = await core.db.query<InstanceSpecRow & { state: string; task: string | null }>(`${instanceSpecSql()} WHERE i.host_id = $1 AND i.state <> 'terminated'`, [req.hostId]);
-  return {
-    instances: rows.map((r) => ({ spec: instanceSpecOf(r), state: r.state, busy: r.task !== null })),
-    network: await hostNetworkState(core, req.hostId),
-  };
+  if (!(await hostStateBehind(core.db, req.hostId, req.appliedRevision))) return { state: undefined };
+  try {
+    return { state: await compileHostState(core, req.hostId) };
+  } catch (err) {
+    // The heartbeat itself must succeed, or the host would look dead.
+    core.log.error({ hostId: req.hostId, err }, "compiling the host state failed; the heartbeat goes unanswered");
+    return { state: undefined };
+  }
+}
+
+/** An instance's user data, for the metadata service of its host; NotFound unless it is on that host and not terminated. */
+export async function userData(core: Core, hostId: string, instanceId: string): Promise<agent.UserData> {
+  const { rows: [r] } = await core.db.query<{ user_data: string }>(
+    "SELECT user_data FROM instances WHERE id = $1 AND host_id = $2 AND state <> 'terminated'",
+    [instanceId, hostId],
+  );
+  if (!r) throw new Ec2Error("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' is not on this host`);
+  return { userData: Buffer.from(r.user_data, "base64") };
 }

@@ -18,6 +18,8 @@ export interface TestCore {
   core: Core;
   /** The steps handed to the lifecycle port, in order. */
   enqueued: LifecycleStep[][];
+  /** The hosts each notifyHosts call named, in order. */
+  notified: string[][];
   /** A request by the default principal. */
   ctx(principal?: Principal): RequestContext;
   close(): Promise<void>;
@@ -35,6 +37,7 @@ export async function testCore(env: Record<string, string> = {}): Promise<TestCo
   const log = createLogger("core-test").child({}, { level: process.env.CIRRUS_LOG_LEVEL ?? "silent" });
   await migrate(db, log);
   const enqueued: LifecycleStep[][] = [];
+  const notified: string[][] = [];
   const core: Core = {
     db,
     config: withZones(coreConfigSchema.parse(env)),
@@ -46,17 +49,18 @@ export async function testCore(env: Record<string, string> = {}): Promise<TestCo
       stopInstance: async () => ({}),
       rebootInstance: async () => ({}),
       destroyInstance: async () => ({}),
-      applyNetworkState: async () => ({}),
+      applyHostState: async () => ({}),
       consoleOutput: async () => Buffer.alloc(0),
       isPermanent: () => false,
     },
-    notifyHosts: () => undefined,
+    notifyHosts: (hostIds) => void notified.push([...hostIds]),
   };
   const principal: Principal = { accountId: "123456789012", operator: false };
   await ensureDefaultNetwork(core, principal.accountId);
   return {
     core,
     enqueued,
+    notified,
     ctx: (p = principal) => ({ ...core, principal: p, requestId: randomBytes(4).toString("hex") }),
     async close() {
       await db.end();

@@ -4,7 +4,7 @@
 // restarted agent finds (and can remove) the bridges an earlier run made.
 import { hostPathExists, readHostFile } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
-import type { Cidr } from "./addresses.js";
+import type { Cidr } from "@cirrus/common";
 import { BRIDGE_NAME } from "./names.js";
 
 export interface HostBridge {

@@ -7,7 +7,7 @@
 import { posix } from "node:path";
 import { readHostFile, removeHostFiles, signalHostProcess, writeHostFile } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
-import { netmask } from "./addresses.js";
+import { netmask } from "@cirrus/common";
 import type { WantedBridge } from "./bridges.js";
 
 export interface Lease {

@@ -38,7 +38,7 @@
 //  PREROUTING and OUTPUT → P-PREROUTING (elastic IP → private, DNAT),
 //  POSTROUTING → P-POSTROUTING (private → elastic IP, SNAT; outbound NAT),
 //  except into our bridges: another subnet sees a guest's private address.
-import { cidrText, type Cidr } from "./addresses.js";
+import { cidrText, type Cidr } from "@cirrus/common";
 import { instanceChain, mainChains } from "./names.js";
 import type { ValidRule } from "./state.js";
 

@@ -1,6 +1,6 @@
 // Host networking for the libvirt driver: brings bridges, DHCP, iptables
 // chains and the metadata service to the state the control plane asked
-// for. Every entry point (ApplyNetworkState, the heartbeat's reconcile
+// for. Every entry point (ApplyHostState, the heartbeat's reconcile
 // round, an instance's create/start/destroy) runs one full, idempotent sync
 // under one lock, so they never interleave and each leaves the host
 // consistent. A sync that finds everything in place only reads (a handful of
@@ -23,25 +23,27 @@
 //
 // What the control plane must send:
 //   - InstanceSpec.network for every instance with a NIC, in CreateInstance
-//     and in every heartbeat's desired instances (the agent learns subnets and
+//     and in the host state's instances (the agent learns subnets and
 //     addresses only from there; HostNetworkState names instances only);
 //   - HostNetworkState listing every instance on this host with a NIC in
 //     `firewalls` (an instance left out gets a deny-all firewall: no ingress,
 //     egress only to DHCP and metadata) and in `metadata`; security-group
 //     sources resolved to /32s; the EC2 default egress (all, 0.0.0.0/0)
 //     spelled out as a rule; elastic IPs only for instances on this host.
-//   - the same state from ApplyNetworkState (after each change, already
-//     committed) and in each heartbeat response.
+//   - both in one HostState with a per-host revision, pushed with
+//     ApplyHostState after each change (already committed) and sent again in
+//     a heartbeat's answer when the agent's revision is behind; states are
+//     applied in revision order, and the current one is re-applied after
+//     every heartbeat.
 // The upstream network must route elastic IPs to this host (the agent does
 // not answer ARP for them), and subnets on one host must not overlap.
+import { type Logger, contains, parseCidr } from "@cirrus/common";
 import { posix } from "node:path";
-import type { Logger } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import { DriverError } from "../driver/types.js";
 import { KeyedMutex } from "../keyed-mutex.js";
 import { readHostFile, writeHostFile } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
-import { contains, parseCidr } from "./addresses.js";
 import { ensureBridge, ensureKernelSwitches, listBridges, removeBridge, type HostBridge, type WantedBridge } from "./bridges.js";
 import { DhcpServers } from "./dhcp.js";
 import { filterRules, natRules, type FirewallPlan, type PlannedElasticIp } from "./firewall-rules.js";
@@ -51,7 +53,7 @@ import { TokenIssuer } from "./metadata/tokens.js";
 import { bridgeName, isOwnChain, tapName } from "./names.js";
 import { InterfaceRegistry } from "./registry.js";
 import { EMPTY_NETWORK_STATE, validateInterface, validateNetworkState, type ValidInterface, type ValidNetworkState } from "./state.js";
-import type { AttachedInterface, InstanceNetworking, NetworkStateTarget } from "./types.js";
+import { HostStateRevisions, type AttachedInterface, type InstanceNetworking, type NetworkStateTarget } from "./types.js";
 
 export interface HostNetworkOptions {
   runner: CommandRunner;
@@ -60,7 +62,7 @@ export interface HostNetworkOptions {
   /** Chain prefix and ownership tag (see names.ts); distinct per agent on one host. */
   prefix: string;
   /** The metadata service; undefined: none (the agent is not on the host it drives). */
-  metadata?: { port: number; v2Required: boolean };
+  metadata?: { port: number; v2Required: boolean; userData(instanceId: string): Promise<Buffer> };
   /** Uplink interface for outbound NAT of guest traffic; undefined: none. */
   outboundNat?: string;
   /** How long an unwanted NIC, or a bridge without NICs, is kept before removal. */
@@ -81,6 +83,7 @@ export interface SyncReport {
 }
 
 const LOCK = "host-network";
+const EMPTY_NETWORK: agent.HostNetworkState = { firewalls: [], elasticIps: [], metadata: [] };
 
 export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
   private state: ValidNetworkState = EMPTY_NETWORK_STATE;
@@ -95,8 +98,8 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
   private readonly emptySince = new Map<string, number>();
   /** The bridges present after the last sync, for the metadata service's caller lookup. */
   private present: WantedBridge[] = [];
-  /** When the last ApplyNetworkState was adopted: heartbeat states requested before it are older. */
-  private appliedAt = -Infinity;
+  /** The host state applied last, by revision. */
+  private readonly revisions = new HostStateRevisions();
   /** Elastic IPs already reported as unmappable ("public>instance"), so each is logged once. */
   private readonly unmappable = new Set<string>();
 
@@ -106,45 +109,45 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
     this.dhcp = new DhcpServers(opts.runner, opts.dir);
     this.registryPath = posix.join(opts.dir, "interfaces.json");
     if (opts.metadata) {
-      const handler = metadataHandler({ identify: (l, r) => this.identify(l, r), v2Required: opts.metadata.v2Required, tokens: new TokenIssuer(), log: opts.log });
+      const handler = metadataHandler({ identify: (l, r) => this.identify(l, r), userData: opts.metadata.userData, v2Required: opts.metadata.v2Required, tokens: new TokenIssuer(), log: opts.log });
       this.listeners = new MetadataListeners(handler, opts.metadata.port);
     }
   }
 
-  /** See NetworkStateTarget.applyNetworkState; resolves with what changed. */
-  applyNetworkState(input: agent.HostNetworkState): Promise<SyncReport> {
-    const state = validateNetworkState(input);
-    return this.serialized(() => {
-      this.adopt(state);
-      this.appliedAt = this.now();
-      return this.sync();
-    });
-  }
-
-  /** See NetworkStateTarget.reconcile; resolves with what changed. */
-  reconcile(response: agent.HeartbeatResponse, domains: readonly string[], requestedAt: number): Promise<SyncReport> {
-    const state = response.network ? validateNetworkState(response.network) : undefined;
+  /** See NetworkStateTarget.applyHostState; resolves with what changed, or undefined for a state not newer than the current one. */
+  applyHostState(input: agent.HostState): Promise<SyncReport | undefined> {
+    const state = validateNetworkState(input.network ?? EMPTY_NETWORK);
     const nics: Array<[string, ValidInterface]> = [];
-    for (const d of response.instances) {
-      if (!d.spec?.network) continue;
+    for (const spec of input.instances) {
+      if (!spec.network) continue;
       try {
-        nics.push([d.spec.instanceId, validateInterface(d.spec.network)]);
+        nics.push([spec.instanceId, validateInterface(spec.network)]);
       } catch (err) {
-        this.opts.log.error({ instanceId: d.spec.instanceId, err: String(err) }, "heartbeat names a malformed NIC; ignoring it");
+        this.opts.log.error({ instanceId: spec.instanceId, err: String(err) }, "host state names a malformed NIC; ignoring it");
       }
     }
-    return this.serialized(() => {
+    return this.serialized(async () => {
+      if (!this.revisions.accept(input)) return undefined;
       for (const [instanceId, nic] of nics) {
         try {
           this.register(instanceId, nic);
         } catch (err) {
-          this.opts.log.error({ instanceId, err: String(err) }, "heartbeat names a NIC this host cannot serve; ignoring it");
+          this.opts.log.error({ instanceId, err: String(err) }, "host state names a NIC this host cannot serve; ignoring it");
         }
       }
+      this.adopt(state);
+      return this.sync();
+    });
+  }
+
+  current(): agent.HostState | undefined {
+    return this.revisions.current;
+  }
+
+  /** See NetworkStateTarget.reconcile; resolves with what changed. */
+  reconcile(domains: readonly string[]): Promise<SyncReport> {
+    return this.serialized(() => {
       this.registry.touch(domains);
-      // A heartbeat answered while an ApplyNetworkState was on its way may
-      // predate it; the next heartbeat brings the state again.
-      if (state && requestedAt >= this.appliedAt) this.adopt(state);
       return this.sync();
     });
   }

@@ -4,9 +4,8 @@
 // so the agent remembers them here. The registry is saved on the host, so a
 // restarted agent can keep every instance's firewall in place before the
 // first heartbeat arrives.
-import { isId } from "@cirrus/common";
+import { cidrText, isId, overlaps } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
-import { cidrText, overlaps } from "./addresses.js";
 import { validateInterface, type ValidInterface } from "./state.js";
 
 export interface RegisteredInterface extends ValidInterface {

@@ -1,10 +1,9 @@
 // Validation of what the control plane sends about networking, before
 // anything touches the host: a NIC (InstanceSpec.network) and a whole
 // HostNetworkState. Everything downstream works only on these Valid* types.
-import { isId } from "@cirrus/common";
+import { type Cidr, bounds, cidrText, contains, isId, isIpv4, parseCidr, parseExactCidr, parseUnicastMac } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import { DriverError } from "../driver/types.js";
-import { bounds, cidrText, contains, isIpv4, parseCidr, parseExactCidr, parseUnicastMac, type Cidr } from "./addresses.js";
 
 export interface ValidInterface {
   subnetId: string;

@@ -6,25 +6,41 @@ import { validateNetworkState, type ValidInterface } from "./state.js";
 
 export interface NetworkStateTarget {
   /**
-   * Postcondition: bridges, DHCP, firewall chains, elastic-IP NAT and
-   * metadata answers on this host are exactly `state` for the instances it
-   * names (plus a deny-all firewall for instances with a NIC it does not
-   * name), and nothing for others. Throws NetworkStateError, having changed
-   * nothing, when the state is malformed. The resolved value is for logs
-   * and tests only.
+   * When `state.revision` is newer than the last state applied: afterwards
+   * bridges, DHCP, firewall chains, elastic-IP NAT and metadata answers on
+   * this host are exactly `state.network` for the instances it names (plus
+   * a deny-all firewall for instances with a NIC it does not name), the NICs
+   * of `state.instances` are known, and `current()` is `state`. A state
+   * that is not newer changes nothing and resolves with undefined (a newer
+   * one was applied). Throws NetworkStateError, having changed nothing, when
+   * the state is malformed. The resolved value is for logs and tests only.
    */
-  applyNetworkState(state: agent.HostNetworkState): Promise<unknown>;
+  applyHostState(state: agent.HostState): Promise<unknown>;
+  /** The last state applied; undefined before the first (then nothing is known to be unwanted). */
+  current(): agent.HostState | undefined;
   /**
-   * One reconcile round after a heartbeat sent at `requestedAt` (ms since
-   * the epoch): learns the NICs of the desired instances, keeps the NICs of
-   * instances with a domain (`domains`), and applies `response.network`
-   * unless an ApplyNetworkState arrived after the heartbeat was sent (its
-   * state is newer), or the last state when absent, repairing whatever
-   * drifted. Throws NetworkStateError for a malformed state (NICs that fail
-   * validation are logged and skipped).
+   * One reconcile round: keeps the NICs of instances with a domain
+   * (`domains`) and re-applies the current state, repairing whatever
+   * drifted on the host.
    */
-  reconcile(response: agent.HeartbeatResponse, domains: readonly string[], requestedAt: number): Promise<unknown>;
+  reconcile(domains: readonly string[]): Promise<unknown>;
   close(): Promise<void>;
+}
+
+/** Keeps the newest host state seen: applying in revision order, never an older one after a newer one. */
+export class HostStateRevisions {
+  private latest: agent.HostState | undefined;
+
+  /** True (and `state` becomes current) when its revision is newer than the current one's. */
+  accept(state: agent.HostState): boolean {
+    if (this.latest && state.revision <= this.latest.revision) return false;
+    this.latest = state;
+    return true;
+  }
+
+  get current(): agent.HostState | undefined {
+    return this.latest;
+  }
 }
 
 /** Names the domain XML uses for an instance's NIC. */
@@ -48,19 +64,28 @@ export interface InstanceNetworking {
   detach(instanceId: string): Promise<void>;
   /**
    * The tap and bridge of the instance's NIC as far as this host knows
-   * (attached, or learned from a heartbeat or the saved registry);
+   * (attached, or learned from a host state or the saved registry);
    * undefined: no NIC known. Reads memory only.
    */
   interfaceOf(instanceId: string): AttachedInterface | undefined;
 }
 
-/** For the fake driver, which has no network: states are validated (so simulations catch malformed ones) and ignored. */
+/** For the fake driver, which has no network: states are validated (so simulations catch malformed ones) and kept, nothing else. */
 export class UnmanagedNetwork implements NetworkStateTarget {
-  async applyNetworkState(state: agent.HostNetworkState): Promise<void> {
-    validateNetworkState(state);
+  private readonly revisions = new HostStateRevisions();
+
+  async applyHostState(state: agent.HostState): Promise<boolean> {
+    validateNetworkState(state.network ?? EMPTY);
+    return this.revisions.accept(state);
+  }
+
+  current(): agent.HostState | undefined {
+    return this.revisions.current;
   }
 
   async reconcile(): Promise<void> {}
 
   async close(): Promise<void> {}
 }
+
+const EMPTY: agent.HostNetworkState = { firewalls: [], elasticIps: [], metadata: [] };

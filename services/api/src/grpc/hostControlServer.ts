@@ -1,7 +1,8 @@
-// gRPC adapter for HostControl (agents → control plane). Heartbeats are
-// authenticated with the host id and secret in the call metadata.
+// gRPC adapter for HostControl (agents → control plane). Every call but
+// RegisterHost is authenticated with the host id and secret in the call
+// metadata.
 import { bearerFrom } from "@cirrus/common";
-import { authenticateHost, Ec2Error, heartbeat, registerHost, type Core } from "@cirrus/core";
+import { authenticateHost, Ec2Error, heartbeat, registerHost, userData, type Core } from "@cirrus/core";
 import type { agent } from "@cirrus/proto";
 import { unaryHandler } from "./handler.js";
 
@@ -18,6 +19,12 @@ export function hostControlHandlers(core: Core, enrolmentToken: string): agent.H
       if (hostId !== req.hostId) throw new Ec2Error("AuthFailure", "Host id mismatch");
       await authenticateHost(core, req.hostId, bearerFrom(call.metadata));
       return heartbeat(core, req);
+    }, onError),
+    getUserData: unaryHandler(async (req: agent.UserDataRequest, call) => {
+      const hostId = call.metadata.get("x-cirrus-host-id")[0];
+      if (typeof hostId !== "string") throw new Ec2Error("AuthFailure", "Host id missing");
+      await authenticateHost(core, hostId, bearerFrom(call.metadata));
+      return userData(core, hostId, req.instanceId);
     }, onError),
   };
 }

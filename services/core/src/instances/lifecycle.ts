@@ -9,7 +9,9 @@
 import type { LifecycleStep } from "@cirrus/common/queue";
 import type { Core, HostEndpoint } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
+import { markHostsChanged } from "../hostState.js";
 import type { Lifecycle, StepResult } from "../lifecycle.js";
+import { hostsConcernedByMembers } from "../network/affected.js";
 import { releaseInstances, type HeldResources } from "./claims.js";
 import type { InstanceStateName, InstanceTask } from "./model.js";
 import { instanceSpecOf, instanceSpecSql, type InstanceSpecRow } from "./spec.js";
@@ -94,10 +96,10 @@ async function finish(db: Queryable, state: Exclude<InstanceStateName, "terminat
 /**
  * terminated, and what the instances held released, in one transaction,
  * exactly once (the compare-and-swap guards the release). Returns the ids
- * it changed and tells their hosts.
+ * it changed, and tells the hosts it concerns.
  */
 async function finishTerminated(core: Core, steps: readonly { id: string; task_seq: number }[], reason?: string): Promise<Set<string>> {
-  const done = await inTransaction(core.db, async (db) => {
+  const { done, hosts } = await inTransaction(core.db, async (db) => {
     const { rows } = await db.query<HeldResources>(
       `UPDATE instances i SET state = 'terminated', task = NULL, terminated_at = now(), state_changed_at = now(), state_reason_code = $3, state_reason_message = $4
          FROM unnest($1::text[], $2::int[]) AS s(id, seq) WHERE i.id = s.id AND i.task_seq = s.seq AND i.task IS NOT NULL
@@ -106,9 +108,10 @@ async function finishTerminated(core: Core, steps: readonly { id: string; task_s
         reason ? `Server.InternalError: ${reason}` : "Client.UserInitiatedShutdown: User initiated shutdown"],
     );
     await releaseInstances(db, rows);
-    return rows;
+    // Their hosts drop them, and rules naming their groups lose their addresses everywhere.
+    return { done: rows, hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, rows.map((r) => r.id))) };
   });
-  core.notifyHosts([...new Set(done.flatMap((r) => (r.host_id ? [r.host_id] : [])))]);
+  core.notifyHosts(hosts);
   return new Set(done.map((r) => r.id));
 }
 

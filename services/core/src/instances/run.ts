@@ -13,6 +13,7 @@ import type { PoolClient } from "pg";
 import type { RequestContext } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
 import { Ec2Error } from "../errors.js";
+import { markHostsChanged } from "../hostState.js";
 import { findAvailableImage } from "../images.js";
 import { findKeyPair } from "../keyPairs.js";
 import { hostsConcernedByMembers } from "../network/affected.js";
@@ -161,7 +162,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
   const insufficient = (placeable: number) => new Ec2Error("InsufficientInstanceCapacity",
     `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
   const reservationId = newId("r");
-  const placed = await inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { rows: { id: string; task_seq: number; host_id: string }[] }> => {
+  const placed = await inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { rows: { id: string; task_seq: number; host_id: string }[]; hosts: string[] }> => {
     if (req.ClientToken) {
       const ins = await db.query(
         "INSERT INTO run_requests (owner_id, client_token, request_hash, reservation_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
@@ -224,12 +225,12 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     );
     await insertTags(db, ctx.principal.accountId, instanceKind.resourceType, final, tags);
     const { rows } = await db.query<{ id: string; task_seq: number; host_id: string }>("SELECT id, task_seq, host_id FROM instances WHERE id = ANY($1)", [final]);
-    return { rows };
+    // Their hosts get them, and new members change the firewalls of instances whose rules name their groups.
+    return { rows, hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, final)) };
   });
   if ("previous" in placed) return placed.previous;
   await enqueueInstanceSteps(ctx, placed.rows);
-  // New members change the firewalls of instances whose rules name their groups.
-  ctx.notifyHosts(await hostsConcernedByMembers(ctx.db, placed.rows.map((r) => r.id)));
+  ctx.notifyHosts(placed.hosts);
   ctx.log.info({ reservationId, count: placed.rows.length, imageId: image.id, instanceType: typeName }, "instances placed");
   return reservationById(ctx.db, reservationId);
 }

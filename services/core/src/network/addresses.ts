@@ -8,6 +8,7 @@ import type { Core, RequestContext } from "../context.js";
 import { inTransaction } from "../db/tx.js";
 import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
+import { markHostsChanged } from "../hostState.js";
 import { instanceKind } from "../instances/model.js";
 import { defineOperation } from "../operation.js";
 import { defineKind, type IdShape } from "../resource.js";
@@ -142,7 +143,7 @@ async function associateAddress(ctx: RequestContext, req: compute.AssociateAddre
     );
     await db.query("UPDATE addresses SET association_id = $2, instance_id = $3, private_ip = $4 WHERE id = $1", [addr.id, association, target.id, target.private_ip]);
     ctx.log.info({ allocationId: addr.id, instanceId: target.id, replaced: replaced.map((r) => r.id) }, "address associated");
-    return [...(await hostOf(db, addr.instance_id)), target.host_id];
+    return markHostsChanged(db, [...(await hostOf(db, addr.instance_id)), target.host_id]);
   });
   ctx.notifyHosts(hosts);
   return { AssociationId: association };
@@ -156,7 +157,7 @@ async function disassociateAddress(ctx: RequestContext, req: compute.Disassociat
       "SELECT instance_id FROM addresses WHERE association_id = $1 AND owner_id = $2 FOR UPDATE", [req.AssociationId, ctx.principal.accountId]);
     if (!a) throw new Ec2Error("InvalidAssociationID.NotFound", `The association ID '${req.AssociationId}' does not exist`);
     await db.query("UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE association_id = $1", [req.AssociationId]);
-    return hostOf(db, a.instance_id);
+    return markHostsChanged(db, await hostOf(db, a.instance_id));
   });
   ctx.notifyHosts(hosts);
   return {};

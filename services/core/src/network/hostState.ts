@@ -5,6 +5,7 @@
 import { macFor } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import type { Core } from "../context.js";
+import type { Queryable } from "../db/tx.js";
 
 interface NetInstance {
   id: string;
@@ -15,7 +16,6 @@ interface NetInstance {
   reservation_id: string;
   key_name: string;
   public_key: string;
-  user_data: string;
 }
 
 interface Rule {
@@ -39,10 +39,10 @@ function groupBy<T>(rows: readonly T[], key: (r: T) => string): Map<string, T[]>
 }
 
 /** The network state of one host, compiled from Postgres. */
-export async function hostNetworkState(core: Pick<Core, "db" | "config" | "log">, hostId: string): Promise<agent.HostNetworkState> {
+export async function hostNetworkState(core: Pick<Core, "config" | "log"> & { db: Queryable }, hostId: string): Promise<agent.HostNetworkState> {
   const { db, config, log } = core;
   const { rows: instances } = await db.query<NetInstance>(
-    `SELECT id, host(private_ip) AS ip, image_id, instance_type, availability_zone, reservation_id, key_name, public_key, user_data
+    `SELECT id, host(private_ip) AS ip, image_id, instance_type, availability_zone, reservation_id, key_name, public_key
        FROM instances WHERE host_id = $1 AND state <> 'terminated' AND private_ip IS NOT NULL ORDER BY id`,
     [hostId],
   );
@@ -101,7 +101,7 @@ export async function hostNetworkState(core: Pick<Core, "db" | "config" | "log">
       instanceId: i.id, amiId: i.image_id, instanceType: i.instance_type, availabilityZone: i.availability_zone, region: config.CIRRUS_REGION,
       localIpv4: i.ip, publicIpv4: publicOf.get(i.id) ?? "", mac: macFor(i.ip), localHostname: `ip-${i.ip.replaceAll(".", "-")}.${config.CIRRUS_REGION}.compute.internal`,
       reservationId: i.reservation_id, securityGroups: (groupsOf.get(i.id) ?? []).map((m) => m.name),
-      publicKeys: i.key_name ? [{ name: i.key_name, opensshKey: i.public_key }] : [], userData: Buffer.from(i.user_data, "base64"),
+      publicKeys: i.key_name ? [{ name: i.key_name, opensshKey: i.public_key }] : [],
     })),
   };
 }

@@ -1,7 +1,7 @@
 // The security group kind: Create/Delete/Describe, Authorize/Revoke ingress
 // and egress, and ModifyInstanceAttribute (an instance's groups). Every
-// change is pushed at once to the hosts it concerns (affected.ts), and the
-// agents' reconcile loop re-applies the same state on every heartbeat.
+// change marks the hosts it concerns (affected.ts) in its transaction and
+// is pushed to them after the commit (hostState.ts).
 import { newId } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
@@ -9,6 +9,7 @@ import type { Core, RequestContext } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
 import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
+import { markHostsChanged } from "../hostState.js";
 import { instanceKind } from "../instances/model.js";
 import { defineOperation, type AnyOperation } from "../operation.js";
 import { defineKind } from "../resource.js";
@@ -184,7 +185,7 @@ async function authorizeSecurityGroup(ctx: RequestContext, egress: boolean, req:
     const group = await lockGroup(db, ctx, req.GroupId, req.GroupName);
     await requireSourceGroups(db, group, rules);
     const inserted = await insertRules(db, group.id, egress, rules);
-    return { group, inserted, hosts: await hostsWithMembers(db, [group.id]) };
+    return { group, inserted, hosts: await markHostsChanged(db, await hostsWithMembers(db, [group.id])) };
   });
   ctx.notifyHosts(hosts);
   ctx.log.info({ groupId: group.id, egress, rules: inserted.length }, "security group rules authorized");
@@ -213,7 +214,7 @@ async function revokeSecurityGroup(ctx: RequestContext, egress: boolean, req: co
       throw new Ec2Error("InvalidPermission.NotFound", "The specified rule does not exist in this security group.");
     }
     await db.query("DELETE FROM security_group_rules WHERE id = ANY($1)", [doomed.map((r) => r.id)]);
-    return { unknown, hosts: await hostsWithMembers(db, [group.id]) };
+    return { unknown, hosts: await markHostsChanged(db, await hostsWithMembers(db, [group.id])) };
   });
   ctx.notifyHosts(hosts);
   return { Return: true, UnknownIpPermissions: toIpPermissions(unknown, ctx.principal.accountId) };
@@ -240,7 +241,7 @@ async function modifyInstanceAttribute(ctx: RequestContext, req: compute.ModifyI
     const before = await hostsConcernedByMembers(db, [inst!.id]);
     await db.query("DELETE FROM instance_security_groups WHERE instance_id = $1", [inst!.id]);
     await db.query("INSERT INTO instance_security_groups (instance_id, group_id) SELECT $1, unnest($2::text[])", [inst!.id, ids]);
-    return [...before, ...(await hostsConcernedByMembers(db, [inst!.id]))];
+    return markHostsChanged(db, [...before, ...(await hostsConcernedByMembers(db, [inst!.id]))]);
   });
   ctx.notifyHosts(hosts);
   return {};

@@ -63,7 +63,7 @@ export function identityDocument(md: agent.InstanceMetadata): string {
   );
 }
 
-function tree(md: agent.InstanceMetadata): Dir {
+function tree(md: agent.InstanceMetadata, userData: Buffer | undefined): Dir {
   const metaData = dir({
     "ami-id": md.amiId,
     hostname: md.localHostname,
@@ -81,7 +81,7 @@ function tree(md: agent.InstanceMetadata): Dir {
   return dir({
     dynamic: dir({ "instance-identity": dir({ document: identityDocument(md) }) }),
     "meta-data": metaData,
-    "user-data": md.userData,
+    "user-data": userData,
   });
 }
 
@@ -90,15 +90,22 @@ const VERSION = /^(?:latest|1\.0|\d{4}-\d{2}-\d{2})$/;
 const text = (status: number, body: string): MetadataReply => ({ status, contentType: "text/plain", body });
 const NOT_FOUND = text(404, "Not Found\n");
 
+/** True for the paths whose answer depends on the user data: the version root (which lists it when there is some) and the user data itself. */
+export function needsUserData(path: string): boolean {
+  const segments = path.split("/").filter((s) => s.length > 0);
+  return segments.length >= 1 && segments.length <= 2 && VERSION.test(segments[0]!) && (segments.length === 1 || segments[1] === "user-data");
+}
+
 /**
- * Postcondition: the reply is built from `md` alone. `path` is the URL path
- * (query already removed); repeated slashes are ignored, as EC2 does.
+ * Postcondition: the reply is built from `md` and `userData` alone (absent
+ * or empty: the instance has none). `path` is the URL path (query already
+ * removed); repeated slashes are ignored, as EC2 does.
  */
-export function metadataReply(md: agent.InstanceMetadata, path: string): MetadataReply {
+export function metadataReply(md: agent.InstanceMetadata, path: string, userData?: Buffer): MetadataReply {
   const segments = path.split("/").filter((s) => s.length > 0);
   if (segments.length === 0) return text(200, "latest");
   if (!VERSION.test(segments[0]!)) return NOT_FOUND;
-  let node: Node = tree(md);
+  let node: Node = tree(md, userData);
   for (const seg of segments.slice(1)) {
     if (!isDir(node)) return NOT_FOUND;
     const entry = node.entries.get(seg);

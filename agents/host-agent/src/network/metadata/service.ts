@@ -7,12 +7,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
-import { metadataReply, type MetadataReply } from "./routes.js";
+import { metadataReply, needsUserData, type MetadataReply } from "./routes.js";
 import { parseTokenTtl, type TokenIssuer } from "./tokens.js";
 
 export interface MetadataServiceOptions {
   /** The metadata of the instance at `remoteAddress` on the bridge whose gateway is `localAddress`, if any. */
   identify(localAddress: string, remoteAddress: string): agent.InstanceMetadata | undefined;
+  /** The instance's user data, from the control plane (it is not in the host state); rejects when it cannot be had. */
+  userData(instanceId: string): Promise<Buffer>;
   /** Refuse IMDSv1 (requests without a session token). */
   v2Required: boolean;
   tokens: TokenIssuer;
@@ -35,10 +37,13 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Pure apart from token issuing: what to answer to `req` from `md`'s instance. */
-function answer(opts: MetadataServiceOptions, req: IncomingMessage, md: agent.InstanceMetadata | undefined): MetadataReply & { headers?: Record<string, string> } {
+/** The request's path, query removed and repeated slashes collapsed. */
+const pathOf = (req: IncomingMessage) => (req.url ?? "/").split("?")[0]!.replace(/\/{2,}/g, "/");
+
+/** Pure apart from token issuing: what to answer to `req` from `md`'s instance (whose user data is `userData`, when the path needs it). */
+function answer(opts: MetadataServiceOptions, req: IncomingMessage, md: agent.InstanceMetadata | undefined, userData: Buffer | undefined): MetadataReply & { headers?: Record<string, string> } {
   if (!md) return plain(403, "Forbidden");
-  const path = (req.url ?? "/").split("?")[0]!.replace(/\/{2,}/g, "/");
+  const path = pathOf(req);
   if (req.method === "PUT") {
     if (path !== TOKEN_PATH) return plain(404, "Not Found");
     // As EC2: a request relayed by a proxy on the instance must not get a token.
@@ -50,20 +55,42 @@ function answer(opts: MetadataServiceOptions, req: IncomingMessage, md: agent.In
   if (req.method !== "GET" && req.method !== "HEAD") return { ...plain(405, "Method Not Allowed"), headers: { allow: "GET, HEAD, PUT" } };
   const token = header(req, TOKEN_HEADER);
   if (token !== undefined ? !opts.tokens.verify(token, md.instanceId) : opts.v2Required) return plain(401, "Unauthorized");
-  return metadataReply(md, path);
+  return metadataReply(md, path, userData);
 }
+
+/** How long fetched user data is reused: cloud-init reads it several times while booting. */
+const USER_DATA_TTL_MS = 10_000;
 
 /** The request handler, for a node:http server whose sockets' local address is a gateway. */
 export function metadataHandler(opts: MetadataServiceOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
+  const cache = new Map<string, { data: Buffer; at: number }>();
+  const userData = async (instanceId: string): Promise<Buffer> => {
+    const hit = cache.get(instanceId);
+    if (hit && Date.now() - hit.at < USER_DATA_TTL_MS) return hit.data;
+    const data = await opts.userData(instanceId);
+    cache.set(instanceId, { data, at: Date.now() });
+    return data;
+  };
+  return (req, res) => void (async () => {
     const local = ipv4Of(req.socket.localAddress);
     const remote = ipv4Of(req.socket.remoteAddress);
     const md = opts.identify(local, remote);
-    const reply = answer(opts, req, md);
+    let data: Buffer | undefined;
+    if (md && req.method !== "PUT" && needsUserData(pathOf(req))) {
+      try {
+        data = await userData(md.instanceId);
+      } catch (err) {
+        opts.log.warn({ instanceId: md.instanceId, err: String(err) }, "user data unavailable from the control plane");
+        const reply = plain(503, "Service Unavailable");
+        res.writeHead(reply.status, { "content-type": reply.contentType, "content-length": Buffer.byteLength(reply.body) });
+        return void res.end(reply.body);
+      }
+    }
+    const reply = answer(opts, req, md, data);
     if (reply.status >= 400) opts.log.debug({ instanceId: md?.instanceId, local, remote, method: req.method, url: req.url?.slice(0, 200), status: reply.status }, "metadata request refused");
     res.writeHead(reply.status, { "content-type": reply.contentType, "content-length": Buffer.byteLength(reply.body), ...reply.headers });
     res.end(req.method === "HEAD" ? undefined : reply.body);
-  };
+  })();
 }
 
 /** One HTTP listener per gateway address, all serving the same handler. */

@@ -168,22 +168,34 @@ export interface HeartbeatRequest {
   hostId: string;
   /** Every Cirrus domain the hypervisor knows, whether or not it is wanted. */
   instances: InstanceStatus[];
-}
-
-export interface DesiredInstance {
-  spec:
-    | InstanceSpec
-    | undefined;
-  /** The instance's control-plane state name (pending, running, stopping...). */
-  state: string;
-  /** True while a lifecycle step is in flight: the agent must not repair it. */
-  busy: boolean;
+  /** The revision of the last HostState the agent applied (0: none yet). */
+  appliedRevision: number;
 }
 
 export interface HeartbeatResponse {
-  instances: DesiredInstance[];
-  /** The whole network state of this host, for the reconcile loop. */
+  /** The host's state when it is newer than applied_revision; absent otherwise. */
+  state: HostState | undefined;
+}
+
+/** Everything the control plane wants on one host, compiled at one moment. */
+export interface HostState {
+  /**
+   * Increases with every state compiled for this host; an agent applies
+   * states in this order and never an older one after a newer one.
+   */
+  revision: number;
+  /** Every instance the control plane wants on this host (not terminated). */
+  instances: InstanceSpec[];
   network: HostNetworkState | undefined;
+}
+
+export interface UserDataRequest {
+  instanceId: string;
+}
+
+export interface UserData {
+  /** As the instance gets it from the metadata service (decoded from base64). */
+  userData: Buffer;
 }
 
 /** One stateful firewall rule (return traffic is allowed by conntrack). */
@@ -236,7 +248,6 @@ export interface InstanceMetadata {
   reservationId: string;
   securityGroups: string[];
   publicKeys: PublicKey[];
-  userData: Buffer;
 }
 
 export interface HostNetworkState {
@@ -245,7 +256,7 @@ export interface HostNetworkState {
   metadata: InstanceMetadata[];
 }
 
-export interface ApplyNetworkStateResponse {
+export interface ApplyHostStateResponse {
 }
 
 function createBaseImageSpec(): ImageSpec {
@@ -1457,7 +1468,7 @@ export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { hostId: "", instances: [] };
+  return { hostId: "", instances: [], appliedRevision: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -1467,6 +1478,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     }
     for (const v of message.instances) {
       InstanceStatus.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.appliedRevision !== 0) {
+      writer.uint32(24).uint64(message.appliedRevision);
     }
     return writer;
   },
@@ -1500,6 +1514,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.instances.push(InstanceStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.appliedRevision = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1522,6 +1544,11 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
       instances: globalThis.Array.isArray(object?.instances)
         ? object.instances.map((e: any) => InstanceStatus.fromJSON(e))
         : [],
+      appliedRevision: isSet(object.appliedRevision)
+        ? globalThis.Number(object.appliedRevision)
+        : isSet(object.applied_revision)
+        ? globalThis.Number(object.applied_revision)
+        : 0,
     };
   },
 
@@ -1533,6 +1560,9 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.instances?.length) {
       obj.instances = message.instances.map((e) => InstanceStatus.toJSON(e));
     }
+    if (message.appliedRevision !== 0) {
+      obj.appliedRevision = Math.round(message.appliedRevision);
+    }
     return obj;
   },
 
@@ -1543,124 +1573,19 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     const message = createBaseHeartbeatRequest();
     message.hostId = object.hostId ?? "";
     message.instances = object.instances?.map((e) => InstanceStatus.fromPartial(e)) || [];
-    return message;
-  },
-};
-
-function createBaseDesiredInstance(): DesiredInstance {
-  return { spec: undefined, state: "", busy: false };
-}
-
-export const DesiredInstance: MessageFns<DesiredInstance> = {
-  encode(message: DesiredInstance, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.spec !== undefined) {
-      InstanceSpec.encode(message.spec, writer.uint32(10).fork()).join();
-    }
-    if (message.state !== "") {
-      writer.uint32(18).string(message.state);
-    }
-    if (message.busy !== false) {
-      writer.uint32(24).bool(message.busy);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): DesiredInstance {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseDesiredInstance();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.spec = InstanceSpec.decode(reader, reader.uint32());
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.state = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 24) {
-              break;
-            }
-
-            message.busy = reader.bool();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): DesiredInstance {
-    return {
-      spec: isSet(object.spec) ? InstanceSpec.fromJSON(object.spec) : undefined,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      busy: isSet(object.busy) ? globalThis.Boolean(object.busy) : false,
-    };
-  },
-
-  toJSON(message: DesiredInstance): unknown {
-    const obj: any = {};
-    if (message.spec !== undefined) {
-      obj.spec = InstanceSpec.toJSON(message.spec);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.busy !== false) {
-      obj.busy = message.busy;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DesiredInstance>, I>>(base?: I): DesiredInstance {
-    return DesiredInstance.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DesiredInstance>, I>>(object: I): DesiredInstance {
-    const message = createBaseDesiredInstance();
-    message.spec = (object.spec !== undefined && object.spec !== null)
-      ? InstanceSpec.fromPartial(object.spec)
-      : undefined;
-    message.state = object.state ?? "";
-    message.busy = object.busy ?? false;
+    message.appliedRevision = object.appliedRevision ?? 0;
     return message;
   },
 };
 
 function createBaseHeartbeatResponse(): HeartbeatResponse {
-  return { instances: [], network: undefined };
+  return { state: undefined };
 }
 
 export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
   encode(message: HeartbeatResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.instances) {
-      DesiredInstance.encode(v!, writer.uint32(10).fork()).join();
-    }
-    if (message.network !== undefined) {
-      HostNetworkState.encode(message.network, writer.uint32(18).fork()).join();
+    if (message.state !== undefined) {
+      HostState.encode(message.state, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -1683,11 +1608,94 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
               break;
             }
 
-            message.instances.push(DesiredInstance.decode(reader, reader.uint32()));
+            message.state = HostState.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HeartbeatResponse {
+    return { state: isSet(object.state) ? HostState.fromJSON(object.state) : undefined };
+  },
+
+  toJSON(message: HeartbeatResponse): unknown {
+    const obj: any = {};
+    if (message.state !== undefined) {
+      obj.state = HostState.toJSON(message.state);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(base?: I): HeartbeatResponse {
+    return HeartbeatResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(object: I): HeartbeatResponse {
+    const message = createBaseHeartbeatResponse();
+    message.state = (object.state !== undefined && object.state !== null)
+      ? HostState.fromPartial(object.state)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseHostState(): HostState {
+  return { revision: 0, instances: [], network: undefined };
+}
+
+export const HostState: MessageFns<HostState> = {
+  encode(message: HostState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.revision !== 0) {
+      writer.uint32(8).uint64(message.revision);
+    }
+    for (const v of message.instances) {
+      InstanceSpec.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.network !== undefined) {
+      HostNetworkState.encode(message.network, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HostState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHostState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.uint64());
             continue;
           }
           case 2: {
             if (tag !== 18) {
+              break;
+            }
+
+            message.instances.push(InstanceSpec.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
               break;
             }
 
@@ -1706,19 +1714,23 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     }
   },
 
-  fromJSON(object: any): HeartbeatResponse {
+  fromJSON(object: any): HostState {
     return {
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
       instances: globalThis.Array.isArray(object?.instances)
-        ? object.instances.map((e: any) => DesiredInstance.fromJSON(e))
+        ? object.instances.map((e: any) => InstanceSpec.fromJSON(e))
         : [],
       network: isSet(object.network) ? HostNetworkState.fromJSON(object.network) : undefined,
     };
   },
 
-  toJSON(message: HeartbeatResponse): unknown {
+  toJSON(message: HostState): unknown {
     const obj: any = {};
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
     if (message.instances?.length) {
-      obj.instances = message.instances.map((e) => DesiredInstance.toJSON(e));
+      obj.instances = message.instances.map((e) => InstanceSpec.toJSON(e));
     }
     if (message.network !== undefined) {
       obj.network = HostNetworkState.toJSON(message.network);
@@ -1726,15 +1738,162 @@ export const HeartbeatResponse: MessageFns<HeartbeatResponse> = {
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(base?: I): HeartbeatResponse {
-    return HeartbeatResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<HostState>, I>>(base?: I): HostState {
+    return HostState.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<HeartbeatResponse>, I>>(object: I): HeartbeatResponse {
-    const message = createBaseHeartbeatResponse();
-    message.instances = object.instances?.map((e) => DesiredInstance.fromPartial(e)) || [];
+  fromPartial<I extends Exact<DeepPartial<HostState>, I>>(object: I): HostState {
+    const message = createBaseHostState();
+    message.revision = object.revision ?? 0;
+    message.instances = object.instances?.map((e) => InstanceSpec.fromPartial(e)) || [];
     message.network = (object.network !== undefined && object.network !== null)
       ? HostNetworkState.fromPartial(object.network)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseUserDataRequest(): UserDataRequest {
+  return { instanceId: "" };
+}
+
+export const UserDataRequest: MessageFns<UserDataRequest> = {
+  encode(message: UserDataRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserDataRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserDataRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UserDataRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+    };
+  },
+
+  toJSON(message: UserDataRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UserDataRequest>, I>>(base?: I): UserDataRequest {
+    return UserDataRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UserDataRequest>, I>>(object: I): UserDataRequest {
+    const message = createBaseUserDataRequest();
+    message.instanceId = object.instanceId ?? "";
+    return message;
+  },
+};
+
+function createBaseUserData(): UserData {
+  return { userData: Buffer.alloc(0) };
+}
+
+export const UserData: MessageFns<UserData> = {
+  encode(message: UserData, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userData.length !== 0) {
+      writer.uint32(10).bytes(message.userData);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UserData {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUserData();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userData = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UserData {
+    return {
+      userData: isSet(object.userData)
+        ? Buffer.from(bytesFromBase64(object.userData))
+        : isSet(object.user_data)
+        ? Buffer.from(bytesFromBase64(object.user_data))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: UserData): unknown {
+    const obj: any = {};
+    if (message.userData.length !== 0) {
+      obj.userData = base64FromBytes(message.userData);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UserData>, I>>(base?: I): UserData {
+    return UserData.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UserData>, I>>(object: I): UserData {
+    const message = createBaseUserData();
+    message.userData = object.userData ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -2187,7 +2346,6 @@ function createBaseInstanceMetadata(): InstanceMetadata {
     reservationId: "",
     securityGroups: [],
     publicKeys: [],
-    userData: Buffer.alloc(0),
   };
 }
 
@@ -2228,9 +2386,6 @@ export const InstanceMetadata: MessageFns<InstanceMetadata> = {
     }
     for (const v of message.publicKeys) {
       PublicKey.encode(v!, writer.uint32(98).fork()).join();
-    }
-    if (message.userData.length !== 0) {
-      writer.uint32(106).bytes(message.userData);
     }
     return writer;
   },
@@ -2344,14 +2499,6 @@ export const InstanceMetadata: MessageFns<InstanceMetadata> = {
             message.publicKeys.push(PublicKey.decode(reader, reader.uint32()));
             continue;
           }
-          case 13: {
-            if (tag !== 106) {
-              break;
-            }
-
-            message.userData = Buffer.from(reader.bytes());
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2418,11 +2565,6 @@ export const InstanceMetadata: MessageFns<InstanceMetadata> = {
         : globalThis.Array.isArray(object?.public_keys)
         ? object.public_keys.map((e: any) => PublicKey.fromJSON(e))
         : [],
-      userData: isSet(object.userData)
-        ? Buffer.from(bytesFromBase64(object.userData))
-        : isSet(object.user_data)
-        ? Buffer.from(bytesFromBase64(object.user_data))
-        : Buffer.alloc(0),
     };
   },
 
@@ -2464,9 +2606,6 @@ export const InstanceMetadata: MessageFns<InstanceMetadata> = {
     if (message.publicKeys?.length) {
       obj.publicKeys = message.publicKeys.map((e) => PublicKey.toJSON(e));
     }
-    if (message.userData.length !== 0) {
-      obj.userData = base64FromBytes(message.userData);
-    }
     return obj;
   },
 
@@ -2487,7 +2626,6 @@ export const InstanceMetadata: MessageFns<InstanceMetadata> = {
     message.reservationId = object.reservationId ?? "";
     message.securityGroups = object.securityGroups?.map((e) => e) || [];
     message.publicKeys = object.publicKeys?.map((e) => PublicKey.fromPartial(e)) || [];
-    message.userData = object.userData ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -2601,16 +2739,16 @@ export const HostNetworkState: MessageFns<HostNetworkState> = {
   },
 };
 
-function createBaseApplyNetworkStateResponse(): ApplyNetworkStateResponse {
+function createBaseApplyHostStateResponse(): ApplyHostStateResponse {
   return {};
 }
 
-export const ApplyNetworkStateResponse: MessageFns<ApplyNetworkStateResponse> = {
-  encode(_: ApplyNetworkStateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const ApplyHostStateResponse: MessageFns<ApplyHostStateResponse> = {
+  encode(_: ApplyHostStateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ApplyNetworkStateResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): ApplyHostStateResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -2619,7 +2757,7 @@ export const ApplyNetworkStateResponse: MessageFns<ApplyNetworkStateResponse> = 
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseApplyNetworkStateResponse();
+      const message = createBaseApplyHostStateResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -2635,20 +2773,20 @@ export const ApplyNetworkStateResponse: MessageFns<ApplyNetworkStateResponse> = 
     }
   },
 
-  fromJSON(_: any): ApplyNetworkStateResponse {
+  fromJSON(_: any): ApplyHostStateResponse {
     return {};
   },
 
-  toJSON(_: ApplyNetworkStateResponse): unknown {
+  toJSON(_: ApplyHostStateResponse): unknown {
     const obj: any = {};
     return obj;
   },
 
-  create<I extends Exact<DeepPartial<ApplyNetworkStateResponse>, I>>(base?: I): ApplyNetworkStateResponse {
-    return ApplyNetworkStateResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<ApplyHostStateResponse>, I>>(base?: I): ApplyHostStateResponse {
+    return ApplyHostStateResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<ApplyNetworkStateResponse>, I>>(_: I): ApplyNetworkStateResponse {
-    const message = createBaseApplyNetworkStateResponse();
+  fromPartial<I extends Exact<DeepPartial<ApplyHostStateResponse>, I>>(_: I): ApplyHostStateResponse {
+    const message = createBaseApplyHostStateResponse();
     return message;
   },
 };
@@ -2726,21 +2864,24 @@ export const HostAgentService = {
     responseDeserialize: (value: Buffer): ConsoleOutput => ConsoleOutput.decode(value),
   },
   /**
-   * Postcondition: the host's firewall chains, elastic-IP NAT rules and
-   * metadata answers are exactly `state` for the instances it names, and
-   * nothing for instances it does not name. Idempotent; the reconcile loop
-   * applies the same state from each heartbeat, which restores rules flushed
-   * by hand.
+   * Postcondition, when state.revision is newer than the last state the
+   * agent applied: the host's firewall chains, elastic-IP NAT rules and
+   * metadata answers are exactly `state.network` for the instances it
+   * names, and nothing for instances it does not name, and the agent wants
+   * exactly `state.instances` on the host. A state whose revision is not
+   * newer is ignored: a newer one has been applied. Idempotent; the reconcile
+   * loop re-applies the current state after every heartbeat, which restores
+   * rules flushed by hand.
    */
-  applyNetworkState: {
-    path: "/cirrus.agent.v1.HostAgent/ApplyNetworkState" as const,
+  applyHostState: {
+    path: "/cirrus.agent.v1.HostAgent/ApplyHostState" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: HostNetworkState): Buffer => Buffer.from(HostNetworkState.encode(value).finish()),
-    requestDeserialize: (value: Buffer): HostNetworkState => HostNetworkState.decode(value),
-    responseSerialize: (value: ApplyNetworkStateResponse): Buffer =>
-      Buffer.from(ApplyNetworkStateResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ApplyNetworkStateResponse => ApplyNetworkStateResponse.decode(value),
+    requestSerialize: (value: HostState): Buffer => Buffer.from(HostState.encode(value).finish()),
+    requestDeserialize: (value: Buffer): HostState => HostState.decode(value),
+    responseSerialize: (value: ApplyHostStateResponse): Buffer =>
+      Buffer.from(ApplyHostStateResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApplyHostStateResponse => ApplyHostStateResponse.decode(value),
   },
 } as const;
 
@@ -2767,13 +2908,16 @@ export interface HostAgentServer extends UntypedServiceImplementation {
   destroyInstance: handleUnaryCall<InstanceRef, InstanceStatus>;
   getConsoleOutput: handleUnaryCall<InstanceRef, ConsoleOutput>;
   /**
-   * Postcondition: the host's firewall chains, elastic-IP NAT rules and
-   * metadata answers are exactly `state` for the instances it names, and
-   * nothing for instances it does not name. Idempotent; the reconcile loop
-   * applies the same state from each heartbeat, which restores rules flushed
-   * by hand.
+   * Postcondition, when state.revision is newer than the last state the
+   * agent applied: the host's firewall chains, elastic-IP NAT rules and
+   * metadata answers are exactly `state.network` for the instances it
+   * names, and nothing for instances it does not name, and the agent wants
+   * exactly `state.instances` on the host. A state whose revision is not
+   * newer is ignored: a newer one has been applied. Idempotent; the reconcile
+   * loop re-applies the current state after every heartbeat, which restores
+   * rules flushed by hand.
    */
-  applyNetworkState: handleUnaryCall<HostNetworkState, ApplyNetworkStateResponse>;
+  applyHostState: handleUnaryCall<HostState, ApplyHostStateResponse>;
 }
 
 export interface HostAgentClient extends Client {
@@ -2883,26 +3027,29 @@ export interface HostAgentClient extends Client {
     callback: (error: ServiceError | null, response: ConsoleOutput) => void,
   ): ClientUnaryCall;
   /**
-   * Postcondition: the host's firewall chains, elastic-IP NAT rules and
-   * metadata answers are exactly `state` for the instances it names, and
-   * nothing for instances it does not name. Idempotent; the reconcile loop
-   * applies the same state from each heartbeat, which restores rules flushed
-   * by hand.
+   * Postcondition, when state.revision is newer than the last state the
+   * agent applied: the host's firewall chains, elastic-IP NAT rules and
+   * metadata answers are exactly `state.network` for the instances it
+   * names, and nothing for instances it does not name, and the agent wants
+   * exactly `state.instances` on the host. A state whose revision is not
+   * newer is ignored: a newer one has been applied. Idempotent; the reconcile
+   * loop re-applies the current state after every heartbeat, which restores
+   * rules flushed by hand.
    */
-  applyNetworkState(
-    request: HostNetworkState,
-    callback: (error: ServiceError | null, response: ApplyNetworkStateResponse) => void,
+  applyHostState(
+    request: HostState,
+    callback: (error: ServiceError | null, response: ApplyHostStateResponse) => void,
   ): ClientUnaryCall;
-  applyNetworkState(
-    request: HostNetworkState,
+  applyHostState(
+    request: HostState,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: ApplyNetworkStateResponse) => void,
+    callback: (error: ServiceError | null, response: ApplyHostStateResponse) => void,
   ): ClientUnaryCall;
-  applyNetworkState(
-    request: HostNetworkState,
+  applyHostState(
+    request: HostState,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: ApplyNetworkStateResponse) => void,
+    callback: (error: ServiceError | null, response: ApplyHostStateResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -2932,8 +3079,10 @@ export const HostControlService = {
     responseDeserialize: (value: Buffer): RegisterHostResponse => RegisterHostResponse.decode(value),
   },
   /**
-   * Reports what the hypervisor actually runs; returns what the control plane
-   * wants on this host, for the agent's reconcile loop.
+   * Reports what the hypervisor actually runs and the revision of the last
+   * host state the agent applied; answers with the host's state when the
+   * control plane has a newer one (changes are also pushed at once with
+   * ApplyHostState; this is how a missed push is caught up).
    */
   heartbeat: {
     path: "/cirrus.agent.v1.HostControl/Heartbeat" as const,
@@ -2944,6 +3093,20 @@ export const HostControlService = {
     responseSerialize: (value: HeartbeatResponse): Buffer => Buffer.from(HeartbeatResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): HeartbeatResponse => HeartbeatResponse.decode(value),
   },
+  /**
+   * The user data of an instance on the calling host, for its metadata
+   * service (it is not part of the host state, so the state stays small).
+   * NOT_FOUND unless the instance is on this host and not terminated.
+   */
+  getUserData: {
+    path: "/cirrus.agent.v1.HostControl/GetUserData" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UserDataRequest): Buffer => Buffer.from(UserDataRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UserDataRequest => UserDataRequest.decode(value),
+    responseSerialize: (value: UserData): Buffer => Buffer.from(UserData.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UserData => UserData.decode(value),
+  },
 } as const;
 
 export interface HostControlServer extends UntypedServiceImplementation {
@@ -2953,10 +3116,18 @@ export interface HostControlServer extends UntypedServiceImplementation {
    */
   registerHost: handleUnaryCall<RegisterHostRequest, RegisterHostResponse>;
   /**
-   * Reports what the hypervisor actually runs; returns what the control plane
-   * wants on this host, for the agent's reconcile loop.
+   * Reports what the hypervisor actually runs and the revision of the last
+   * host state the agent applied; answers with the host's state when the
+   * control plane has a newer one (changes are also pushed at once with
+   * ApplyHostState; this is how a missed push is caught up).
    */
   heartbeat: handleUnaryCall<HeartbeatRequest, HeartbeatResponse>;
+  /**
+   * The user data of an instance on the calling host, for its metadata
+   * service (it is not part of the host state, so the state stays small).
+   * NOT_FOUND unless the instance is on this host and not terminated.
+   */
+  getUserData: handleUnaryCall<UserDataRequest, UserData>;
 }
 
 export interface HostControlClient extends Client {
@@ -2980,8 +3151,10 @@ export interface HostControlClient extends Client {
     callback: (error: ServiceError | null, response: RegisterHostResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Reports what the hypervisor actually runs; returns what the control plane
-   * wants on this host, for the agent's reconcile loop.
+   * Reports what the hypervisor actually runs and the revision of the last
+   * host state the agent applied; answers with the host's state when the
+   * control plane has a newer one (changes are also pushed at once with
+   * ApplyHostState; this is how a missed push is caught up).
    */
   heartbeat(
     request: HeartbeatRequest,
@@ -2997,6 +3170,26 @@ export interface HostControlClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: HeartbeatResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The user data of an instance on the calling host, for its metadata
+   * service (it is not part of the host state, so the state stays small).
+   * NOT_FOUND unless the instance is on this host and not terminated.
+   */
+  getUserData(
+    request: UserDataRequest,
+    callback: (error: ServiceError | null, response: UserData) => void,
+  ): ClientUnaryCall;
+  getUserData(
+    request: UserDataRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UserData) => void,
+  ): ClientUnaryCall;
+  getUserData(
+    request: UserDataRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UserData) => void,
   ): ClientUnaryCall;
 }
 
@@ -3028,6 +3221,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
