@@ -108,6 +108,20 @@ describe("RunInstances placement", () => {
     const { rows: [addr] } = await t.core.db.query("SELECT count(*)::int AS n FROM subnet_addresses WHERE instance_id IS NOT NULL AND instance_id NOT IN (SELECT id FROM instances)");
     expect(addr.n).toBe(0);
   });
+
+  it("does not deadlock when concurrent launches fill a fleet and plan again around each other", async () => {
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus");
+    const fleet: string[] = [];
+    for (let i = 0; i < 12; i++) fleet.push(await addHost(t.core, `fill-${i}`, { vcpus: 5, memoryMib: 8192, diskGib: 80 }));
+    // 60 slots, 25 launches of 4 (100 wanted): plans made on the same stale numbers collide and are redone.
+    const results = await Promise.allSettled(Array.from({ length: 25 }, () => run(4, 1)));
+    for (const r of results) if (r.status === "rejected") expect((r.reason as { code?: string }).code, String(r.reason)).toBe("InsufficientInstanceCapacity");
+    const placed = results.reduce((n, r) => n + (r.status === "fulfilled" ? r.value.Instances.length : 0), 0);
+    const usage = await Promise.all(fleet.map(used));
+    expect(Math.max(...usage)).toBeLessThanOrEqual(5);
+    expect(usage.reduce((a, b) => a + b, 0)).toBe(placed);
+    expect(placed).toBeGreaterThan(40);
+  });
 });
 
 describe("auditCapacity", () => {

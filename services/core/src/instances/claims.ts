@@ -32,22 +32,32 @@ export interface CapacityNeed {
  * Claims `count` instances' worth of `need` on each host of `perHost`, for
  * every host where it still fits. Returns the hosts whose claim did not fit
  * (nothing was claimed on those). Locks the claimed hosts' rows until the
- * transaction ends.
+ * transaction ends. With `skipLocked`, a host another transaction holds is
+ * not waited for but reported as not fitting: a transaction that already
+ * holds host rows must never wait for more (that is how deadlocks start),
+ * so only its first claim waits.
  */
-export async function claimCapacity(db: Queryable, perHost: ReadonlyMap<string, number>, need: CapacityNeed): Promise<string[]> {
+export async function claimCapacity(db: Queryable, perHost: ReadonlyMap<string, number>, need: CapacityNeed, opts: { skipLocked?: boolean } = {}): Promise<string[]> {
   if (perHost.size === 0) return [];
   const { rows } = await db.query<{ id: string }>(
     `WITH want AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(id, n)),
           fits AS (
             SELECT h.id, w.n FROM hosts h JOIN want w ON w.id = h.id
              WHERE h.used_vcpus + w.n * $3 <= h.vcpus AND h.used_memory_mib + w.n * $4 <= h.memory_mib AND h.used_disk_gib + w.n * $5 <= h.disk_gib
-             ORDER BY h.id FOR NO KEY UPDATE OF h)
+             ORDER BY h.id FOR NO KEY UPDATE OF h${opts.skipLocked ? " SKIP LOCKED" : ""})
      UPDATE hosts h SET used_vcpus = h.used_vcpus + f.n * $3, used_memory_mib = h.used_memory_mib + f.n * $4, used_disk_gib = h.used_disk_gib + f.n * $5
        FROM fits f WHERE h.id = f.id RETURNING h.id`,
     [[...perHost.keys()], [...perHost.values()], need.vcpus, need.memoryMib, need.diskGib],
   );
   const claimed = new Set(rows.map((r) => r.id));
   return [...perHost.keys()].filter((id) => !claimed.has(id));
+}
+
+/** Those of `hostIds` another transaction holds now (found without waiting; the others are locked by this one afterwards). */
+export async function hostsHeldElsewhere(db: Queryable, hostIds: readonly string[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>("SELECT id FROM hosts WHERE id = ANY($1) FOR NO KEY UPDATE SKIP LOCKED", [hostIds]);
+  const free = new Set(rows.map((r) => r.id));
+  return hostIds.filter((id) => !free.has(id));
 }
 
 /**

@@ -23,7 +23,7 @@ import { subnetKind } from "../network/vpcs.js";
 import { defineOperation } from "../operation.js";
 import { insertTags } from "../tags.js";
 import { requireIds, tagsFor, truncate } from "../validate.js";
-import { claimAddresses, claimCapacity, releaseAddresses, type CapacityNeed } from "./claims.js";
+import { claimAddresses, claimCapacity, hostsHeldElsewhere, releaseAddresses, type CapacityNeed } from "./claims.js";
 import { enqueueInstanceSteps } from "./lifecycle.js";
 import { instanceKind, loadExtras, toReservations, type InstanceRow } from "./model.js";
 
@@ -111,18 +111,24 @@ function countPerHost(hostIds: readonly string[]): Map<string, number> {
  * inserted), planning again for the instances whose host filled up since.
  * Returns the ids that could be placed nowhere (their rows still exist; the
  * caller removes them). Postcondition: every other instance's host has its
- * capacity claimed in this transaction.
+ * capacity claimed in this transaction. Only the first claim waits for
+ * hosts other launches hold; later ones skip those hosts and plan around
+ * them (claimCapacity says why).
  */
 async function claimOrReplan(db: PoolClient, ctx: RequestContext, placement: Map<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string): Promise<string[]> {
   let pending = placement;
   const unplaceable: string[] = [];
+  const elsewhere = new Set<string>();
   for (let attempt = 0; pending.size > 0; attempt++) {
-    const short = new Set(await claimCapacity(db, countPerHost([...pending.values()]), need));
-    const victims = [...pending.keys()].filter((id) => short.has(pending.get(id)!));
+    const short = await claimCapacity(db, countPerHost([...pending.values()]), need, { skipLocked: attempt > 0 });
+    const shortSet = new Set(short);
+    const victims = [...pending.keys()].filter((id) => shortSet.has(pending.get(id)!));
     if (victims.length === 0) break;
     if (attempt === MAX_REPLANS) return [...unplaceable, ...victims];
-    const plan = planPlacement(await candidateHosts(db, ctx, zone), { ...want, maxCount: victims.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
-    ctx.log.info({ conflicts: victims.length, replanned: plan.hostIds.length, attempt }, "hosts filled up during the launch: planned again");
+    for (const h of await hostsHeldElsewhere(db, short)) elsewhere.add(h);
+    const hosts = (await candidateHosts(db, ctx, zone)).filter((h) => !elsewhere.has(h.id));
+    const plan = planPlacement(hosts, { ...want, maxCount: victims.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
+    ctx.log.info({ conflicts: victims.length, replanned: plan.hostIds.length, busyHosts: elsewhere.size, attempt }, "hosts filled up during the launch: planned again");
     pending = new Map(plan.hostIds.map((h, i) => [victims[i]!, h]));
     unplaceable.push(...victims.slice(plan.hostIds.length));
     if (pending.size) {
