@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { repoRoot, Stack } from "@cirrus/test";
-import { orderOf, report, roundsOf } from "../launch/stats.js";
+import { orderOf, report, roundsOf } from "../src/stats.js";
 
 const exec = promisify(execFile);
 

@@ -37,7 +37,7 @@ import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { credentials, Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { agent } from "@cirrus/proto";
-import { commandLabel, median, option, orderOf, rawLaunch, report, rewriteXml, roundsOf, summarize, virsh } from "./stats.js";
+import { commandLabel, median, option, orderOf, rawLaunch, report, rewriteXml, roundsOf, summarize, virsh } from "../src/stats.js";
 
 const exec = promisify(execFile);
 const argv = process.argv.slice(2);

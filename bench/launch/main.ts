@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Stack, TEST_AMI_DIR, waitUntil } from "@cirrus/test";
-import { option, orderOf, rawLaunch, report, rewriteXml, roundsOf, virsh } from "./stats.js";
+import { option, orderOf, rawLaunch, report, rewriteXml, roundsOf, virsh } from "../src/stats.js";
 
 const argv = process.argv.slice(2);
 const ROUNDS = roundsOf(argv, 10);

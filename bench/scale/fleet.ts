@@ -6,22 +6,40 @@
 // asks for those samples over IPC.
 //
 // Environment: CIRRUS_CONTROL_ENDPOINT, CIRRUS_ENROLMENT_TOKEN, FLEET_SIZE,
-// FLEET_STATE_DIR, FLEET_PORTS_FROM, CIRRUS_HEARTBEAT_MS, CIRRUS_CAPACITY_*.
+// FLEET_STATE_DIR, CIRRUS_HEARTBEAT_MS, CIRRUS_CAPACITY_*.
 import { setMaxListeners } from "node:events";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { bearerMetadata, callUnary, createLogger } from "@cirrus/common";
 import { loadConfig, runAgent } from "@cirrus/host-agent";
+import { createServer } from "node:net";
 import { agent } from "@cirrus/proto";
 
 const env = process.env;
 const size = Number(env.FLEET_SIZE ?? 1000);
 const stateDir = env.FLEET_STATE_DIR!;
-const portsFrom = Number(env.FLEET_PORTS_FROM);
 const probeMs = Number(env.CIRRUS_PROBE_MS ?? 100);
 const log = createLogger("fleet").child({}, { level: "warn" });
 const stop = new AbortController();
+
+/**
+ * Listening ports for the agents, below the kernel's ephemeral range, so
+ * the thousands of connections the fleet opens can never take one before its
+ * agent binds it. Each is checked free once.
+ */
+let nextPort = 20_000 + Math.floor(Math.random() * 2_000);
+async function listenPort(): Promise<number> {
+  for (;;) {
+    const port = nextPort++;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
 // Every agent listens on the one signal.
 setMaxListeners(0, stop.signal);
 
@@ -34,7 +52,7 @@ async function startAgents(): Promise<void> {
       ...env,
       CIRRUS_DRIVER: "fake",
       CIRRUS_HOST_NAME: name,
-      CIRRUS_AGENT_LISTEN: `127.0.0.1:${portsFrom + i}`,
+      CIRRUS_AGENT_LISTEN: `127.0.0.1:${await listenPort()}`,
       CIRRUS_STATE_DIR: dir,
       CIRRUS_INSTANCES_DIR: dir,
     });
@@ -49,7 +67,7 @@ async function probe(): Promise<void> {
   const client = new agent.HostControlClient(env.CIRRUS_CONTROL_ENDPOINT!, credentials.createInsecure());
   const reg = await callUnary(client, client.registerHost, agent.RegisterHostRequest.fromPartial({
     hostName: "fleet-probe", availabilityZone: env.CIRRUS_AVAILABILITY_ZONE ?? "lab-1a", vcpus: 0, memoryMib: 0, diskGib: 0,
-    hypervisor: "fake", endpoint: `127.0.0.1:${portsFrom + size}`, enrolmentToken: env.CIRRUS_ENROLMENT_TOKEN,
+    hypervisor: "fake", endpoint: `127.0.0.1:${await listenPort()}`, enrolmentToken: env.CIRRUS_ENROLMENT_TOKEN,
   }), undefined, 10_000);
   const md = bearerMetadata(reg.hostSecret, reg.hostId);
   while (!stop.signal.aborted) {

@@ -14,14 +14,16 @@
 import { fork } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, Stack, waitUntil } from "@cirrus/test";
-import { option, percentile, summarize } from "../launch/stats.js";
+import { Stack, waitUntil } from "@cirrus/test";
+import { option, percentile, summarize } from "../src/stats.js";
 
 const argv = process.argv.slice(2);
 const hosts = Number(option(argv, "hosts", "1000"));
 const count = Number(option(argv, "count", "100000"));
 const [stormCalls, stormEach] = option(argv, "storm", "50x100").split("x").map(Number) as [number, number];
 const heartbeatMs = Number(option(argv, "heartbeat-ms", "5000"));
+/** vCPUs per fake host: room for the big launch and both storms (t2.nano: 1 vCPU, 512 MiB, 1 GiB disk), with a fifth to spare. */
+const vcpusPerHost = Math.ceil(((count + 2 * stormCalls * stormEach) * 1.2) / hosts);
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
@@ -37,8 +39,8 @@ async function main(): Promise<void> {
       execArgv: ["--import", "tsx"],
       env: {
         ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken,
-        FLEET_SIZE: String(hosts), FLEET_STATE_DIR: fleetDir, FLEET_PORTS_FROM: String(await freePort() + 1000),
-        CIRRUS_HEARTBEAT_MS: String(heartbeatMs), CIRRUS_CAPACITY_VCPUS: "128", CIRRUS_CAPACITY_MEMORY_MIB: "262144", CIRRUS_CAPACITY_DISK_GIB: "4096",
+        FLEET_SIZE: String(hosts), FLEET_STATE_DIR: fleetDir,
+        CIRRUS_HEARTBEAT_MS: String(heartbeatMs), CIRRUS_CAPACITY_VCPUS: String(vcpusPerHost), CIRRUS_CAPACITY_MEMORY_MIB: String(vcpusPerHost * 512), CIRRUS_CAPACITY_DISK_GIB: String(vcpusPerHost),
         CIRRUS_ORPHAN_GRACE_MS: "600000",
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],

@@ -1,6 +1,6 @@
 // A client network namespace for packet tests, connected to the host by a
 // veth pair on a private /30, with routes only to the given test networks
-// via the host. Network safety (DESIGN.md): the host also gets blackhole
+// via the host. Network safety (docs/ARCHITECTURE.md, Tests): the host also gets blackhole
 // routes for those networks, so a packet the agent failed to DNAT or bridge
 // dies on the host instead of following the default route out; and every
 // send is preceded by an `ip route get` check.

@@ -30,6 +30,10 @@ async function main(): Promise<void> {
   const queue = new LifecycleQueue(redis, config.CIRRUS_QUEUE_PREFIX);
   const agents = new AgentClients();
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
+  // Agents' calls have connections of their own: a storm of launches holding
+  // every connection of the main pool must not delay a heartbeat.
+  const controlDb = new pg.Pool({ connectionString: config.DATABASE_URL, max: 8 });
+  controlDb.on("error", (err) => log.error({ err }, "postgres pool error"));
   // Until accounts and signatures arrive, every compute call acts as the default account.
   const principal: Principal = { accountId: config.CIRRUS_DEFAULT_ACCOUNT_ID, operator: false };
 
@@ -44,7 +48,7 @@ async function main(): Promise<void> {
   const apiPort = await bind(api, config.CIRRUS_API_LISTEN);
 
   const control = new Server(agentChannelOptions);
-  control.addService(agent.HostControlService, hostControlHandlers(core, config.CIRRUS_ENROLMENT_TOKEN));
+  control.addService(agent.HostControlService, hostControlHandlers({ ...core, db: controlDb }, config.CIRRUS_ENROLMENT_TOKEN));
   const controlPort = await bind(control, config.CIRRUS_CONTROL_LISTEN);
   log.info({ listen: config.CIRRUS_API_LISTEN, port: apiPort, controlListen: config.CIRRUS_CONTROL_LISTEN, controlPort }, "api serving");
 
@@ -56,7 +60,7 @@ async function main(): Promise<void> {
     agents.close();
     await queue.close();
     redis.disconnect();
-    await db.end();
+    await Promise.all([db.end(), controlDb.end()]);
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

@@ -1,47 +1,56 @@
 // Pushes a host's state to its agent right after a change, so a
-// security-group or elastic-IP change takes effect within a second. Pushes
-// to one host are serialized and coalesced: while one is in flight, further
-// requests collapse into a single follow-up that compiles the state afresh.
-// Failures are only logged: the change marked the host (hostState.ts), so
-// its next heartbeat carries the state anyway.
+// security-group or elastic-IP change takes effect within a second. A host
+// asked for while its push is queued or running gets one more push that
+// compiles the state afresh, never two at once. At most PUSHES_IN_FLIGHT
+// run together, so a change that concerns a thousand hosts does not take
+// every database connection from the requests. Failures are only logged:
+// the change marked the host (hostState.ts), so its next heartbeat carries
+// the state anyway.
 import type { Core } from "./context.js";
 import { compileHostState } from "./hostState.js";
 import { hostEndpoint } from "./hosts.js";
 
 type NotifierDeps = Pick<Core, "db" | "config" | "log" | "agents">;
 
+const PUSHES_IN_FLIGHT = 4;
+
 export class HostNotifier {
-  private readonly running = new Map<string, Promise<void>>();
-  private readonly again = new Set<string>();
+  /** Hosts waiting for a push, in the order they were asked for. */
+  private readonly queued = new Set<string>();
+  /** Hosts being pushed now. */
+  private readonly running = new Set<string>();
+  private readonly lanes = new Set<Promise<void>>();
 
   constructor(private readonly core: NotifierDeps) {}
 
   notify(hostIds: readonly string[]): void {
-    for (const id of new Set(hostIds)) {
-      if (this.running.has(id)) {
-        this.again.add(id);
-        continue;
-      }
-      this.running.set(id, this.push(id));
+    for (const id of hostIds) this.queued.add(id);
+    while (this.lanes.size < PUSHES_IN_FLIGHT && this.queued.size > 0) {
+      const lane: Promise<void> = this.drain().finally(() => this.lanes.delete(lane));
+      this.lanes.add(lane);
     }
   }
 
-  private async push(hostId: string): Promise<void> {
-    try {
-      do {
-        this.again.delete(hostId);
+  /** Pushes queued hosts until none is left that is not being pushed by another lane. */
+  private async drain(): Promise<void> {
+    for (;;) {
+      const hostId = [...this.queued].find((id) => !this.running.has(id));
+      if (!hostId) return;
+      this.queued.delete(hostId);
+      this.running.add(hostId);
+      try {
         const host = await hostEndpoint(this.core.db, hostId);
         await this.core.agents.applyHostState(host, await compileHostState(this.core, hostId));
-      } while (this.again.has(hostId));
-    } catch (err) {
-      this.core.log.warn({ hostId, err: (err as Error).message }, "network state push failed; the next heartbeat will apply it");
-    } finally {
-      this.running.delete(hostId);
+      } catch (err) {
+        this.core.log.warn({ hostId, err: (err as Error).message }, "host state push failed; the next heartbeat will carry it");
+      } finally {
+        this.running.delete(hostId);
+      }
     }
   }
 
-  /** Resolves when every push in flight has finished (for shutdown). */
+  /** Resolves when every push queued or in flight has finished (for shutdown). */
   async idle(): Promise<void> {
-    await Promise.all(this.running.values());
+    while (this.lanes.size > 0) await Promise.all(this.lanes);
   }
 }

@@ -25,14 +25,21 @@ export async function markHostsChanged(db: Queryable, hostIds: readonly string[]
   return unique;
 }
 
-/** True when a heartbeat from an agent at `appliedRevision` must carry a new state. */
-export async function hostStateBehind(db: Queryable, hostId: string, appliedRevision: number): Promise<boolean> {
+/**
+ * What a heartbeat from an agent at `appliedRevision` calls for: `behind`,
+ * the agent has not applied the latest state (it missed a push, or
+ * restarted), so the answer carries a new one; `changed`, a change marked
+ * the host since, which a push will deliver (so heartbeats never compile
+ * what the push is about to); neither, nothing.
+ */
+export async function hostStateNeeds(db: Queryable, hostId: string, appliedRevision: number): Promise<"behind" | "changed" | undefined> {
   const { rows: [r] } = await db.query<{ changed: boolean; revision: string | null }>(
     `SELECT EXISTS (SELECT 1 FROM host_state_changes WHERE host_id = $1) AS changed,
             (SELECT revision FROM host_states WHERE host_id = $1) AS revision`,
     [hostId],
   );
-  return r!.changed || r!.revision === null || appliedRevision < Number(r!.revision);
+  if (r!.revision === null || appliedRevision < Number(r!.revision)) return "behind";
+  return r!.changed ? "changed" : undefined;
 }
 
 /**

@@ -3,14 +3,15 @@
 // table of its own, so a heartbeat never waits on a launch holding host
 // rows), applies power-state drift the hypervisor reports (it is
 // authoritative for power state), and answers with the host's state when the
-// agent's is older (hostState.ts).
+// agent has not applied the latest one; a change not yet compiled is pushed
+// instead (hostState.ts).
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { newId } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { Core, HostEndpoint } from "./context.js";
 import { inTransaction, type Queryable } from "./db/tx.js";
 import { Ec2Error } from "./errors.js";
-import { compileHostState, hostStateBehind } from "./hostState.js";
+import { compileHostState, hostStateNeeds } from "./hostState.js";
 
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const ENDPOINT = /^[A-Za-z0-9.:[\]-]{1,253}:\d{1,5}$/;
@@ -93,7 +94,9 @@ export async function heartbeat(core: Core, req: agent.HeartbeatRequest): Promis
     [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running],
   );
   for (const { id, state } of drifted) core.log.warn({ hostId: req.hostId, instanceId: id }, `instance found ${state === "stopped" ? "powered off: now stopped" : "running: now running"}`);
-  if (!(await hostStateBehind(core.db, req.hostId, req.appliedRevision))) return { state: undefined };
+  const needs = await hostStateNeeds(core.db, req.hostId, req.appliedRevision);
+  if (needs === "changed") core.notifyHosts([req.hostId]);
+  if (needs !== "behind") return { state: undefined };
   try {
     return { state: await compileHostState(core, req.hostId) };
   } catch (err) {

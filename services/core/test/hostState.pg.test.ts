@@ -65,16 +65,24 @@ describe("host states", () => {
     expect(ingressCidrs(stateA, x.InstanceId)).toEqual([`${y.PrivateIpAddress}/32`]);
   });
 
-  it("answers a heartbeat with a state only when the agent is behind, or something changed since", async () => {
+  it("answers a heartbeat with a state only when the agent is behind; a change not yet pushed is pushed", async () => {
     const first = (await heartbeatAt(hostA, 0)).state!;
     expect(first.instances.map((i) => i.instanceId)).toEqual([x.InstanceId]);
+    t.notified.length = 0;
     expect((await heartbeatAt(hostA, first.revision)).state).toBeUndefined();
+    expect(t.notified).toEqual([]);
+    // A change whose push never happened (the API died after the commit): the heartbeat asks for the push.
     await markHostsChanged(t.core.db, [hostA]);
-    const next = (await heartbeatAt(hostA, first.revision)).state!;
-    expect(next.revision).toBeGreaterThan(first.revision);
-    expect((await heartbeatAt(hostA, next.revision)).state).toBeUndefined();
+    expect((await heartbeatAt(hostA, first.revision)).state).toBeUndefined();
+    expect(t.notified).toEqual([[hostA]]);
+    // The push compiled a new revision, but the agent never got it: the next heartbeat carries it.
+    const pushed = await compileHostState(t.core, hostA);
+    expect(pushed.revision).toBeGreaterThan(first.revision);
+    const caughtUp = (await heartbeatAt(hostA, first.revision)).state!;
+    expect(caughtUp.revision).toBeGreaterThan(pushed.revision);
+    expect((await heartbeatAt(hostA, caughtUp.revision)).state).toBeUndefined();
     // An agent that restarted (it has applied nothing) gets the current state.
-    expect((await heartbeatAt(hostA, 0)).state!.revision).toBeGreaterThan(next.revision);
+    expect((await heartbeatAt(hostA, 0)).state!.revision).toBeGreaterThan(caughtUp.revision);
   });
 
   it("gives concurrent compiles distinct revisions", async () => {

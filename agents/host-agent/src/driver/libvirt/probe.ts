@@ -5,7 +5,7 @@
 import type { Logger } from "@cirrus/common";
 import type { CommandRunner } from "../../runner/types.js";
 
-/** kvm-probe.S assembled (238 bytes); test/probe.test.ts re-assembles and compares. */
+/** kvm-probe.S assembled (238 bytes); test/probe.integration.test.ts re-assembles and compares. */
 export const KVM_PROBE_IMAGE = Buffer.from(
   "ArCtGwAAAQD+T1HkAAAQAAAAEAAAAAAAAAAAACAAEAD6vwAABwAxwLkADAAA86vHBQAABwADEAcAxwUAEAcAAyAHAL8AIAcAuIMAAAC5AAIAAIkHBQAAIACDxwji9LgAAAcADyLYDyDgg8ggDyLguYAAAMAPMg0AAQAADzAPIMANAQAAgA8iwA8BFegAEADqlgAQAAgASMfHAAAgAEiJP0iBxwAQAABIgf8AACAEcu1Ix8EA4fUFSDHASAHISP/JdfiwEOb09Ov9Dx+AAAAAAAAAAAAAAAAAAAAAAACaIAAAAAAAAJIAABcA0AAQAA==",
   "base64",

@@ -1,4 +1,4 @@
-// What both launch benchmarks share: the round schedule (an uncounted
+// What the benchmarks share: the round schedule (an uncounted
 // warm-up round, then rounds alternating which side goes first), summary
 // statistics, the report, and the raw launch (`qemu-img create` + `virsh
 // create` of a domain XML).
