@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { repoRoot, Stack } from "@cirrus/test";
-import { orderOf, report, roundsOf } from "../src/stats.js";
+import { report, roundsOf, runRounds } from "../src/stats.js";
 
 const exec = promisify(execFile);
 
@@ -28,16 +28,10 @@ async function main(): Promise<void> {
     const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 20, MaxCount: 20 });
     await stack.waitForState(res.Instances.map((i: { InstanceId: string }) => i.InstanceId), "running");
     const env = { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` };
-    const sides = [
-      { name: "cirrus describe-instances", args: [join(repoRoot, "services/cli/bin/cirrus.js"), "describe-instances"], ms: [] as number[] },
-      { name: "node -e ''", args: ["-e", ""], ms: [] as number[] },
-    ];
-    for (let round = 0; round <= rounds; round++) {
-      for (const side of orderOf(round, sides)) {
-        const ms = await timed(side.args, env);
-        if (round > 0) side.ms.push(ms);
-      }
-    }
+    const sides = await runRounds(rounds, [
+      { name: "cirrus describe-instances", run: () => timed([join(repoRoot, "services/cli/bin/cirrus.js"), "describe-instances"], env) },
+      { name: "node -e ''", run: () => timed(["-e", ""], env) },
+    ]);
     console.log(report(`one CLI call, wall time, ${rounds} rounds after a warm-up`, sides, "npm run bench:cli -- " + rounds));
   } finally {
     await stack.stop();

@@ -37,7 +37,7 @@ import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { credentials, Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { agent } from "@cirrus/proto";
-import { commandLabel, median, option, orderOf, rawLaunch, report, rewriteXml, roundsOf, summarize, virsh } from "../src/stats.js";
+import { commandLabel, median, option, rawLaunch, report, rewriteXml, roundsOf, summarize, virsh, runRounds } from "../src/stats.js";
 
 const exec = promisify(execFile);
 const argv = process.argv.slice(2);
@@ -291,19 +291,12 @@ async function main(): Promise<void> {
       return ms;
     };
 
-    const sides = [
-      { name: "agent", launch: launchAgent, out: agentMs },
-      { name: "raw", launch: launchRaw, out: rawMs },
-    ];
-    for (let round = 0; round <= ROUNDS; round++) {
-      const line: string[] = [];
-      for (const side of orderOf(round, sides)) {
-        const ms = await side.launch(round);
-        if (round > 0) side.out.push(ms);
-        line.push(`${side.name} ${ms.toFixed(0)} ms`);
-      }
-      console.log(`${round === 0 ? "warm-up" : `round ${round}`}: ${line.join(", ")}`);
-    }
+    const [agentSide, rawSide] = await runRounds(ROUNDS, [
+      { name: "agent", run: launchAgent },
+      { name: "raw", run: launchRaw },
+    ]);
+    agentMs.push(...agentSide!.ms);
+    rawMs.push(...rawSide!.ms);
   } finally {
     client.close();
     for (const name of (await virsh("list", "--all", "--name").catch(() => "")).split("\n").map((l) => l.trim()).filter((n) => n.startsWith(domainPrefix))) {

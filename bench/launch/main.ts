@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Stack, TEST_AMI_DIR, waitUntil } from "@cirrus/test";
-import { option, orderOf, rawLaunch, report, rewriteXml, roundsOf, virsh } from "../src/stats.js";
+import { option, rawLaunch, report, rewriteXml, roundsOf, virsh, runRounds } from "../src/stats.js";
 
 const argv = process.argv.slice(2);
 const ROUNDS = roundsOf(argv, 10);
@@ -76,19 +76,12 @@ async function main(): Promise<void> {
       return ms;
     };
 
-    const sides = [
-      { name: "control plane", launch: () => launchControlPlane(), out: cp },
-      { name: "raw", launch: (round: number) => launchRaw(round), out: raw },
-    ];
-    for (let round = 0; round <= ROUNDS; round++) {
-      const line: string[] = [];
-      for (const side of orderOf(round, sides)) {
-        const ms = await side.launch(round);
-        if (round > 0) side.out.push(ms);
-        line.push(`${side.name} ${ms.toFixed(0)} ms`);
-      }
-      console.log(`${round === 0 ? "warm-up" : `round ${round}`}: ${line.join(", ")}`);
-    }
+    const [cpSide, rawSide] = await runRounds(ROUNDS, [
+      { name: "control plane", run: () => launchControlPlane() },
+      { name: "raw", run: (round: number) => launchRaw(round) },
+    ]);
+    cp.push(...cpSide!.ms);
+    raw.push(...rawSide!.ms);
   } finally {
     await stack.stop();
   }

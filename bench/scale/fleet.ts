@@ -1,9 +1,6 @@
 // The fake fleet for bench/scale, run as a child process: N real host agents
 // (runAgent with the fake driver) in one process, each with its own HostAgent
 // server, registering and heartbeating through the real HostControl API.
-// Beside them a probe host (capacity 0, so nothing is placed on it) sends a
-// heartbeat every CIRRUS_PROBE_MS and records how long each took; the parent
-// asks for those samples over IPC.
 //
 // Environment: CIRRUS_CONTROL_ENDPOINT, CIRRUS_ENROLMENT_TOKEN, FLEET_SIZE,
 // FLEET_STATE_DIR, CIRRUS_HEARTBEAT_MS, CIRRUS_CAPACITY_*.
@@ -19,7 +16,6 @@ import { agent } from "@cirrus/proto";
 const env = process.env;
 const size = Number(env.FLEET_SIZE ?? 1000);
 const stateDir = env.FLEET_STATE_DIR!;
-const probeMs = Number(env.CIRRUS_PROBE_MS ?? 100);
 const log = createLogger("fleet").child({}, { level: "warn" });
 const stop = new AbortController();
 
@@ -60,33 +56,7 @@ async function startAgents(): Promise<void> {
   }
 }
 
-/** Heartbeat round trips of the probe host, in ms, since the last `take`. */
-let samples: number[] = [];
-
-async function probe(): Promise<void> {
-  const client = new agent.HostControlClient(env.CIRRUS_CONTROL_ENDPOINT!, credentials.createInsecure());
-  const reg = await callUnary(client, client.registerHost, agent.RegisterHostRequest.fromPartial({
-    hostName: "fleet-probe", availabilityZone: env.CIRRUS_AVAILABILITY_ZONE ?? "lab-1a", vcpus: 0, memoryMib: 0, diskGib: 0,
-    hypervisor: "fake", endpoint: `127.0.0.1:${await listenPort()}`, enrolmentToken: env.CIRRUS_ENROLMENT_TOKEN,
-  }), undefined, 10_000);
-  const md = bearerMetadata(reg.hostSecret, reg.hostId);
-  while (!stop.signal.aborted) {
-    const t0 = performance.now();
-    try {
-      await callUnary(client, client.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId: reg.hostId }), md, 10_000);
-      samples.push(performance.now() - t0);
-    } catch (err) {
-      log.warn({ err: String(err) }, "probe heartbeat failed");
-    }
-    await new Promise((r) => setTimeout(r, probeMs));
-  }
-}
-
-process.on("message", (m: { take?: boolean; stop?: boolean }) => {
-  if (m.take) {
-    process.send!({ samples });
-    samples = [];
-  }
+process.on("message", (m: { stop?: boolean }) => {
   if (m.stop) {
     stop.abort();
     setTimeout(() => process.exit(0), 2000);
@@ -94,5 +64,4 @@ process.on("message", (m: { take?: boolean; stop?: boolean }) => {
 });
 
 await startAgents();
-void probe();
 process.send!({ started: size });

@@ -7,15 +7,15 @@
 //       host's heartbeat round trip (p50/p99) during the concurrent storm,
 //       against the same probe on the idle control plane.
 // N fake hosts (default 1000) register through the real HostControl API from
-// one child process (fleet.ts). The API, the worker, Postgres and Redis are
-// real.
+// one child process (fleet.ts); a probe host in another (probe.ts) times
+// its heartbeats. The API, the worker, Postgres and Redis are real.
 //
 // Usage: npm run bench:scale -- [--hosts 1000] [--count 100000] [--storm 50x100]
 import { fork } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Stack, waitUntil } from "@cirrus/test";
-import { option, percentile, summarize } from "../src/stats.js";
+import { cpuSeconds, option, percentile, pidsOf, summarize } from "../src/stats.js";
 
 const argv = process.argv.slice(2);
 const hosts = Number(option(argv, "hosts", "1000"));
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
   const fleetDir = join(stack.workDir, "fleet");
   mkdirSync(fleetDir, { recursive: true });
   let fleet: ReturnType<typeof fork> | undefined;
+  let probe: ReturnType<typeof fork> | undefined;
   try {
     await stack.start();
     const t0 = performance.now();
@@ -45,17 +46,22 @@ async function main(): Promise<void> {
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
+    probe = fork(new URL("./probe.ts", import.meta.url).pathname, [], {
+      execArgv: ["--import", "tsx"],
+      env: { ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
     const messages: unknown[] = [];
-    fleet.on("message", (m) => messages.push(m));
+    probe.on("message", (m) => messages.push(m));
     const probeSamples = async (): Promise<number[]> => {
       const before = messages.length;
-      fleet!.send({ take: true });
-      await waitUntil("probe samples", async () => messages.length > before, 10_000, 20);
+      probe!.send({ take: true });
+      await waitUntil("probe samples", async () => messages.length > before, 60_000, 20);
       return (messages.at(-1) as { samples: number[] }).samples;
     };
     await waitUntil(`${hosts} hosts alive`, async () => {
       const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM host_heartbeats WHERE last_heartbeat_at > now() - interval '30 seconds'");
-      return rows[0].n >= hosts + 1;
+      return rows[0].n >= hosts;
     }, 600_000, 1000);
     console.log(`${hosts} fake hosts registered through HostControl in ${s(performance.now() - t0)}`);
 
@@ -65,26 +71,45 @@ async function main(): Promise<void> {
     // A group with no rule naming a group: firewall state stays linear in the instances.
     const group = (await stack.call("createSecurityGroup", { GroupName: "scale", Description: "bench/scale", VpcId: vpc })).GroupId;
     console.log(`subnet ${subnet.CidrBlock}: ${subnet.AvailableIpAddressCount} free addresses`);
+    /** CPU seconds each part of the system has used so far. */
+    const cpu = () => ({
+      api: cpuSeconds(stack.api.child!.pid!),
+      worker: cpuSeconds(stack.workers[0]!.child!.pid!),
+      fleet: cpuSeconds(fleet!.pid!),
+      postgres: pidsOf("postgres").reduce((n, pid) => n + cpuSeconds(pid), 0),
+      redis: pidsOf("redis-server").reduce((n, pid) => n + cpuSeconds(pid), 0),
+    });
+    const cpuLine = (before: ReturnType<typeof cpu>) => {
+      const now = cpu();
+      return `    CPU seconds: ${Object.entries(now).map(([k, v]) => `${k} ${(v - before[k as keyof typeof now]).toFixed(1)}`).join(", ")}`;
+    };
     const launch = (n: number) => stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: n, MaxCount: n, SubnetId: subnet.SubnetId, SecurityGroupIds: [group] }, 600_000);
     const running = async (reservation: string) =>
       (await stack.pool.query("SELECT count(*) FILTER (WHERE state = 'running')::int AS n FROM instances WHERE reservation_id = $1", [reservation])).rows[0].n as number;
 
     // (a) one big launch.
     await probeSamples();
+    const cpuA = cpu();
     const a0 = performance.now();
     const big = await launch(count);
     const placedMs = performance.now() - a0;
     await waitUntil(`${count} instances running`, async () => (await running(big.ReservationId)) === count, 900_000, 500);
     const runningMs = performance.now() - a0 - placedMs;
     console.log(`\n(a) one RunInstances of ${count}: placed in ${s(placedMs)} (${Math.round(count / (placedMs / 1000))} placements/s); all running ${s(runningMs)} later`);
+    console.log(cpuLine(cpuA));
 
-    // (b) concurrent against sequential, and heartbeats during the storm.
+    // (b) concurrent against sequential, and heartbeats during the storm
+    // against heartbeats on the quiet control plane just before it.
     await new Promise((r) => setTimeout(r, heartbeatMs));
+    await probeSamples();
+    await new Promise((r) => setTimeout(r, 2 * heartbeatMs));
     const idle = await probeSamples();
+    const cpuB = cpu();
     const c0 = performance.now();
     await Promise.all(Array.from({ length: stormCalls }, () => launch(stormEach)));
     const concurrentMs = performance.now() - c0;
     const storm = await probeSamples();
+    const stormCpu = cpuLine(cpuB);
     const q0 = performance.now();
     for (let i = 0; i < stormCalls; i++) await launch(stormEach);
     const sequentialMs = performance.now() - q0;
@@ -93,18 +118,21 @@ async function main(): Promise<void> {
     console.log(`    concurrent  ${s(concurrentMs)}  ${Math.round(total / (concurrentMs / 1000))} instances/s`);
     console.log(`    sequential  ${s(sequentialMs)}  ${Math.round(total / (sequentialMs / 1000))} instances/s`);
     console.log(`    concurrent / sequential throughput: ${(sequentialMs / concurrentMs).toFixed(2)}x`);
+    console.log(`  during the concurrent storm:\n${stormCpu}`);
     const line = (name: string, xs: number[]) => {
       const m = summarize(xs);
       return `    ${name.padEnd(22)} n=${String(m.n).padStart(4)}  p50 ${percentile(xs, 50).toFixed(1)} ms  p99 ${percentile(xs, 99).toFixed(1)} ms  max ${m.max.toFixed(1)} ms`;
     };
     console.log("    probe heartbeat round trip:");
-    console.log(line("idle control plane", idle));
+    console.log(line("quiet control plane", idle));
     console.log(line("during the storm", storm));
     console.log(`\nreproduce: npm run bench:scale -- --hosts ${hosts} --count ${count} --storm ${stormCalls}x${stormEach}`);
   } finally {
+    probe?.send({ stop: true });
     fleet?.send({ stop: true });
     await new Promise((r) => setTimeout(r, 2500));
     fleet?.kill("SIGKILL");
+    probe?.kill("SIGKILL");
     await stack.stop();
   }
 }

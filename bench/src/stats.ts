@@ -3,6 +3,7 @@
 // statistics, the report, and the raw launch (`qemu-img create` + `virsh
 // create` of a domain XML).
 import { execFile } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { promisify } from "node:util";
 
 const exec = promisify(execFile);
@@ -59,6 +60,31 @@ export function report(title: string, sides: ReadonlyArray<{ name: string; ms: r
  */
 export function orderOf<T>(round: number, sides: readonly T[]): T[] {
   return round % 2 === 0 ? [...sides] : [...sides].reverse();
+}
+
+/** One side of a comparison: what it is called and how one round of it runs (resolving with its milliseconds). */
+export interface Side {
+  name: string;
+  run(round: number): Promise<number>;
+}
+
+/**
+ * Runs a warm-up round and then `rounds` counted rounds of every side, in
+ * the alternating order of `orderOf`, printing each round; resolves with
+ * the counted milliseconds of each side, in the order given.
+ */
+export async function runRounds(rounds: number, sides: readonly Side[]): Promise<{ name: string; ms: number[] }[]> {
+  const out = sides.map((s) => ({ name: s.name, ms: [] as number[] }));
+  for (let round = 0; round <= rounds; round++) {
+    const line: string[] = [];
+    for (const side of orderOf(round, sides)) {
+      const ms = await side.run(round);
+      if (round > 0) out[sides.indexOf(side)]!.ms.push(ms);
+      line.push(`${side.name} ${ms.toFixed(0)} ms`);
+    }
+    console.log(`${round === 0 ? "warm-up" : `round ${round}`}: ${line.join(", ")}`);
+  }
+  return out;
 }
 
 /** `--name=value` or `--name value` from argv, else the fallback. */
@@ -126,4 +152,26 @@ export function commandLabel(argv: readonly string[]): string {
     words.push(x);
   }
   return words.join(" ");
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 when it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    // utime and stime are the 12th and 13th fields after the command name, in clock ticks (100 Hz on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The pids of every process whose command name is `name` (e.g. postgres). */
+export function pidsOf(name: string): number[] {
+  return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === name;
+    } catch {
+      return false;
+    }
+  });
 }

@@ -17,3 +17,7 @@ CREATE TABLE host_state_changes (
   host_id text NOT NULL
 );
 CREATE INDEX host_state_changes_host ON host_state_changes (host_id);
+
+-- When the revision was compiled: a heartbeat behind a revision compiled a
+-- moment ago leaves its delivery to the push that is on its way.
+ALTER TABLE host_states ADD COLUMN compiled_at timestamptz NOT NULL DEFAULT now();

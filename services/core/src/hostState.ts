@@ -14,6 +14,8 @@ import { hostNetworkState } from "./network/hostState.js";
 
 /** Room left in a message for gRPC's own framing. */
 const ENVELOPE_BYTES = 4096;
+/** How long a freshly compiled state is left to its push before heartbeats deliver it instead. */
+const PUSH_GRACE_MS = 2000;
 
 /**
  * Marks these hosts' states changed, inside the transaction that changes
@@ -27,18 +29,18 @@ export async function markHostsChanged(db: Queryable, hostIds: readonly string[]
 
 /**
  * What a heartbeat from an agent at `appliedRevision` calls for: `behind`,
- * the agent has not applied the latest state (it missed a push, or
- * restarted), so the answer carries a new one; `changed`, a change marked
- * the host since, which a push will deliver (so heartbeats never compile
- * what the push is about to); neither, nothing.
+ * the agent has not applied a state compiled more than PUSH_GRACE_MS ago
+ * (it missed a push, or restarted), so the answer carries a new one;
+ * `changed`, a change marked the host since, which a push will deliver (so
+ * heartbeats never compile what a push is about to); neither, nothing.
  */
 export async function hostStateNeeds(db: Queryable, hostId: string, appliedRevision: number): Promise<"behind" | "changed" | undefined> {
-  const { rows: [r] } = await db.query<{ changed: boolean; revision: string | null }>(
-    `SELECT EXISTS (SELECT 1 FROM host_state_changes WHERE host_id = $1) AS changed,
-            (SELECT revision FROM host_states WHERE host_id = $1) AS revision`,
-    [hostId],
+  const { rows: [r] } = await db.query<{ changed: boolean; revision: string | null; settled: boolean | null }>(
+    `SELECT EXISTS (SELECT 1 FROM host_state_changes WHERE host_id = $1) AS changed, s.revision, s.compiled_at < now() - $2 * interval '1 millisecond' AS settled
+       FROM (SELECT 1) one LEFT JOIN host_states s ON s.host_id = $1`,
+    [hostId, PUSH_GRACE_MS],
   );
-  if (r!.revision === null || appliedRevision < Number(r!.revision)) return "behind";
+  if (r!.revision === null || (appliedRevision < Number(r!.revision) && (r!.settled || appliedRevision === 0))) return "behind";
   return r!.changed ? "changed" : undefined;
 }
 
@@ -54,7 +56,8 @@ export async function hostStateNeeds(db: Queryable, hostId: string, appliedRevis
 export async function compileHostState(core: Pick<Core, "db" | "config" | "log">, hostId: string, maxBytes = AGENT_MAX_MESSAGE_BYTES - ENVELOPE_BYTES): Promise<agent.HostState> {
   return inTransaction(core.db, async (db) => {
     const { rows: [r] } = await db.query<{ revision: string }>(
-      "INSERT INTO host_states (host_id, revision) VALUES ($1, 1) ON CONFLICT (host_id) DO UPDATE SET revision = host_states.revision + 1 RETURNING revision",
+      `INSERT INTO host_states (host_id, revision) VALUES ($1, 1)
+       ON CONFLICT (host_id) DO UPDATE SET revision = host_states.revision + 1, compiled_at = now() RETURNING revision`,
       [hostId],
     );
     await db.query("DELETE FROM host_state_changes WHERE host_id = $1", [hostId]);

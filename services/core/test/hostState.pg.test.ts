@@ -75,9 +75,12 @@ describe("host states", () => {
     await markHostsChanged(t.core.db, [hostA]);
     expect((await heartbeatAt(hostA, first.revision)).state).toBeUndefined();
     expect(t.notified).toEqual([[hostA]]);
-    // The push compiled a new revision, but the agent never got it: the next heartbeat carries it.
+    // The push compiled a new revision: heartbeats leave it to the push for a moment…
     const pushed = await compileHostState(t.core, hostA);
     expect(pushed.revision).toBeGreaterThan(first.revision);
+    expect((await heartbeatAt(hostA, first.revision)).state).toBeUndefined();
+    // …and once it has had its time without reaching the agent, the next heartbeat carries a state.
+    await t.core.db.query("UPDATE host_states SET compiled_at = now() - interval '1 minute' WHERE host_id = $1", [hostA]);
     const caughtUp = (await heartbeatAt(hostA, first.revision)).state!;
     expect(caughtUp.revision).toBeGreaterThan(pushed.revision);
     expect((await heartbeatAt(hostA, caughtUp.revision)).state).toBeUndefined();

@@ -46,7 +46,10 @@ export async function enqueueInstanceSteps(core: Core, rows: readonly { id: stri
 }
 
 async function load(db: Queryable, ids: readonly string[]): Promise<Map<string, StepRow>> {
-  const { rows } = await db.query<StepRow>(`${instanceSpecSql("h.endpoint, h.secret")} JOIN hosts h ON h.id = i.host_id WHERE i.id = ANY($1)`, [ids]);
+  const { rows } = await db.query<StepRow>(
+    `${instanceSpecSql("i.state, i.task, i.task_seq, i.stop_force, i.host_id, h.endpoint, h.secret")} JOIN hosts h ON h.id = i.host_id WHERE i.id = ANY($1)`,
+    [ids],
+  );
   return new Map(rows.map((r) => [r.id, r]));
 }
 

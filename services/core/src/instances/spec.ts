@@ -22,13 +22,12 @@ export interface InstanceSpecRow {
 }
 
 /**
- * SQL selecting what InstanceSpecRow needs (plus every instance column);
- * callers add joins and WHERE. Aliases: i (instances), m (images), s (subnets).
- * `private_ip` comes twice (i.* and host()); node-pg keeps the last, the bare address.
+ * SQL selecting what InstanceSpecRow needs, plus `extraColumns`; callers add
+ * joins and WHERE. Aliases: i (instances), m (images), s (subnets).
  */
 export function instanceSpecSql(extraColumns = ""): string {
-  return `SELECT i.*, host(i.private_ip) AS private_ip, m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline,
-      s.cidr::text AS subnet_cidr${extraColumns ? `, ${extraColumns}` : ""}
+  return `SELECT i.id, i.vcpus, i.memory_mib, i.disk_gib, i.image_id, i.subnet_id, host(i.private_ip) AS private_ip,
+      m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline, s.cidr::text AS subnet_cidr${extraColumns ? `, ${extraColumns}` : ""}
     FROM instances i JOIN images m ON m.id = i.image_id LEFT JOIN subnets s ON s.id = i.subnet_id`;
 }
 
