@@ -6,12 +6,10 @@
 // FLEET_STATE_DIR, CIRRUS_HEARTBEAT_MS, CIRRUS_CAPACITY_*.
 import { setMaxListeners } from "node:events";
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { credentials } from "@grpc/grpc-js";
-import { bearerMetadata, callUnary, createLogger } from "@cirrus/common";
-import { loadConfig, runAgent } from "@cirrus/host-agent";
 import { createServer } from "node:net";
-import { agent } from "@cirrus/proto";
+import { join } from "node:path";
+import { createLogger } from "@cirrus/common";
+import { loadConfig, runAgent } from "@cirrus/host-agent";
 
 const env = process.env;
 const size = Number(env.FLEET_SIZE ?? 1000);

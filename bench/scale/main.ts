@@ -28,7 +28,11 @@ const vcpusPerHost = Math.ceil(((count + 2 * stormCalls * stormEach) * 1.2) / ho
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 async function main(): Promise<void> {
-  const stack = new Stack({ apiEnv: { CIRRUS_VPC_MIN_PREFIX: "13", CIRRUS_HOST_DEAD_AFTER_MS: String(heartbeatMs * 6) }, workerEnv: { CIRRUS_WORKER_CONCURRENCY: "32" } });
+  // Logging at info, as deployed (the test stack's debug logs every call).
+  const stack = new Stack({
+    apiEnv: { CIRRUS_LOG_LEVEL: "info", CIRRUS_VPC_MIN_PREFIX: "13", CIRRUS_HOST_DEAD_AFTER_MS: String(heartbeatMs * 6) },
+    workerEnv: { CIRRUS_LOG_LEVEL: "info", CIRRUS_WORKER_CONCURRENCY: "32" },
+  });
   const fleetDir = join(stack.workDir, "fleet");
   mkdirSync(fleetDir, { recursive: true });
   let fleet: ReturnType<typeof fork> | undefined;

@@ -1,39 +1,33 @@
-// The API service: the compute API (gRPC, with health and reflection) and the
-// agent-facing HostControl API, both thin adapters over the core, backed by
-// Postgres, handing lifecycle work to the workers through BullMQ.
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+// The API service: the compute API (gRPC, with health and reflection) and,
+// on a thread of its own (hostControl/start.ts), the agent-facing HostControl
+// API: thin adapters over the core, backed by Postgres, handing lifecycle
+// work to the workers through BullMQ.
+import { Server } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { AgentClients, agentChannelOptions, createLogger } from "@cirrus/common";
+import { AgentClients, createLogger } from "@cirrus/common";
 import { LifecycleQueue } from "@cirrus/common/queue";
 import { createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, syncAddressPool, type Principal } from "@cirrus/core";
-import { agent, compute, computeProtoFile, protoRoot } from "@cirrus/proto";
+import { compute, computeProtoFile, protoRoot } from "@cirrus/proto";
 import { loadApiConfig } from "./config.js";
 import { computeImplementation } from "./grpc/computeServer.js";
-import { hostControlHandlers } from "./grpc/hostControlServer.js";
+import { bind } from "./grpc/bind.js";
+import { startHostControl } from "./hostControl/start.js";
 
 const log = createLogger("api");
 
-function bind(server: Server, addr: string): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync(addr, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
-}
-
 async function main(): Promise<void> {
   const config = loadApiConfig();
-  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: 20 });
+  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: 20, application_name: "cirrus-api" });
   db.on("error", (err) => log.error({ err }, "postgres pool error"));
   await migrate(db, log);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new LifecycleQueue(redis, config.CIRRUS_QUEUE_PREFIX);
   const agents = new AgentClients();
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
-  // Agents' calls have connections of their own: a storm of launches holding
-  // every connection of the main pool must not delay a heartbeat.
-  const controlDb = new pg.Pool({ connectionString: config.DATABASE_URL, max: 8 });
-  controlDb.on("error", (err) => log.error({ err }, "postgres pool error"));
   // Until accounts and signatures arrive, every compute call acts as the default account.
   const principal: Principal = { accountId: config.CIRRUS_DEFAULT_ACCOUNT_ID, operator: false };
 
@@ -47,20 +41,18 @@ async function main(): Promise<void> {
   new ReflectionService(loadSync(computeProtoFile, { includeDirs: [protoRoot] })).addToServer(api);
   const apiPort = await bind(api, config.CIRRUS_API_LISTEN);
 
-  const control = new Server(agentChannelOptions);
-  control.addService(agent.HostControlService, hostControlHandlers({ ...core, db: controlDb }, config.CIRRUS_ENROLMENT_TOKEN));
-  const controlPort = await bind(control, config.CIRRUS_CONTROL_LISTEN);
-  log.info({ listen: config.CIRRUS_API_LISTEN, port: apiPort, controlListen: config.CIRRUS_CONTROL_LISTEN, controlPort }, "api serving");
+  const control = await startHostControl(core);
+  log.info({ listen: config.CIRRUS_API_LISTEN, port: apiPort, controlListen: config.CIRRUS_CONTROL_LISTEN, controlPort: control.port }, "api serving");
 
   const shutdown = async (signal: string) => {
     log.info({ signal }, "shutting down");
     health.setStatus("", "NOT_SERVING");
-    await Promise.all([new Promise((r) => api.tryShutdown(r)), new Promise((r) => control.tryShutdown(r))]);
+    await Promise.all([new Promise((r) => api.tryShutdown(r)), control.stop()]);
     await core.idle();
     agents.close();
     await queue.close();
     redis.disconnect();
-    await Promise.all([db.end(), controlDb.end()]);
+    await db.end();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

@@ -27,6 +27,20 @@ export async function markHostsChanged(db: Queryable, hostIds: readonly string[]
   return unique;
 }
 
+/** Whether a host's state has changed since it was last compiled, and the last compiled revision and whether it is older than PUSH_GRACE_MS (null when none was compiled). */
+export interface HostStateStatus {
+  changed: boolean;
+  revision: string | null;
+  settled: boolean | null;
+}
+
+/** Select-list columns giving the HostStateStatus of the host whose id is the parameter `hostParam` (such as "$1"), for the heartbeat's one statement. */
+export function hostStateStatusColumns(hostParam: string): string {
+  return `EXISTS (SELECT 1 FROM host_state_changes WHERE host_id = ${hostParam}) AS changed,
+          (SELECT revision FROM host_states WHERE host_id = ${hostParam}) AS revision,
+          (SELECT compiled_at < now() - interval '${PUSH_GRACE_MS} milliseconds' FROM host_states WHERE host_id = ${hostParam}) AS settled`;
+}
+
 /**
  * What a heartbeat from an agent at `appliedRevision` calls for: `behind`,
  * the agent has not applied a state compiled more than PUSH_GRACE_MS ago
@@ -34,14 +48,9 @@ export async function markHostsChanged(db: Queryable, hostIds: readonly string[]
  * `changed`, a change marked the host since, which a push will deliver (so
  * heartbeats never compile what a push is about to); neither, nothing.
  */
-export async function hostStateNeeds(db: Queryable, hostId: string, appliedRevision: number): Promise<"behind" | "changed" | undefined> {
-  const { rows: [r] } = await db.query<{ changed: boolean; revision: string | null; settled: boolean | null }>(
-    `SELECT EXISTS (SELECT 1 FROM host_state_changes WHERE host_id = $1) AS changed, s.revision, s.compiled_at < now() - $2 * interval '1 millisecond' AS settled
-       FROM (SELECT 1) one LEFT JOIN host_states s ON s.host_id = $1`,
-    [hostId, PUSH_GRACE_MS],
-  );
-  if (r!.revision === null || (appliedRevision < Number(r!.revision) && (r!.settled || appliedRevision === 0))) return "behind";
-  return r!.changed ? "changed" : undefined;
+export function hostStateNeeds(status: HostStateStatus, appliedRevision: number): "behind" | "changed" | undefined {
+  if (status.revision === null || (appliedRevision < Number(status.revision) && (status.settled || appliedRevision === 0))) return "behind";
+  return status.changed ? "changed" : undefined;
 }
 
 /**

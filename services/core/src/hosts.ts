@@ -11,7 +11,10 @@ import { agent } from "@cirrus/proto";
 import type { Core, HostEndpoint } from "./context.js";
 import { inTransaction, type Queryable } from "./db/tx.js";
 import { Ec2Error } from "./errors.js";
-import { compileHostState, hostStateNeeds } from "./hostState.js";
+import { compileHostState, hostStateNeeds, hostStateStatusColumns, type HostStateStatus } from "./hostState.js";
+
+/** What HostControl runs on: a Core without the compute side (requests, lifecycle jobs, agent calls), as its own thread builds it. */
+export type HostControlCore = Pick<Core, "db" | "config" | "log" | "notifyHosts">;
 
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const ENDPOINT = /^[A-Za-z0-9.:[\]-]{1,253}:\d{1,5}$/;
@@ -34,7 +37,7 @@ export async function hostEndpoint(db: Queryable, hostId: string): Promise<HostE
  * its secret). Re-registering with the secret keeps it; enrolling with the
  * token issues a new one.
  */
-export async function registerHost(core: Core, enrolmentToken: string, req: agent.RegisterHostRequest): Promise<agent.RegisterHostResponse> {
+export async function registerHost(core: HostControlCore, enrolmentToken: string, req: agent.RegisterHostRequest): Promise<agent.RegisterHostResponse> {
   if (!HOST_NAME.test(req.hostName)) throw new Ec2Error("InvalidParameterValue", "Invalid host name");
   if (!ENDPOINT.test(req.endpoint)) throw new Ec2Error("InvalidParameterValue", "Invalid agent endpoint");
   if (!core.config.zones.includes(req.availabilityZone)) throw new Ec2Error("InvalidParameterValue", `Unknown availability zone: ${req.availabilityZone}`);
@@ -65,36 +68,44 @@ export async function registerHost(core: Core, enrolmentToken: string, req: agen
 }
 
 /** Authenticates an agent's call: the host id must exist and the secret match. */
-export async function authenticateHost(core: Core, hostId: string, secret: string | undefined): Promise<void> {
-  const { rows: [host] } = await core.db.query<{ secret: string }>("SELECT secret FROM hosts WHERE id = $1", [hostId]);
+export async function authenticateHost(core: HostControlCore, hostId: string, secret: string | undefined): Promise<void> {
+  const { rows: [host] } = await core.db.query<{ secret: string }>({ name: "host-secret", text: "SELECT secret FROM hosts WHERE id = $1", values: [hostId] });
   if (!host || !secret || !sameSecret(host.secret, secret)) throw new Ec2Error("AuthFailure", "Host authentication failed");
 }
 
 /** Records that the host is alive now. */
+const BEAT_SQL = "INSERT INTO host_heartbeats (host_id, last_heartbeat_at) VALUES ($1, now()) ON CONFLICT (host_id) DO UPDATE SET last_heartbeat_at = now()";
 async function beat(db: Queryable, hostId: string): Promise<void> {
-  await db.query(
-    "INSERT INTO host_heartbeats (host_id, last_heartbeat_at) VALUES ($1, now()) ON CONFLICT (host_id) DO UPDATE SET last_heartbeat_at = now()",
-    [hostId],
-  );
+  await db.query(BEAT_SQL, [hostId]);
 }
 
-export async function heartbeat(core: Core, req: agent.HeartbeatRequest): Promise<agent.HeartbeatResponse> {
-  await beat(core.db, req.hostId);
+/**
+ * A heartbeat's work in one statement (at fleet scale HostControl answers
+ * hundreds a second): refresh the host's liveness; apply power-state drift,
+ * only to idle instances whose state is older than the grace period, so a
+ * report taken just before a worker's step landed cannot undo that step
+ * (anything not reported has no domain at all); and read the host state's
+ * status. $1 host, $2 drift grace (ms), $3 instances reported running.
+ */
+const HEARTBEAT_SQL = `
+  WITH beat AS (${BEAT_SQL}),
+       drifted AS (
+         UPDATE instances SET state = CASE WHEN state = 'running' THEN 'stopped' ELSE 'running' END, state_changed_at = now(),
+                state_reason_code = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown' ELSE '' END,
+                state_reason_message = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown: the host found the instance powered off' ELSE '' END
+          WHERE host_id = $1 AND task IS NULL AND state_changed_at < now() - $2 * interval '1 millisecond'
+            AND ((state = 'running' AND NOT (id = ANY($3))) OR (state = 'stopped' AND id = ANY($3)))
+          RETURNING id, state)
+  SELECT coalesce((SELECT json_agg(json_build_object('id', id, 'state', state)) FROM drifted), '[]') AS drifted,
+         ${hostStateStatusColumns("$1")}`;
+
+export async function heartbeat(core: HostControlCore, req: agent.HeartbeatRequest): Promise<agent.HeartbeatResponse> {
   const running = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_RUNNING).map((i) => i.instanceId);
-  // Drift is applied only to idle instances whose state is older than the
-  // grace period, so a report taken just before a worker's step landed
-  // cannot undo that step. Anything not reported has no domain at all.
-  const { rows: drifted } = await core.db.query<{ id: string; state: string }>(
-    `UPDATE instances SET state = CASE WHEN state = 'running' THEN 'stopped' ELSE 'running' END, state_changed_at = now(),
-            state_reason_code = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown' ELSE '' END,
-            state_reason_message = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown: the host found the instance powered off' ELSE '' END
-      WHERE host_id = $1 AND task IS NULL AND state_changed_at < now() - $2 * interval '1 millisecond'
-        AND ((state = 'running' AND NOT (id = ANY($3))) OR (state = 'stopped' AND id = ANY($3)))
-      RETURNING id, state`,
-    [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running],
+  const { rows: [r] } = await core.db.query<HostStateStatus & { drifted: { id: string; state: string }[] }>(
+    { name: "heartbeat", text: HEARTBEAT_SQL, values: [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running] },
   );
-  for (const { id, state } of drifted) core.log.warn({ hostId: req.hostId, instanceId: id }, `instance found ${state === "stopped" ? "powered off: now stopped" : "running: now running"}`);
-  const needs = await hostStateNeeds(core.db, req.hostId, req.appliedRevision);
+  for (const { id, state } of r!.drifted) core.log.warn({ hostId: req.hostId, instanceId: id }, `instance found ${state === "stopped" ? "powered off: now stopped" : "running: now running"}`);
+  const needs = hostStateNeeds(r!, req.appliedRevision);
   if (needs === "changed") core.notifyHosts([req.hostId]);
   if (needs !== "behind") return { state: undefined };
   try {
@@ -107,7 +118,7 @@ export async function heartbeat(core: Core, req: agent.HeartbeatRequest): Promis
 }
 
 /** An instance's user data, for the metadata service of its host; NotFound unless it is on that host and not terminated. */
-export async function userData(core: Core, hostId: string, instanceId: string): Promise<agent.UserData> {
+export async function userData(core: HostControlCore, hostId: string, instanceId: string): Promise<agent.UserData> {
   const { rows: [r] } = await core.db.query<{ user_data: string }>(
     "SELECT user_data FROM instances WHERE id = $1 AND host_id = $2 AND state <> 'terminated'",
     [instanceId, hostId],

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCapacity, claimCapacity } from "../src/instances/claims.js";
 import { runInstancesOperation } from "../src/instances/run.js";
+import { vpcOperations } from "../src/network/vpcs.js";
 import { addHost, addImage, testCore, type TestCore } from "./pg.js";
 
 let t: TestCore;
@@ -38,11 +39,11 @@ describe("capacity claims", () => {
     const two = await t.core.db.connect();
     try {
       await one.query("BEGIN");
-      expect(await claimCapacity(one, new Map([[a, 2]]), nano)).toEqual([]);
+      expect(await claimCapacity(one, new Map([[a, 2]]), nano)).toEqual({ full: [], busy: [] });
       await two.query("BEGIN");
       // A wait for `one`'s lock would end in this error instead of a result.
       await two.query("SET LOCAL lock_timeout = '2s'");
-      expect(await claimCapacity(two, new Map([[b, 2]]), nano)).toEqual([]);
+      expect(await claimCapacity(two, new Map([[b, 2]]), nano)).toEqual({ full: [], busy: [] });
       await two.query("COMMIT");
       await one.query("COMMIT");
       expect([await used(a), await used(b)]).toEqual([2, 2]);
@@ -52,18 +53,20 @@ describe("capacity claims", () => {
     }
   });
 
-  it("a claim that no longer fits after the other commits is reported, and nothing is claimed", async () => {
+  it("a host another claim holds is reported busy, or waited for and then found full; nothing is claimed on it", async () => {
     const h = await addHost(t.core, "claim-c", { vcpus: 2, memoryMib: 4096, diskGib: 40 });
     const one = await t.core.db.connect();
     const two = await t.core.db.connect();
     try {
       await one.query("BEGIN");
-      expect(await claimCapacity(one, new Map([[h, 2]]), nano)).toEqual([]);
+      expect(await claimCapacity(one, new Map([[h, 2]]), nano)).toEqual({ full: [], busy: [] });
       await two.query("BEGIN");
-      const second = claimCapacity(two, new Map([[h, 1]]), nano);
+      // Without waiting, the host is reported busy at once; waiting, it is found full once `one` commits.
+      expect(await claimCapacity(two, new Map([[h, 1]]), nano)).toEqual({ full: [], busy: [h] });
+      const second = claimCapacity(two, new Map([[h, 1]]), nano, { wait: true });
       await someoneWaitsForALock();
       await one.query("COMMIT");
-      expect(await second).toEqual([h]);
+      expect(await second).toEqual({ full: [h], busy: [] });
       await two.query("COMMIT");
       expect(await used(h)).toBe(2);
     } finally {
@@ -74,23 +77,53 @@ describe("capacity claims", () => {
 });
 
 describe("RunInstances placement", () => {
-  it("plans again on another host when the chosen one filled up between plan and claim", async () => {
-    // Spread prefers the larger, emptier host; an open transaction fills it without committing yet.
+  it("plans around a host another launch holds, without waiting for it", async () => {
+    // Spread prefers the larger, emptier host; another launch in flight holds it.
     const big = await addHost(t.core, "replan-big", { vcpus: 8, memoryMib: 8192, diskGib: 80 }, "lab-1a");
     const small = await addHost(t.core, "replan-small", { vcpus: 2, memoryMib: 8192, diskGib: 80 }, "lab-1a");
     await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus WHERE name LIKE 'claim-%'");
-    const filler = await t.core.db.connect();
+    const holder = await t.core.db.connect();
     try {
-      await filler.query("BEGIN");
-      await filler.query("UPDATE hosts SET used_vcpus = 8 WHERE id = $1", [big]);
-      const launch = run(1);
-      await someoneWaitsForALock();
-      await filler.query("COMMIT");
-      const res = await launch;
+      await holder.query("BEGIN");
+      await claimCapacity(holder, new Map([[big, 1]]), nano);
+      // The launch must not queue behind the holder: it finishes while the holder is still open.
+      const res = await run(1);
       expect(await hostOf(res.Instances[0]!.InstanceId)).toBe(small);
-      expect([await used(big), await used(small)]).toEqual([8, 1]);
+      await holder.query("COMMIT");
+      expect([await used(big), await used(small)]).toEqual([1, 1]);
     } finally {
-      filler.release();
+      holder.release();
+    }
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus WHERE id = ANY($1)", [[big, small]]);
+  });
+
+  it("waits for hosts other launches hold when only they have room, and plans again if they filled up", async () => {
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus");
+    const roomy = await addHost(t.core, "wait-roomy", { vcpus: 4, memoryMib: 8192, diskGib: 80 }, "lab-1a");
+    const later = await addHost(t.core, "wait-later", { vcpus: 4, memoryMib: 8192, diskGib: 80 }, "lab-1a");
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus WHERE id = $1", [later]);
+    const holder = await t.core.db.connect();
+    try {
+      // The only host with room is held by a launch in flight: the launch waits for it and places there once it commits with room left.
+      await holder.query("BEGIN");
+      await claimCapacity(holder, new Map([[roomy, 2]]), nano);
+      const first = run(2, 2);
+      await someoneWaitsForALock();
+      await holder.query("COMMIT");
+      for (const i of (await first).Instances) expect(await hostOf(i.InstanceId)).toBe(roomy);
+      expect(await used(roomy)).toBe(4);
+      // Held and filled by the other launch while a host frees up elsewhere: the waiting launch plans again there.
+      await t.core.db.query("UPDATE hosts SET used_vcpus = 2 WHERE id = $1", [roomy]);
+      await holder.query("BEGIN");
+      await claimCapacity(holder, new Map([[roomy, 2]]), nano);
+      const second = run(1, 1);
+      await someoneWaitsForALock();
+      await t.core.db.query("UPDATE hosts SET used_vcpus = 0 WHERE id = $1", [later]);
+      await holder.query("COMMIT");
+      expect(await hostOf((await second).Instances[0]!.InstanceId)).toBe(later);
+      expect([await used(roomy), await used(later)]).toEqual([4, 1]);
+    } finally {
+      holder.release();
     }
   });
 
@@ -121,6 +154,28 @@ describe("RunInstances placement", () => {
     expect(Math.max(...usage)).toBeLessThanOrEqual(5);
     expect(usage.reduce((a, b) => a + b, 0)).toBe(placed);
     expect(placed).toBeGreaterThan(40);
+  });
+});
+
+describe("address claims", () => {
+  it("in a new subnet are planned on the free-address index, not as a sort of the whole subnet", async () => {
+    const large = await testCore({ CIRRUS_VPC_MIN_PREFIX: "13" });
+    try {
+      const ctx = large.ctx();
+      const op = (name: string) => vpcOperations.find((o) => o.name === name)!.handler;
+      const vpc = (await op("CreateVpc")(ctx, { CidrBlock: "10.64.0.0/13", TagSpecifications: [] })) as { Vpc: { VpcId: string } };
+      const subnet = (await op("CreateSubnet")(ctx, { VpcId: vpc.Vpc.VpcId, CidrBlock: "10.64.0.0/14", AvailabilityZone: "", TagSpecifications: [] })) as { Subnet: { SubnetId: string } };
+      // The free-address pick of claimAddresses.
+      const { rows } = await large.core.db.query(
+        "EXPLAIN SELECT ip FROM subnet_addresses WHERE subnet_id = $1 AND instance_id IS NULL ORDER BY ip LIMIT 100 FOR UPDATE SKIP LOCKED",
+        [subnet.Subnet.SubnetId],
+      );
+      const plan = rows.map((r: Record<string, string>) => r["QUERY PLAN"]).join("\n");
+      expect(plan).toContain("Index Scan using subnet_addresses_free");
+      expect(plan).not.toContain("Sort");
+    } finally {
+      await large.close();
+    }
   });
 });
 

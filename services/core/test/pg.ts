@@ -66,6 +66,13 @@ export async function testCore(env: Record<string, string> = {}): Promise<TestCo
       await db.end();
       const a = new pg.Client({ connectionString: ADMIN_URL });
       await a.connect();
+      // The pool's connections end asynchronously: a forced drop while one is
+      // still closing would send it an error no one listens for any more.
+      for (let i = 0; i < 100; i++) {
+        const { rows } = await a.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [name]);
+        if (rows[0].n === 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await a.end();
     },

@@ -26,7 +26,7 @@ function every(ms: number, what: string, fn: () => Promise<void>): () => void {
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
-  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.CIRRUS_WORKER_CONCURRENCY + 4 });
+  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.CIRRUS_WORKER_CONCURRENCY + 4, application_name: "cirrus-worker" });
   db.on("error", (err) => log.error({ err }, "postgres pool error"));
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new LifecycleQueue(connection, config.CIRRUS_QUEUE_PREFIX);

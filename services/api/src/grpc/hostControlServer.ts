@@ -2,11 +2,11 @@
 // RegisterHost is authenticated with the host id and secret in the call
 // metadata.
 import { bearerFrom } from "@cirrus/common";
-import { authenticateHost, Ec2Error, heartbeat, registerHost, userData, type Core } from "@cirrus/core";
+import { authenticateHost, Ec2Error, heartbeat, registerHost, userData, type HostControlCore } from "@cirrus/core";
 import type { agent } from "@cirrus/proto";
 import { unaryHandler } from "./handler.js";
 
-export function hostControlHandlers(core: Core, enrolmentToken: string): agent.HostControlServer {
+export function hostControlHandlers(core: HostControlCore, enrolmentToken: string): agent.HostControlServer {
   const log = core.log.child({ rpc: "HostControl" });
   const onError = (err: unknown) => {
     if (err instanceof Ec2Error && err.code !== "InternalError") log.warn({ code: err.code }, err.message);

@@ -9,13 +9,19 @@
 //
 // Host capacity is claimed without a global lock, in the way of OpenStack
 // Placement: the claim is a conditional update of just the chosen hosts
-// ("add n instances where that still fits"), taking their row locks in id
-// order (no deadlocks) only for the rest of the claiming transaction. The
-// locks are FOR NO KEY UPDATE, which does not conflict with the key-share
-// locks that inserting instances (foreign key to hosts) takes. Two
-// launches on different hosts never wait for each other; two on the same
-// host wait only for the other's commit, and a claim that no longer fits is
-// reported so the caller can re-plan elsewhere.
+// ("add n instances where that still fits"). Every transaction that changes
+// a host's books first takes that host's claim lock (a transaction-level
+// advisory lock, hostClaimLock), so the books of one host change in one
+// transaction at a time, and a launch can ask "is another launch changing
+// this host?" without ever waiting (pg_try_advisory_xact_lock). Row locks
+// cannot answer that: in Postgres 15 even SKIP LOCKED waits when it follows
+// a row's update chain, which deadlocked concurrent launches planning
+// around each other. A transaction waits for claim locks only while it
+// holds none, taking them in key order in one statement, so waits never
+// form a cycle. Two launches on different hosts never wait for each other;
+// a launch plans around the hosts another holds, and a claim that no longer
+// fits is reported, so the caller can re-plan elsewhere (run.ts decides
+// when to wait instead).
 import type { Logger } from "@cirrus/common";
 import type { Pool } from "pg";
 import type { Queryable } from "../db/tx.js";
@@ -28,36 +34,81 @@ export interface CapacityNeed {
   diskGib: number;
 }
 
+/** The advisory lock class of host claim locks ("cirr"); the key is hashtext(host id), so two hosts may share one, which costs only a wait or a re-plan. */
+const HOST_CLAIM_LOCK = 0x63697272;
+
 /**
- * Claims `count` instances' worth of `need` on each host of `perHost`, for
- * every host where it still fits. Returns the hosts whose claim did not fit
- * (nothing was claimed on those). Locks the claimed hosts' rows until the
- * transaction ends. With `skipLocked`, a host another transaction holds is
- * not waited for but reported as not fitting: a transaction that already
- * holds host rows must never wait for more (that is how deadlocks start),
- * so only its first claim waits.
+ * Takes the claim locks of these hosts, waiting for them, in key order.
+ * Precondition: the transaction holds no claim lock yet (or holds exactly
+ * these, taken by the same call).
  */
-export async function claimCapacity(db: Queryable, perHost: ReadonlyMap<string, number>, need: CapacityNeed, opts: { skipLocked?: boolean } = {}): Promise<string[]> {
-  if (perHost.size === 0) return [];
-  const { rows } = await db.query<{ id: string }>(
-    `WITH want AS (SELECT * FROM unnest($1::text[], $2::int[]) AS w(id, n)),
-          fits AS (
-            SELECT h.id, w.n FROM hosts h JOIN want w ON w.id = h.id
-             WHERE h.used_vcpus + w.n * $3 <= h.vcpus AND h.used_memory_mib + w.n * $4 <= h.memory_mib AND h.used_disk_gib + w.n * $5 <= h.disk_gib
-             ORDER BY h.id FOR NO KEY UPDATE OF h${opts.skipLocked ? " SKIP LOCKED" : ""})
-     UPDATE hosts h SET used_vcpus = h.used_vcpus + f.n * $3, used_memory_mib = h.used_memory_mib + f.n * $4, used_disk_gib = h.used_disk_gib + f.n * $5
-       FROM fits f WHERE h.id = f.id RETURNING h.id`,
-    [[...perHost.keys()], [...perHost.values()], need.vcpus, need.memoryMib, need.diskGib],
+export async function waitForHostClaimLocks(db: Queryable, hostIds: readonly string[]): Promise<void> {
+  if (hostIds.length === 0) return;
+  await db.query(
+    "SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(h) AS k FROM unnest($2::text[]) AS h) keys ORDER BY k",
+    [HOST_CLAIM_LOCK, hostIds],
   );
-  const claimed = new Set(rows.map((r) => r.id));
-  return [...perHost.keys()].filter((id) => !claimed.has(id));
 }
 
-/** Those of `hostIds` another transaction holds now (found without waiting; the others are locked by this one afterwards). */
-export async function hostsHeldElsewhere(db: Queryable, hostIds: readonly string[]): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>("SELECT id FROM hosts WHERE id = ANY($1) FOR NO KEY UPDATE SKIP LOCKED", [hostIds]);
-  const free = new Set(rows.map((r) => r.id));
-  return hostIds.filter((id) => !free.has(id));
+/** Takes the claim locks of those of these hosts no other transaction holds, without waiting; returns the hosts whose lock it now holds. */
+async function tryHostClaimLocks(db: Queryable, hostIds: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    "SELECT h AS id FROM unnest($2::text[]) AS h WHERE pg_try_advisory_xact_lock($1, hashtext(h))",
+    [HOST_CLAIM_LOCK, hostIds],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/**
+ * The hosts whose claim lock another transaction holds now: launches plan
+ * around them from the start rather than finding them busy one claim at a
+ * time. A snapshot: a host can become busy or free right after.
+ */
+export async function busyHosts(db: Queryable): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT h.id FROM hosts h WHERE (hashtext(h.id)::bigint & 4294967295) IN (
+       SELECT objid::bigint FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = $1 AND objsubid = 2 AND granted AND pid <> pg_backend_pid()
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+    [HOST_CLAIM_LOCK],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/** What a claim left undone: hosts where it no longer fitted, and hosts another transaction is changing. */
+export interface ClaimShortfall {
+  full: string[];
+  busy: string[];
+}
+
+/**
+ * Claims `count` instances' worth of `need` on each host of `perHost`, for
+ * every host where it still fits. With `wait`, it first waits for the
+ * hosts' claim locks (precondition of waitForHostClaimLocks); without, a
+ * host whose claim lock another transaction holds is left alone and
+ * reported busy. Nothing is claimed on a host reported full or busy.
+ * Postcondition: the transaction holds the claim lock of every host claimed.
+ */
+export async function claimCapacity(db: Queryable, perHost: ReadonlyMap<string, number>, need: CapacityNeed, opts: { wait?: boolean } = {}): Promise<ClaimShortfall> {
+  if (perHost.size === 0) return { full: [], busy: [] };
+  const ids = [...perHost.keys()];
+  let locked: Set<string>;
+  if (opts.wait) {
+    await waitForHostClaimLocks(db, ids);
+    locked = new Set(ids);
+  } else {
+    locked = await tryHostClaimLocks(db, ids);
+  }
+  const mine = ids.filter((id) => locked.has(id));
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE hosts h SET used_vcpus = h.used_vcpus + w.n * $3, used_memory_mib = h.used_memory_mib + w.n * $4, used_disk_gib = h.used_disk_gib + w.n * $5
+       FROM unnest($1::text[], $2::int[]) AS w(id, n)
+      WHERE h.id = w.id AND h.used_vcpus + w.n * $3 <= h.vcpus AND h.used_memory_mib + w.n * $4 <= h.memory_mib AND h.used_disk_gib + w.n * $5 <= h.disk_gib
+      RETURNING h.id`,
+    [mine, mine.map((id) => perHost.get(id)!), need.vcpus, need.memoryMib, need.diskGib],
+  );
+  const claimed = new Set(rows.map((r) => r.id));
+  return { full: mine.filter((id) => !claimed.has(id)), busy: ids.filter((id) => !locked.has(id)) };
 }
 
 /**
@@ -99,8 +150,8 @@ export interface HeldResources {
 /**
  * Releases what these instances held: their hosts' capacity (host rows in id
  * order), their private addresses, and their elastic IPs' associations (the
- * addresses stay allocated, as in EC2). Precondition: called once, in the
- * transaction that made them terminated.
+ * addresses stay allocated, as in EC2). Preconditions: called once, in the
+ * transaction that made them terminated, which holds no host claim lock.
  */
 export async function releaseInstances(db: Queryable, held: readonly HeldResources[]): Promise<void> {
   if (held.length === 0) return;
@@ -114,6 +165,7 @@ export async function releaseInstances(db: Queryable, held: readonly HeldResourc
     perHost.set(h.host_id, { vcpus: sum.vcpus + h.vcpus, memoryMib: sum.memoryMib + h.memory_mib, diskGib: sum.diskGib + h.disk_gib });
   }
   const hosts = [...perHost.keys()].sort();
+  await waitForHostClaimLocks(db, hosts);
   for (const id of hosts) {
     const n = perHost.get(id)!;
     await db.query(
@@ -139,18 +191,19 @@ export function capacityDrift(hostId: string, recorded: CapacityNeed, actual: Ca
 /**
  * Recomputes every host's used capacity from its non-terminated instances,
  * logs each drift and repairs it; returns the drifts found. One short
- * transaction per host: its row is locked first (as a claim or release
- * locks it, which every path does last before committing), so a launch or
- * terminate in flight on it either committed its instances and its books
- * before (and is counted) or changes both after (and is not half-counted).
+ * transaction per host, holding its claim lock (as every claim and release
+ * does until it commits), so a launch or terminate in flight on it either
+ * committed its instances and its books before (and is counted) or changes
+ * both after (and is not half-counted).
  */
 export async function auditCapacity(db: Pool, log: Logger): Promise<CapacityDrift[]> {
   const { rows: hosts } = await db.query<{ id: string }>("SELECT id FROM hosts ORDER BY id");
   const drifts: CapacityDrift[] = [];
   for (const { id } of hosts) {
     const drift = await inTransaction(db, async (tx) => {
+      await waitForHostClaimLocks(tx, [id]);
       const { rows: [h] } = await tx.query<{ vcpus: number; memory_mib: number; disk_gib: number }>(
-        "SELECT used_vcpus AS vcpus, used_memory_mib AS memory_mib, used_disk_gib AS disk_gib FROM hosts WHERE id = $1 FOR NO KEY UPDATE",
+        "SELECT used_vcpus AS vcpus, used_memory_mib AS memory_mib, used_disk_gib AS disk_gib FROM hosts WHERE id = $1",
         [id],
       );
       if (!h) return undefined;

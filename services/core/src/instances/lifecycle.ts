@@ -30,8 +30,15 @@ interface StepRow extends InstanceSpecRow, HeldResources {
   secret: string;
 }
 
+/** An instance whose task was just set. */
+export interface StepTarget {
+  id: string;
+  task_seq: number;
+  host_id: string | null;
+}
+
 /** The steps for instances whose task was just set, one batch per host. */
-export function instanceStepBatches(rows: readonly { id: string; task_seq: number; host_id: string | null }[]): LifecycleStep[][] {
+export function instanceStepBatches(rows: readonly StepTarget[]): LifecycleStep[][] {
   const byHost = new Map<string, LifecycleStep[]>();
   for (const r of rows) {
     const key = r.host_id ?? "";
@@ -41,7 +48,7 @@ export function instanceStepBatches(rows: readonly { id: string; task_seq: numbe
 }
 
 /** Hands the steps of these instances to the workers. */
-export async function enqueueInstanceSteps(core: Core, rows: readonly { id: string; task_seq: number; host_id: string | null }[]): Promise<void> {
+export async function enqueueInstanceSteps(core: Core, rows: readonly StepTarget[]): Promise<void> {
   if (rows.length) await core.lifecycle.enqueue(instanceStepBatches(rows));
 }
 

@@ -2,7 +2,8 @@
 // addresses, plan the placement on the hosts' current numbers, insert the
 // instances and claim their hosts' capacity (claims.ts: a conditional update
 // of just the chosen hosts, never a lock on every host). When a host filled
-// up since the plan was made, its instances are planned again elsewhere.
+// up since the plan was made, or another launch holds it, its instances are
+// planned again elsewhere (claimOrReplan).
 // Nothing is written unless at least MinCount instances fit. After commit,
 // one lifecycle job per host drives the launches.
 import { createHash } from "node:crypto";
@@ -16,15 +17,15 @@ import { Ec2Error } from "../errors.js";
 import { markHostsChanged } from "../hostState.js";
 import { findAvailableImage } from "../images.js";
 import { findKeyPair } from "../keyPairs.js";
-import { hostsConcernedByMembers } from "../network/affected.js";
+import { hostsNamingGroups } from "../network/affected.js";
 import { resolveSubnet } from "../network/launch.js";
 import { requireGroupsInVpc, securityGroupKind } from "../network/securityGroups.js";
 import { subnetKind } from "../network/vpcs.js";
 import { defineOperation } from "../operation.js";
-import { insertTags } from "../tags.js";
+import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
 import { requireIds, tagsFor, truncate } from "../validate.js";
-import { claimAddresses, claimCapacity, hostsHeldElsewhere, releaseAddresses, type CapacityNeed } from "./claims.js";
-import { enqueueInstanceSteps } from "./lifecycle.js";
+import { busyHosts, claimAddresses, claimCapacity, releaseAddresses, type CapacityNeed } from "./claims.js";
+import { enqueueInstanceSteps, type StepTarget } from "./lifecycle.js";
 import { instanceKind, loadExtras, toReservations, type InstanceRow } from "./model.js";
 
 export const MAX_INSTANCES_PER_CALL = 100_000;
@@ -108,34 +109,66 @@ function countPerHost(hostIds: readonly string[]): Map<string, number> {
 
 /**
  * Claims capacity for `placement` (instance id → host id, rows already
- * inserted), planning again for the instances whose host filled up since.
- * Returns the ids that could be placed nowhere (their rows still exist; the
- * caller removes them). Postcondition: every other instance's host has its
- * capacity claimed in this transaction. Only the first claim waits for
- * hosts other launches hold; later ones skip those hosts and plan around
- * them (claimCapacity says why).
+ * inserted), planning again for the instances whose host filled up or is
+ * held by another launch in flight. Returns where each placed instance is
+ * now; the others could be placed nowhere (their rows still exist; the
+ * caller removes them). Postcondition: every placed instance's host has its
+ * capacity claimed in this transaction, and its row's host_id names that
+ * host.
+ *
+ * Claims never wait while this transaction holds a host's claim lock
+ * (claims.ts), so concurrent launches plan around each other's hosts
+ * instead of queueing for them. Only when hosts held elsewhere are the only
+ * ones with room left does the launch wait for them: it gives back what it
+ * claimed and the locks with it (a savepoint), plans everything afresh and
+ * claims again, waiting for the busy hosts while holding none.
  */
-async function claimOrReplan(db: PoolClient, ctx: RequestContext, placement: Map<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string): Promise<string[]> {
-  let pending = placement;
-  const unplaceable: string[] = [];
+async function claimOrReplan(db: PoolClient, ctx: RequestContext, placement: ReadonlyMap<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string): Promise<Map<string, string>> {
+  await db.query("SAVEPOINT claims");
+  const first = await claimAround(db, ctx, placement, need, want, zone, false);
+  if (!first.heldElsewhere) return first.placed;
+  await db.query("ROLLBACK TO SAVEPOINT claims");
+  ctx.log.info({ instances: placement.size }, "only hosts held by launches in flight have room: waiting for them");
+  const ids = [...placement.keys()];
+  const plan = planPlacement(await candidateHosts(db, ctx, zone), { ...want, maxCount: ids.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
+  const fresh = new Map(plan.hostIds.map((h, i) => [ids[i]!, h]));
+  await moveInstances(db, fresh);
+  return (await claimAround(db, ctx, fresh, need, want, zone, true)).placed;
+}
+
+async function moveInstances(db: Queryable, placement: ReadonlyMap<string, string>): Promise<void> {
+  if (placement.size === 0) return;
+  await db.query("UPDATE instances i SET host_id = p.h FROM unnest($1::text[], $2::text[]) AS p(id, h) WHERE i.id = p.id", [[...placement.keys()], [...placement.values()]]);
+}
+
+/**
+ * One round of claims and re-plans for `placement`: each claim skips hosts
+ * other transactions are changing (except the first when `waitFirst`), and
+ * the instances that did not fit are planned again around every host found
+ * busy. Returns where the instances placed are, and whether hosts held
+ * elsewhere were among those the rest could not get.
+ */
+async function claimAround(db: PoolClient, ctx: RequestContext, placement: ReadonlyMap<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string, waitFirst: boolean): Promise<{ placed: Map<string, string>; heldElsewhere: boolean }> {
+  const placed = new Map(placement);
+  let pending: ReadonlyMap<string, string> = placement;
   const elsewhere = new Set<string>();
   for (let attempt = 0; pending.size > 0; attempt++) {
-    const short = await claimCapacity(db, countPerHost([...pending.values()]), need, { skipLocked: attempt > 0 });
-    const shortSet = new Set(short);
-    const victims = [...pending.keys()].filter((id) => shortSet.has(pending.get(id)!));
+    const { full, busy } = await claimCapacity(db, countPerHost([...pending.values()]), need, { wait: waitFirst && attempt === 0 });
+    for (const h of busy) elsewhere.add(h);
+    const short = new Set([...full, ...busy]);
+    const victims = [...pending.keys()].filter((id) => short.has(pending.get(id)!));
     if (victims.length === 0) break;
-    if (attempt === MAX_REPLANS) return [...unplaceable, ...victims];
-    for (const h of await hostsHeldElsewhere(db, short)) elsewhere.add(h);
+    for (const id of victims) placed.delete(id);
+    if (attempt === MAX_REPLANS) break;
+    for (const h of await busyHosts(db)) elsewhere.add(h);
     const hosts = (await candidateHosts(db, ctx, zone)).filter((h) => !elsewhere.has(h.id));
     const plan = planPlacement(hosts, { ...want, maxCount: victims.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
-    ctx.log.info({ conflicts: victims.length, replanned: plan.hostIds.length, busyHosts: elsewhere.size, attempt }, "hosts filled up during the launch: planned again");
+    ctx.log.debug({ conflicts: victims.length, replanned: plan.hostIds.length, busyHosts: elsewhere.size, attempt }, "hosts filled up or busy during the launch: planned again");
     pending = new Map(plan.hostIds.map((h, i) => [victims[i]!, h]));
-    unplaceable.push(...victims.slice(plan.hostIds.length));
-    if (pending.size) {
-      await db.query("UPDATE instances i SET host_id = p.h FROM unnest($1::text[], $2::text[]) AS p(id, h) WHERE i.id = p.id", [[...pending.keys()], [...pending.values()]]);
-    }
+    for (const [id, h] of pending) placed.set(id, h);
+    await moveInstances(db, pending);
   }
-  return unplaceable;
+  return { placed, heldElsewhere: placed.size < placement.size && elsewhere.size > 0 };
 }
 
 async function runInstances(ctx: RequestContext, req: compute.RunInstancesRequest): Promise<compute.Reservation> {
@@ -168,7 +201,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
   const insufficient = (placeable: number) => new Ec2Error("InsufficientInstanceCapacity",
     `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
   const reservationId = newId("r");
-  const placed = await inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { rows: { id: string; task_seq: number; host_id: string }[]; hosts: string[] }> => {
+  const done = await inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { reservation: compute.Reservation; steps: StepTarget[]; hosts: string[] }> => {
     if (req.ClientToken) {
       const ins = await db.query(
         "INSERT INTO run_requests (owner_id, client_token, request_hash, reservation_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
@@ -190,13 +223,18 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
       if (!first) throw insufficient(0);
       return hosts.find((h) => h.id === first)!.availabilityZone;
     });
-    const groupIds = req.SecurityGroupIds.length ? await requireGroupsInVpc(db, ctx, req.SecurityGroupIds, subnet.vpc_id) : [subnet.default_group_id];
+    const groups = await requireGroupsInVpc(db, ctx, req.SecurityGroupIds.length ? req.SecurityGroupIds : [subnet.default_group_id], subnet.vpc_id);
+    const groupIds = groups.map((g) => g.GroupId);
     const ids = Array.from({ length: maxCount }, () => newId("i"));
     const addresses = await claimAddresses(db, subnet.id, ids);
     if (addresses.length < minCount) {
       throw new Ec2Error("InsufficientFreeAddressesInSubnet", `There are not enough free addresses in subnet '${subnet.id}' to satisfy the requested number of instances (${addresses.length} free, ${minCount} requested).`);
     }
-    const plan = planPlacement(hosts, { ...want, maxCount: addresses.length, availabilityZone: subnet.availability_zone }, { tieBreak });
+    // Around the hosts other launches are claiming on, unless only they have room enough.
+    const wanted = { ...want, maxCount: addresses.length, availabilityZone: subnet.availability_zone };
+    const busy = await busyHosts(db);
+    const around = planPlacement(hosts.filter((h) => !busy.has(h.id)), wanted, { tieBreak });
+    const plan = around.hostIds.length === addresses.length ? around : planPlacement(hosts, wanted, { tieBreak });
     if (plan.hostIds.length < minCount) {
       ctx.log.info({ requested: minCount, placeable: plan.hostIds.length, rejections: plan.rejections }, "insufficient capacity");
       throw insufficient(plan.hostIds.length);
@@ -205,40 +243,54 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     // Give back the addresses claimed for instances that did not fit.
     await releaseAddresses(db, ids.slice(plan.hostIds.length));
     const ipOf = new Map(addresses.map((a) => [a.instanceId, a.ip]));
-    await db.query(
+    const { rows: inserted } = await db.query<InstanceRow>(
       `INSERT INTO instances (id, reservation_id, owner_id, image_id, instance_type, vcpus, memory_mib, disk_gib, host_id,
                               availability_zone, state, task, launch_index, client_token, user_data,
                               vpc_id, subnet_id, private_ip, key_name, public_key)
        SELECT p.id, $3, $4, $5, $6, $7, $8, $9, p.host_id, $12, 'pending', 'launch', p.idx - 1, $10, $11,
               $13, $14, p.ip::inet, $15, $16
-         FROM unnest($1::text[], $2::text[], $17::text[]) WITH ORDINALITY AS p(id, host_id, ip, idx) ORDER BY p.idx`,
+         FROM unnest($1::text[], $2::text[], $17::text[]) WITH ORDINALITY AS p(id, host_id, ip, idx) ORDER BY p.idx
+       RETURNING *`,
       [launched, plan.hostIds, reservationId, ctx.principal.accountId, image.id, typeName, type.vcpus, type.memoryMib, image.root_size_gib,
         req.ClientToken, req.UserData, subnet.availability_zone, subnet.vpc_id, subnet.id, key?.name ?? "", key?.publicKey ?? "",
         launched.map((id) => ipOf.get(id))],
     );
-    // The capacity claim comes last, so the chosen hosts' rows stay locked only until the commit.
-    const unplaceable = await claimOrReplan(db, ctx, new Map(launched.map((id, i) => [id, plan.hostIds[i]!])), need, want, subnet.availability_zone);
-    if (launched.length - unplaceable.length < minCount) throw insufficient(launched.length - unplaceable.length);
-    if (unplaceable.length) {
-      await releaseAddresses(db, unplaceable);
-      await db.query("DELETE FROM instances WHERE id = ANY($1)", [unplaceable]);
-    }
-    const gone = new Set(unplaceable);
-    const final = launched.filter((id) => !gone.has(id));
     await db.query(
       "INSERT INTO instance_security_groups (instance_id, group_id) SELECT i, g FROM unnest($1::text[]) AS i, unnest($2::text[]) AS g",
-      [final, groupIds],
+      [launched, groupIds],
     );
-    await insertTags(db, ctx.principal.accountId, instanceKind.resourceType, final, tags);
-    const { rows } = await db.query<{ id: string; task_seq: number; host_id: string }>("SELECT id, task_seq, host_id FROM instances WHERE id = ANY($1)", [final]);
-    // Their hosts get them, and new members change the firewalls of instances whose rules name their groups.
-    return { rows, hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, final)) };
+    await insertTags(db, ctx.principal.accountId, instanceKind.resourceType, launched, tags);
+    // New members change the firewalls of instances whose rules name their groups, wherever they run.
+    const naming = await hostsNamingGroups(db, groupIds);
+    // The capacity claim comes last, so the chosen hosts stay held only until the commit.
+    const placed = await claimOrReplan(db, ctx, new Map(launched.map((id, i) => [id, plan.hostIds[i]!])), need, want, subnet.availability_zone);
+    if (placed.size < minCount) throw insufficient(placed.size);
+    const unplaceable = launched.filter((id) => !placed.has(id));
+    if (unplaceable.length) {
+      await releaseAddresses(db, unplaceable);
+      await deleteTagsOf(db, unplaceable);
+      await db.query("DELETE FROM instance_security_groups WHERE instance_id = ANY($1)", [unplaceable]);
+      await db.query("DELETE FROM instances WHERE id = ANY($1)", [unplaceable]);
+    }
+    const rows = inserted.filter((r) => placed.has(r.id)).sort((a, b) => a.launch_index - b.launch_index);
+    // The reservation as inserted: every instance has the same tags (as stored, in key order) and groups.
+    const stored = tags.length ? (await loadTags(db, [rows[0]!.id])).get(rows[0]!.id)! : [];
+    const [reservation] = toReservations(rows, {
+      tags: new Map(rows.map((r) => [r.id, stored])),
+      publicIps: new Map(),
+      groups: new Map(rows.map((r) => [r.id, groups])),
+    });
+    return {
+      reservation: reservation!,
+      steps: rows.map((r) => ({ id: r.id, task_seq: r.task_seq, host_id: placed.get(r.id)! })),
+      hosts: await markHostsChanged(db, [...placed.values(), ...naming]),
+    };
   });
-  if ("previous" in placed) return placed.previous;
-  await enqueueInstanceSteps(ctx, placed.rows);
-  ctx.notifyHosts(placed.hosts);
-  ctx.log.info({ reservationId, count: placed.rows.length, imageId: image.id, instanceType: typeName }, "instances placed");
-  return reservationById(ctx.db, reservationId);
+  if ("previous" in done) return done.previous;
+  await enqueueInstanceSteps(ctx, done.steps);
+  ctx.notifyHosts(done.hosts);
+  ctx.log.info({ reservationId, count: done.steps.length, imageId: image.id, instanceType: typeName }, "instances placed");
+  return done.reservation;
 }
 
 export const runInstancesOperation = defineOperation({

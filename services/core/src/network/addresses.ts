@@ -64,6 +64,8 @@ export async function syncAddressPool(core: Core): Promise<void> {
       "INSERT INTO address_pool (ip) SELECT host(network($1::cidr) + n)::inet FROM generate_series(0, $2::bigint - 1) AS n ON CONFLICT DO NOTHING",
       [cidrText(c), size(c)],
     );
+    // Statistics for the new rows, or allocations are planned as a sort of the whole pool (as for subnet addresses, vpcs.ts).
+    await core.db.query("ANALYZE address_pool");
   }
 }
 

@@ -220,14 +220,17 @@ async function revokeSecurityGroup(ctx: RequestContext, egress: boolean, req: co
   return { Return: true, UnknownIpPermissions: toIpPermissions(unknown, ctx.principal.accountId) };
 }
 
-/** Checks that every group is the caller's and in the VPC; returns them in order, deduplicated. */
-export async function requireGroupsInVpc(db: Queryable, ctx: RequestContext, groupIds: readonly string[], vpcId: string): Promise<string[]> {
+/** Checks that every group is the caller's and in the VPC; returns them deduplicated, in name order (as instances show them). */
+export async function requireGroupsInVpc(db: Queryable, ctx: RequestContext, groupIds: readonly string[], vpcId: string): Promise<compute.GroupIdentifier[]> {
   requireIds(securityGroupKind, groupIds);
   const ids = [...new Set(groupIds)];
-  const { rows } = await db.query<{ id: string }>("SELECT id FROM security_groups WHERE id = ANY($1) AND vpc_id = $2 AND owner_id = $3", [ids, vpcId, ctx.principal.accountId]);
+  const { rows } = await db.query<{ id: string; name: string }>(
+    "SELECT id, name FROM security_groups WHERE id = ANY($1) AND vpc_id = $2 AND owner_id = $3 ORDER BY name",
+    [ids, vpcId, ctx.principal.accountId],
+  );
   const missing = ids.filter((id) => !rows.some((r) => r.id === id));
   if (missing.length) throw new Ec2Error("InvalidGroup.NotFound", `The security group '${missing.join(", ")}' does not exist in VPC '${vpcId}'`);
-  return ids;
+  return rows.map((r) => ({ GroupId: r.id, GroupName: r.name }));
 }
 
 async function modifyInstanceAttribute(ctx: RequestContext, req: compute.ModifyInstanceAttributeRequest): Promise<compute.ModifyInstanceAttributeResponse> {
@@ -236,7 +239,7 @@ async function modifyInstanceAttribute(ctx: RequestContext, req: compute.ModifyI
   const hosts = await inTransaction(ctx.db, async (db) => {
     const [inst] = await findOwned(ctx, db, instanceKind, [req.InstanceId], { lock: true });
     if (!inst!.vpc_id || inst!.state === "terminated") throw new Ec2Error("IncorrectInstanceState", `The instance '${inst!.id}' is not in a state from which its groups can be changed.`);
-    const ids = await requireGroupsInVpc(db, ctx, req.Groups, inst!.vpc_id);
+    const ids = (await requireGroupsInVpc(db, ctx, req.Groups, inst!.vpc_id)).map((g) => g.GroupId);
     // Hosts whose rules name the old groups, then those naming the new ones.
     const before = await hostsConcernedByMembers(db, [inst!.id]);
     await db.query("DELETE FROM instance_security_groups WHERE instance_id = $1", [inst!.id]);
