@@ -3,27 +3,40 @@
 //       large enough for it: placements per second (instances placed / the
 //       call's wall time), then the time until every instance is `running`.
 //   (b) 50 concurrent RunInstances of 100 each, against the same work done
-//       sequentially: instances placed per second each way, and the probe
-//       host's heartbeat round trip (p50/p99) during the concurrent storm,
-//       against the same probe on the idle control plane.
+//       sequentially, in rounds of alternating order after a warm-up, each
+//       once every earlier change is pushed: instances placed per second each
+//       way (medians), and the probe host's heartbeat round trip (p50/p99)
+//       during the concurrent storms, against the same probe on the idle
+//       control plane.
 // N fake hosts (default 1000) register through the real HostControl API from
 // one child process (fleet.ts); a probe host in another (probe.ts) times
 // its heartbeats. The API, the worker, Postgres and Redis are real.
 //
-// Usage: npm run bench:scale -- [--hosts 1000] [--count 100000] [--storm 50x100]
+// Usage: npm run bench:scale -- [--hosts 1000] [--count 100000] [--storm 50x100] [--rounds 5] [--heartbeat-ms 5000] [--probe-ms 20] [--fleet-nice 19]
 import { fork } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { setPriority } from "node:os";
 import { join } from "node:path";
 import { Stack, waitUntil } from "@cirrus/test";
-import { cpuSeconds, option, percentile, pidsOf, summarize } from "../src/stats.js";
+import { cpuSeconds, median, option, percentile, pidsOf, runRounds, summarize } from "../src/stats.js";
 
 const argv = process.argv.slice(2);
 const hosts = Number(option(argv, "hosts", "1000"));
 const count = Number(option(argv, "count", "100000"));
 const [stormCalls, stormEach] = option(argv, "storm", "50x100").split("x").map(Number) as [number, number];
+/** Counted rounds of (b), each a sequential and a concurrent storm, after a warm-up round. */
+const stormRounds = Number(option(argv, "rounds", "5"));
 const heartbeatMs = Number(option(argv, "heartbeat-ms", "5000"));
-/** vCPUs per fake host: room for the big launch and both storms (t2.nano: 1 vCPU, 512 MiB, 1 GiB disk), with a fifth to spare. */
-const vcpusPerHost = Math.ceil(((count + 2 * stormCalls * stormEach) * 1.2) / hosts);
+/**
+ * The fleet's nice value. Its 1,000 agents stand for 1,000 other machines,
+ * whose CPU a real control plane never shares; on one machine the fleet at
+ * equal priority competes with the control plane under test (0 to compare).
+ */
+const fleetNice = Number(option(argv, "fleet-nice", "19"));
+/** The probe's pause between heartbeats: short, so that a storm of a few seconds gives enough samples for a p99. */
+const probeMs = Number(option(argv, "probe-ms", "20"));
+/** vCPUs per fake host: room for the big launch and every round's two storms (t2.nano: 1 vCPU, 512 MiB, 1 GiB disk), with a fifth to spare. */
+const vcpusPerHost = Math.ceil(((count + 2 * (stormRounds + 1) * stormCalls * stormEach) * 1.2) / hosts);
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
@@ -50,9 +63,10 @@ async function main(): Promise<void> {
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
+    setPriority(fleet.pid!, fleetNice);
     probe = fork(new URL("./probe.ts", import.meta.url).pathname, [], {
       execArgv: ["--import", "tsx"],
-      env: { ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken },
+      env: { ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken, CIRRUS_PROBE_MS: String(probeMs) },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     const messages: unknown[] = [];
@@ -83,9 +97,18 @@ async function main(): Promise<void> {
       postgres: pidsOf("postgres").reduce((n, pid) => n + cpuSeconds(pid), 0),
       redis: pidsOf("redis-server").reduce((n, pid) => n + cpuSeconds(pid), 0),
     });
-    const cpuLine = (before: ReturnType<typeof cpu>) => {
+    type Cpu = ReturnType<typeof cpu>;
+    const zeroCpu = (): Cpu => ({ api: 0, worker: 0, fleet: 0, postgres: 0, redis: 0 });
+    /** Adds the CPU seconds used since `before` to `sum`. */
+    const addCpu = (sum: Cpu, before: Cpu) => {
       const now = cpu();
-      return `    CPU seconds: ${Object.entries(now).map(([k, v]) => `${k} ${(v - before[k as keyof typeof now]).toFixed(1)}`).join(", ")}`;
+      for (const k of Object.keys(now) as (keyof Cpu)[]) sum[k] += now[k] - before[k];
+    };
+    const cpuText = (c: Cpu, per = 1) => Object.entries(c).map(([k, v]) => `${k} ${(v / per).toFixed(1)}`).join(", ");
+    const cpuLine = (before: Cpu) => {
+      const used = zeroCpu();
+      addCpu(used, before);
+      return `    CPU seconds: ${cpuText(used)}`;
     };
     const launch = (n: number) => stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: n, MaxCount: n, SubnetId: subnet.SubnetId, SecurityGroupIds: [group] }, 600_000);
     const running = async (reservation: string) =>
@@ -102,35 +125,56 @@ async function main(): Promise<void> {
     console.log(`\n(a) one RunInstances of ${count}: placed in ${s(placedMs)} (${Math.round(count / (placedMs / 1000))} placements/s); all running ${s(runningMs)} later`);
     console.log(cpuLine(cpuA));
 
-    // (b) concurrent against sequential, and heartbeats during the storm
-    // against heartbeats on the quiet control plane just before it.
+    /** Until every change so far is compiled (pushed), so that no phase runs on the last one's pushes. */
+    const settled = () => waitUntil("host states compiled", async () => {
+      const { rows } = await stack.pool.query("SELECT count(*)::int AS n FROM host_state_changes");
+      return rows[0].n === 0;
+    }, 600_000, 200);
+
+    // (b) concurrent against sequential, in rounds of alternating order after
+    // a warm-up, each on a settled control plane; heartbeats during every
+    // concurrent storm against heartbeats on the quiet control plane before.
+    await settled();
     await new Promise((r) => setTimeout(r, heartbeatMs));
     await probeSamples();
     await new Promise((r) => setTimeout(r, 2 * heartbeatMs));
     const idle = await probeSamples();
-    const cpuB = cpu();
-    const c0 = performance.now();
-    await Promise.all(Array.from({ length: stormCalls }, () => launch(stormEach)));
-    const concurrentMs = performance.now() - c0;
-    const storm = await probeSamples();
-    const stormCpu = cpuLine(cpuB);
-    const q0 = performance.now();
-    for (let i = 0; i < stormCalls; i++) await launch(stormEach);
-    const sequentialMs = performance.now() - q0;
+    const storm: number[] = [];
+    const cpuOf = { sequential: cpu(), concurrent: cpu() };
+    const spent = { sequential: zeroCpu(), concurrent: zeroCpu() };
+    const timed = (name: "sequential" | "concurrent", work: () => Promise<unknown>) => async (round: number): Promise<number> => {
+      await settled();
+      await probeSamples();
+      cpuOf[name] = cpu();
+      const t = performance.now();
+      await work();
+      const ms = performance.now() - t;
+      if (round > 0) {
+        addCpu(spent[name], cpuOf[name]);
+        if (name === "concurrent") storm.push(...(await probeSamples()));
+      }
+      return ms;
+    };
+    const results = await runRounds(stormRounds, [
+      { name: "sequential", run: timed("sequential", async () => { for (let i = 0; i < stormCalls; i++) await launch(stormEach); }) },
+      { name: "concurrent", run: timed("concurrent", () => Promise.all(Array.from({ length: stormCalls }, () => launch(stormEach)))) },
+    ]);
     const total = stormCalls * stormEach;
-    console.log(`\n(b) ${stormCalls} RunInstances of ${stormEach}:`);
+    const [sequentialMs, concurrentMs] = results.map((r) => median(r.ms)) as [number, number];
+    console.log(`\n(b) ${stormCalls} RunInstances of ${stormEach}, ${stormRounds} rounds after a warm-up, medians:`);
     console.log(`    concurrent  ${s(concurrentMs)}  ${Math.round(total / (concurrentMs / 1000))} instances/s`);
     console.log(`    sequential  ${s(sequentialMs)}  ${Math.round(total / (sequentialMs / 1000))} instances/s`);
-    console.log(`    concurrent / sequential throughput: ${(sequentialMs / concurrentMs).toFixed(2)}x`);
-    console.log(`  during the concurrent storm:\n${stormCpu}`);
+    console.log(`    concurrent / sequential throughput (ratio of medians): ${(sequentialMs / concurrentMs).toFixed(2)}x`);
+    console.log(`  CPU seconds per round, concurrent: ${cpuText(spent.concurrent, stormRounds)}`);
+    console.log(`  CPU seconds per round, sequential: ${cpuText(spent.sequential, stormRounds)}`);
     const line = (name: string, xs: number[]) => {
       const m = summarize(xs);
       return `    ${name.padEnd(22)} n=${String(m.n).padStart(4)}  p50 ${percentile(xs, 50).toFixed(1)} ms  p99 ${percentile(xs, 99).toFixed(1)} ms  max ${m.max.toFixed(1)} ms`;
     };
     console.log("    probe heartbeat round trip:");
     console.log(line("quiet control plane", idle));
-    console.log(line("during the storm", storm));
-    console.log(`\nreproduce: npm run bench:scale -- --hosts ${hosts} --count ${count} --storm ${stormCalls}x${stormEach}`);
+    console.log(line("during the storms", storm));
+    console.log(`\nreproduce: npm run bench:scale -- --hosts ${hosts} --count ${count} --storm ${stormCalls}x${stormEach} --rounds ${stormRounds} --heartbeat-ms ${heartbeatMs} --probe-ms ${probeMs} --fleet-nice ${fleetNice}`);
   } finally {
     probe?.send({ stop: true });
     fleet?.send({ stop: true });

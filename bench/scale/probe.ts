@@ -8,7 +8,7 @@ import { agentChannelOptions, bearerMetadata, callUnary } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 
 const env = process.env;
-const everyMs = Number(env.CIRRUS_PROBE_MS ?? 100);
+const everyMs = Number(env.CIRRUS_PROBE_MS);
 let samples: number[] = [];
 let stopped = false;
 

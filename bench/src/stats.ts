@@ -154,12 +154,17 @@ export function commandLabel(argv: readonly string[]): string {
   return words.join(" ");
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc; 0 when it is gone. */
+/**
+ * CPU seconds (user + system) a process and its children that have exited
+ * have used so far, from /proc; 0 when it is gone. The children count so
+ * that a server forking a process per connection (Postgres) is measured
+ * whole: a backend's CPU does not vanish from the sum when it exits.
+ */
 export function cpuSeconds(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    // utime and stime are the 12th and 13th fields after the command name, in clock ticks (100 Hz on Linux).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    // utime, stime, cutime and cstime are the 12th to 15th fields after the command name, in clock ticks (100 Hz on Linux).
+    return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100;
   } catch {
     return 0;
   }

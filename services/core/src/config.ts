@@ -43,6 +43,13 @@ export const coreConfigSchema = z.object({
    * error is logged, instead of exhausting the API's memory.
    */
   CIRRUS_MAX_GROUP_ENTRIES_PER_HOST: z.coerce.number().int().positive().default(200_000),
+  /**
+   * RunInstances transactions one process runs at once; the rest wait their
+   * turn in order. Each holds claim locks on the hosts it places on until it
+   * commits: past a few in flight, launches mostly plan around each other and
+   * compete for the same CPU and WAL (docs/benchmarks.md, bench/scale).
+   */
+  CIRRUS_PLACEMENT_CONCURRENCY: z.coerce.number().int().positive().default(4),
   /** Comma-separated CIDRs of public addresses for elastic IPs. Empty: no elastic IPs. */
   CIRRUS_ADDRESS_POOL: z.string().default(""),
   /** How long terminated instances stay visible in DescribeInstances. */

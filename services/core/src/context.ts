@@ -6,6 +6,7 @@
 import type { Logger } from "@cirrus/common";
 import type { LifecycleStep } from "@cirrus/common/queue";
 import type { agent } from "@cirrus/proto";
+import type { LimitFunction } from "p-limit";
 import type { Pool } from "pg";
 import type { CoreConfig } from "./config.js";
 import type { InstanceTypeSpec } from "./instanceTypes.js";
@@ -54,6 +55,8 @@ export interface Core {
   log: Logger;
   lifecycle: LifecyclePort;
   agents: AgentPort;
+  /** Runs a placement (RunInstances' transaction) once fewer than CIRRUS_PLACEMENT_CONCURRENCY others run, in arrival order. */
+  placements: LimitFunction;
   /**
    * Tells these hosts, after the commit, that their state changed (which the
    * change also marked in its transaction, hostState.ts): compiles it and

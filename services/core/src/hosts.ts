@@ -86,9 +86,17 @@ async function beat(db: Queryable, hostId: string): Promise<void> {
  * report taken just before a worker's step landed cannot undo that step
  * (anything not reported has no domain at all); and read the host state's
  * status. $1 host, $2 drift grace (ms), $3 instances reported running.
+ *
+ * It commits without waiting for the WAL flush (`relaxed`: the setting is
+ * local to this statement's transaction, and read at its commit): during a
+ * storm of launches heartbeats otherwise queued behind every other commit's
+ * flush. What it writes is re-derived from the next heartbeat, so a crash
+ * that loses the last fraction of a second of them loses nothing, and any
+ * later synchronous commit flushes them first.
  */
 const HEARTBEAT_SQL = `
-  WITH beat AS (${BEAT_SQL}),
+  WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+       beat AS (${BEAT_SQL}),
        drifted AS (
          UPDATE instances SET state = CASE WHEN state = 'running' THEN 'stopped' ELSE 'running' END, state_changed_at = now(),
                 state_reason_code = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown' ELSE '' END,
@@ -97,7 +105,8 @@ const HEARTBEAT_SQL = `
             AND ((state = 'running' AND NOT (id = ANY($3))) OR (state = 'stopped' AND id = ANY($3)))
           RETURNING id, state)
   SELECT coalesce((SELECT json_agg(json_build_object('id', id, 'state', state)) FROM drifted), '[]') AS drifted,
-         ${hostStateStatusColumns("$1")}`;
+         ${hostStateStatusColumns("$1")}
+    FROM relaxed`;
 
 export async function heartbeat(core: HostControlCore, req: agent.HeartbeatRequest): Promise<agent.HeartbeatResponse> {
   const running = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_RUNNING).map((i) => i.instanceId);

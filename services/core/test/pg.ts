@@ -3,6 +3,7 @@
 // Needs a Postgres server (CIRRUS_TEST_ADMIN_DATABASE_URL, else the local one
 // with trust auth), as `npm test` provides.
 import { randomBytes } from "node:crypto";
+import pLimit from "p-limit";
 import pg from "pg";
 import { createLogger } from "@cirrus/common";
 import type { LifecycleStep } from "@cirrus/common/queue";
@@ -38,9 +39,10 @@ export async function testCore(env: Record<string, string> = {}): Promise<TestCo
   await migrate(db, log);
   const enqueued: LifecycleStep[][] = [];
   const notified: string[][] = [];
+  const config = withZones(coreConfigSchema.parse(env));
   const core: Core = {
     db,
-    config: withZones(coreConfigSchema.parse(env)),
+    config,
     instanceTypes: loadInstanceTypes(),
     log,
     lifecycle: { enqueue: async (batches) => void enqueued.push(...batches.map((b) => [...b])) },
@@ -53,6 +55,7 @@ export async function testCore(env: Record<string, string> = {}): Promise<TestCo
       consoleOutput: async () => Buffer.alloc(0),
       isPermanent: () => false,
     },
+    placements: pLimit(config.CIRRUS_PLACEMENT_CONCURRENCY),
     notifyHosts: (hostIds) => void notified.push([...hostIds]),
   };
   const principal: Principal = { accountId: "123456789012", operator: false };

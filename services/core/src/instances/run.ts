@@ -12,6 +12,7 @@ import { compute } from "@cirrus/proto";
 import { planPlacement, type HostCapacity, type PlacementRequest } from "@cirrus/scheduler";
 import type { PoolClient } from "pg";
 import type { RequestContext } from "../context.js";
+import { analyzeAfterBulkChange } from "../db/statistics.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
 import { Ec2Error } from "../errors.js";
 import { markHostsChanged } from "../hostState.js";
@@ -201,7 +202,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
   const insufficient = (placeable: number) => new Ec2Error("InsufficientInstanceCapacity",
     `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
   const reservationId = newId("r");
-  const done = await inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { reservation: compute.Reservation; steps: StepTarget[]; hosts: string[] }> => {
+  const done = await ctx.placements(() => inTransaction(ctx.db, async (db): Promise<{ previous: compute.Reservation } | { reservation: compute.Reservation; steps: StepTarget[]; hosts: string[] }> => {
     if (req.ClientToken) {
       const ins = await db.query(
         "INSERT INTO run_requests (owner_id, client_token, request_hash, reservation_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
@@ -285,9 +286,11 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
       steps: rows.map((r) => ({ id: r.id, task_seq: r.task_seq, host_id: placed.get(r.id)! })),
       hosts: await markHostsChanged(db, [...placed.values(), ...naming]),
     };
-  });
+  }));
   if ("previous" in done) return done.previous;
   await enqueueInstanceSteps(ctx, done.steps);
+  // Before the pushes, so that their compiles are planned on the new rows.
+  await analyzeAfterBulkChange(ctx, done.steps.length, ["instances", "instance_security_groups", "subnet_addresses"]);
   ctx.notifyHosts(done.hosts);
   ctx.log.info({ reservationId, count: done.steps.length, imageId: image.id, instanceType: typeName }, "instances placed");
   return done.reservation;

@@ -5,6 +5,7 @@ import { cidrText, isIpv4, newId, parseExactCidr, size } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
 import type { Core, RequestContext } from "../context.js";
+import { analyzeTables } from "../db/statistics.js";
 import { inTransaction } from "../db/tx.js";
 import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
@@ -64,8 +65,8 @@ export async function syncAddressPool(core: Core): Promise<void> {
       "INSERT INTO address_pool (ip) SELECT host(network($1::cidr) + n)::inet FROM generate_series(0, $2::bigint - 1) AS n ON CONFLICT DO NOTHING",
       [cidrText(c), size(c)],
     );
-    // Statistics for the new rows, or allocations are planned as a sort of the whole pool (as for subnet addresses, vpcs.ts).
-    await core.db.query("ANALYZE address_pool");
+    // Statistics for the new rows, or allocations are planned as a sort of the whole pool.
+    await analyzeTables(core, ["address_pool"]);
   }
 }
 

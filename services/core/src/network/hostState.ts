@@ -55,31 +55,36 @@ export async function hostNetworkState(core: Pick<Core, "config" | "log"> & { db
     "SELECT group_id, is_egress, protocol, from_port, to_port, host(cidr) || '/' || masklen(cidr) AS cidr, source_group_id FROM security_group_rules WHERE group_id = ANY($1) ORDER BY id",
     [[...new Set(memberships.map((m) => m.group_id))]],
   );
+  // How many (instance, rule) pairs name each source group: a group with n
+  // members adds n entries per pair. Each group's members are read only up
+  // to the count that would pass CIRRUS_MAX_GROUP_ENTRIES_PER_HOST, so a host
+  // past it (a large default group) is found without reading every member.
+  const limit = config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST;
+  const rulesOf = groupBy(rules, (r) => r.group_id);
+  const pairsNaming = new Map<string, number>();
+  for (const m of memberships) {
+    for (const r of rulesOf.get(m.group_id) ?? []) if (r.source_group_id) pairsNaming.set(r.source_group_id, (pairsNaming.get(r.source_group_id) ?? 0) + 1);
+  }
   const { rows: sourceMembers } = await db.query<{ group_id: string; ip: string }>(
-    `SELECT m.group_id, host(i.private_ip) AS ip FROM instance_security_groups m JOIN instances i ON i.id = m.instance_id
-      WHERE m.group_id = ANY($1) AND i.state <> 'terminated' AND i.private_ip IS NOT NULL`,
-    [[...new Set(rules.flatMap((r) => (r.source_group_id ? [r.source_group_id] : [])))]],
+    `SELECT g.id AS group_id, s.ip FROM unnest($1::text[], $2::int[]) AS g(id, most)
+       CROSS JOIN LATERAL (SELECT host(i.private_ip) AS ip FROM instance_security_groups m JOIN instances i ON i.id = m.instance_id
+                            WHERE m.group_id = g.id AND i.state <> 'terminated' AND i.private_ip IS NOT NULL LIMIT g.most) s`,
+    [[...pairsNaming.keys()], [...pairsNaming.values()].map((pairs) => Math.floor(limit / pairs) + 1)],
   );
   const { rows: eips } = await db.query<{ public_ip: string; private_ip: string; instance_id: string }>(
     "SELECT host(public_ip) AS public_ip, host(private_ip) AS private_ip, instance_id FROM addresses WHERE instance_id = ANY($1) ORDER BY public_ip",
     [ids],
   );
   const groupsOf = groupBy(memberships, (m) => m.instance_id);
-  const rulesOf = groupBy(rules, (r) => r.group_id);
   const membersOf = groupBy(sourceMembers, (m) => m.group_id);
   const publicOf = new Map(eips.map((e) => [e.instance_id, e.public_ip]));
 
   // One compiled rule per rule row, shared by every instance it applies to.
   const compiled = new Map<Rule, agent.FirewallRule | undefined>();
-  let groupEntries = 0;
-  for (const i of instances) {
-    for (const m of groupsOf.get(i.id) ?? []) {
-      for (const r of rulesOf.get(m.group_id) ?? []) if (r.source_group_id) groupEntries += membersOf.get(r.source_group_id)?.length ?? 0;
-    }
-  }
+  const groupEntries = [...pairsNaming].reduce((sum, [groupId, pairs]) => sum + pairs * (membersOf.get(groupId)?.length ?? 0), 0);
   // See CIRRUS_MAX_GROUP_ENTRIES_PER_HOST: fail closed rather than run out of memory.
-  const expandGroups = groupEntries <= config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST;
-  if (!expandGroups) log.error({ hostId, groupEntries, limit: config.CIRRUS_MAX_GROUP_ENTRIES_PER_HOST }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
+  const expandGroups = groupEntries <= limit;
+  if (!expandGroups) log.error({ hostId, limit }, "too many group-sourced firewall entries on this host: group-sourced rules left out (fail closed)");
   const compile = (r: Rule): agent.FirewallRule | undefined => {
     if (compiled.has(r)) return compiled.get(r);
     const cidrs = r.cidr ? [r.cidr] : expandGroups ? (membersOf.get(r.source_group_id!) ?? []).map((m) => `${m.ip}/32`) : [];

@@ -5,6 +5,7 @@ import { cidrText, containsCidr, newId, nthAddress, overlaps, parseExactCidr, si
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
 import type { Core, RequestContext } from "../context.js";
+import { analyzeTables } from "../db/statistics.js";
 import { inTransaction } from "../db/tx.js";
 import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
@@ -93,16 +94,6 @@ async function insertVpc(db: PoolClient, core: Core, ownerId: string, cidr: Cidr
   await createDefaultSecurityGroup(db, core, ownerId, id);
   await insertTags(db, ownerId, vpcKind.resourceType, [id], tags);
   return vpc!;
-}
-
-/**
- * Planner statistics for subnet_addresses once a subnet's rows are in:
- * without them Postgres plans an address claim as a sort of the whole
- * subnet's free addresses (135 ms per launch for a /14, against 1 ms).
- * After the commit, best effort: autovacuum analyzes the table later anyway.
- */
-async function analyzeSubnetAddresses(core: Pick<Core, "db" | "log">): Promise<void> {
-  await core.db.query("ANALYZE subnet_addresses").catch((err: unknown) => core.log.warn({ err }, "analyzing subnet addresses failed"));
 }
 
 /** EC2 reserves a subnet's first four and last addresses; the rest are assignable. */
@@ -207,7 +198,7 @@ export const vpcOperations = [
         return insertSubnet(db, ctx.principal.accountId, vpc.id, cidr, zone, false, tags);
       });
       ctx.log.info({ subnetId: subnet.id, vpcId: subnet.vpc_id, cidr: cidrText(cidr) }, "subnet created");
-      await analyzeSubnetAddresses(ctx);
+      await analyzeTables(ctx, ["subnet_addresses"]);
       const free = await freeAddresses(ctx.db, [subnet.id]);
       return { Subnet: subnetToProto(subnet, tags, free.get(subnet.id) ?? 0) };
     },
@@ -271,5 +262,5 @@ export async function ensureDefaultNetwork(core: Core, accountId: string): Promi
       created = true;
     }
   });
-  if (created) await analyzeSubnetAddresses(core);
+  if (created) await analyzeTables(core, ["subnet_addresses"]);
 }
