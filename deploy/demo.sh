@@ -36,9 +36,12 @@ for _ in $(seq 60); do
 done
 [[ -n $instance_id ]] || { log "no host took the demo instance; see /var/log/cirrus/agent.log"; exit 1; }
 npx cirrus start-instances --instance-ids "$instance_id" --wait >/dev/null
+# After a restart the local agent answers only once it has enrolled again:
+# until then the console is unavailable, which is not worth printing.
 for _ in $(seq 120); do
-	line=$(npx cirrus get-console-output --instance-id "$instance_id" --output text | grep -m1 CIRRUS-BOOT || true)
+	line=$(npx cirrus get-console-output --instance-id "$instance_id" --output text 2>/tmp/cirrus-demo.err | grep -m1 CIRRUS-BOOT || true)
 	[[ -n $line ]] && break
 	sleep 1
 done
+[[ -n $line ]] || cat /tmp/cirrus-demo.err >&2
 log "demo instance $instance_id is running; console: ${line:-<no boot line yet>}"
