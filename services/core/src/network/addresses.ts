@@ -1,7 +1,7 @@
 // The elastic IP kind: AllocateAddress, AssociateAddress,
 // DisassociateAddress, ReleaseAddress, DescribeAddresses, over the operator's
 // address pool.
-import { cidrText, isIpv4, newId, parseExactCidr, size } from "@cirrus/common";
+import { cidrText, isIpv4, newId, nthAddress, parseExactCidr, size, type Cidr } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
 import type { Core, RequestContext } from "../context.js";
@@ -50,7 +50,21 @@ export const addressKind = defineKind<AddressRow, compute.Address>({
   },
 });
 
-/** Adds every address of CIRRUS_ADDRESS_POOL to the pool table (addresses already there are kept). */
+/**
+ * The addresses of a pool block that can be handed out: all but the
+ * network and broadcast addresses, except in a /31 or /32 (point-to-point
+ * and single addresses have neither). [first, last] as offsets in the block.
+ */
+function usableOffsets(c: Cidr): [number, number] {
+  return c.prefix >= 31 ? [0, size(c) - 1] : [1, size(c) - 2];
+}
+
+/**
+ * Adds every usable address of CIRRUS_ADDRESS_POOL to the pool table
+ * (addresses already there are kept), and takes out of the pool the
+ * network and broadcast addresses of its blocks that earlier versions put
+ * in, unless one is allocated (then it is logged and left to its owner).
+ */
 export async function syncAddressPool(core: Core): Promise<void> {
   const blocks = core.config.CIRRUS_ADDRESS_POOL.split(",").map((c) => c.trim()).filter(Boolean).map((text) => {
     const c = parseExactCidr(text);
@@ -58,12 +72,21 @@ export async function syncAddressPool(core: Core): Promise<void> {
     return c;
   });
   for (const c of blocks) {
-    // Start-up cost: only insert when some address of the range is missing.
-    const { rows: [have] } = await core.db.query<{ n: string }>("SELECT count(*) AS n FROM address_pool WHERE ip <<= $1::cidr", [cidrText(c)]);
-    if (Number(have!.n) >= size(c)) continue;
+    const [first, last] = usableOffsets(c);
+    if (first > 0) {
+      const edges = [nthAddress(c, 0), nthAddress(c, size(c) - 1)];
+      await core.db.query("DELETE FROM address_pool WHERE ip = ANY($1::inet[]) AND allocation_id IS NULL", [edges]);
+      const { rows: held } = await core.db.query<{ ip: string }>("SELECT host(ip) AS ip FROM address_pool WHERE ip = ANY($1::inet[])", [edges]);
+      for (const { ip } of held) core.log.warn({ ip, block: cidrText(c) }, "an allocated elastic IP is the network or broadcast address of its pool block; release it");
+    }
+    // Start-up cost: only insert when some usable address of the range is missing.
+    const { rows: [have] } = await core.db.query<{ n: string }>(
+      "SELECT count(*) AS n FROM address_pool WHERE ip BETWEEN $1::inet AND $2::inet", [nthAddress(c, first), nthAddress(c, last)],
+    );
+    if (Number(have!.n) >= last - first + 1) continue;
     await core.db.query(
-      "INSERT INTO address_pool (ip) SELECT host(network($1::cidr) + n)::inet FROM generate_series(0, $2::bigint - 1) AS n ON CONFLICT DO NOTHING",
-      [cidrText(c), size(c)],
+      "INSERT INTO address_pool (ip) SELECT host(network($1::cidr) + n)::inet FROM generate_series($2::bigint, $3::bigint) AS n ON CONFLICT DO NOTHING",
+      [cidrText(c), first, last],
     );
     // Statistics for the new rows, or allocations are planned as a sort of the whole pool.
     await analyzeTables(core, ["address_pool"]);
@@ -92,7 +115,12 @@ async function allocateAddress(ctx: RequestContext, req: compute.AllocateAddress
         ? new Ec2Error("InvalidIPAddress.InUse", `Address ${req.Address} is already allocated`)
         : new Ec2Error("InvalidAddress.NotFound", `Address ${req.Address} is not in the address pool`);
     }
-    if (!claimed) throw new Ec2Error("AddressLimitExceeded", "The maximum number of addresses has been reached: the address pool is exhausted.");
+    if (!claimed) {
+      const { rows: [any] } = await db.query("SELECT 1 FROM address_pool LIMIT 1");
+      throw new Ec2Error("AddressLimitExceeded", any
+        ? "The maximum number of addresses has been reached: the address pool is exhausted."
+        : "No elastic IP address pool is configured on this cloud (the operator sets CIRRUS_ADDRESS_POOL).");
+    }
     await db.query("INSERT INTO addresses (id, owner_id, public_ip) VALUES ($1, $2, $3)", [id, ctx.principal.accountId, claimed.ip]);
     await insertTags(db, ctx.principal.accountId, addressKind.resourceType, [id], tags);
     return claimed.ip;
