@@ -100,6 +100,24 @@ describe("the agent boundary is authenticated both ways", () => {
     control.close();
   });
 
+  it("the enrolment token enrols new host names only: an enrolled host is re-registered with its own secret, never taken over", async () => {
+    const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
+    const { rows: [host] } = await stack.pool.query("SELECT name, secret, endpoint FROM hosts WHERE id = $1", [hostId]);
+    const register = (hostName: string, creds: { enrolmentToken?: string; hostSecret?: string }) => callUnary(control, control.registerHost, agent.RegisterHostRequest.fromPartial({
+      hostName, availabilityZone: "lab-1a", hypervisor: "fake", endpoint: "127.0.0.1:1", vcpus: 0, memoryMib: 0, diskGib: 0, ...creds,
+    }));
+    await expect(register(host.name, { enrolmentToken: stack.enrolmentToken })).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining("already enrolled") });
+    await expect(register(host.name, { enrolmentToken: stack.enrolmentToken, hostSecret: "wrong-secret" })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    const { rows: [after] } = await stack.pool.query("SELECT name, secret, endpoint FROM hosts WHERE id = $1", [hostId]);
+    expect(after).toEqual(host);
+    // A new name enrols with the token; its second enrolment with the token alone is refused, with its secret accepted.
+    const newcomer = `newcomer-${stack.runId}`;
+    const first = await register(newcomer, { enrolmentToken: stack.enrolmentToken });
+    await expect(register(newcomer, { enrolmentToken: stack.enrolmentToken })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(await register(newcomer, { hostSecret: first.hostSecret })).toEqual(first);
+    control.close();
+  });
+
   it("HostAgent refuses calls without the host secret", async () => {
     const client = new agent.HostAgentClient(agentEndpoint, credentials.createInsecure());
     const ref = agent.InstanceRef.fromPartial({ instanceId: terminatedId });

@@ -116,7 +116,7 @@ export class ControlPlane {
       } catch (err) {
         const code = grpcCode(err);
         if (code !== undefined && FATAL.has(code)) {
-          const hint = stored ? `; to enrol afresh, remove ${this.statePath} and set CIRRUS_ENROLMENT_TOKEN` : "";
+          const hint = stored ? `; to enrol afresh, remove ${this.statePath}, set CIRRUS_ENROLMENT_TOKEN and a host name not enrolled yet (CIRRUS_HOST_NAME)` : "";
           throw new RegistrationRejected(`control plane refused registration (${status[code]}): ${(err as ServiceError).details}${hint}`);
         }
         const delay = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);

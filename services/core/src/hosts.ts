@@ -33,9 +33,10 @@ export async function hostEndpoint(db: Queryable, hostId: string): Promise<HostE
 }
 
 /**
- * Enrols a host (with the cluster enrolment token) or re-registers it (with
- * its secret). Re-registering with the secret keeps it; enrolling with the
- * token issues a new one.
+ * Enrols a new host (with the cluster enrolment token) or re-registers an
+ * enrolled one (with its secret, which it keeps). The token never takes
+ * over a name already enrolled: that needs the host's own secret, so the
+ * token's holder cannot impersonate a host or cut it off.
  */
 export async function registerHost(core: HostControlCore, enrolmentToken: string, req: agent.RegisterHostRequest): Promise<agent.RegisterHostResponse> {
   if (!HOST_NAME.test(req.hostName)) throw new Ec2Error("InvalidParameterValue", "Invalid host name");
@@ -46,24 +47,39 @@ export async function registerHost(core: HostControlCore, enrolmentToken: string
     if (!Number.isInteger(n) || n < 0) throw new Ec2Error("InvalidParameterValue", "Invalid capacity");
   }
   const { rows: [existing] } = await core.db.query<{ id: string; secret: string }>("SELECT id, secret FROM hosts WHERE name = $1", [req.hostName]);
-  const bySecret = existing && req.hostSecret && sameSecret(existing.secret, req.hostSecret);
-  const byToken = req.enrolmentToken && sameSecret(enrolmentToken, req.enrolmentToken);
-  if (!bySecret && !byToken) throw new Ec2Error("AuthFailure", "Host enrolment refused: bad enrolment token or host secret");
-  const secret = bySecret ? req.hostSecret : randomBytes(32).toString("base64url");
-  const hostId = await inTransaction(core.db, async (db) => {
-    const { rows: [host] } = await db.query<{ id: string }>(
-      `INSERT INTO hosts (id, name, availability_zone, endpoint, hypervisor, secret, vcpus, memory_mib, disk_gib)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
-       ON CONFLICT (name) DO UPDATE SET availability_zone = EXCLUDED.availability_zone, endpoint = EXCLUDED.endpoint,
-         hypervisor = EXCLUDED.hypervisor, secret = EXCLUDED.secret, vcpus = EXCLUDED.vcpus, memory_mib = EXCLUDED.memory_mib,
-         disk_gib = EXCLUDED.disk_gib
-       RETURNING id`,
-      [newId("h"), req.hostName, req.availabilityZone, req.endpoint, req.hypervisor, secret, req.vcpus, req.memoryMib, req.diskGib],
-    );
-    await beat(db, host!.id);
-    return host!.id;
-  });
-  core.log.info({ hostId, hostName: req.hostName, via: bySecret ? "secret" : "enrolment-token" }, "host registered");
+  const taken = () => new Ec2Error("AuthFailure", `Host enrolment refused: the host name ${req.hostName} is already enrolled, and re-registering it needs its host secret (a host that lost its secret enrols under another name)`);
+  let hostId: string;
+  let secret: string;
+  if (existing) {
+    if (!req.hostSecret || !sameSecret(existing.secret, req.hostSecret)) throw taken();
+    secret = req.hostSecret;
+    hostId = await inTransaction(core.db, async (db) => {
+      // Matched on the secret read above: a concurrent change of the row makes this a refusal, never a takeover.
+      const { rows: [host] } = await db.query<{ id: string }>(
+        `UPDATE hosts SET availability_zone = $3, endpoint = $4, hypervisor = $5, vcpus = $6, memory_mib = $7, disk_gib = $8
+          WHERE id = $1 AND secret = $2 RETURNING id`,
+        [existing.id, existing.secret, req.availabilityZone, req.endpoint, req.hypervisor, req.vcpus, req.memoryMib, req.diskGib],
+      );
+      if (!host) throw taken();
+      await beat(db, host.id);
+      return host.id;
+    });
+  } else {
+    if (!req.enrolmentToken || !sameSecret(enrolmentToken, req.enrolmentToken)) throw new Ec2Error("AuthFailure", "Host enrolment refused: bad enrolment token");
+    secret = randomBytes(32).toString("base64url");
+    hostId = await inTransaction(core.db, async (db) => {
+      // Two enrolments of one new name: the first wins, the second is refused.
+      const { rows: [host] } = await db.query<{ id: string }>(
+        `INSERT INTO hosts (id, name, availability_zone, endpoint, hypervisor, secret, vcpus, memory_mib, disk_gib)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (name) DO NOTHING RETURNING id`,
+        [newId("h"), req.hostName, req.availabilityZone, req.endpoint, req.hypervisor, secret, req.vcpus, req.memoryMib, req.diskGib],
+      );
+      if (!host) throw taken();
+      await beat(db, host.id);
+      return host.id;
+    });
+  }
+  core.log.info({ hostId, hostName: req.hostName, via: existing ? "secret" : "enrolment-token" }, "host registered");
   return { hostId, hostSecret: secret };
 }
 
