@@ -7,10 +7,9 @@ import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { AgentClients, createLogger } from "@cirrus/common";
 import { LifecycleQueue } from "@cirrus/common/queue";
-import { createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, syncAddressPool, type Principal } from "@cirrus/core";
+import { createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, openPool, syncAddressPool, type Principal } from "@cirrus/core";
 import { compute, computeProtoFile, protoRoot } from "@cirrus/proto";
 import { loadApiConfig } from "./config.js";
 import { computeImplementation } from "./grpc/computeServer.js";
@@ -21,8 +20,7 @@ const log = createLogger("api");
 
 async function main(): Promise<void> {
   const config = loadApiConfig();
-  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: 20, application_name: "cirrus-api" });
-  db.on("error", (err) => log.error({ err }, "postgres pool error"));
+  const db = openPool(config, { max: 20, applicationName: "cirrus-api", log });
   await migrate(db, log);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new LifecycleQueue(redis, config.CIRRUS_QUEUE_PREFIX);

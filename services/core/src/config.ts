@@ -8,6 +8,13 @@ const cidr = (what: string) => z.string().refine((v) => parseExactCidr(v) !== un
 /** Where the processes keep their state. */
 export const connectionSchema = z.object({
   DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/cirrus"),
+  /**
+   * Longest a Postgres statement may run before the server cancels it (the
+   * caller gets an error, its transaction rolls back): a stuck query or a
+   * lock wait never holds a connection for ever. Above the slowest
+   * legitimate statement (the inserts of one RunInstances of 100,000).
+   */
+  CIRRUS_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
   /** BullMQ key prefix: lets several stacks (or test runs) share one Redis. */
   CIRRUS_QUEUE_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]+$/).default("cirrus"),

@@ -6,6 +6,7 @@ export * from "./config.js";
 export * from "./context.js";
 export { createCore, type CoreDeps } from "./core.js";
 export { migrate } from "./db/migrate.js";
+export { openPool } from "./db/pool.js";
 export { inTransaction, type Queryable } from "./db/tx.js";
 export { Ec2Error, asEc2Error, type Ec2ErrorCode, type ErrorCategory } from "./errors.js";
 export { authenticateHost, heartbeat, registerHost, userData, type HostControlCore } from "./hosts.js";

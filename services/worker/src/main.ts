@@ -3,10 +3,9 @@
 // lost their job, and audits host capacity against the instances.
 import { Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { AgentClients, createLogger } from "@cirrus/common";
 import { LIFECYCLE_QUEUE, LifecycleQueue, type LifecycleJobData } from "@cirrus/common/queue";
-import { auditCapacity, createCore, loadInstanceTypes, runLifecycleJob, staleSteps } from "@cirrus/core";
+import { auditCapacity, createCore, loadInstanceTypes, openPool, runLifecycleJob, staleSteps } from "@cirrus/core";
 import { loadWorkerConfig } from "./config.js";
 
 const log = createLogger("worker");
@@ -26,8 +25,7 @@ function every(ms: number, what: string, fn: () => Promise<void>): () => void {
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
-  const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: config.CIRRUS_WORKER_CONCURRENCY + 4, application_name: "cirrus-worker" });
-  db.on("error", (err) => log.error({ err }, "postgres pool error"));
+  const db = openPool(config, { max: config.CIRRUS_WORKER_CONCURRENCY + 4, applicationName: "cirrus-worker", log });
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queue = new LifecycleQueue(connection, config.CIRRUS_QUEUE_PREFIX);
   const agents = new AgentClients(config.CIRRUS_AGENT_TIMEOUT_MS);

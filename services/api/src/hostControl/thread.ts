@@ -5,10 +5,9 @@
 // stops it with "stop"; the thread answers { listening: port } once bound,
 // { stopped: true } when done.
 import { Server } from "@grpc/grpc-js";
-import pg from "pg";
 import { parentPort } from "node:worker_threads";
 import { agentChannelOptions, createLogger } from "@cirrus/common";
-import type { HostControlCore } from "@cirrus/core";
+import { openPool, type HostControlCore } from "@cirrus/core";
 import { agent } from "@cirrus/proto";
 import { loadApiConfig } from "../config.js";
 import { bind } from "../grpc/bind.js";
@@ -17,8 +16,7 @@ import { hostControlHandlers } from "../grpc/hostControlServer.js";
 const port = parentPort!;
 const config = loadApiConfig();
 const log = createLogger("host-control");
-const db = new pg.Pool({ connectionString: config.DATABASE_URL, max: 8, application_name: "cirrus-host-control" });
-db.on("error", (err) => log.error({ err }, "postgres pool error"));
+const db = openPool(config, { max: 8, applicationName: "cirrus-host-control", log });
 const core: HostControlCore = { db, config, log, notifyHosts: (hostIds) => port.postMessage({ notify: [...hostIds] }) };
 const server = new Server(agentChannelOptions);
 server.addService(agent.HostControlService, hostControlHandlers(core, config.CIRRUS_ENROLMENT_TOKEN));
