@@ -17,13 +17,19 @@ if [[ -z $image_id ]]; then
 		--kernel-command-line "$cmdline" --block-device-mappings 'DeviceName=/dev/vda,Ebs={VolumeSize=1}' | json 'r.ImageId')
 	log "registered $image_id"
 fi
-instance_id=$(npx cirrus describe-instances --filters "Name=tag:Name,Values=cirrus-demo" "Name=instance-state-name,Values=pending,running,stopping,stopped" | json 'r.Reservations?.[0]?.Instances?.[0]?.InstanceId')
+demo() { npx cirrus describe-instances --filters "Name=tag:Name,Values=cirrus-demo" "Name=instance-state-name,Values=pending,running,stopping,stopped" | json "r.Reservations?.[0]?.Instances?.[0]?.$1"; }
+instance_id=$(demo InstanceId)
+# A demo on its way to stopped is started once it is there.
+for _ in $(seq 120); do [[ $(demo State.Name) == stopping ]] || break; sleep 1; done
+# One token per run of this script: retries within it never launch twice,
+# and a demo terminated since an earlier run is replaced, not returned again.
+token="cirrus-demo-$(date +%s)-$RANDOM"
 # The local agent needs a few seconds to probe the hypervisor and enrol: until
 # then there is no capacity, so retry on InsufficientInstanceCapacity only.
 for _ in $(seq 60); do
 	[[ -n $instance_id ]] && break
 	if out=$(npx cirrus run-instances --image-id "$image_id" --instance-type t2.micro --count 1 \
-		--client-token "cirrus-demo-$image_id" \
+		--client-token "$token" \
 		--tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=cirrus-demo}]' 2>/tmp/cirrus-demo.err); then
 		instance_id=$(json 'r.Instances[0].InstanceId' <<<"$out")
 		log "launched $instance_id"

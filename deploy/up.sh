@@ -48,11 +48,38 @@ run_service() { # name script
 	log "$1 started (pid $!, log $LOG_DIR/$1.log)"
 }
 
+# Elastic IPs out of the box: unless the operator configured a pool
+# (CIRRUS_ADDRESS_POOL, also when set empty), the demo's is TEST-NET-2, kept
+# host-only by a blackhole route: a packet to it that no elastic IP DNATs
+# to a guest ends on this host instead of leaving it by the default route.
+readonly DEMO_ADDRESS_POOL=198.51.100.0/24
+ensure_demo_address_pool() {
+	[[ -z ${CIRRUS_ADDRESS_POOL+set} ]] || return 0
+	export CIRRUS_ADDRESS_POOL=$DEMO_ADDRESS_POOL
+	ip route replace blackhole "$DEMO_ADDRESS_POOL"
+}
+
+# Starts the local agent and returns once it has registered in this run
+# (it rewrites its host.json at every registration), so the host is alive
+# with its capacity before anything is launched on it.
+wait_for_agent() { # script
+	local state="${CIRRUS_STATE_DIR:-/var/lib/cirrus/agent}/host.json" marker="$LOG_DIR/.agent-starting"
+	touch "$marker"
+	run_service agent "$1"
+	for _ in $(seq 240); do
+		[[ $state -nt $marker ]] && { log "local host enrolled"; return 0; }
+		sleep 0.5
+	done
+	log "the local agent did not register within 2 minutes; see $LOG_DIR/agent.log"
+	exit 1
+}
+
 main() {
 	[[ -d node_modules ]] || npm ci --no-audit --no-fund
 	npm run build
 	bash deploy/prepare-host.sh
 	ensure_env_file
+	ensure_demo_address_pool
 	[[ -n ${REDIS_URL:-} ]] || { ensure_redis; export REDIS_URL=redis://127.0.0.1:6379; }
 	ensure_database
 	install -d -m 0755 "$LOG_DIR"
@@ -61,7 +88,7 @@ main() {
 	run_service api services/api/dist/main.js
 	for _ in $(seq 120); do npx cirrus describe-regions >/dev/null 2>&1 && break; sleep 0.5; done
 	run_service worker services/worker/dist/main.js
-	run_service agent agents/host-agent/dist/main.js
+	wait_for_agent agents/host-agent/dist/main.js
 	bash deploy/demo.sh
 	log "stack running: gRPC on ${CIRRUS_API_LISTEN:-127.0.0.1:50051}; try 'npx cirrus describe-instances' in another terminal. Ctrl-C stops."
 	wait -n "${pids[@]}"
