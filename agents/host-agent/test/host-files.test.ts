@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostFileIdentities, hostPathExists, moveHostFile, readHostFile, removeHostFiles, signalHostProcess, withHostTempFile, writeHostFile } from "../src/runner/host-files.js";
+import { hostFileIdentities, hostPathExists, moveHostFile, readHostFile, removeHostFiles, setHostFileMode, signalHostProcess, withHostTempFile, writeHostFile } from "../src/runner/host-files.js";
 import { LocalRunner } from "../src/runner/local.js";
 import { traced, traceScope, currentTrace } from "../src/runner/trace.js";
 import type { CommandRunner, RunOptions } from "../src/runner/types.js";
@@ -71,6 +71,17 @@ describe.each([
     await removeHostFiles(runner, []);
     mkdirSync(join(dir, "rdir"), { recursive: true });
     await expect(removeHostFiles(runner, [join(dir, "rdir")])).rejects.toThrow();
+  });
+
+  it("sets the mode of a file and of a directory", async () => {
+    const f = join(dir, "m");
+    writeFileSync(f, "");
+    mkdirSync(join(dir, "mdir"), { recursive: true });
+    await setHostFileMode(runner, f, 0o600);
+    await setHostFileMode(runner, join(dir, "mdir"), 0o711);
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, "mdir")).mode & 0o777).toBe(0o711);
+    await expect(setHostFileMode(runner, join(dir, "never"), 0o600)).rejects.toThrow();
   });
 
   it("moves a file over another atomically", async () => {

@@ -2,7 +2,7 @@
 // test AMI (deploy/build-test-ami.sh) under TCG. Uses its own domain prefix
 // and instances directory, and removes every domain with that prefix after.
 import { execFileSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { newId } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
@@ -78,6 +78,10 @@ describe("LibvirtDriver with the test AMI under TCG", () => {
     expect(await driver.list()).toEqual([{ instanceId: id, powerState: PowerState.POWER_STATE_RUNNING }]);
     expect(await driver.listArtifacts()).toEqual([id]);
     expect(await waitForBoot(1)).toEqual([1]);
+    // Other users can neither read the disk nor list the directory.
+    expect(statSync(overlay).mode & 0o777).toBe(0o600);
+    expect(statSync(instancesDir).mode & 0o777).toBe(0o711);
+    expect(statSync(join(instancesDir, `${id}.console.log`)).mode & 0o777).toBe(0o600);
   }, 120_000);
 
   it("createInstance again changes nothing: one domain, no second boot", async () => {

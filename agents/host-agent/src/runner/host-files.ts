@@ -39,6 +39,12 @@ export async function moveHostFile(runner: CommandRunner, from: string, to: stri
   await runner.run(["mv", "-f", "--", from, to]);
 }
 
+/** Postcondition: `path` has permission bits `mode` (as chmod). */
+export async function setHostFileMode(runner: CommandRunner, path: string, mode: number): Promise<void> {
+  if (runner.files) return runner.files.chmod(path, mode);
+  await runner.run(["chmod", mode.toString(8).padStart(4, "0"), "--", path]);
+}
+
 /** Whether `path` exists (as test -e). */
 export async function hostPathExists(runner: CommandRunner, path: string): Promise<boolean> {
   if (runner.files) return (await runner.files.stat(path)) !== undefined;

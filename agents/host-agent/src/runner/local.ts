@@ -35,6 +35,9 @@ export const localFiles: HostFiles = {
   rename(from, to) {
     return rename(from, to);
   },
+  chmod(path, mode) {
+    return chmod(path, mode);
+  },
   async remove(paths) {
     for (const p of paths) {
       try {

@@ -35,6 +35,8 @@ export interface HostFiles {
   remove(paths: readonly string[]): Promise<void>;
   /** What `path` is (symlinks followed), or undefined when it does not exist. */
   stat(path: string): Promise<HostFileStat | undefined>;
+  /** Postcondition: `path` (file or directory, symlinks followed) has permission bits `mode`. */
+  chmod(path: string, mode: number): Promise<void>;
   /** Sends `signal` to process `pid`; false when there is no such process. */
   signal(pid: number, signal: "SIGHUP" | "SIGTERM"): Promise<boolean>;
 }

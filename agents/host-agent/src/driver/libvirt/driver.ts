@@ -7,7 +7,7 @@ import { agent } from "@cirrus/proto";
 import { enslave, listLinks, type HostLink } from "../../network/bridges.js";
 import { tapName } from "../../network/names.js";
 import type { InstanceNetworking } from "../../network/types.js";
-import { hostFileIdentities, moveHostFile, removeHostFiles, withHostTempFile } from "../../runner/host-files.js";
+import { hostFileIdentities, moveHostFile, removeHostFiles, setHostFileMode, withHostTempFile } from "../../runner/host-files.js";
 import { currentTrace, traced, traceScope, type CommandTrace } from "../../runner/trace.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
 import { checkInstanceId, validateSpec, type ValidSpec } from "../spec.js";
@@ -186,6 +186,9 @@ export class LibvirtDriver implements HypervisorDriver {
     await this.checkImage(spec);
     await this.ensureInstancesDir();
     await this.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", spec.image.rootPath, path, `${spec.rootDiskGib}G`]);
+    // A guest's disk is readable by root and (through libvirt's ownership
+    // change at start) QEMU only; it holds nothing yet, so the moment before is harmless.
+    await setHostFileMode(this.runner, path, 0o600);
   }
 
   async startInstance(instanceId: string): Promise<agent.PowerState> {
@@ -424,7 +427,8 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   private ensureInstancesDir(): Promise<void> {
-    this.dirReady ??= this.runner.run(["mkdir", "-p", "--", this.opts.instancesDir]).then(
+    // 0711: QEMU's user must traverse it to open its disk, no other user may list it.
+    this.dirReady ??= this.runner.run(["mkdir", "-p", "--", this.opts.instancesDir]).then(() => setHostFileMode(this.runner, this.opts.instancesDir, 0o711)).then(
       () => undefined,
       (err: unknown) => {
         this.dirReady = undefined;
