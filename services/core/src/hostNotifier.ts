@@ -34,7 +34,7 @@ export class HostNotifier {
   /** Pushes queued hosts until none is left that is not being pushed by another lane. */
   private async drain(): Promise<void> {
     for (;;) {
-      const hostId = [...this.queued].find((id) => !this.running.has(id));
+      const hostId = this.nextQueued();
       if (!hostId) return;
       this.queued.delete(hostId);
       this.running.add(hostId);
@@ -47,6 +47,12 @@ export class HostNotifier {
         this.running.delete(hostId);
       }
     }
+  }
+
+  /** The first queued host no lane is pushing (a host being pushed waits for its lane to finish). */
+  private nextQueued(): string | undefined {
+    for (const id of this.queued) if (!this.running.has(id)) return id;
+    return undefined;
   }
 
   /** Resolves when every push queued or in flight has finished (for shutdown). */

@@ -19,9 +19,11 @@ export type HostControlCore = Pick<Core, "db" | "config" | "log" | "notifyHosts"
 const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const ENDPOINT = /^[A-Za-z0-9.:[\]-]{1,253}:\d{1,5}$/;
 
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
+/** Whether `given` is the non-empty secret `stored`, compared in constant time. */
+function sameSecret(stored: string, given: string | undefined): boolean {
+  if (!stored || !given) return false;
+  const x = Buffer.from(stored);
+  const y = Buffer.from(given);
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
@@ -48,37 +50,28 @@ export async function registerHost(core: HostControlCore, enrolmentToken: string
   }
   const { rows: [existing] } = await core.db.query<{ id: string; secret: string }>("SELECT id, secret FROM hosts WHERE name = $1", [req.hostName]);
   const taken = () => new Ec2Error("AuthFailure", `Host enrolment refused: the host name ${req.hostName} is already enrolled, and re-registering it needs its host secret (a host that lost its secret enrols under another name)`);
-  let hostId: string;
-  let secret: string;
-  if (existing) {
-    if (!req.hostSecret || !sameSecret(existing.secret, req.hostSecret)) throw taken();
-    secret = req.hostSecret;
-    hostId = await inTransaction(core.db, async (db) => {
+  // An enrolled name needs its own secret; only a new one may use the token.
+  if (existing && !sameSecret(existing.secret, req.hostSecret)) throw taken();
+  if (!existing && !sameSecret(enrolmentToken, req.enrolmentToken)) throw new Ec2Error("AuthFailure", "Host enrolment refused: bad enrolment token");
+  const secret = existing ? req.hostSecret : randomBytes(32).toString("base64url");
+  const hostId = await inTransaction(core.db, async (db) => {
+    const { rows: [host] } = existing
       // Matched on the secret read above: a concurrent change of the row makes this a refusal, never a takeover.
-      const { rows: [host] } = await db.query<{ id: string }>(
+      ? await db.query<{ id: string }>(
         `UPDATE hosts SET availability_zone = $3, endpoint = $4, hypervisor = $5, vcpus = $6, memory_mib = $7, disk_gib = $8
           WHERE id = $1 AND secret = $2 RETURNING id`,
         [existing.id, existing.secret, req.availabilityZone, req.endpoint, req.hypervisor, req.vcpus, req.memoryMib, req.diskGib],
-      );
-      if (!host) throw taken();
-      await beat(db, host.id);
-      return host.id;
-    });
-  } else {
-    if (!req.enrolmentToken || !sameSecret(enrolmentToken, req.enrolmentToken)) throw new Ec2Error("AuthFailure", "Host enrolment refused: bad enrolment token");
-    secret = randomBytes(32).toString("base64url");
-    hostId = await inTransaction(core.db, async (db) => {
+      )
       // Two enrolments of one new name: the first wins, the second is refused.
-      const { rows: [host] } = await db.query<{ id: string }>(
+      : await db.query<{ id: string }>(
         `INSERT INTO hosts (id, name, availability_zone, endpoint, hypervisor, secret, vcpus, memory_mib, disk_gib)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (name) DO NOTHING RETURNING id`,
         [newId("h"), req.hostName, req.availabilityZone, req.endpoint, req.hypervisor, secret, req.vcpus, req.memoryMib, req.diskGib],
       );
-      if (!host) throw taken();
-      await beat(db, host.id);
-      return host.id;
-    });
-  }
+    if (!host) throw taken();
+    await beat(db, host.id);
+    return host.id;
+  });
   core.log.info({ hostId, hostName: req.hostName, via: existing ? "secret" : "enrolment-token" }, "host registered");
   return { hostId, hostSecret: secret };
 }
@@ -86,7 +79,7 @@ export async function registerHost(core: HostControlCore, enrolmentToken: string
 /** Authenticates an agent's call: the host id must exist and the secret match. */
 export async function authenticateHost(core: HostControlCore, hostId: string, secret: string | undefined): Promise<void> {
   const { rows: [host] } = await core.db.query<{ secret: string }>({ name: "host-secret", text: "SELECT secret FROM hosts WHERE id = $1", values: [hostId] });
-  if (!host || !secret || !sameSecret(host.secret, secret)) throw new Ec2Error("AuthFailure", "Host authentication failed");
+  if (!host || !sameSecret(host.secret, secret)) throw new Ec2Error("AuthFailure", "Host authentication failed");
 }
 
 /** Records that the host is alive now. */

@@ -3,12 +3,12 @@
 // Needs a Postgres server (CIRRUS_TEST_ADMIN_DATABASE_URL, else the local one
 // with trust auth), as `npm test` provides.
 import { randomBytes } from "node:crypto";
-import pLimit from "p-limit";
 import pg from "pg";
 import { createLogger } from "@cirrus/common";
 import type { LifecycleStep } from "@cirrus/common/queue";
 import { coreConfigSchema, withZones } from "../src/config.js";
 import type { Core, Principal, RequestContext } from "../src/context.js";
+import { createCore } from "../src/core.js";
 import { migrate } from "../src/db/migrate.js";
 import { loadInstanceTypes } from "../src/instanceTypes.js";
 import { ensureDefaultNetwork } from "../src/network/vpcs.js";
@@ -39,23 +39,24 @@ export async function testCore(env: Record<string, string> = {}): Promise<TestCo
   await migrate(db, log);
   const enqueued: LifecycleStep[][] = [];
   const notified: string[][] = [];
-  const config = withZones(coreConfigSchema.parse(env));
   const core: Core = {
-    db,
-    config,
-    instanceTypes: loadInstanceTypes(),
-    log,
-    lifecycle: { enqueue: async (batches) => void enqueued.push(...batches.map((b) => [...b])) },
-    agents: {
-      createInstance: async () => ({}),
-      stopInstance: async () => ({}),
-      rebootInstance: async () => ({}),
-      destroyInstance: async () => ({}),
-      applyHostState: async () => ({}),
-      consoleOutput: async () => Buffer.alloc(0),
-      isPermanent: () => false,
-    },
-    placements: pLimit(config.CIRRUS_PLACEMENT_CONCURRENCY),
+    ...createCore({
+      db,
+      config: withZones(coreConfigSchema.parse(env)),
+      instanceTypes: loadInstanceTypes(),
+      log,
+      lifecycle: { enqueue: async (batches) => void enqueued.push(...batches.map((b) => [...b])) },
+      agents: {
+        createInstance: async () => ({}),
+        stopInstance: async () => ({}),
+        rebootInstance: async () => ({}),
+        destroyInstance: async () => ({}),
+        applyHostState: async () => ({}),
+        consoleOutput: async () => Buffer.alloc(0),
+        isPermanent: () => false,
+      },
+    }),
+    // Recorded, not pushed: the tests look at which hosts each change named.
     notifyHosts: (hostIds) => void notified.push([...hostIds]),
   };
   const principal: Principal = { accountId: "123456789012", operator: false };

@@ -6,6 +6,7 @@
 // held released in the same transaction (claims.ts), so it happens once.
 // Steps of one job share a host; their agent calls run a few at a time and
 // their compare-and-swaps are one statement per target state.
+import pLimit from "p-limit";
 import type { LifecycleStep } from "@cirrus/common/queue";
 import type { Core, HostEndpoint } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
@@ -61,15 +62,6 @@ async function load(db: Queryable, ids: readonly string[]): Promise<Map<string, 
 }
 
 const hostOf = (r: StepRow): HostEndpoint => ({ id: r.host_id, endpoint: r.endpoint, secret: r.secret });
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(lanes);
-}
 
 /** Where each task leaves the instance when its host work succeeded. */
 const DONE_STATE: Record<InstanceTask, InstanceStateName> = { launch: "running", start: "running", stop: "stopped", reboot: "running", terminate: "terminated" };
@@ -138,14 +130,15 @@ export const instanceLifecycle: Lifecycle = {
       else current.push({ step, row });
     }
     const succeeded: { step: LifecycleStep; row: StepRow }[] = [];
-    await eachLimited(current, AGENT_CALLS_PER_JOB, async (c) => {
+    const limit = pLimit(AGENT_CALLS_PER_JOB);
+    await Promise.all(current.map((c) => limit(async () => {
       try {
         await hostWork(core, c.row);
         succeeded.push(c);
       } catch (error) {
         results.push({ step: c.step, outcome: "failed", error, permanent: core.agents.isPermanent(error) });
       }
-    });
+    })));
     for (const task of Object.keys(DONE_STATE) as InstanceTask[]) {
       const batch = succeeded.filter((c) => c.row.task === task);
       if (batch.length === 0) continue;
