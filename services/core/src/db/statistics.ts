@@ -2,11 +2,10 @@
 // after its naptime (a minute) and once a tenth of it changed; until then
 // Postgres plans on the table as it was. After one change of many rows
 // that is the wrong plan for every query that follows: an address claim
-// sorting a new /14 subnet's free addresses (135 ms per launch, against
-// 1 ms), a host state's compile scanning every group membership after a
-// launch of 100,000 (9 ms per host, against 3). So the change that grew a
-// table analyzes it at once, after its commit. See docs/ARCHITECTURE.md,
-// "Placement".
+// sorting a new /14 subnet's free addresses instead of reading their index,
+// a host state's compile scanning every group membership after a launch of
+// 100,000. So the change that grew a table analyzes it at once, after its
+// commit. See docs/ARCHITECTURE.md, "Flows" (RunInstances).
 import type { Core } from "../context.js";
 
 /** Tables analyzed here (the names are never taken from a request). */
