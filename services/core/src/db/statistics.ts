@@ -20,7 +20,7 @@ const BULK_ROWS = 1000;
  * skipped rather than waited for. Postcondition: the tables' statistics are
  * fresh unless a warning was logged or a concurrent ANALYZE was refreshing them.
  */
-export async function analyzeTables(core: Pick<Core, "db" | "log">, tables: readonly AnalyzedTable[]): Promise<void> {
+async function analyzeTables(core: Pick<Core, "db" | "log">, tables: readonly AnalyzedTable[]): Promise<void> {
   await core.db.query(`ANALYZE (SKIP_LOCKED) ${tables.join(", ")}`).catch((err: unknown) => core.log.warn({ err, tables }, "analyzing tables failed"));
 }
 

@@ -5,7 +5,7 @@ import { cidrText, isIpv4, newId, nthAddress, parseExactCidr, size, type Cidr } 
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
 import type { Core, RequestContext } from "../context.js";
-import { analyzeTables } from "../db/statistics.js";
+import { analyzeAfterBulkChange } from "../db/statistics.js";
 import { inTransaction } from "../db/tx.js";
 import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
@@ -89,7 +89,7 @@ export async function syncAddressPool(core: Core): Promise<void> {
       [cidrText(c), first, last],
     );
     // Statistics for the new rows, or allocations are planned as a sort of the whole pool.
-    await analyzeTables(core, ["address_pool"]);
+    await analyzeAfterBulkChange(core, last - first + 1, ["address_pool"]);
   }
 }
 

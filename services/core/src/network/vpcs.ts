@@ -5,7 +5,7 @@ import { cidrText, containsCidr, newId, nthAddress, overlaps, parseExactCidr, si
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
 import type { Core, RequestContext } from "../context.js";
-import { analyzeTables } from "../db/statistics.js";
+import { analyzeAfterBulkChange } from "../db/statistics.js";
 import { inTransaction } from "../db/tx.js";
 import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
@@ -198,7 +198,7 @@ export const vpcOperations = [
         return insertSubnet(db, ctx.principal.accountId, vpc.id, cidr, zone, false, tags);
       });
       ctx.log.info({ subnetId: subnet.id, vpcId: subnet.vpc_id, cidr: cidrText(cidr) }, "subnet created");
-      await analyzeTables(ctx, ["subnet_addresses"]);
+      await analyzeAfterBulkChange(ctx, size(cidr), ["subnet_addresses"]);
       const free = await freeAddresses(ctx.db, [subnet.id]);
       return { Subnet: subnetToProto(subnet, tags, free.get(subnet.id) ?? 0) };
     },
@@ -243,7 +243,7 @@ export const vpcOperations = [
  */
 export async function ensureDefaultNetwork(core: Core, accountId: string): Promise<void> {
   const cidr = parseExactCidr(core.config.CIRRUS_DEFAULT_VPC_CIDR)!;
-  let created = false;
+  let addresses = 0;
   await inTransaction(core.db, async (db) => {
     await db.query("SELECT pg_advisory_xact_lock(hashtext('cirrus-default-network'), hashtext($1))", [accountId]);
     let { rows: [vpc] } = await db.query<VpcRow>("SELECT * FROM vpcs WHERE owner_id = $1 AND is_default", [accountId]);
@@ -259,8 +259,8 @@ export async function ensureDefaultNetwork(core: Core, accountId: string): Promi
         continue;
       }
       await insertSubnet(db, accountId, vpc.id, { network: nthAddress(cidr, offset), prefix: subnetPrefix }, zone, true, []);
-      created = true;
+      addresses += 2 ** (32 - subnetPrefix);
     }
   });
-  if (created) await analyzeTables(core, ["subnet_addresses"]);
+  await analyzeAfterBulkChange(core, addresses, ["subnet_addresses"]);
 }
