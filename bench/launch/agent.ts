@@ -119,6 +119,9 @@ class FakeControl {
         cb(null, { state: call.request.appliedRevision < this.revision || this.revision === 0 ? this.hostState() : undefined });
       },
       getUserData: (_call: ServerUnaryCall<agent.UserDataRequest, agent.UserData>, cb: sendUnaryData<agent.UserData>) => cb(null, { userData: Buffer.alloc(0) }),
+      // The benchmark removes what it made itself: the agent keeps everything.
+      classifyInstances: (call: ServerUnaryCall<agent.ClassifyInstancesRequest, agent.ClassifyInstancesResponse>, cb: sendUnaryData<agent.ClassifyInstancesResponse>) =>
+        cb(null, { instances: call.request.instanceIds.map((instanceId) => ({ instanceId, verdict: agent.InstanceVerdict.INSTANCE_VERDICT_KEEP })) }),
     });
     await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   }
@@ -224,6 +227,7 @@ async function main(): Promise<void> {
       const spec: agent.InstanceSpec = {
         instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image,
         network: WITH_NIC ? { subnetId, subnetCidr: subnet.cidr, gatewayIp: subnet.gateway, privateIp: ip, macAddress: macFor(ip) } : undefined,
+        reuseRootDisk: false,
       };
       live.set(id, spec);
       control.desired.set(id, spec);
@@ -240,8 +244,8 @@ async function main(): Promise<void> {
         template = {
           xml, name,
           uuid: pick(/<uuid>([^<]+)<\/uuid>/)!,
-          overlay: join(dirs.instances, `${id}.qcow2`),
-          consoleLog: join(dirs.instances, `${id}.console.log`),
+          overlay: join(dirs.instances, `${domainPrefix}${id}.qcow2`),
+          consoleLog: join(dirs.instances, `${domainPrefix}${id}.console.log`),
           tap: pick(/<target dev='([^']+)'\/>\s*<model/) ?? pick(/<interface[^]*?<target dev='([^']+)'/),
           mac: pick(/<mac address='([^']+)'/),
         };

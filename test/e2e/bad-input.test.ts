@@ -1,4 +1,6 @@
 // Bad input gets EC2's error code, writes nothing and leaves every process up.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentials, status } from "@grpc/grpc-js";
 import { bearerMetadata, callUnary } from "@cirrus/common";
@@ -29,8 +31,21 @@ beforeAll(async () => {
   await stack.waitForState([terminatedId], "running");
   await stack.call("terminateInstances", { InstanceIds: [terminatedId] });
   await stack.waitForState([terminatedId], "terminated");
+  otherDisk = `${stack.workDir}/instances/fake1/${stack.domainPrefix}i-0123456789abcdef0.qcow2`;
+  execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", otherDisk, "1G"]);
+  evilDir = `${IMAGES}/cirrus-t-${stack.runId}`;
+  mkdirSync(evilDir, { recursive: true });
+  symlinkSync(`${stack.workDir}/agent-state/fake1/host.json`, `${evilDir}/rootfs.qcow2`);
 });
-afterAll(() => stack.stop());
+afterAll(async () => {
+  if (evilDir) rmSync(evilDir, { recursive: true, force: true });
+  await stack.stop();
+});
+
+const IMAGES = "/var/lib/cirrus/images";
+/** A real qcow2 disk in an agent's instances directory, and an image directory holding a symlink to the agent's secret. */
+let otherDisk = "";
+let evilDir = "";
 
 const run = (over: Record<string, unknown>) => ({ ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, ...over });
 const longTag = { ResourceType: "instance", Tags: [{ Key: "k".repeat(129), Value: "v" }] };
@@ -63,7 +78,15 @@ const cases: Array<[string, string, () => unknown, string]> = [
   ["MaxResults out of range", "describeInstances", () => ({ MaxResults: 2 }), "InvalidParameterValue"],
   ["relative image path", "registerImage", () => ({ Name: "bad-path", ImageLocation: "../etc/passwd" }), "InvalidParameterValue"],
   ["image path with shell", "registerImage", () => ({ Name: "bad-path2", ImageLocation: "/x;rm -rf /" }), "InvalidParameterValue"],
-  ["duplicate image name", "registerImage", () => ({ Name: `test-ami-${stack.runId}`, ImageLocation: "/var/lib/x.qcow2" }), "InvalidAMIName.Duplicate"],
+  ["duplicate image name", "registerImage", () => ({ Name: `test-ami-${stack.runId}`, ImageLocation: `${IMAGES}/x.qcow2` }), "InvalidAMIName.Duplicate"],
+  // Image files come only from the operator's image directories (CIRRUS_IMAGE_DIRS, default /var/lib/cirrus/images), symlinks followed.
+  ["/etc/shadow as an image", "registerImage", () => ({ Name: "shadow", ImageLocation: "/etc/shadow" }), "InvalidParameterValue"],
+  ["the agent's secret as an image", "registerImage", () => ({ Name: "secret", ImageLocation: `${stack.workDir}/agent-state/fake1/host.json` }), "InvalidParameterValue"],
+  ["another instance's disk as an image", "registerImage", () => ({ Name: "disk", ImageLocation: otherDisk }), "InvalidParameterValue"],
+  ["a symlink out of the image directory", "registerImage", () => ({ Name: "link", ImageLocation: `${evilDir}/rootfs.qcow2` }), "InvalidParameterValue"],
+  [".. segments out of the image directory", "registerImage", () => ({ Name: "dots", ImageLocation: `${IMAGES}/../../../etc/shadow` }), "InvalidParameterValue"],
+  ["a kernel outside the image directories", "registerImage", () => ({ Name: "kernel", ImageLocation: `${IMAGES}/x.qcow2`, KernelLocation: "/boot/../etc/shadow" }), "InvalidParameterValue"],
+  ["an image directory's name as a mere prefix", "registerImage", () => ({ Name: "prefix", ImageLocation: `${IMAGES}-evil/rootfs.qcow2` }), "InvalidParameterValue"],
   ["deregister unknown image", "deregisterImage", () => ({ ImageId: "ami-0123456789abcdef0" }), "InvalidAMIID.NotFound"],
   ["console of unknown instance", "getConsoleOutput", () => ({ InstanceId: "i-0123456789abcdef0" }), "InvalidInstanceID.NotFound"],
 ];

@@ -1,7 +1,8 @@
 // The whole stack with real Postgres, Redis, libvirt and QEMU (TCG):
 // RunInstances (count 2) → running with boot markers → Stop → Start →
-// Reboot → Terminate, checking the hypervisor and host capacity at each step.
-import { existsSync, readdirSync } from "node:fs";
+// Reboot → Start over a missing domain → Terminate, checking the hypervisor and host capacity at each step.
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack, waitUntil } from "../src/stack.js";
 
@@ -67,6 +68,34 @@ describe("instance lifecycle on libvirt", () => {
     await waitUntil("reboot to show a third boot", async () => (await bootMarkers(ids[0]!)).includes(3), 120_000, 1000);
     await stack.waitForState([ids[0]!], "running");
     expect(stack.domState(ids[0]!)).toBe("running");
+  });
+
+  it("a stopped instance whose domain went missing starts over its own disk, and without its disk stays stopped, saying why", async () => {
+    const id = ids[1]!;
+    const virsh = (...args: string[]) => execFileSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8" });
+    const disk = `${instancesDir}/${stack.domainPrefix}${id}.qcow2`;
+    await stack.call("stopInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "stopped");
+    virsh("undefine", "--", `${stack.domainPrefix}${id}`);
+    await stack.call("startInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "running");
+    // The boot counter lives on the root disk: a third boot, not a first on a fresh overlay.
+    await waitUntil(`third boot of ${id}`, async () => (await bootMarkers(id)).includes(3), 120_000, 1000);
+    expect(await bootMarkers(id)).toEqual([1, 2, 3]);
+
+    await stack.call("stopInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "stopped");
+    virsh("undefine", "--", `${stack.domainPrefix}${id}`);
+    rmSync(disk);
+    await stack.call("startInstances", { InstanceIds: [id] });
+    const reason = await waitUntil("the start to fail", async () => {
+      const i = await stack.instance(id);
+      return i.State?.Name === "stopped" && i.StateReason?.Message.includes("MissingDisk") ? i.StateReason : undefined;
+    }, 60_000, 500);
+    expect(reason.Code).toBe("Server.InternalError");
+    expect(reason.Message).toContain(disk);
+    expect(existsSync(disk)).toBe(false);
+    expect(stack.domState(id)).toBe("absent");
   });
 
   it("terminates: no domain, no disk, capacity released", async () => {

@@ -1,5 +1,6 @@
 // Processes die: the agent while instances run, a worker in the middle of a
 // launch. Nothing is lost or duplicated.
+import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack, waitUntil } from "../src/stack.js";
@@ -87,27 +88,62 @@ describe("resilience", () => {
     expect(stack.domState(id)).toBe("running");
   });
 
-  it("an orphan domain and its disk, unknown to the control plane, are removed after the grace period", async () => {
+  it("orphans go only on evidence, into quarantine: another host's instances and ones this agent did not make are kept", async () => {
     const { execFileSync } = await import("node:child_process");
-    const { existsSync, writeFileSync } = await import("node:fs");
+    const { existsSync, readdirSync, writeFileSync } = await import("node:fs");
     const { randomBytes } = await import("node:crypto");
     const virsh = (...args: string[]) => execFileSync("virsh", ["-c", "qemu:///system", ...args], { encoding: "utf8" });
     const keep = (await stack.pool.query("SELECT id FROM instances WHERE state = 'running' LIMIT 1")).rows[0].id as string;
-    const orphan = `i-${randomBytes(9).toString("hex").slice(0, 17)}`;
-    // A copy of a real instance's domain under an id the control plane never issued.
-    // (without its NIC: the copy's tap name and MAC would clash with the original's)
-    const xml = virsh("dumpxml", `${stack.domainPrefix}${keep}`)
+    // Unknown to the control plane and not made by the agent: a copy of a real
+    // instance's domain, defined by hand under an id the control plane never issued
+    // (without its NIC: the copy's tap name and MAC would clash with the original's).
+    const stranger = `i-${randomBytes(9).toString("hex").slice(0, 17)}`;
+    const original = virsh("dumpxml", `${stack.domainPrefix}${keep}`);
+    // Each instance's disk, where its domain says it is.
+    const keepDisk = /<source file='([^']+\.qcow2)'/.exec(original)![1]!;
+    const file = (id: string) => keepDisk.replaceAll(keep, id);
+    const xml = original
       .replace(/<uuid>[^<]*<\/uuid>/, "").replace(/<entry name='uuid'>[^<]*<\/entry>/, "")
-      .replace(/<interface[\s\S]*?<\/interface>/g, "").replaceAll(keep, orphan);
-    const disk = `${instancesDir}/${orphan}.qcow2`;
-    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", `${process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami"}/rootfs.qcow2`, disk]);
-    const file = `${stack.workDir}/orphan.xml`;
-    writeFileSync(file, xml);
-    virsh("define", file);
-    virsh("start", `${stack.domainPrefix}${orphan}`);
-    expect(stack.domState(orphan)).toBe("running");
-    await waitUntil("the orphan to be removed", async () => stack.domState(orphan) === "absent" && !existsSync(disk), 60_000, 500);
-    expect(stack.domState(keep)).toBe("running");
+      .replace(/<interface[\s\S]*?<\/interface>/g, "").replaceAll(keep, stranger);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", `${process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami"}/rootfs.qcow2`, file(stranger)]);
+    writeFileSync(`${stack.workDir}/stranger.xml`, xml);
+    virsh("define", `${stack.workDir}/stranger.xml`);
+    virsh("start", `${stack.domainPrefix}${stranger}`);
+    // Another host's instances, as a renamed or re-enrolled host, or a second agent
+    // on the same instances directory, sees them: a second agent sharing kvm1's
+    // directory and domain prefix (its own network prefix; too small to be placed on).
+    await stack.addAgent({
+      name: "kvm2", driver: "libvirt", capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 },
+      extraEnv: { CIRRUS_INSTANCES_DIR: instancesDir, CIRRUS_NET_PREFIX: stack.altNetPrefix },
+    });
+    const agentLogs = () => ["agent-kvm1", "agent-kvm2"].map((n) => readFileSync(`${stack.logDir}/${n}.log`, "utf8")).join("");
+    // Past the 5 s grace, both agents have asked about both, and kept them.
+    await waitUntil("both agents to keep what is not theirs to remove", async () => {
+      for (const id of [keep, stranger]) if (stack.domState(id) !== "running" || !existsSync(file(id))) throw new Error(`${id} was wiped: domain ${stack.domState(id)}, disk ${existsSync(file(id)) ? "present" : "gone"}`);
+      const kept = agentLogs().split("\n").filter((l) => l.includes("kept an instance the control plane did not ask for"));
+      return kept.some((l) => l.includes(stranger)) && kept.some((l) => l.includes(keep));
+    }, 60_000, 500);
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const id of [keep, stranger]) {
+      expect(stack.domState(id)).toBe("running");
+      expect(existsSync(file(id))).toBe(true);
+    }
     expect((await stack.instance(keep)).State?.Name).toBe("running");
+
+    // The database restored to a backup from before `keep` was launched: kvm1 made
+    // it for this host (its own record says so), so it is removed, into quarantine.
+    await stack.pool.query("DELETE FROM instance_security_groups WHERE instance_id = $1", [keep]);
+    await stack.pool.query("UPDATE addresses SET instance_id = NULL WHERE instance_id = $1", [keep]);
+    await stack.pool.query("DELETE FROM instances WHERE id = $1", [keep]);
+    const kvm1 = stack.agents.get("kvm1")!;
+    await kvm1.restart(); // as after a restore: it asks for the host's state afresh
+    await waitUntil("kvm1 to quarantine the instance the restored database does not know", async () => stack.domState(keep) === "absent" && !existsSync(file(keep)), 60_000, 500);
+    const quarantined = readdirSync(`${instancesDir}/quarantine`).filter((n) => n.startsWith(`${stack.domainPrefix}${keep}.`));
+    expect(quarantined.map((n) => n.replace(/\.\d+\./, ".<t>.")).sort()).toEqual([`${stack.domainPrefix}${keep}.<t>.console.log`, `${stack.domainPrefix}${keep}.<t>.qcow2`]);
+    // The stranger is still nobody's to remove.
+    expect(stack.domState(stranger)).toBe("running");
+    expect(existsSync(file(stranger))).toBe(true);
+    virsh("destroy", `${stack.domainPrefix}${stranger}`);
+    virsh("undefine", `${stack.domainPrefix}${stranger}`);
   });
 });

@@ -7,7 +7,7 @@ import { execFile, spawn, execFileSync, type ChildProcess } from "node:child_pro
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
@@ -104,6 +104,8 @@ export class Stack {
   readonly addressPool = `198.18.${parseInt(this.runId.slice(2, 4), 16)}.0/24`;
   /** iptables chain prefix of this run's agents. */
   readonly netPrefix = `T${this.runId.toUpperCase().slice(0, 7)}`;
+  /** Another chain prefix, for an agent that must not share the others' network state (one on another agent's instances directory). */
+  readonly altNetPrefix = `U${this.runId.toUpperCase().slice(0, 7)}`;
   readonly networkDir = join(this.workDir, "network");
   readonly logDir = join(this.workDir, "logs");
   apiPort = 0;
@@ -127,6 +129,8 @@ export class Stack {
       CIRRUS_QUEUE_PREFIX: this.queuePrefix,
       CIRRUS_ENROLMENT_TOKEN: ENROLMENT_TOKEN,
       CIRRUS_LOG_LEVEL: "debug",
+      // The API and the agents take image files from where the test AMI is.
+      CIRRUS_IMAGE_DIRS: dirname(TEST_AMI_DIR),
     };
   }
 
@@ -319,6 +323,7 @@ export class Stack {
     const subnets = await this.pool?.query<{ id: string }>("SELECT id FROM subnets").catch(() => ({ rows: [] as { id: string }[] }));
     removeBridges((subnets?.rows ?? []).map((r) => bridgeName(r.id)), this.networkDir);
     removeChains(this.netPrefix);
+    removeChains(this.altNetPrefix);
     restoreForwarding(this.forwardingBefore);
     await this.pool?.end().catch(() => undefined);
     const admin = new pg.Client({ connectionString: ADMIN_URL });

@@ -11,7 +11,8 @@ import type { HypervisorDriver } from "./driver/types.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { HostNetwork } from "./network/host-network.js";
 import { UnmanagedNetwork, type NetworkStateTarget } from "./network/types.js";
-import { Reconciler } from "./reconcile.js";
+import { OwnershipRecords } from "./ownership.js";
+import { Reconciler, type OrphanEvidence } from "./reconcile.js";
 import { LocalRunner } from "./runner/local.js";
 import { SshRunner } from "./runner/ssh.js";
 import { serveHostAgent } from "./server.js";
@@ -47,7 +48,9 @@ export async function createHost(config: AgentConfig, log: Logger, userData: (in
       log,
     });
     log.info({ runner: runner.target, hypervisor, uri: config.libvirtUri, netPrefix: prefix, outboundNat: outboundNat ?? "off" }, "libvirt driver ready");
-    const driver = new LibvirtDriver({ runner, uri: config.libvirtUri, hypervisor, domainPrefix: config.domainPrefix, instancesDir: config.instancesDir, network, log });
+    const driver = new LibvirtDriver({ runner, uri: config.libvirtUri, hypervisor, domainPrefix: config.domainPrefix, instancesDir: config.instancesDir,
+      imageDirs: config.imageDirs, privateDirs: [config.stateDir], network, log,
+    });
     return { driver, network };
   } catch (err) {
     await runner.close();
@@ -65,6 +68,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
   const control = new ControlPlane({ endpoint: config.controlEndpoint, stateDir: config.stateDir, enrolmentToken: config.enrolmentToken, log });
   const { driver, network } = await createHost(config, log, (id) => control.userData(id));
   const locks = new KeyedMutex();
+  const owned = new OwnershipRecords(config.stateDir);
   let server: Awaited<ReturnType<typeof serveHostAgent>> | undefined;
   try {
     // Listen before registering: the control plane may dial us as soon as it knows us.
@@ -74,6 +78,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       locks,
       hostSecret: () => control.identity?.hostSecret,
       hostId: () => control.identity?.hostId,
+      owned,
       stopTimeoutMs: config.stopTimeoutMs,
       log,
     });
@@ -87,7 +92,13 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       endpoint: config.advertise,
     });
     await control.register(describe, signal);
-    await heartbeatLoop(driver, network, control, new Reconciler(driver, locks, config.orphanGraceMs, log), describe, config.heartbeatMs, log, signal);
+    const evidence: OrphanEvidence = {
+      classify: (ids) => control.classify(ids),
+      madeHere: async (id) => (await owned.madeFor(id)) === control.identity?.hostId,
+      forget: (id) => owned.forget(id),
+    };
+    const reconciler = new Reconciler({ driver, locks, evidence, graceMs: config.orphanGraceMs, quarantineRetentionMs: config.quarantineRetentionMs, log });
+    await heartbeatLoop(driver, network, control, reconciler, describe, config.heartbeatMs, log, signal);
   } finally {
     await server?.stop();
     control.close();

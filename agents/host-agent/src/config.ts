@@ -9,6 +9,7 @@
 // net.bridge.bridge-nf-call-iptables=1.
 import { hostname } from "node:os";
 import { z } from "zod";
+import { dirListProblem, parseDirList } from "@cirrus/common";
 import type { Capacity } from "./driver/types.js";
 import { isSafePath } from "./driver/spec.js";
 import { NET_PREFIX } from "./network/names.js";
@@ -25,6 +26,8 @@ export interface AgentConfig {
   advertise: string;
   stateDir: string;
   instancesDir: string;
+  /** Where image files may come from (CIRRUS_IMAGE_DIRS). */
+  imageDirs: string[];
   driver: "libvirt" | "fake";
   libvirtUri: string;
   hypervisor: "auto" | "kvm" | "qemu";
@@ -35,6 +38,7 @@ export interface AgentConfig {
   capacityOverride: Partial<Capacity>;
   heartbeatMs: number;
   orphanGraceMs: number;
+  quarantineRetentionMs: number;
   stopTimeoutMs: number;
   fake: { capacity: Capacity; delayMs: { min: number; max: number }; failureRate: number };
   network: NetworkConfig;
@@ -81,6 +85,8 @@ const schema = z.object({
   CIRRUS_STATE_DIR: path.default("/var/lib/cirrus/agent"),
   /** On the driven host: instance disks and console logs. */
   CIRRUS_INSTANCES_DIR: path.default("/var/lib/cirrus/instances"),
+  /** Comma-separated directories image files may come from, symlinks followed (as the control plane's CIRRUS_IMAGE_DIRS). */
+  CIRRUS_IMAGE_DIRS: z.string().refine((v) => dirListProblem(v) === undefined, (v) => ({ message: `must be a comma-separated list of absolute directories: ${dirListProblem(v)}` })).default("/var/lib/cirrus/images"),
   /** fake: an in-memory hypervisor, for tests and demos. */
   CIRRUS_DRIVER: z.enum(["libvirt", "fake"]).default("libvirt"),
   CIRRUS_LIBVIRT_URI: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, "a libvirt URI").default("qemu:///system"),
@@ -93,8 +99,10 @@ const schema = z.object({
   CIRRUS_CAPACITY_MEMORY_MIB: int(1, 1 << 30).optional(),
   CIRRUS_CAPACITY_DISK_GIB: int(1, 1 << 30).optional(),
   CIRRUS_HEARTBEAT_MS: int(100, 3_600_000).default("5000"),
-  /** How long an instance or NIC nobody wants survives before it is destroyed or forgotten. */
+  /** How long an instance or NIC nobody wants survives before it is considered for removal (on evidence) or forgotten. */
   CIRRUS_ORPHAN_GRACE_MS: int(0, 86_400_000).default("60000"),
+  /** How long a removed orphan's disk and console log stay in the quarantine directory (default 7 days). */
+  CIRRUS_QUARANTINE_RETENTION_MS: int(0, 365 * 86_400_000).default(String(7 * 86_400_000)),
   /** How long a graceful stop waits before powering off. */
   CIRRUS_STOP_TIMEOUT_MS: int(0, 3_600_000).default("30000"),
   /** Fake driver: latency of each operation, fixed or uniformly drawn from MIN-MAX. */
@@ -172,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     advertise: e.CIRRUS_AGENT_ADVERTISE ?? e.CIRRUS_AGENT_LISTEN,
     stateDir: e.CIRRUS_STATE_DIR,
     instancesDir: e.CIRRUS_INSTANCES_DIR,
+    imageDirs: parseDirList(e.CIRRUS_IMAGE_DIRS),
     driver: e.CIRRUS_DRIVER,
     libvirtUri: e.CIRRUS_LIBVIRT_URI,
     hypervisor: e.CIRRUS_HYPERVISOR,
@@ -186,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     capacityOverride,
     heartbeatMs: e.CIRRUS_HEARTBEAT_MS,
     orphanGraceMs: e.CIRRUS_ORPHAN_GRACE_MS,
+    quarantineRetentionMs: e.CIRRUS_QUARANTINE_RETENTION_MS,
     stopTimeoutMs: e.CIRRUS_STOP_TIMEOUT_MS,
     fake: {
       capacity: { ...FAKE_DEFAULT_CAPACITY, ...capacityOverride },

@@ -143,6 +143,13 @@ export class ControlPlane {
     return (await callUnary(this.client, this.client.getUserData, { instanceId }, bearerMetadata(id.hostSecret, id.hostId), CALL_TIMEOUT_MS)).userData;
   }
 
+  /** The control plane's verdict on each of these instances (at most 1000), as HostControl.ClassifyInstances answers. Throws on any failure. */
+  async classify(instanceIds: readonly string[]): Promise<Map<string, agent.InstanceVerdict>> {
+    const id = this.registered();
+    const res = await callUnary(this.client, this.client.classifyInstances, { instanceIds: [...instanceIds] }, bearerMetadata(id.hostSecret, id.hostId), CALL_TIMEOUT_MS);
+    return new Map(res.instances.map((i) => [i.instanceId, i.verdict]));
+  }
+
   private registered(): HostIdentity {
     if (!this.current) throw new Error("not registered with the control plane yet");
     return this.current;

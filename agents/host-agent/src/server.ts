@@ -3,7 +3,7 @@
 // driver failures onto statuses the worker can act on:
 //   INVALID_ARGUMENT     malformed instance id, missing spec, malformed HostState
 //   UNAUTHENTICATED      missing or wrong host secret
-//   FAILED_PRECONDITION  "InvalidSpec: ..." / "InvalidImage: ..." (retrying cannot help)
+//   FAILED_PRECONDITION  "InvalidSpec: ..." / "InvalidImage: ..." / "MissingDisk: ..." (retrying cannot help)
 //   NOT_FOUND            "NotFound: ..." (start/reboot of an instance with no domain)
 //   INTERNAL             anything else (transient: the worker retries)
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -14,6 +14,7 @@ import { DriverError, type HypervisorDriver } from "./driver/types.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
 import { NetworkStateError } from "./network/state.js";
 import type { NetworkStateTarget } from "./network/types.js";
+import type { OwnershipRecords } from "./ownership.js";
 
 export interface HostAgentServiceOptions {
   driver: HypervisorDriver;
@@ -21,8 +22,10 @@ export interface HostAgentServiceOptions {
   network: NetworkStateTarget;
   /** The secret callers must present; undefined (everyone rejected) until registration. */
   hostSecret: () => string | undefined;
-  /** For logs only. */
+  /** The id the control plane gave this host; undefined until registration. */
   hostId: () => string | undefined;
+  /** Which instances this agent made, for which host (the orphan cleanup's evidence). */
+  owned: OwnershipRecords;
   /** Shared with the reconcile loop, so it never races a call for the same instance. */
   locks: KeyedMutex;
   /** How long a graceful stop waits before powering off. */
@@ -111,14 +114,22 @@ export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgent
     createInstance: rpc<agent.CreateInstanceRequest, agent.InstanceStatus>(
       "CreateInstance",
       (req) => req.spec?.instanceId,
-      async (req, id) => statusOf(id, await driver.createInstance(req.spec!)),
+      async (req, id) => {
+        // Before anything exists on the host: whatever the driver makes is then on record as ours.
+        await opts.owned.record(id, opts.hostId()!);
+        return statusOf(id, await driver.createInstance(req.spec!));
+      },
     ),
     startInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("StartInstance", (req) => req.instanceId, async (_req, id) => statusOf(id, await driver.startInstance(id))),
     stopInstance: rpc<agent.StopInstanceRequest, agent.InstanceStatus>("StopInstance", (req) => req.instanceId, async (req, id) =>
       statusOf(id, await driver.stopInstance(id, { force: req.force, timeoutMs: opts.stopTimeoutMs })),
     ),
     rebootInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("RebootInstance", (req) => req.instanceId, async (_req, id) => statusOf(id, await driver.rebootInstance(id))),
-    destroyInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("DestroyInstance", (req) => req.instanceId, async (_req, id) => statusOf(id, await driver.destroyInstance(id))),
+    destroyInstance: rpc<agent.InstanceRef, agent.InstanceStatus>("DestroyInstance", (req) => req.instanceId, async (_req, id) => {
+      const power = await driver.destroyInstance(id);
+      await opts.owned.forget(id);
+      return statusOf(id, power);
+    }),
     getConsoleOutput: rpc<agent.InstanceRef, agent.ConsoleOutput>("GetConsoleOutput", (req) => req.instanceId, async (_req, id) => ({
       instanceId: id,
       output: await driver.consoleOutput(id),

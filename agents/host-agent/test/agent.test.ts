@@ -24,6 +24,8 @@ class FakeControl {
   heartbeats: agent.HeartbeatRequest[] = [];
   /** What the control plane wants on the host; sent when the agent's revision is behind. */
   desired: agent.HostState = { revision: 1, instances: [], network: undefined };
+  /** Instances the control plane says were terminated on the host; every other one it asks the agent to keep. */
+  terminated = new Set<string>();
   private server = new Server();
 
   async listen(port: number): Promise<void> {
@@ -40,6 +42,10 @@ class FakeControl {
         cb(null, { state: call.request.appliedRevision < this.desired.revision ? this.desired : undefined });
       },
       getUserData: (_call: ServerUnaryCall<agent.UserDataRequest, agent.UserData>, cb: sendUnaryData<agent.UserData>) => cb(null, { userData: Buffer.alloc(0) }),
+      classifyInstances: (call: ServerUnaryCall<agent.ClassifyInstancesRequest, agent.ClassifyInstancesResponse>, cb: sendUnaryData<agent.ClassifyInstancesResponse>) => {
+        const { InstanceVerdict: V } = agent;
+        cb(null, { instances: call.request.instanceIds.map((instanceId) => ({ instanceId, verdict: this.terminated.has(instanceId) ? V.INSTANCE_VERDICT_TERMINATED : V.INSTANCE_VERDICT_KEEP })) });
+      },
     });
     await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   }
@@ -108,11 +114,12 @@ describe("runAgent with the fake driver", () => {
     cleanups.push(() => client.close());
     const md = () => bearerMetadata(SECRET);
     control.desired = { revision: 2, instances: [testSpec(A)], network: undefined };
+    control.terminated.add(B);
     await callUnary(client, client.createInstance, { spec: testSpec(A) }, md(), 5000);
     await callUnary(client, client.createInstance, { spec: testSpec(B) }, md(), 5000);
     await callUnary(client, client.stopInstance, { instanceId: A, force: true }, md(), 5000);
 
-    // Heartbeats report the hypervisor's truth; B is unwanted and goes after the grace period.
+    // Heartbeats report the hypervisor's truth; B is unwanted, terminated by the control plane's word, and goes after the grace period.
     await eventually(() => JSON.stringify(control.lastReport()) === JSON.stringify([{ instanceId: A, powerState: PowerState.POWER_STATE_SHUT_OFF }]), 10_000, "B reconciled away");
     const sawB = control.heartbeats.some((h) => h.instances.some((i) => i.instanceId === B));
     expect(sawB).toBe(true);

@@ -2,13 +2,16 @@
 // guests under TCG, and where their disks may live.
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { agent } from "@cirrus/proto";
 
 export const LIBVIRT_URI = "qemu:///system";
 const REPO = new URL("../../../", import.meta.url).pathname;
 /** CIRRUS_TEST_AMI_DIR: another directory, to try changes to the guest without touching the shared image. */
 const AMI_DIR = process.env.CIRRUS_TEST_AMI_DIR ?? "/var/lib/cirrus/images/test-ami";
+
+/** The image directories a driver under test takes the test AMI from (the directory holding the test AMI's). */
+export const TEST_IMAGE_DIRS = [dirname(AMI_DIR)];
 
 export function virsh(...args: string[]): string {
   return execFileSync("virsh", ["-c", LIBVIRT_URI, ...args], { encoding: "utf8" });

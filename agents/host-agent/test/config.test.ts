@@ -36,6 +36,7 @@ describe("loadConfig", () => {
       domainPrefix: "cirrus-",
       heartbeatMs: 5000,
       orphanGraceMs: 60000,
+      quarantineRetentionMs: 604800000,
       stopTimeoutMs: 30000,
     });
     expect(c.ssh).toBeUndefined();

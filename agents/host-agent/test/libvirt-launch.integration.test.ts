@@ -15,7 +15,7 @@ import { LibvirtDriver } from "../src/driver/libvirt/driver.js";
 import { LocalRunner } from "../src/runner/local.js";
 import type { CommandTiming } from "../src/runner/trace.js";
 import type { CommandRunner, RunOptions } from "../src/runner/types.js";
-import { LIBVIRT_URI, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
+import { LIBVIRT_URI, TEST_IMAGE_DIRS, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
 
 const { PowerState } = agent;
 const PREFIX = `cirruslaunch-${process.pid.toString(16)}-`;
@@ -42,7 +42,7 @@ describe("LibvirtDriver's launch path", () => {
   beforeAll(() => {
     const image = testAmi();
     instancesDir = testInstancesDir();
-    spec = (instanceId) => ({ instanceId, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined });
+    spec = (instanceId) => ({ instanceId, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false });
   }, 600_000);
 
   afterAll(() => {
@@ -59,10 +59,10 @@ describe("LibvirtDriver's launch path", () => {
 
   it("locally: one RPC connection and no helper processes; leftovers replaced; an existing domain's disk never touched", async () => {
     const { log, timings } = recordingLogger();
-    const driver = new LibvirtDriver({ runner: local, uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, log });
+    const driver = new LibvirtDriver({ runner: local, uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], log });
     const id = newId("i");
-    const overlay = join(instancesDir, `${id}.qcow2`);
-    const staged = join(instancesDir, `${id}.staged.qcow2`);
+    const overlay = join(instancesDir, `${PREFIX}${id}.qcow2`);
+    const staged = join(instancesDir, `${PREFIX}${id}.staged.qcow2`);
     // What an interrupted attempt may leave: garbage under both names.
     writeFileSync(overlay, "not a disk");
     writeFileSync(staged, "not a disk either");
@@ -101,7 +101,7 @@ describe("LibvirtDriver's launch path", () => {
 
   it("through commands alone (as over SSH): the same results, with virsh defining and starting in one process", async () => {
     const { log, timings } = recordingLogger();
-    const driver = new LibvirtDriver({ runner: commandsOnly, uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, log });
+    const driver = new LibvirtDriver({ runner: commandsOnly, uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], log });
     const id = newId("i");
     expect(await driver.createInstance(spec(id))).toBe(PowerState.POWER_STATE_RUNNING);
     expect(virsh("domstate", PREFIX + id).trim()).toBe("running");
@@ -113,7 +113,7 @@ describe("LibvirtDriver's launch path", () => {
     const script = timings.at(-1)!.commands.find((c) => c.argv.some((a) => a.includes("'define'")));
     expect(script?.argv.at(-1)).toMatch(/^'define' '--' '\/tmp\/cirrus-domain\.\w+\.xml' ; 'start' '--' 'cirruslaunch-/);
     expect(await driver.createInstance(spec(id))).toBe(PowerState.POWER_STATE_RUNNING);
-    expect(existsSync(join(instancesDir, `${id}.staged.qcow2`))).toBe(false);
+    expect(existsSync(join(instancesDir, `${PREFIX}${id}.staged.qcow2`))).toBe(false);
     expect(await driver.destroyInstance(id)).toBe(PowerState.POWER_STATE_ABSENT);
     expect(await driver.list()).toEqual([]);
     expect(await driver.listArtifacts()).toEqual([]);
@@ -121,7 +121,7 @@ describe("LibvirtDriver's launch path", () => {
 
   it("a create whose start fails removes the domain, overlay and staged overlay, either way", async () => {
     for (const runner of [local, commandsOnly]) {
-      const driver = new LibvirtDriver({ runner, uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, log: recordingLogger().log });
+      const driver = new LibvirtDriver({ runner, uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], log: recordingLogger().log });
       const id = newId("i");
       // A kernel that is not a regular file: InvalidImage, nothing left.
       const bad = { ...spec(id), image: { ...spec(id).image!, kernelPath: instancesDir } };

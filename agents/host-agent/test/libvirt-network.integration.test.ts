@@ -16,7 +16,7 @@ import { KeyedMutex } from "../src/keyed-mutex.js";
 import { bridgeName, instanceChain, tapName } from "../src/network/names.js";
 import { Reconciler } from "../src/reconcile.js";
 import { LocalRunner } from "../src/runner/local.js";
-import { LIBVIRT_URI, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
+import { LIBVIRT_URI, TEST_IMAGE_DIRS, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
 import { eventually, quietLogger } from "./helpers.js";
 import { expectRoute, fetchFrom, run, TestNetwork } from "./net-fixture.js";
 
@@ -59,9 +59,9 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     instancesDir = testInstancesDir();
     const network = await net.setUp(Date.now, 60_000);
     net.links.push(tapName(id));
-    driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: DOMAIN_PREFIX, instancesDir, network, log: quietLogger() });
+    driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: DOMAIN_PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], network, log: quietLogger() });
     const nic = { subnetId: net.subnetId, subnetCidr: net.subnet, gatewayIp: net.gateway, privateIp: ip, macAddress: "52:54:00:c1:00:14" };
-    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: nic };
+    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: nic, reuseRootDisk: false };
     net.userData.set(id, Buffer.from("#!/bin/sh\necho user-data-ran\n"));
     // As the control plane does: the instance's network state first, then the instance.
     await net.apply(state([]), [spec]);
@@ -109,7 +109,8 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     const tap = tapName(id);
     const eip = [{ publicIp: net.elasticIp, privateIp: ip, instanceId: id }];
     const hostState = await net.apply(state(web, eip), [spec]).then(() => net.network!.current()!);
-    const reconciler = new Reconciler(driver, new KeyedMutex(), 600_000, quietLogger());
+    const keepAll = { classify: async () => new Map(), madeHere: async () => false, forget: async () => undefined };
+    const reconciler = new Reconciler({ driver, locks: new KeyedMutex(), evidence: keepAll, graceMs: 600_000, quarantineRetentionMs: 600_000, log: quietLogger() });
     // What the heartbeat loop does each round: the host network's sync, then the reconciler's round.
     const reconcileRound = async () => {
       await net.network!.reconcile([id]);
@@ -118,7 +119,7 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     const netLines = () => consoleText().then((t) => t.split(`CIRRUS-NET instance-id=${id} ip=${ip}/24 gw=${net.gateway}`).length - 1);
     const linesBefore = await netLines();
     const bootsBefore = (await consoleText()).split("CIRRUS-BOOT").length;
-    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [] });
+    expect(await reconcileRound()).toEqual({ quarantined: [], kept: [], repaired: [] });
 
     await run("ip", "link", "del", tap);
     await expectRoute(net.clientNs, ip, "eth0");
@@ -126,7 +127,7 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     expect((await fetchFrom(net.clientNs, `http://${ip}/`)).ok).toBe(false);
 
     const roundStarted = Date.now();
-    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [id] });
+    expect(await reconcileRound()).toEqual({ quarantined: [], kept: [], repaired: [id] });
     const roundMs = Date.now() - roundStarted;
     expect(await run("ip", "-br", "link", "show", "master", net.bridge)).toContain(tap);
     expect(virsh("domiflist", name)).toMatch(new RegExp(`${tap}\\s+bridge\\s+${net.bridge}\\s+virtio\\s+52:54:00:c1:00:14`));
@@ -148,9 +149,9 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     // A tap taken off its bridge is only put back.
     await run("ip", "link", "set", "dev", tap, "nomaster");
     expect((await fetchFrom(net.clientNs, `http://${ip}/`)).ok).toBe(false);
-    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [id] });
+    expect(await reconcileRound()).toEqual({ quarantined: [], kept: [], repaired: [id] });
     expect(await fetchFrom(net.clientNs, `http://${ip}/`)).toMatchObject({ ok: true, body: `${id}\n` });
-    expect(await reconcileRound()).toEqual({ destroyed: [], repaired: [] });
+    expect(await reconcileRound()).toEqual({ quarantined: [], kept: [], repaired: [] });
     expect(await netLines()).toBe(linesBefore + 1);
   }, 180_000);
 

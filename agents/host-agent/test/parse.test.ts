@@ -10,7 +10,9 @@ import {
   parseMemTotalMib,
   parseNameList,
   parseNproc,
+  parseQuarantined,
   powerStateOf,
+  quarantineName,
 } from "../src/driver/libvirt/parse.js";
 import { virshScript } from "../src/driver/libvirt/virsh.js";
 
@@ -67,19 +69,32 @@ describe("virsh output parsers", () => {
     expect(instanceIdOf("cirrus-", "cirrus-")).toBeUndefined();
   });
 
-  it("finds instance ids among instance directory entries", () => {
+  it("finds this agent's instance ids among instance directory entries, by its prefix", () => {
     expect(
       parseArtifacts([
-        "i-0123456789abcdef0.qcow2",
-        "i-0123456789abcdef0.console.log",
-        "i-00000000000000001.console.log",
-        "i-0123456789abcdef0.qcow2.tmp",
-        "i-00000000000000002.staged.qcow2",
-        "i-00000000000000003.staged.qcow2.tmp",
+        "cirrus-i-0123456789abcdef0.qcow2",
+        "cirrus-i-0123456789abcdef0.console.log",
+        "cirrus-i-00000000000000001.console.log",
+        "cirrus-i-0123456789abcdef0.qcow2.tmp",
+        "cirrus-i-00000000000000002.staged.qcow2",
+        "cirrus-i-00000000000000003.staged.qcow2.tmp",
+        // Another agent's files in a shared directory, and unprefixed ones: never ours.
+        "other-i-00000000000000004.qcow2",
+        "i-00000000000000005.qcow2",
         "notes.txt",
-        "i-123.qcow2",
-      ]),
+        "cirrus-i-123.qcow2",
+        "quarantine",
+      ], "cirrus-"),
     ).toEqual(["i-00000000000000001", "i-00000000000000002", "i-0123456789abcdef0"]);
+  });
+
+  it("names quarantined files with when they were quarantined, and reads that back by prefix", () => {
+    const name = quarantineName("cirrus-", "i-0123456789abcdef0", 1764600000123, "qcow2");
+    expect(name).toBe("cirrus-i-0123456789abcdef0.1764600000123.qcow2");
+    expect(parseQuarantined([name, "cirrus-i-0123456789abcdef0.1764600000124.console.log", "other-i-0123456789abcdef0.1.qcow2", "cirrus-i-0123456789abcdef0.qcow2", "cirrus-i-0123456789abcdef0.x.qcow2"], "cirrus-")).toEqual([
+      { name, instanceId: "i-0123456789abcdef0", at: 1764600000123 },
+      { name: "cirrus-i-0123456789abcdef0.1764600000124.console.log", instanceId: "i-0123456789abcdef0", at: 1764600000124 },
+    ]);
   });
 });
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { bearerMetadata, callUnary } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
@@ -5,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../src/driver/fake.js";
 import { DriverError, type HypervisorDriver } from "../src/driver/types.js";
 import { KeyedMutex } from "../src/keyed-mutex.js";
+import { OwnershipRecords } from "../src/ownership.js";
 import { UnmanagedNetwork } from "../src/network/types.js";
 import { serveHostAgent, type RunningServer } from "../src/server.js";
 import { A, B, quietLogger, testSpec } from "./helpers.js";
@@ -53,13 +57,18 @@ describe("HostAgent gRPC server", () => {
     }
   })();
 
+  const HOST_ID = "h-0123456789abcdef0";
+  const stateDir = mkdtempSync(join(tmpdir(), "cirrus-owned-"));
+  const owned = new OwnershipRecords(stateDir);
+
   beforeAll(async () => {
     driver = new ScriptedDriver({ capacity: { vcpus: 16, memoryMib: 16384, diskGib: 100 } });
     server = await serveHostAgent("127.0.0.1:0", {
       driver: driver as HypervisorDriver,
       network,
       hostSecret: () => secret,
-      hostId: () => "h-0123456789abcdef0",
+      hostId: () => HOST_ID,
+      owned,
       locks: new KeyedMutex(),
       stopTimeoutMs: 1000,
       log: quietLogger(),
@@ -70,6 +79,7 @@ describe("HostAgent gRPC server", () => {
   afterAll(async () => {
     client?.close();
     await server?.stop(1000);
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
   const create = (spec: agent.InstanceSpec | undefined, md: Metadata = bearerMetadata(SECRET)) => callUnary(client, client.createInstance, { spec }, md, 5000);
@@ -96,13 +106,15 @@ describe("HostAgent gRPC server", () => {
     }
   });
 
-  it("serves calls that carry the right secret", async () => {
+  it("serves calls that carry the right secret; what it creates is on record as this host's until destroyed", async () => {
     expect(await create(testSpec(A))).toEqual({ instanceId: A, powerState: PowerState.POWER_STATE_RUNNING });
+    expect(await owned.madeFor(A)).toBe(HOST_ID);
     const out = await callUnary(client, client.getConsoleOutput, { instanceId: A }, bearerMetadata(SECRET), 5000);
     expect(out.output.toString()).toBe(`CIRRUS-BOOT instance-id=${A} boot=1\n`);
     const stopped = await callUnary(client, client.stopInstance, { instanceId: A, force: true }, bearerMetadata(SECRET), 5000);
     expect(stopped.powerState).toBe(PowerState.POWER_STATE_SHUT_OFF);
     expect((await callUnary(client, client.destroyInstance, { instanceId: A }, bearerMetadata(SECRET), 5000)).powerState).toBe(PowerState.POWER_STATE_ABSENT);
+    expect(await owned.madeFor(A)).toBeUndefined();
   });
 
   it("answers INVALID_ARGUMENT for malformed ids and a missing spec", async () => {

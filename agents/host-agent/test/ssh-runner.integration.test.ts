@@ -125,7 +125,7 @@ describe("SshRunner against a real sshd", () => {
   });
 
   it("drives the libvirt driver's host commands over SSH", async () => {
-    const driver = new LibvirtDriver({ runner, uri: "qemu:///system", hypervisor: "qemu", domainPrefix: "cirrus-ssh-test-", instancesDir: join(dir, "instances"), log: quietLogger() });
+    const driver = new LibvirtDriver({ runner, uri: "qemu:///system", hypervisor: "qemu", domainPrefix: "cirrus-ssh-test-", instancesDir: join(dir, "instances"), imageDirs: ["/var/lib/cirrus/images"], privateDirs: [], log: quietLogger() });
     const cap = await driver.capacity();
     expect(cap.vcpus).toBe(cpus().length);
     expect(cap.memoryMib).toBe(Math.floor(totalmem() / 1024 / 1024));

@@ -3,3 +3,4 @@ export * from "./cidr.js";
 export * from "./logger.js";
 export * from "./grpc.js";
 export * from "./agentClients.js";
+export * from "./paths.js";

@@ -1,6 +1,6 @@
 // Configuration of the control plane's processes (API and worker), from the
 // environment, validated at start-up with zod: every error at once.
-import { parseExactCidr } from "@cirrus/common";
+import { dirListProblem, parseExactCidr } from "@cirrus/common";
 import { z } from "zod";
 
 const cidr = (what: string) => z.string().refine((v) => parseExactCidr(v) !== undefined, `${what} must be an IPv4 CIDR block without host bits, e.g. 10.0.0.0/16`);
@@ -59,6 +59,12 @@ export const coreConfigSchema = z.object({
   CIRRUS_PLACEMENT_CONCURRENCY: z.coerce.number().int().positive().default(4),
   /** Comma-separated CIDRs of public addresses for elastic IPs. Empty: no elastic IPs. */
   CIRRUS_ADDRESS_POOL: z.string().default(""),
+  /**
+   * Comma-separated directories RegisterImage takes image files from (kernel,
+   * initrd and root disk), symlinks followed; nothing outside them, such as
+   * instances' disks or an agent's secrets, can be registered as an image.
+   */
+  CIRRUS_IMAGE_DIRS: z.string().refine((v) => dirListProblem(v) === undefined, (v) => ({ message: `must be a comma-separated list of absolute directories: ${dirListProblem(v)}` })).default("/var/lib/cirrus/images"),
   /** How long terminated instances stay visible in DescribeInstances. */
   CIRRUS_TERMINATED_VISIBLE_MS: z.coerce.number().int().nonnegative().default(3_600_000),
 });

@@ -144,3 +144,29 @@ export async function userData(core: HostControlCore, hostId: string, instanceId
   if (!r) throw new Ec2Error("InvalidInstanceID.NotFound", `The instance ID '${instanceId}' is not on this host`);
   return { userData: Buffer.from(r.user_data, "base64") };
 }
+
+/** How many instance ids one ClassifyInstances call may ask about. */
+export const CLASSIFY_MAX_IDS = 1000;
+
+/**
+ * What the control plane knows of instances an agent holds unasked (its
+ * evidence for removing them, docs/ARCHITECTURE.md "Orphans"): TERMINATED
+ * only for an instance terminated while placed on `hostId`, UNKNOWN only
+ * for an id with no row at all, KEEP for everything else. Reads only.
+ */
+export async function classifyInstances(core: HostControlCore, hostId: string, instanceIds: readonly string[]): Promise<agent.ClassifyInstancesResponse> {
+  if (instanceIds.length > CLASSIFY_MAX_IDS) throw new Ec2Error("InvalidParameterValue", `At most ${CLASSIFY_MAX_IDS} instance ids per call, got ${instanceIds.length}`);
+  const ids = [...new Set(instanceIds)];
+  const { rows } = await core.db.query<{ id: string; terminated_here: boolean }>(
+    "SELECT id, (state = 'terminated' AND host_id IS NOT DISTINCT FROM $2) AS terminated_here FROM instances WHERE id = ANY($1)",
+    [ids, hostId],
+  );
+  const known = new Map(rows.map((r) => [r.id, r.terminated_here]));
+  const { InstanceVerdict: V } = agent;
+  return {
+    instances: ids.map((id) => {
+      const here = known.get(id);
+      return { instanceId: id, verdict: here === undefined ? V.INSTANCE_VERDICT_UNKNOWN : here ? V.INSTANCE_VERDICT_TERMINATED : V.INSTANCE_VERDICT_KEEP };
+    }),
+  };
+}

@@ -1,7 +1,8 @@
 // The image kind: RegisterImage, DescribeImages, DeregisterImage. An image
 // is a qcow2 root disk (plus, for direct kernel boot, a kernel and initrd) at
 // the same path on every host; instances get copy-on-write overlays of it.
-import { newId } from "@cirrus/common";
+import { realpath, stat } from "node:fs/promises";
+import { imagePathRefusal, isPlainAbsolutePath, newId, parseDirList } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { RequestContext } from "./context.js";
 import { inTransaction, isUniqueViolation } from "./db/tx.js";
@@ -29,17 +30,33 @@ export interface ImageRow {
   created_at: Date;
 }
 
-/** Host paths must be absolute, plain and free of `..`: they reach qemu-img and libvirt. */
-const HOST_PATH = /^\/[A-Za-z0-9._+\-/]{1,1023}$/;
 const IMAGE_NAME = /^[A-Za-z0-9()[\]. /\-'@_]{3,128}$/;
 const DEFAULT_ROOT_GIB = 8;
 
-function requireHostPath(param: string, value: string, required: boolean): void {
+/**
+ * Throws unless `value` names a file below one of the operator's image
+ * directories, also with every symlink followed. Host paths reach qemu-img
+ * and libvirt, so they are plain (no `..`) first of all. The file is
+ * resolved where this machine has it; hosts that have it and this machine
+ * not check it again with their own view at launch (the agent's checkImage).
+ */
+async function requireImagePath(param: string, value: string, required: boolean, imageDirs: readonly string[]): Promise<void> {
   if (!value && !required) return;
   if (!value) throw new Ec2Error("MissingParameter", `The request must contain the parameter ${param}`);
-  if (!HOST_PATH.test(value) || value.split("/").includes("..")) {
-    throw new Ec2Error("InvalidParameterValue", `Value (${truncate(value)}) for parameter ${param} is invalid. Expecting an absolute path of letters, digits and ._+-/`);
+  const invalid = (why: string) => new Ec2Error("InvalidParameterValue", `Value (${truncate(value)}) for parameter ${param} is invalid: ${why}`);
+  if (!isPlainAbsolutePath(value)) throw invalid("expecting an absolute path of letters, digits and ._+@=- without . or .. segments");
+  const lexical = imagePathRefusal(value, imageDirs);
+  if (lexical) throw invalid(lexical);
+  let resolved: string;
+  try {
+    resolved = await realpath(value);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw invalid("it cannot be read here");
   }
+  const realDirs = await Promise.all(imageDirs.map((d) => realpath(d).catch(() => d)));
+  if (imagePathRefusal(resolved, realDirs)) throw invalid("with its symlinks followed it is not below an image directory");
+  if (!(await stat(resolved)).isFile()) throw invalid("it is not a regular file");
 }
 
 function rootSizeGib(req: compute.RegisterImageRequest, rootDevice: string): number {
@@ -61,9 +78,10 @@ async function registerImage(ctx: RequestContext, req: compute.RegisterImageRequ
     throw new Ec2Error("InvalidAMIName.Malformed", "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/', '@', '_', ' ', ''' and '[', ']'");
   }
   if (req.Description.length > 255) throw new Ec2Error("InvalidParameterValue", "Description must be at most 255 characters");
-  requireHostPath("ImageLocation", req.ImageLocation, true);
-  requireHostPath("KernelLocation", req.KernelLocation, false);
-  requireHostPath("RamdiskLocation", req.RamdiskLocation, false);
+  const imageDirs = parseDirList(ctx.config.CIRRUS_IMAGE_DIRS);
+  await requireImagePath("ImageLocation", req.ImageLocation, true, imageDirs);
+  await requireImagePath("KernelLocation", req.KernelLocation, false, imageDirs);
+  await requireImagePath("RamdiskLocation", req.RamdiskLocation, false, imageDirs);
   if (req.RamdiskLocation && !req.KernelLocation) throw new Ec2Error("InvalidParameterCombination", "RamdiskLocation requires KernelLocation");
   if (req.KernelCommandLine && (!req.KernelLocation || !/^[\x20-\x7e]{1,1024}$/.test(req.KernelCommandLine))) {
     throw new Ec2Error("InvalidParameterValue", "KernelCommandLine must be printable ASCII of at most 1024 characters, with KernelLocation");

@@ -2,10 +2,11 @@
 // that carry a state only when the agent is behind or something changed,
 // changes marked in their own transaction and told to every host they
 // concern (also those whose rules name the affected groups), user data on
-// request, and the fail-closed limit on a state's size.
+// request, the verdicts on instances an agent holds unasked, and the
+// fail-closed limit on a state's size.
 import { agent, compute } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { heartbeat, userData } from "../src/hosts.js";
+import { classifyInstances, heartbeat, userData } from "../src/hosts.js";
 import { compileHostState, markHostsChanged } from "../src/hostState.js";
 import { runInstancesOperation } from "../src/instances/run.js";
 import { changeInstances } from "../src/instances/transitions.js";
@@ -103,6 +104,16 @@ describe("host states", () => {
     const { rows } = await t.core.db.query("SELECT count(*)::int AS n FROM host_state_changes WHERE host_id = $1", [hostA]);
     expect(rows[0].n).toBeGreaterThan(0);
     expect(ingressCidrs((await heartbeatAt(hostA, 0)).state!, x.InstanceId)).toEqual([]);
+  });
+
+  it("classifies what an agent holds unasked: terminated only on its own host, unknown only without any record, else keep", async () => {
+    const { InstanceVerdict: V } = agent;
+    const never = "i-0123456789abcdef0";
+    const verdicts = async (hostId: string, ids: string[]) => (await classifyInstances(t.core, hostId, ids)).instances.map((i) => [i.instanceId, i.verdict]);
+    // y was terminated on hostB; x runs on hostA.
+    expect(await verdicts(hostB, [y.InstanceId, x.InstanceId, never, never])).toEqual([[y.InstanceId, V.INSTANCE_VERDICT_TERMINATED], [x.InstanceId, V.INSTANCE_VERDICT_KEEP], [never, V.INSTANCE_VERDICT_UNKNOWN]]);
+    expect(await verdicts(hostA, [y.InstanceId, x.InstanceId])).toEqual([[y.InstanceId, V.INSTANCE_VERDICT_KEEP], [x.InstanceId, V.INSTANCE_VERDICT_KEEP]]);
+    await expect(classifyInstances(t.core, hostA, Array.from({ length: 1001 }, () => never))).rejects.toMatchObject({ code: "InvalidParameterValue" });
   });
 
   it("serves an instance's user data only to its own host, and not once terminated", async () => {

@@ -60,6 +60,8 @@ export class FakeDriver implements HypervisorDriver {
     await this.delayOrFail("createInstance");
     const existing = this.domains.get(spec.instanceId);
     if (existing) return this.boot(existing);
+    // A fake instance's disk lives and dies with its domain.
+    if (spec.reuseRootDisk) throw new DriverError("MissingDisk", `${spec.instanceId} has no disk on this fake host`);
     const used = this.used();
     const cap = this.opts.capacity;
     if (used.vcpus + spec.vcpus > cap.vcpus || used.memoryMib + spec.memoryMib > cap.memoryMib || used.diskGib + spec.rootDiskGib > cap.diskGib) {
@@ -97,6 +99,26 @@ export class FakeDriver implements HypervisorDriver {
     await this.delayOrFail("destroyInstance");
     this.domains.delete(instanceId);
     return PowerState.POWER_STATE_ABSENT;
+  }
+
+  /** Quarantined fake domains, with when they were quarantined. */
+  private readonly quarantined = new Map<string, { domain: FakeDomain; at: number }>();
+
+  async quarantineInstance(instanceId: string): Promise<void> {
+    checkInstanceId(instanceId);
+    await this.delayOrFail("quarantineInstance");
+    const domain = this.domains.get(instanceId);
+    if (!domain) return;
+    domain.running = false;
+    this.quarantined.set(instanceId, { domain, at: Date.now() });
+    this.domains.delete(instanceId);
+  }
+
+  async purgeQuarantine(olderThanMs: number): Promise<string[]> {
+    const cutoff = Date.now() - olderThanMs;
+    const expired = [...this.quarantined].filter(([, q]) => q.at < cutoff).map(([id]) => id);
+    for (const id of expired) this.quarantined.delete(id);
+    return expired;
   }
 
   async consoleOutput(instanceId: string): Promise<Buffer> {

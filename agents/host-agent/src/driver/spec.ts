@@ -1,12 +1,10 @@
 // Validation of what the control plane asks for, before anything touches the
 // host: ids and paths are checked against allowlists even though they only
 // ever travel as argv elements or escaped XML (defence in depth).
-import { isId } from "@cirrus/common";
+import { isId, isPlainAbsolutePath } from "@cirrus/common";
 import { validateInterface, type ValidInterface } from "../network/state.js";
 import { DriverError, type InstanceSpec } from "./types.js";
 
-/** An absolute path made of plain segments: no "..", no ".", no control or shell-special characters. */
-const SAFE_PATH = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._+@=-]+)+$/;
 /** Printable ASCII only: a kernel command line has no business carrying anything else. */
 const SAFE_CMDLINE = /^[\x20-\x7e]{0,2048}$/;
 
@@ -20,10 +18,13 @@ export interface ValidSpec {
   image: { imageId: string; rootPath: string; kernelPath?: string; ramdiskPath?: string; kernelCmdline?: string };
   /** Absent: the instance has no NIC. */
   network?: ValidInterface;
+  /** The instance has run: its existing disk is used, never made anew (InstanceSpec.reuse_root_disk). */
+  reuseRootDisk: boolean;
 }
 
+/** An absolute path of plain segments (no ".", "..", control or shell-special characters), and not "/" itself. */
 export function isSafePath(path: string): boolean {
-  return path.length <= 1024 && SAFE_PATH.test(path);
+  return path !== "/" && isPlainAbsolutePath(path);
 }
 
 /** Throws DriverError("InvalidSpec") unless `id` is an EC2 instance id. */
@@ -66,5 +67,6 @@ export function validateSpec(spec: InstanceSpec): ValidSpec {
     rootDiskGib,
     image: { imageId: image.imageId, rootPath, kernelPath, ramdiskPath, kernelCmdline: image.kernelCmdline || undefined },
     network: spec.network ? validateInterface(spec.network) : undefined,
+    reuseRootDisk: spec.reuseRootDisk === true,
   };
 }

@@ -41,10 +41,16 @@ export interface HypervisorDriver {
    * Postcondition on success: a defined domain for spec.instanceId runs, with
    * its overlay disk; returns RUNNING. An existing running domain is left
    * unchanged; an existing shut-off domain is started (its disk is kept).
+   * Without a domain: spec.reuseRootDisk false (a launch) makes a fresh
+   * overlay from the image (replacing a leftover one); reuseRootDisk true (a
+   * start) defines the domain over the instance's existing disk and never
+   * makes or replaces one, throwing DriverError("MissingDisk") when the disk
+   * is not there.
    * Postcondition on failure: whatever this call made (domain, overlay, console
-   * log) is removed. Throws DriverError("InvalidSpec") for a spec that can never
-   * work, DriverError("InvalidImage") when the image files are missing or
-   * unusable on the host.
+   * log) is removed, but never a disk it reused. Throws
+   * DriverError("InvalidSpec") for a spec that can never work,
+   * DriverError("InvalidImage") when the image files are missing or unusable
+   * on the host.
    */
   createInstance(spec: InstanceSpec): Promise<PowerState>;
 
@@ -82,10 +88,22 @@ export interface HypervisorDriver {
    */
   consoleOutput(instanceId: string): Promise<Buffer>;
 
+  /**
+   * Postcondition: no domain and no NIC host side for the instance; its
+   * files (overlay disk, console log) are in the quarantine directory, named
+   * with the time they were moved there, and nothing was deleted. Succeeds
+   * when nothing is left. For what the control plane no longer wants (the
+   * orphan cleanup); destroyInstance, for a terminate, deletes.
+   */
+  quarantineInstance(instanceId: string): Promise<void>;
+
+  /** Postcondition: this agent's quarantined files moved there more than `olderThanMs` ago are deleted; returns their names. */
+  purgeQuarantine(olderThanMs: number): Promise<string[]>;
+
   /** Every domain this agent owns (by its name prefix), with its power state. */
   list(): Promise<DomainStatus[]>;
 
-  /** Instance ids that have an overlay disk or console log in this agent's instances directory. */
+  /** Instance ids that have an overlay disk or console log of this agent (by its prefix) in its instances directory. */
   listArtifacts(): Promise<string[]>;
 
   /**
@@ -129,7 +147,7 @@ export interface InterfaceRepair {
 }
 
 /** Failures that retrying cannot fix, and the lookup of something that is not there. */
-export type DriverErrorKind = "InvalidSpec" | "InvalidImage" | "NotFound";
+export type DriverErrorKind = "InvalidSpec" | "InvalidImage" | "MissingDisk" | "NotFound";
 
 export class DriverError extends Error {
   constructor(

@@ -45,6 +45,17 @@ export async function setHostFileMode(runner: CommandRunner, path: string, mode:
   await runner.run(["chmod", mode.toString(8).padStart(4, "0"), "--", path]);
 }
 
+/** Each of `paths` with every symlink followed, as realpath -m resolves it (what does not exist is kept as written). */
+export async function resolveHostPaths(runner: CommandRunner, paths: readonly string[]): Promise<string[]> {
+  const files = runner.files;
+  if (files) return Promise.all(paths.map((p) => files.realpath(p)));
+  if (paths.length === 0) return [];
+  // -z: one NUL-terminated answer per path, in order, whatever the names hold.
+  const out = (await runner.run(["realpath", "-m", "-z", "--", ...paths])).stdout.toString("utf8").split("\0");
+  if (out.length !== paths.length + 1) throw new Error(`realpath answered ${out.length - 1} paths for ${paths.length}`);
+  return out.slice(0, paths.length);
+}
+
 /** Whether `path` exists (as test -e). */
 export async function hostPathExists(runner: CommandRunner, path: string): Promise<boolean> {
   if (runner.files) return (await runner.files.stat(path)) !== undefined;

@@ -1,7 +1,8 @@
 // Runs commands on this machine with execFile: argv goes straight to execve,
 // so no argument is ever interpreted by a shell.
 import { execFile } from "node:child_process";
-import { chmod, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, readFile, realpath, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { posix } from "node:path";
 import { commandStarted } from "./trace.js";
 import { CommandError, DEFAULT_TIMEOUT_MS, settle, type CommandRunner, type HostFiles, type HostFileStat, type RunOptions, type RunResult } from "./types.js";
 
@@ -37,6 +38,19 @@ export const localFiles: HostFiles = {
   },
   chmod(path, mode) {
     return chmod(path, mode);
+  },
+  async realpath(path) {
+    // As realpath -m: resolve the longest part that exists, keep the rest.
+    const parts = path.split("/").filter((s) => s !== "");
+    for (let n = parts.length; n > 0; n--) {
+      try {
+        const head = await realpath(`/${parts.slice(0, n).join("/")}`);
+        return posix.join(head, ...parts.slice(n));
+      } catch (err) {
+        if (!missing(err)) throw err;
+      }
+    }
+    return posix.join("/", ...parts);
   },
   async remove(paths) {
     for (const p of paths) {

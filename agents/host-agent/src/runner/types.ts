@@ -37,6 +37,8 @@ export interface HostFiles {
   stat(path: string): Promise<HostFileStat | undefined>;
   /** Postcondition: `path` (file or directory, symlinks followed) has permission bits `mode`. */
   chmod(path: string, mode: number): Promise<void>;
+  /** `path` with every symlink followed (as realpath -m: the part that does not exist is kept as written). */
+  realpath(path: string): Promise<string>;
   /** Sends `signal` to process `pid`; false when there is no such process. */
   signal(pid: number, signal: "SIGHUP" | "SIGTERM"): Promise<boolean>;
 }

@@ -66,13 +66,17 @@ const hostOf = (r: StepRow): HostEndpoint => ({ id: r.host_id, endpoint: r.endpo
 /** Where each task leaves the instance when its host work succeeded. */
 const DONE_STATE: Record<InstanceTask, InstanceStateName> = { launch: "running", start: "running", stop: "stopped", reboot: "running", terminate: "terminated" };
 
-/** The agent call of a step's task. CreateInstance serves launch and start: it defines what is missing and starts what is shut off. */
+/**
+ * The agent call of a step's task. CreateInstance serves launch and start:
+ * it defines what is missing and starts what is shut off; a start reuses the
+ * instance's disk and never gets a fresh one from the image.
+ */
 function hostWork(core: Core, r: StepRow): Promise<unknown> {
   const host = hostOf(r);
   switch (r.task!) {
     case "launch":
     case "start":
-      return core.agents.createInstance(host, instanceSpecOf(r));
+      return core.agents.createInstance(host, { ...instanceSpecOf(r), reuseRootDisk: r.task === "start" });
     case "stop":
       return core.agents.stopInstance(host, r.id, r.stop_force);
     case "reboot":

@@ -39,5 +39,7 @@ export function instanceSpecOf(r: InstanceSpecRow): agent.InstanceSpec {
     network: r.private_ip && subnet && r.subnet_id
       ? { subnetId: r.subnet_id, subnetCidr: r.subnet_cidr!, gatewayIp: gatewayOf(subnet), privateIp: r.private_ip, macAddress: macFor(r.private_ip) }
       : undefined,
+    // A launch's spec; the start step says otherwise (instances/lifecycle.ts).
+    reuseRootDisk: false,
   };
 }

@@ -2,18 +2,18 @@
 // root disk, all driven through a CommandRunner (local execFile or SSH).
 import { existsSync } from "node:fs";
 import { posix } from "node:path";
-import type { Logger } from "@cirrus/common";
+import { imagePathRefusal, type Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { enslave, listLinks, type HostLink } from "../../network/bridges.js";
 import { tapName } from "../../network/names.js";
 import type { InstanceNetworking } from "../../network/types.js";
-import { hostFileIdentities, moveHostFile, removeHostFiles, setHostFileMode, withHostTempFile } from "../../runner/host-files.js";
+import { hostFileIdentities, hostPathExists, moveHostFile, removeHostFiles, resolveHostPaths, setHostFileMode, withHostTempFile } from "../../runner/host-files.js";
 import { currentTrace, traced, traceScope, type CommandTrace } from "../../runner/trace.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
 import { checkInstanceId, validateSpec, type ValidSpec } from "../spec.js";
 import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type StopOptions } from "../types.js";
 import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition, type InterfaceDefinition } from "./domain-xml.js";
-import { instanceIdOf, parseArtifacts, parseDfSizeGib, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc, powerStateOf } from "./parse.js";
+import { ARTIFACT_SUFFIXES, instanceIdOf, parseArtifacts, parseDfSizeGib, parseQuarantined, quarantineName, type ArtifactSuffix, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc, powerStateOf } from "./parse.js";
 import { LibvirtRpc } from "./rpc.js";
 import { Virsh, type DomainState } from "./virsh.js";
 
@@ -54,6 +54,10 @@ export interface LibvirtDriverOptions {
   domainPrefix: string;
   /** Where overlays and console logs live; QEMU's user must be able to traverse it. */
   instancesDir: string;
+  /** The only directories image files may come from, symlinks followed (CIRRUS_IMAGE_DIRS). */
+  imageDirs: readonly string[];
+  /** Directories never used as images even below an image directory (the agent's state); the instances directory always is one. */
+  privateDirs: readonly string[];
   /** Bridges, DHCP and firewall for instances with a NIC; undefined: a spec with a NIC is refused. */
   network?: InstanceNetworking;
   log: Logger;
@@ -66,6 +70,7 @@ export class LibvirtDriver implements HypervisorDriver {
   private readonly rpc: LibvirtRpc | undefined;
   private readonly runner: CommandRunner;
   private dirReady: Promise<void> | undefined;
+  private dirsResolved: Promise<{ imageDirs: string[]; privateDirs: string[] }> | undefined;
   /** Virtual size of each root disk checked, with the identity of the file it was read from. */
   private readonly imageSizes = new Map<string, { identity: string; virtualSize: number }>();
 
@@ -110,13 +115,14 @@ export class LibvirtDriver implements HypervisorDriver {
     //  - the domain's state (which decides what happens next);
     //  - the NIC's host side (bridge, DHCP, firewall), needed whatever the
     //    state (libvirt cannot start a domain whose bridge is missing);
-    //  - a new overlay, made under a staging name that no domain uses, so
-    //    making it can never touch the disk of a domain that turns out to exist.
+    //  - for a launch, a new overlay, made under a staging name that no domain
+    //    uses, so making it can never touch the disk of a domain that turns
+    //    out to exist (a start never makes one: its disk is the instance's data).
     // Settled: each failure is acted on where its result is awaited.
     // Started in order of how long each takes, longest first.
     const state = settled(this.virsh.state(name));
     const staged = this.stagedOverlayPath(spec.instanceId);
-    const overlayMade = settled(this.makeOverlay(spec, staged));
+    const imageReady = settled(spec.reuseRootDisk ? this.checkImage(spec) : this.makeOverlay(spec, staged));
     const attached = settled(traceScope("network", () => this.attachNic(spec)));
     let current: DomainState;
     try {
@@ -125,13 +131,13 @@ export class LibvirtDriver implements HypervisorDriver {
       // Whether a domain exists is unknown, so only the staged overlay is
       // undone: a NIC registered for an instance the control plane asked for
       // is what a retry registers anyway, and is pruned once unwanted.
-      await Promise.all([attached, overlayMade]);
+      await Promise.all([attached, imageReady]);
       await removeHostFiles(this.runner, [staged]).catch(() => undefined);
       throw err;
     }
     if (current.power !== PowerState.POWER_STATE_ABSENT) {
       // The domain keeps its own disk; the staged overlay was not needed.
-      await overlayMade;
+      await imageReady;
       await removeHostFiles(this.runner, [staged]);
       await unwrap(attached);
       return this.ensureRunning(spec.instanceId, current, { networkReady: true });
@@ -141,12 +147,21 @@ export class LibvirtDriver implements HypervisorDriver {
     const consoleLog = this.consoleLogPath(spec.instanceId);
     try {
       phase("overlay");
-      await unwrap(overlayMade);
-      // No domain exists, so any overlay or log here is left over from an
-      // interrupted attempt: start from scratch rather than trust it (the
-      // rename replaces a leftover overlay atomically).
-      await removeHostFiles(this.runner, [consoleLog]);
-      await moveHostFile(this.runner, staged, overlay);
+      const image = await unwrap(imageReady);
+      if (spec.reuseRootDisk) {
+        // The domain went missing (undefined by hand, libvirt's state lost)
+        // while the instance was stopped: its disk is its data, so the
+        // domain is defined over it again, console log kept, or not at all.
+        if ((await hostFileIdentities(this.runner, [overlay]))[0] === undefined) {
+          throw new DriverError("MissingDisk", `the root disk ${overlay} of ${spec.instanceId} is not on this host; the instance cannot start without its data`);
+        }
+      } else {
+        // No domain exists, so any overlay or log here is left over from an
+        // interrupted launch: start from scratch rather than trust it (the
+        // rename replaces a leftover overlay atomically).
+        await removeHostFiles(this.runner, [consoleLog]);
+        await moveHostFile(this.runner, staged, overlay);
+      }
       phase("network");
       const nic = await unwrap(attached);
       const xml = buildDomainXml({
@@ -156,8 +171,8 @@ export class LibvirtDriver implements HypervisorDriver {
         vcpus: spec.vcpus,
         memoryMib: spec.memoryMib,
         serial: spec.instanceId,
-        kernel: spec.image.kernelPath
-          ? { path: spec.image.kernelPath, initrdPath: spec.image.ramdiskPath, cmdline: spec.image.kernelCmdline }
+        kernel: image.kernelPath
+          ? { path: image.kernelPath, initrdPath: image.ramdiskPath, cmdline: spec.image.kernelCmdline }
           : undefined,
         rootDiskPath: overlay,
         consoleLogPath: consoleLog,
@@ -171,9 +186,11 @@ export class LibvirtDriver implements HypervisorDriver {
     } catch (err) {
       phase("cleanup");
       // The attach must be over before the NIC's removal is queued behind it.
-      await Promise.all([attached, overlayMade]);
-      this.opts.log.warn({ instanceId: spec.instanceId, err: String(err) }, "create failed; removing what it made");
-      await this.remove(spec.instanceId).catch((cleanupErr: unknown) =>
+      await Promise.all([attached, imageReady]);
+      this.opts.log.warn({ instanceId: spec.instanceId, err: String(err), reuseRootDisk: spec.reuseRootDisk }, "create failed; removing what it made");
+      // A reused disk (and its console log) stays: only the domain was made here.
+      const undo = spec.reuseRootDisk ? this.removeDomain(name) : this.remove(spec.instanceId);
+      await undo.catch((cleanupErr: unknown) =>
         this.opts.log.error({ instanceId: spec.instanceId, err: String(cleanupErr) }, "cleanup after failed create failed; reconcile will retry"),
       );
       throw err;
@@ -181,14 +198,15 @@ export class LibvirtDriver implements HypervisorDriver {
     return PowerState.POWER_STATE_RUNNING;
   }
 
-  /** Checks the image, then makes a fresh overlay on its root disk at `path` (replacing whatever is there). */
-  private async makeOverlay(spec: ValidSpec, path: string): Promise<void> {
-    await this.checkImage(spec);
+  /** Checks the image, then makes a fresh overlay on its (resolved) root disk at `path` (replacing whatever is there). */
+  private async makeOverlay(spec: ValidSpec, path: string): Promise<ImageFiles> {
+    const image = await this.checkImage(spec);
     await this.ensureInstancesDir();
-    await this.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", spec.image.rootPath, path, `${spec.rootDiskGib}G`]);
+    await this.runner.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", image.rootPath, path, `${spec.rootDiskGib}G`]);
     // A guest's disk is readable by root and (through libvirt's ownership
     // change at start) QEMU only; it holds nothing yet, so the moment before is harmless.
     await setHostFileMode(this.runner, path, 0o600);
+    return image;
   }
 
   async startInstance(instanceId: string): Promise<agent.PowerState> {
@@ -244,8 +262,31 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async listArtifacts(): Promise<string[]> {
     await this.ensureInstancesDir();
-    const ls = await this.runner.run(["ls", "-A1", "--", this.opts.instancesDir]);
-    return parseArtifacts(parseNameList(ls.stdout.toString("utf8")));
+    return parseArtifacts(await this.listDir(this.opts.instancesDir), this.opts.domainPrefix);
+  }
+
+  async quarantineInstance(instanceId: string): Promise<void> {
+    const name = this.domainName(instanceId);
+    await this.removeDomain(name);
+    const files = this.instanceFiles(instanceId);
+    const identities = await hostFileIdentities(this.runner, files.map((f) => f.path));
+    const moving = files.filter((_, i) => identities[i] !== undefined);
+    if (moving.length) {
+      await this.ensureQuarantineDir();
+      const at = Date.now();
+      for (const f of moving) await moveHostFile(this.runner, f.path, posix.join(this.quarantineDir(), quarantineName(this.opts.domainPrefix, instanceId, at, f.suffix)));
+      this.opts.log.warn({ instanceId, files: moving.map((f) => f.path), quarantineDir: this.quarantineDir() }, "moved an orphan instance's files to quarantine");
+    }
+    await this.opts.network?.detach(instanceId);
+  }
+
+  async purgeQuarantine(olderThanMs: number): Promise<string[]> {
+    const dir = this.quarantineDir();
+    if (!(await hostPathExists(this.runner, dir))) return [];
+    const cutoff = Date.now() - olderThanMs;
+    const expired = parseQuarantined(await this.listDir(dir), this.opts.domainPrefix).filter((q) => q.at < cutoff).map((q) => q.name);
+    await removeHostFiles(this.runner, expired.map((n) => posix.join(dir, n)));
+    return expired;
   }
 
   async brokenInterfaces(instanceIds: readonly string[]): Promise<string[]> {
@@ -338,16 +379,19 @@ export class LibvirtDriver implements HypervisorDriver {
 
   /** Domain (stopped first, then undefined), overlay, console log and the NIC's host side all gone. */
   private async remove(instanceId: string): Promise<void> {
-    const name = this.domainName(instanceId);
-    const s = await this.virsh.state(name);
-    if (s.power !== PowerState.POWER_STATE_ABSENT) {
-      if (s.power !== PowerState.POWER_STATE_SHUT_OFF) {
-        await this.virsh.change(["destroy", "--", name], (x) => x.power === PowerState.POWER_STATE_SHUT_OFF || x.power === PowerState.POWER_STATE_ABSENT, name);
-      }
-      await this.virsh.change(["undefine", "--", name], (x) => x.power === PowerState.POWER_STATE_ABSENT, name);
-    }
-    await removeHostFiles(this.runner, [this.overlayPath(instanceId), this.stagedOverlayPath(instanceId), this.consoleLogPath(instanceId)]);
+    await this.removeDomain(this.domainName(instanceId));
+    await removeHostFiles(this.runner, this.instanceFiles(instanceId).map((f) => f.path));
     await this.opts.network?.detach(instanceId);
+  }
+
+  /** The domain powered off, then undefined; its files are untouched. */
+  private async removeDomain(name: string): Promise<void> {
+    const s = await this.virsh.state(name);
+    if (s.power === PowerState.POWER_STATE_ABSENT) return;
+    if (s.power !== PowerState.POWER_STATE_SHUT_OFF) {
+      await this.virsh.change(["destroy", "--", name], (x) => x.power === PowerState.POWER_STATE_SHUT_OFF || x.power === PowerState.POWER_STATE_ABSENT, name);
+    }
+    await this.virsh.change(["undefine", "--", name], (x) => x.power === PowerState.POWER_STATE_ABSENT, name);
   }
 
   /** Readies the host side of the spec's NIC (bridge, DHCP, firewall); undefined for an instance without one. */
@@ -388,21 +432,35 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   /**
-   * Throws InvalidImage unless every image file exists and the root disk is
-   * a usable qcow2 image. The files are checked every time (one stat each,
-   * in-process where the runner can); what `qemu-img info` says about a
-   * root disk is remembered for as long as the file's identity (device,
-   * inode, size, modification time) stays the same, since an image build
-   * is never rewritten in place: replacing or changing the file reads it again.
+   * The image's files with their symlinks followed, which is what the
+   * instance then uses. Throws InvalidImage unless every file exists, lies
+   * below an image directory and in no private directory (also once
+   * resolved: a symlink in an image directory cannot point at another
+   * instance's disk or the agent's secret), and the root disk is a usable
+   * qcow2 image. The files are checked every time (one stat and one
+   * resolution each, in-process where the runner can); what `qemu-img info`
+   * says about a root disk is remembered for as long as the file's identity
+   * (device, inode, size, modification time) stays the same, since an image
+   * build is never rewritten in place: replacing or changing the file reads
+   * it again.
    */
-  private async checkImage(spec: ValidSpec): Promise<void> {
-    const { rootPath, kernelPath, ramdiskPath } = spec.image;
+  private async checkImage(spec: ValidSpec): Promise<ImageFiles> {
+    const { kernelPath, ramdiskPath } = spec.image;
     const files: Array<[string, string]> = [];
-    for (const [what, path] of [["kernel", kernelPath], ["ramdisk", ramdiskPath], ["root disk", rootPath]] as const) if (path) files.push([what, path]);
-    const identities = await hostFileIdentities(this.runner, files.map(([, path]) => path));
+    for (const [what, path] of [["kernel", kernelPath], ["ramdisk", ramdiskPath], ["root disk", spec.image.rootPath]] as const) if (path) files.push([what, path]);
+    const [identities, resolved, dirs] = await Promise.all([
+      hostFileIdentities(this.runner, files.map(([, path]) => path)),
+      resolveHostPaths(this.runner, files.map(([, path]) => path)),
+      this.resolvedDirs(),
+    ]);
     files.forEach(([what, path], i) => {
       if (identities[i] === undefined) throw new DriverError("InvalidImage", `${what} ${path} of image ${spec.image.imageId} is not on this host`);
+      const refusal = imagePathRefusal(path, this.opts.imageDirs) ?? imagePathRefusal(resolved[i]!, dirs.imageDirs, dirs.privateDirs);
+      if (refusal) throw new DriverError("InvalidImage", `${what} ${path} of image ${spec.image.imageId} cannot be used as an image file: ${refusal}`);
     });
+    const resolvedOf = (path: string | undefined) => (path ? resolved[files.findIndex(([, p]) => p === path)] : undefined);
+    const image: ImageFiles = { rootPath: resolved.at(-1)!, kernelPath: resolvedOf(kernelPath), ramdiskPath: resolvedOf(ramdiskPath) };
+    const rootPath = image.rootPath;
     const identity = identities.at(-1)!;
     const known = this.imageSizes.get(rootPath);
     let virtualSize = known?.identity === identity ? known.virtualSize : undefined;
@@ -414,7 +472,7 @@ export class LibvirtDriver implements HypervisorDriver {
         info = parseImageInfo(r.stdout.toString("utf8"));
       } catch (err) {
         if (!(err instanceof CommandError) || err.timedOut) throw err;
-        throw new DriverError("InvalidImage", `root disk ${rootPath} of image ${spec.image.imageId} is not a usable qcow2 image: ${err.stderr.trim().slice(0, 300)}`);
+        throw new DriverError("InvalidImage", `root disk ${spec.image.rootPath} of image ${spec.image.imageId} is not a usable qcow2 image: ${err.stderr.trim().slice(0, 300)}`);
       }
       virtualSize = info.virtualSize;
       // Oldest first out: a host has a handful of images, the bound only stops a leak.
@@ -424,6 +482,20 @@ export class LibvirtDriver implements HypervisorDriver {
     if (virtualSize > spec.rootDiskGib * GIB) {
       throw new DriverError("InvalidSpec", `rootDiskGib ${spec.rootDiskGib} is smaller than image ${spec.image.imageId} (${Math.ceil(virtualSize / GIB)} GiB)`);
     }
+    return image;
+  }
+
+  /** The image and private directories with their symlinks followed, resolved once (they are the operator's, not a client's). */
+  private resolvedDirs(): Promise<{ imageDirs: string[]; privateDirs: string[] }> {
+    const { imageDirs, privateDirs, instancesDir } = this.opts;
+    this.dirsResolved ??= resolveHostPaths(this.runner, [...imageDirs, instancesDir, ...privateDirs]).then(
+      (all) => ({ imageDirs: all.slice(0, imageDirs.length), privateDirs: all.slice(imageDirs.length) }),
+      (err: unknown) => {
+        this.dirsResolved = undefined;
+        throw err;
+      },
+    );
+    return this.dirsResolved;
   }
 
   private ensureInstancesDir(): Promise<void> {
@@ -438,22 +510,56 @@ export class LibvirtDriver implements HypervisorDriver {
     return this.dirReady;
   }
 
+  private ensureQuarantineDir(): Promise<void> {
+    // 0700: nobody but root reads what was quarantined.
+    return this.runner.run(["mkdir", "-p", "-m", "0700", "--", this.quarantineDir()]).then(() => undefined);
+  }
+
+  private async listDir(dir: string): Promise<string[]> {
+    return parseNameList((await this.runner.run(["ls", "-A1", "--", dir])).stdout.toString("utf8"));
+  }
+
   private domainName(instanceId: string): string {
     return this.opts.domainPrefix + checkInstanceId(instanceId);
   }
 
+  /**
+   * Every file the instance has in the instances directory. Named with the
+   * agent's domain prefix, so agents sharing one directory never see one
+   * another's files among their own.
+   */
+  private instanceFiles(instanceId: string): Array<{ suffix: ArtifactSuffix; path: string }> {
+    return ARTIFACT_SUFFIXES.map((suffix) => ({ suffix, path: this.instancePath(instanceId, suffix) }));
+  }
+
+  private instancePath(instanceId: string, suffix: ArtifactSuffix): string {
+    return posix.join(this.opts.instancesDir, `${this.opts.domainPrefix}${checkInstanceId(instanceId)}.${suffix}`);
+  }
+
   private overlayPath(instanceId: string): string {
-    return posix.join(this.opts.instancesDir, `${instanceId}.qcow2`);
+    return this.instancePath(instanceId, "qcow2");
   }
 
   /** Where a new overlay is made before it is known that no domain exists (see create). */
   private stagedOverlayPath(instanceId: string): string {
-    return posix.join(this.opts.instancesDir, `${instanceId}.staged.qcow2`);
+    return this.instancePath(instanceId, "staged.qcow2");
   }
 
   private consoleLogPath(instanceId: string): string {
-    return posix.join(this.opts.instancesDir, `${instanceId}.console.log`);
+    return this.instancePath(instanceId, "console.log");
   }
+
+  /** Where orphans' files wait out their retention (see quarantineInstance). */
+  private quarantineDir(): string {
+    return posix.join(this.opts.instancesDir, "quarantine");
+  }
+}
+
+/** An image's files as the instance uses them: symlinks followed. */
+interface ImageFiles {
+  rootPath: string;
+  kernelPath?: string;
+  ramdiskPath?: string;
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };

@@ -66,16 +66,38 @@ export function instanceIdOf(domainName: string, prefix: string): string | undef
   return isId("i", id) ? id : undefined;
 }
 
-const ARTIFACT = /^(i-[0-9a-f]{17})\.(?:qcow2|staged\.qcow2|console\.log)$/;
+/** The files an instance has in the instances directory, by what follows "<prefix><instance id>.". */
+export const ARTIFACT_SUFFIXES = ["qcow2", "staged.qcow2", "console.log"] as const;
+export type ArtifactSuffix = (typeof ARTIFACT_SUFFIXES)[number];
+const ARTIFACT = /^(i-[0-9a-f]{17})\.(qcow2|staged\.qcow2|console\.log)$/;
 
-/** Instance ids with an overlay (made, or staged by an interrupted create) or console log among the file names of an instances directory. */
-export function parseArtifacts(names: string[]): string[] {
+/**
+ * Instance ids with an overlay (made, or staged by an interrupted create) or
+ * console log among the file names of an instances directory, counting only
+ * names that start with this agent's prefix.
+ */
+export function parseArtifacts(names: string[], prefix: string): string[] {
   const ids = new Set<string>();
   for (const n of names) {
-    const m = ARTIFACT.exec(n);
+    const m = n.startsWith(prefix) ? ARTIFACT.exec(n.slice(prefix.length)) : null;
     if (m) ids.add(m[1]!);
   }
   return [...ids].sort();
+}
+
+/** A quarantined file's name: the instance's file name with the time (ms) it was quarantined before its suffix. */
+export function quarantineName(prefix: string, instanceId: string, at: number, suffix: ArtifactSuffix): string {
+  return `${prefix}${instanceId}.${at}.${suffix}`;
+}
+
+const QUARANTINED = /^(i-[0-9a-f]{17})\.(\d{1,15})\.(?:qcow2|staged\.qcow2|console\.log)$/;
+
+/** The quarantined files of this agent (by prefix) among the names of the quarantine directory, with when each was quarantined. */
+export function parseQuarantined(names: string[], prefix: string): Array<{ name: string; instanceId: string; at: number }> {
+  return names.flatMap((name) => {
+    const m = name.startsWith(prefix) ? QUARANTINED.exec(name.slice(prefix.length)) : null;
+    return m ? [{ name, instanceId: m[1]!, at: Number(m[2]) }] : [];
+  });
 }
 
 function positiveInt(text: string, what: string): number {

@@ -86,6 +86,61 @@ export function powerStateToJSON(object: PowerState): string {
   }
 }
 
+export enum InstanceVerdict {
+  INSTANCE_VERDICT_UNSPECIFIED = 0,
+  /** INSTANCE_VERDICT_TERMINATED - Terminated, and placed on the calling host: the agent removes it. */
+  INSTANCE_VERDICT_TERMINATED = 1,
+  /**
+   * INSTANCE_VERDICT_UNKNOWN - No such instance was ever issued here (a restored database, a host moved
+   * between control planes): removed only if the agent's own records say it
+   * made the instance for the host it is now.
+   */
+  INSTANCE_VERDICT_UNKNOWN = 2,
+  /**
+   * INSTANCE_VERDICT_KEEP - Not terminated, or placed on another host (a renamed or re-enrolled
+   * host, two agents on one directory): the agent keeps it.
+   */
+  INSTANCE_VERDICT_KEEP = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function instanceVerdictFromJSON(object: any): InstanceVerdict {
+  switch (object) {
+    case 0:
+    case "INSTANCE_VERDICT_UNSPECIFIED":
+      return InstanceVerdict.INSTANCE_VERDICT_UNSPECIFIED;
+    case 1:
+    case "INSTANCE_VERDICT_TERMINATED":
+      return InstanceVerdict.INSTANCE_VERDICT_TERMINATED;
+    case 2:
+    case "INSTANCE_VERDICT_UNKNOWN":
+      return InstanceVerdict.INSTANCE_VERDICT_UNKNOWN;
+    case 3:
+    case "INSTANCE_VERDICT_KEEP":
+      return InstanceVerdict.INSTANCE_VERDICT_KEEP;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return InstanceVerdict.UNRECOGNIZED;
+  }
+}
+
+export function instanceVerdictToJSON(object: InstanceVerdict): string {
+  switch (object) {
+    case InstanceVerdict.INSTANCE_VERDICT_UNSPECIFIED:
+      return "INSTANCE_VERDICT_UNSPECIFIED";
+    case InstanceVerdict.INSTANCE_VERDICT_TERMINATED:
+      return "INSTANCE_VERDICT_TERMINATED";
+    case InstanceVerdict.INSTANCE_VERDICT_UNKNOWN:
+      return "INSTANCE_VERDICT_UNKNOWN";
+    case InstanceVerdict.INSTANCE_VERDICT_KEEP:
+      return "INSTANCE_VERDICT_KEEP";
+    case InstanceVerdict.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface ImageSpec {
   imageId: string;
   rootPath: string;
@@ -103,7 +158,17 @@ export interface InstanceSpec {
     | ImageSpec
     | undefined;
   /** Absent: the instance has no network interface. */
-  network: NetworkInterface | undefined;
+  network:
+    | NetworkInterface
+    | undefined;
+  /**
+   * True once the instance has run (StartInstances of a stopped instance):
+   * its root disk holds the instance's data, so a missing domain is
+   * redefined over that disk, and a missing disk fails the call
+   * (FAILED_PRECONDITION "MissingDisk: ...") rather than being made anew.
+   * False (a launch): a missing disk is made from the image.
+   */
+  reuseRootDisk: boolean;
 }
 
 /**
@@ -187,6 +252,19 @@ export interface HostState {
   /** Every instance the control plane wants on this host (not terminated). */
   instances: InstanceSpec[];
   network: HostNetworkState | undefined;
+}
+
+export interface ClassifyInstancesRequest {
+  instanceIds: string[];
+}
+
+export interface ClassifiedInstance {
+  instanceId: string;
+  verdict: InstanceVerdict;
+}
+
+export interface ClassifyInstancesResponse {
+  instances: ClassifiedInstance[];
 }
 
 export interface UserDataRequest {
@@ -413,7 +491,15 @@ export const ImageSpec: MessageFns<ImageSpec> = {
 };
 
 function createBaseInstanceSpec(): InstanceSpec {
-  return { instanceId: "", vcpus: 0, memoryMib: 0, rootDiskGib: 0, image: undefined, network: undefined };
+  return {
+    instanceId: "",
+    vcpus: 0,
+    memoryMib: 0,
+    rootDiskGib: 0,
+    image: undefined,
+    network: undefined,
+    reuseRootDisk: false,
+  };
 }
 
 export const InstanceSpec: MessageFns<InstanceSpec> = {
@@ -435,6 +521,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     }
     if (message.network !== undefined) {
       NetworkInterface.encode(message.network, writer.uint32(50).fork()).join();
+    }
+    if (message.reuseRootDisk !== false) {
+      writer.uint32(56).bool(message.reuseRootDisk);
     }
     return writer;
   },
@@ -500,6 +589,14 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
             message.network = NetworkInterface.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.reuseRootDisk = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,6 +629,11 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
         : 0,
       image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
       network: isSet(object.network) ? NetworkInterface.fromJSON(object.network) : undefined,
+      reuseRootDisk: isSet(object.reuseRootDisk)
+        ? globalThis.Boolean(object.reuseRootDisk)
+        : isSet(object.reuse_root_disk)
+        ? globalThis.Boolean(object.reuse_root_disk)
+        : false,
     };
   },
 
@@ -555,6 +657,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     if (message.network !== undefined) {
       obj.network = NetworkInterface.toJSON(message.network);
     }
+    if (message.reuseRootDisk !== false) {
+      obj.reuseRootDisk = message.reuseRootDisk;
+    }
     return obj;
   },
 
@@ -573,6 +678,7 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     message.network = (object.network !== undefined && object.network !== null)
       ? NetworkInterface.fromPartial(object.network)
       : undefined;
+    message.reuseRootDisk = object.reuseRootDisk ?? false;
     return message;
   },
 };
@@ -1748,6 +1854,239 @@ export const HostState: MessageFns<HostState> = {
     message.network = (object.network !== undefined && object.network !== null)
       ? HostNetworkState.fromPartial(object.network)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseClassifyInstancesRequest(): ClassifyInstancesRequest {
+  return { instanceIds: [] };
+}
+
+export const ClassifyInstancesRequest: MessageFns<ClassifyInstancesRequest> = {
+  encode(message: ClassifyInstancesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instanceIds) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClassifyInstancesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClassifyInstancesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClassifyInstancesRequest {
+    return {
+      instanceIds: globalThis.Array.isArray(object?.instanceIds)
+        ? object.instanceIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.instance_ids)
+        ? object.instance_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClassifyInstancesRequest): unknown {
+    const obj: any = {};
+    if (message.instanceIds?.length) {
+      obj.instanceIds = message.instanceIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClassifyInstancesRequest>, I>>(base?: I): ClassifyInstancesRequest {
+    return ClassifyInstancesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClassifyInstancesRequest>, I>>(object: I): ClassifyInstancesRequest {
+    const message = createBaseClassifyInstancesRequest();
+    message.instanceIds = object.instanceIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseClassifiedInstance(): ClassifiedInstance {
+  return { instanceId: "", verdict: 0 };
+}
+
+export const ClassifiedInstance: MessageFns<ClassifiedInstance> = {
+  encode(message: ClassifiedInstance, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.verdict !== 0) {
+      writer.uint32(16).int32(message.verdict);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClassifiedInstance {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClassifiedInstance();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.verdict = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClassifiedInstance {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      verdict: isSet(object.verdict) ? instanceVerdictFromJSON(object.verdict) : 0,
+    };
+  },
+
+  toJSON(message: ClassifiedInstance): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.verdict !== 0) {
+      obj.verdict = instanceVerdictToJSON(message.verdict);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClassifiedInstance>, I>>(base?: I): ClassifiedInstance {
+    return ClassifiedInstance.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClassifiedInstance>, I>>(object: I): ClassifiedInstance {
+    const message = createBaseClassifiedInstance();
+    message.instanceId = object.instanceId ?? "";
+    message.verdict = object.verdict ?? 0;
+    return message;
+  },
+};
+
+function createBaseClassifyInstancesResponse(): ClassifyInstancesResponse {
+  return { instances: [] };
+}
+
+export const ClassifyInstancesResponse: MessageFns<ClassifyInstancesResponse> = {
+  encode(message: ClassifyInstancesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      ClassifiedInstance.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClassifyInstancesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClassifyInstancesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(ClassifiedInstance.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClassifyInstancesResponse {
+    return {
+      instances: globalThis.Array.isArray(object?.instances)
+        ? object.instances.map((e: any) => ClassifiedInstance.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClassifyInstancesResponse): unknown {
+    const obj: any = {};
+    if (message.instances?.length) {
+      obj.instances = message.instances.map((e) => ClassifiedInstance.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClassifyInstancesResponse>, I>>(base?: I): ClassifyInstancesResponse {
+    return ClassifyInstancesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClassifyInstancesResponse>, I>>(object: I): ClassifyInstancesResponse {
+    const message = createBaseClassifyInstancesResponse();
+    message.instances = object.instances?.map((e) => ClassifiedInstance.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3107,6 +3446,23 @@ export const HostControlService = {
     responseSerialize: (value: UserData): Buffer => Buffer.from(UserData.encode(value).finish()),
     responseDeserialize: (value: Buffer): UserData => UserData.decode(value),
   },
+  /**
+   * What the control plane knows of instances the calling agent has on its
+   * host but was not asked to keep: the positive evidence an agent needs
+   * before it removes any of them (docs/ARCHITECTURE.md, "Orphans"). At
+   * most 1000 ids; each is answered.
+   */
+  classifyInstances: {
+    path: "/cirrus.agent.v1.HostControl/ClassifyInstances" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClassifyInstancesRequest): Buffer =>
+      Buffer.from(ClassifyInstancesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClassifyInstancesRequest => ClassifyInstancesRequest.decode(value),
+    responseSerialize: (value: ClassifyInstancesResponse): Buffer =>
+      Buffer.from(ClassifyInstancesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClassifyInstancesResponse => ClassifyInstancesResponse.decode(value),
+  },
 } as const;
 
 export interface HostControlServer extends UntypedServiceImplementation {
@@ -3128,6 +3484,13 @@ export interface HostControlServer extends UntypedServiceImplementation {
    * NOT_FOUND unless the instance is on this host and not terminated.
    */
   getUserData: handleUnaryCall<UserDataRequest, UserData>;
+  /**
+   * What the control plane knows of instances the calling agent has on its
+   * host but was not asked to keep: the positive evidence an agent needs
+   * before it removes any of them (docs/ARCHITECTURE.md, "Orphans"). At
+   * most 1000 ids; each is answered.
+   */
+  classifyInstances: handleUnaryCall<ClassifyInstancesRequest, ClassifyInstancesResponse>;
 }
 
 export interface HostControlClient extends Client {
@@ -3190,6 +3553,27 @@ export interface HostControlClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UserData) => void,
+  ): ClientUnaryCall;
+  /**
+   * What the control plane knows of instances the calling agent has on its
+   * host but was not asked to keep: the positive evidence an agent needs
+   * before it removes any of them (docs/ARCHITECTURE.md, "Orphans"). At
+   * most 1000 ids; each is answered.
+   */
+  classifyInstances(
+    request: ClassifyInstancesRequest,
+    callback: (error: ServiceError | null, response: ClassifyInstancesResponse) => void,
+  ): ClientUnaryCall;
+  classifyInstances(
+    request: ClassifyInstancesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClassifyInstancesResponse) => void,
+  ): ClientUnaryCall;
+  classifyInstances(
+    request: ClassifyInstancesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClassifyInstancesResponse) => void,
   ): ClientUnaryCall;
 }
 
