@@ -107,7 +107,9 @@ async function finish(db: Queryable, state: Exclude<InstanceStateName, "terminat
 async function finishTerminated(core: Core, steps: readonly { id: string; task_seq: number }[], reason?: string): Promise<Set<string>> {
   const { done, hosts } = await inTransaction(core.db, async (db) => {
     const { rows } = await db.query<HeldResources>(
-      `UPDATE instances i SET state = 'terminated', task = NULL, terminated_at = now(), state_changed_at = now(), state_reason_code = $3, state_reason_message = $4
+      // A reason set while shutting down (a failed launch terminated instead) is kept; a user's terminate clears it first.
+      `UPDATE instances i SET state = 'terminated', task = NULL, terminated_at = now(), state_changed_at = now(),
+              state_reason_code = coalesce(nullif(i.state_reason_code, ''), $3), state_reason_message = coalesce(nullif(i.state_reason_message, ''), $4)
          FROM unnest($1::text[], $2::int[]) AS s(id, seq) WHERE i.id = s.id AND i.task_seq = s.seq AND i.task IS NOT NULL
        RETURNING i.id, i.host_id, i.vcpus, i.memory_mib, i.disk_gib`,
       [steps.map((s) => s.id), steps.map((s) => s.task_seq), reason ? "Server.InternalError" : "Client.UserInitiatedShutdown",
@@ -161,9 +163,15 @@ export const instanceLifecycle: Lifecycle = {
       return r && r.task && r.task_seq === s.seq ? [r] : [];
     });
     const launches = current.filter((r) => r.task === "launch");
-    // A launch that failed for good leaves nothing on the host and ends terminated, its claims released.
-    await Promise.all(launches.map((r) => core.agents.destroyInstance(hostOf(r), r.id).catch(() => undefined)));
-    if (launches.length) await finishTerminated(core, launches, reason);
+    // A launch that failed for good leaves nothing on the host and ends
+    // terminated, its claims released, once its host confirms that nothing
+    // is left; until then a domain may still use its address and MAC, so a
+    // launch whose destroy fails too becomes a terminate that the sweeper
+    // retries (its claims are released when that succeeds).
+    const destroyed = await Promise.all(launches.map((r) => core.agents.destroyInstance(hostOf(r), r.id).then(() => true, () => false)));
+    const gone = launches.filter((_, i) => destroyed[i]);
+    if (gone.length) await finishTerminated(core, gone, reason);
+    await terminateInstead(core, launches.filter((_, i) => !destroyed[i]), reason);
     // A failed start, stop or reboot returns to the last stable state with a StateReason.
     const starts = current.filter((r) => r.task === "start");
     if (starts.length) await finish(core.db, "stopped", starts, reason);
@@ -182,11 +190,31 @@ export const instanceLifecycle: Lifecycle = {
   },
 };
 
-/** Launches or starts that finished after the instance was terminated meanwhile: nothing may be left behind. */
+/** Failed launches whose host could not confirm their removal: shutting-down, with the reason, and a terminate step queued. */
+async function terminateInstead(core: Core, steps: readonly { id: string; task_seq: number }[], reason: string): Promise<void> {
+  if (steps.length === 0) return;
+  const { rows } = await core.db.query<StepTarget>(
+    `UPDATE instances i SET state = 'shutting-down', task = 'terminate', task_seq = i.task_seq + 1, state_changed_at = now(),
+            state_reason_code = 'Server.InternalError', state_reason_message = $3
+       FROM unnest($1::text[], $2::int[]) AS s(id, seq) WHERE i.id = s.id AND i.task_seq = s.seq AND i.task = 'launch'
+     RETURNING i.id, i.task_seq, i.host_id`,
+    [steps.map((s) => s.id), steps.map((s) => s.task_seq), `Server.InternalError: ${reason}`],
+  );
+  for (const r of rows) core.log.warn({ instanceId: r.id, reason }, "failed launch could not be removed from its host; terminating it instead, its address kept until the host confirms");
+  await enqueueInstanceSteps(core, rows);
+}
+
+/**
+ * Launches or starts that finished after a terminate superseded them: the
+ * domain they made is destroyed, whether the terminate has finished or is
+ * still shutting down (its own destroy may have run before this create on
+ * the agent, and its compare-and-swap would then leave this domain behind).
+ */
 async function cleanUpAfterLateTerminate(core: Core, superseded: readonly StepRow[]): Promise<void> {
   if (superseded.length === 0) return;
   const now = await load(core.db, superseded.map((r) => r.id));
   for (const r of superseded) {
-    if (now.get(r.id)?.state === "terminated") await core.agents.destroyInstance(hostOf(r), r.id);
+    const state = now.get(r.id)?.state;
+    if (state === "terminated" || state === "shutting-down") await core.agents.destroyInstance(hostOf(r), r.id);
   }
 }
