@@ -15,7 +15,7 @@ let agentEndpoint = "";
 
 async function rowCounts(): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const t of ["instances", "images", "tags", "run_requests", "hosts"]) {
+  for (const t of ["instances", "images", "tags", "run_requests", "hosts", "security_group_rules"]) {
     out[t] = Number((await stack.pool.query(`SELECT count(*) FROM ${t}`)).rows[0].count);
   }
   out.usedVcpus = Number((await stack.pool.query("SELECT coalesce(sum(used_vcpus), 0) AS n FROM hosts")).rows[0].n);
@@ -31,6 +31,7 @@ beforeAll(async () => {
   await stack.waitForState([terminatedId], "running");
   await stack.call("terminateInstances", { InstanceIds: [terminatedId] });
   await stack.waitForState([terminatedId], "terminated");
+  groupId = (await stack.call("describeSecurityGroups", {})).SecurityGroups[0].GroupId;
   otherDisk = `${stack.workDir}/instances/fake1/${stack.domainPrefix}i-0123456789abcdef0.qcow2`;
   execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", otherDisk, "1G"]);
   evilDir = `${IMAGES}/cirrus-t-${stack.runId}`;
@@ -45,6 +46,8 @@ afterAll(async () => {
 const IMAGES = "/var/lib/cirrus/images";
 /** A real qcow2 disk in an agent's instances directory, and an image directory holding a symlink to the agent's secret. */
 let otherDisk = "";
+/** The default security group. */
+let groupId = "";
 let evilDir = "";
 
 const run = (over: Record<string, unknown>) => ({ ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, ...over });
@@ -87,6 +90,9 @@ const cases: Array<[string, string, () => unknown, string]> = [
   [".. segments out of the image directory", "registerImage", () => ({ Name: "dots", ImageLocation: `${IMAGES}/../../../etc/shadow` }), "InvalidParameterValue"],
   ["a kernel outside the image directories", "registerImage", () => ({ Name: "kernel", ImageLocation: `${IMAGES}/x.qcow2`, KernelLocation: "/boot/../etc/shadow" }), "InvalidParameterValue"],
   ["an image directory's name as a mere prefix", "registerImage", () => ({ Name: "prefix", ImageLocation: `${IMAGES}-evil/rootfs.qcow2` }), "InvalidParameterValue"],
+  // A rule the agents could not enforce is refused by the API (one definition, common/securityRules.ts).
+  ["ICMP code without a type", "authorizeSecurityGroupIngress", () => ({ GroupId: groupId, IpPermissions: [{ IpProtocol: "icmp", FromPort: -1, ToPort: 5, IpRanges: [{ CidrIp: "10.0.0.0/8" }] }] }), "InvalidParameterValue"],
+  ["ICMP type 256", "authorizeSecurityGroupEgress", () => ({ GroupId: groupId, IpPermissions: [{ IpProtocol: "icmp", FromPort: 256, ToPort: -1, IpRanges: [{ CidrIp: "10.0.0.0/8" }] }] }), "InvalidParameterValue"],
   ["deregister unknown image", "deregisterImage", () => ({ ImageId: "ami-0123456789abcdef0" }), "InvalidAMIID.NotFound"],
   ["console of unknown instance", "getConsoleOutput", () => ({ InstanceId: "i-0123456789abcdef0" }), "InvalidInstanceID.NotFound"],
 ];

@@ -1,7 +1,7 @@
 // The HostAgent gRPC service: authenticates the control plane's workers with
 // the host secret, validates ids, serializes calls per instance and maps
 // driver failures onto statuses the worker can act on:
-//   INVALID_ARGUMENT     malformed instance id, missing spec, malformed HostState
+//   INVALID_ARGUMENT     malformed instance id, missing spec
 //   UNAUTHENTICATED      missing or wrong host secret
 //   FAILED_PRECONDITION  "InvalidSpec: ..." / "InvalidImage: ..." / "MissingDisk: ..." (retrying cannot help)
 //   NOT_FOUND            "NotFound: ..." (start/reboot of an instance with no domain)
@@ -12,7 +12,6 @@ import { agentChannelOptions, bearerFrom, isId, type Logger } from "@cirrus/comm
 import { agent } from "@cirrus/proto";
 import { DriverError, type HypervisorDriver } from "./driver/types.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
-import { NetworkStateError } from "./network/state.js";
 import type { NetworkStateTarget } from "./network/types.js";
 import type { OwnershipRecords } from "./ownership.js";
 
@@ -56,7 +55,6 @@ export function authorized(metadata: Metadata, secret: string | undefined): bool
 
 function toServiceError(err: unknown): Partial<ServiceError> {
   if (err instanceof StatusError) return { code: err.code, details: err.message };
-  if (err instanceof NetworkStateError) return { code: status.INVALID_ARGUMENT, details: `InvalidParameterValue: ${err.message}` };
   if (err instanceof DriverError) {
     return { code: err.kind === "NotFound" ? status.NOT_FOUND : status.FAILED_PRECONDITION, details: `${err.kind}: ${err.message}` };
   }

@@ -37,6 +37,21 @@ describe("InterfaceRegistry", () => {
     expect(r.all().map((n) => n.instanceId)).toEqual([B]);
   });
 
+  it("never drops the NIC of an instance whose domain exists: a NIC claiming its address or MAC is refused, and pruning passes it by", () => {
+    let now = 0;
+    const r = new InterfaceRegistry(() => now);
+    r.set(A, nic(S1, "10.0.1.0/24", "10.0.1.1", "10.0.1.5", "52:54:00:00:00:0a"));
+    r.domainsAre([A]);
+    expect(() => r.set(B, nic(S1, "10.0.1.0/24", "10.0.1.1", "10.0.1.5", "52:54:00:00:00:0b"))).toThrow(new RegExp(`belongs to ${A}, whose domain exists`));
+    expect(() => r.set(B, nic(S1, "10.0.1.0/24", "10.0.1.1", "10.0.1.6", "52:54:00:00:00:0a"))).toThrow(/whose domain exists/);
+    now = 1000;
+    expect(r.prune(100)).toEqual([]);
+    expect(r.all().map((n) => n.instanceId)).toEqual([A]);
+    // Once its domain is gone, A is a leftover like any other.
+    r.domainsAre([]);
+    expect(r.set(B, nic(S1, "10.0.1.0/24", "10.0.1.1", "10.0.1.5", "52:54:00:00:00:0b"))).toEqual([A]);
+  });
+
   it("round-trips through its saved form and drops entries that fail validation", () => {
     const r = new InterfaceRegistry();
     r.set(A, nic(S1, "10.0.1.0/24", "10.0.1.1", "10.0.1.5", "52:54:00:00:00:0a"));

@@ -191,6 +191,16 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     expect((await fetchFrom(NS.client, `http://${ipA}/`)).code).toBe(28);
   });
 
+  it("a rule it refuses costs only its own instance: the others' rules are in force, that one is shut", async () => {
+    const refused: agent.FirewallRule = { protocol: "icmp", fromPort: -1, toPort: 5, cidrs: [`${CLIENT_IP}/32`] };
+    await net.apply(state({ a: [tcp(80, `${CLIENT_IP}/32`)], b: [tcp(80, `${CLIENT_IP}/32`), refused] }));
+    expect(await fetchFrom(NS.client, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+    expect((await fetchFrom(NS.client, `http://${ipB}/`)).code).toBe(28);
+    await net.apply(state({ b: [tcp(80, `${CLIENT_IP}/32`)] }));
+    expect(await fetchFrom(NS.client, `http://${ipB}/`)).toMatchObject({ ok: true, body: "guest-B\n" });
+    await net.apply(state({}));
+  });
+
   it("applies nothing when the rules are intact, and restores chains flushed by hand", async () => {
     const wanted = state({ a: [tcp(80, `${CLIENT_IP}/32`)] });
     await net.apply(wanted);

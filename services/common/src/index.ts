@@ -4,3 +4,4 @@ export * from "./logger.js";
 export * from "./grpc.js";
 export * from "./agentClients.js";
 export * from "./paths.js";
+export * from "./securityRules.js";

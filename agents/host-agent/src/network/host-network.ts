@@ -116,7 +116,7 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
 
   /** See NetworkStateTarget.applyHostState; resolves with what changed, or undefined for a state not newer than the current one. */
   applyHostState(input: agent.HostState): Promise<SyncReport | undefined> {
-    const state = validateNetworkState(input.network ?? EMPTY_NETWORK);
+    const { state, problems } = validateNetworkState(input.network ?? EMPTY_NETWORK);
     const nics: Array<[string, ValidInterface]> = [];
     for (const spec of input.instances) {
       if (!spec.network) continue;
@@ -128,6 +128,8 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
     }
     return this.serialized(async () => {
       if (!this.revisions.accept(input)) return undefined;
+      // Only the entries' own instances lose them (a deny-all firewall, no elastic IP or metadata); the rest applies.
+      for (const p of problems) this.opts.log.error({ instanceId: p.instanceId, revision: input.revision, err: p.problem }, "host state entry refused; left out for its instance only");
       for (const [instanceId, nic] of nics) {
         try {
           this.register(instanceId, nic);
@@ -147,7 +149,7 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
   /** See NetworkStateTarget.reconcile; resolves with what changed. */
   reconcile(domains: readonly string[]): Promise<SyncReport> {
     return this.serialized(() => {
-      this.registry.touch(domains);
+      this.registry.domainsAre(domains);
       return this.sync();
     });
   }

@@ -19,6 +19,8 @@ export class InterfaceRegistry {
   private readonly nics = new Map<string, RegisteredInterface>();
   /** When each instance was last known to be wanted (or to have a domain). */
   private readonly seen = new Map<string, number>();
+  /** Instances with a domain on the host, as the last reconcile round found them: their NICs are never dropped. */
+  private domains = new Set<string>();
   private dirty = false;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -39,10 +41,12 @@ export class InterfaceRegistry {
   /**
    * Records the instance's NIC and marks it seen. Another instance holding
    * the same address or MAC in that subnet is dropped: the control plane
-   * has given them to this one, so the other is a leftover.
-   * Returns the instance ids dropped that way. Throws when the subnet
-   * conflicts with a known one (same id, other CIDR or gateway; or another
-   * id with an overlapping CIDR, which one host cannot route).
+   * has given them to this one, so the other is a leftover, unless that
+   * other instance's domain exists (its guest uses the address now): then
+   * this NIC is refused instead. Returns the instance ids dropped. Throws
+   * when the address or MAC is a live domain's, or the subnet conflicts with
+   * a known one (same id, other CIDR or gateway; or another id with an
+   * overlapping CIDR, which one host cannot route).
    */
   set(instanceId: string, nic: ValidInterface): string[] {
     for (const other of this.nics.values()) {
@@ -58,6 +62,8 @@ export class InterfaceRegistry {
     const evicted = this.all()
       .filter((o) => o.instanceId !== instanceId && o.subnetId === nic.subnetId && (o.privateIp === nic.privateIp || o.mac === nic.mac))
       .map((o) => o.instanceId);
+    const live = evicted.find((id) => this.domains.has(id));
+    if (live) throw new Error(`address ${nic.privateIp} or MAC ${nic.mac} in ${nic.subnetId} belongs to ${live}, whose domain exists on this host`);
     for (const id of evicted) this.delete(id);
     const before = this.nics.get(instanceId);
     const entry: RegisteredInterface = { instanceId, ...nic };
@@ -75,19 +81,25 @@ export class InterfaceRegistry {
     for (const id of instanceIds) if (this.nics.has(id)) this.seen.set(id, now);
   }
 
+  /** The instances that have a domain on the host now: marked wanted, and their NICs kept whatever else asks. */
+  domainsAre(instanceIds: readonly string[]): void {
+    this.domains = new Set(instanceIds);
+    this.touch(instanceIds);
+  }
+
   delete(instanceId: string): void {
     if (this.nics.delete(instanceId)) this.dirty = true;
     this.seen.delete(instanceId);
   }
 
   /**
-   * Drops the NICs of instances not seen for more than graceMs (so a NIC
+   * Drops the NICs of instances without a domain not seen for more than graceMs (so a NIC
    * registered in this very moment survives even a zero grace); returns
    * their ids.
    */
   prune(graceMs: number): string[] {
     const cutoff = this.now() - graceMs;
-    const gone = [...this.nics.keys()].filter((id) => (this.seen.get(id) ?? 0) < cutoff);
+    const gone = [...this.nics.keys()].filter((id) => !this.domains.has(id) && (this.seen.get(id) ?? 0) < cutoff);
     for (const id of gone) this.delete(id);
     return gone;
   }

@@ -1,7 +1,7 @@
 // Validation of what the control plane sends about networking, before
 // anything touches the host: a NIC (InstanceSpec.network) and a whole
 // HostNetworkState. Everything downstream works only on these Valid* types.
-import { type Cidr, bounds, cidrText, contains, isId, isIpv4, parseCidr, parseExactCidr, parseUnicastMac } from "@cirrus/common";
+import { type Cidr, type RuleProtocol, bounds, cidrText, contains, isId, isIpv4, parseCidr, parseExactCidr, parseUnicastMac, ruleRangeProblem } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import { DriverError } from "../driver/types.js";
 
@@ -14,14 +14,13 @@ export interface ValidInterface {
   mac: string;
 }
 
-export type Protocol = "tcp" | "udp" | "icmp" | "all";
 
 /**
  * One allow rule. tcp/udp: `from`..`to` is a port range, undefined for all
  * ports. icmp: `from` is the type and `to` the code, each undefined for any.
  */
 export interface ValidRule {
-  protocol: Protocol;
+  protocol: RuleProtocol;
   from?: number;
   to?: number;
   /** Sources (ingress) or destinations (egress). */
@@ -46,11 +45,6 @@ export interface ValidNetworkState {
 }
 
 export const EMPTY_NETWORK_STATE: ValidNetworkState = { firewalls: new Map(), elasticIps: [], metadata: new Map() };
-
-/** A HostNetworkState that can never be applied; nothing was changed. */
-export class NetworkStateError extends Error {
-  override name = "NetworkStateError";
-}
 
 function invalidSpec(message: string): never {
   throw new DriverError("InvalidSpec", `network: ${message}`);
@@ -78,70 +72,86 @@ export function validateInterface(ni: agent.NetworkInterface): ValidInterface {
   return { subnetId: ni.subnetId, subnet, gatewayIp, privateIp, mac };
 }
 
-function invalidState(message: string): never {
-  throw new NetworkStateError(message);
+/** An entry of a host state that was left out, and why. */
+export interface StateProblem {
+  /** The instance the entry was about, when it names a well-formed one. */
+  instanceId?: string;
+  problem: string;
+}
+
+class EntryError extends Error {}
+
+function invalidEntry(message: string): never {
+  throw new EntryError(message);
 }
 
 function instanceId(where: string, id: string): string {
-  if (!isId("i", id)) invalidState(`${where}: not an instance id: ${JSON.stringify(id.slice(0, 64))}`);
+  if (!isId("i", id)) invalidEntry(`${where}: not an instance id: ${JSON.stringify(id.slice(0, 64))}`);
   return id;
 }
 
 function validateRule(where: string, r: agent.FirewallRule): ValidRule {
-  const cidrs = r.cidrs.map((text) => parseCidr(text) ?? invalidState(`${where}: not an IPv4 CIDR: ${JSON.stringify(text.slice(0, 64))}`));
-  const inRange = (n: number, max: number) => Number.isInteger(n) && n >= 0 && n <= max;
-  switch (r.protocol) {
-    case "all":
-      // EC2 ignores the ports of an all-protocols rule; so do we.
-      return { protocol: "all", cidrs };
-    case "tcp":
-    case "udp": {
-      if (r.fromPort === -1 && r.toPort === -1) return { protocol: r.protocol, cidrs };
-      if (!inRange(r.fromPort, 65535) || !inRange(r.toPort, 65535) || r.fromPort > r.toPort) {
-        invalidState(`${where}: ${r.protocol} ports must be -1/-1 or a range within 0-65535, got ${r.fromPort}-${r.toPort}`);
-      }
-      return { protocol: r.protocol, from: r.fromPort, to: r.toPort, cidrs };
+  const cidrs = r.cidrs.map((text) => parseCidr(text) ?? invalidEntry(`${where}: not an IPv4 CIDR: ${JSON.stringify(text.slice(0, 64))}`));
+  const problem = ruleRangeProblem(r.protocol as RuleProtocol, r.fromPort, r.toPort);
+  if (problem) invalidEntry(`${where}: ${problem}`);
+  const protocol = r.protocol as RuleProtocol;
+  const given = (n: number) => (n === -1 ? undefined : n);
+  // EC2 ignores the ports of an all-protocols rule; so do we.
+  if (protocol === "all") return { protocol, cidrs };
+  if (protocol === "icmp") return { protocol, from: given(r.fromPort), to: given(r.toPort), cidrs };
+  return r.fromPort === -1 ? { protocol, cidrs } : { protocol, from: r.fromPort, to: r.toPort, cidrs };
+}
+
+/** Keeps the entries that validate and appear once by `key`; every other one is reported and left out (both copies of a twice-listed key). */
+function entries<T extends { instanceId: string }, V>(items: readonly T[], check: (item: T) => { key: string; value: V }, what: string, problems: StateProblem[]): Map<string, V> {
+  const out = new Map<string, V>();
+  const twice = new Set<string>();
+  for (const item of items) {
+    let checked: ReturnType<typeof check>;
+    try {
+      checked = check(item);
+    } catch (err) {
+      if (!(err instanceof EntryError)) throw err;
+      problems.push({ instanceId: isId("i", item.instanceId) ? item.instanceId : undefined, problem: err.message });
+      continue;
     }
-    case "icmp": {
-      const type = r.fromPort === -1 ? undefined : r.fromPort;
-      const code = r.toPort === -1 ? undefined : r.toPort;
-      if ((type !== undefined && !inRange(type, 255)) || (code !== undefined && !inRange(code, 255)) || (type === undefined && code !== undefined)) {
-        invalidState(`${where}: icmp type/code must be -1 or 0-255 (a code needs a type), got ${r.fromPort}/${r.toPort}`);
-      }
-      return { protocol: "icmp", from: type, to: code, cidrs };
+    if (out.has(checked.key) || twice.has(checked.key)) {
+      if (!twice.has(checked.key)) problems.push({ instanceId: item.instanceId, problem: `${what}: ${checked.key} is listed twice; both left out` });
+      out.delete(checked.key);
+      twice.add(checked.key);
+      continue;
     }
-    default:
-      return invalidState(`${where}: protocol must be tcp, udp, icmp or all, got ${JSON.stringify(String(r.protocol).slice(0, 32))}`);
+    out.set(checked.key, checked.value);
   }
+  return out;
 }
 
 /**
- * The state with every field checked. Throws NetworkStateError naming the
- * first problem: malformed ids, addresses or rules, an instance listed twice,
- * a public address mapped twice.
+ * The state with every field checked, entry by entry, so one bad entry
+ * costs only its own instance: an instance whose firewall has a bad rule,
+ * or is listed twice, gets no firewall entry (a deny-all, as for an
+ * instance left out); a malformed or twice-mapped elastic IP and a
+ * malformed or repeated metadata entry are left out. Each is reported in
+ * `problems`, naming its instance when it can. Never throws for bad input.
  */
-export function validateNetworkState(s: agent.HostNetworkState): ValidNetworkState {
-  const firewalls = new Map<string, ValidFirewall>();
-  for (const f of s.firewalls) {
+export function validateNetworkState(s: agent.HostNetworkState): { state: ValidNetworkState; problems: StateProblem[] } {
+  const problems: StateProblem[] = [];
+  const firewalls = entries(s.firewalls, (f) => {
     const id = instanceId("firewalls", f.instanceId);
-    if (firewalls.has(id)) invalidState(`firewalls: ${id} is listed twice`);
-    firewalls.set(id, {
+    const value: ValidFirewall = {
       ingress: f.ingress.map((r, i) => validateRule(`${id} ingress[${i}]`, r)),
       egress: f.egress.map((r, i) => validateRule(`${id} egress[${i}]`, r)),
-    });
-  }
-  const publicIps = new Set<string>();
-  const elasticIps = s.elasticIps.map((e) => {
-    if (!isIpv4(e.publicIp) || !isIpv4(e.privateIp)) invalidState(`elasticIps: not IPv4 addresses: ${JSON.stringify(`${e.publicIp.slice(0, 64)} → ${e.privateIp.slice(0, 64)}`)}`);
-    if (publicIps.has(e.publicIp)) invalidState(`elasticIps: ${e.publicIp} is mapped twice`);
-    publicIps.add(e.publicIp);
-    return { publicIp: e.publicIp, privateIp: e.privateIp, instanceId: instanceId("elasticIps", e.instanceId) };
-  });
-  const metadata = new Map<string, agent.InstanceMetadata>();
-  for (const m of s.metadata) {
+    };
+    return { key: id, value };
+  }, "firewalls", problems);
+  const elasticIps = entries(s.elasticIps, (e) => {
+    const id = instanceId("elasticIps", e.instanceId);
+    if (!isIpv4(e.publicIp) || !isIpv4(e.privateIp)) invalidEntry(`elasticIps: not IPv4 addresses: ${JSON.stringify(`${e.publicIp.slice(0, 64)} → ${e.privateIp.slice(0, 64)}`)}`);
+    return { key: e.publicIp, value: { publicIp: e.publicIp, privateIp: e.privateIp, instanceId: id } };
+  }, "elasticIps", problems);
+  const metadata = entries(s.metadata, (m) => {
     const id = instanceId("metadata", m.instanceId);
-    if (metadata.has(id)) invalidState(`metadata: ${id} is listed twice`);
-    metadata.set(id, m);
-  }
-  return { firewalls, elasticIps, metadata };
+    return { key: id, value: m };
+  }, "metadata", problems);
+  return { state: { firewalls, elasticIps: [...elasticIps.values()], metadata }, problems };
 }

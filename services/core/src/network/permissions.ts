@@ -1,6 +1,6 @@
 // EC2 IpPermissions ↔ rule rows: validation and normalisation of what
 // Authorize/Revoke take, and grouping of rows back into IpPermissions.
-import { cidrText, isId } from "@cirrus/common";
+import { cidrText, isId, ruleRangeProblem } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import { Ec2Error } from "../errors.js";
 import { truncate } from "../validate.js";
@@ -18,15 +18,14 @@ export interface RuleSpec {
 
 const PROTOCOLS: Record<string, RuleSpec["protocol"]> = { tcp: "tcp", "6": "tcp", udp: "udp", "17": "udp", icmp: "icmp", "1": "icmp", "-1": "-1", all: "-1" };
 
+/** EC2's own input rules first, then the range rule the agents enforce (common/securityRules.ts). */
 function portRange(protocol: RuleSpec["protocol"], from: number | undefined, to: number | undefined): [number, number] {
   if (protocol === "-1") return [-1, -1];
   if (protocol === "icmp") {
-    const type = from ?? -1;
-    const code = to ?? -1;
-    if (!Number.isInteger(type) || !Number.isInteger(code) || type < -1 || type > 255 || code < -1 || code > 255) {
-      throw new Ec2Error("InvalidParameterValue", `Invalid ICMP type/code: ${from}/${to}`);
-    }
-    return [type, code];
+    const range: [number, number] = [from ?? -1, to ?? -1];
+    const problem = ruleRangeProblem("icmp", ...range);
+    if (problem) throw new Ec2Error("InvalidParameterValue", `Invalid ICMP type/code ${from}/${to}: ${problem}`);
+    return range;
   }
   if (from === undefined || to === undefined) {
     throw new Ec2Error("InvalidParameterValue", `Invalid value for portRange. Must specify both from and to ports with TCP/UDP.`);
@@ -34,7 +33,8 @@ function portRange(protocol: RuleSpec["protocol"], from: number | undefined, to:
   for (const p of [from, to]) {
     if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Ec2Error("InvalidParameterValue", `Invalid port ${p}: ports must be from 0 to 65535`);
   }
-  if (from > to) throw new Ec2Error("InvalidParameterValue", `Invalid port range ${from}-${to}: the from port must not exceed the to port`);
+  const problem = ruleRangeProblem(protocol, from, to);
+  if (problem) throw new Ec2Error("InvalidParameterValue", `Invalid port range ${from}-${to}: ${problem}`);
   return [from, to];
 }
 
