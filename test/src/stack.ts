@@ -116,7 +116,11 @@ export class Stack {
   client!: compute.ComputeClient;
   pool!: pg.Pool;
 
-  constructor(readonly opts: { zones?: string[]; workerEnv?: Record<string, string>; apiEnv?: Record<string, string> } = {}) {
+  /** The Redis this stack's processes use: the machine's, unless the test brings its own (opts.redisUrl). */
+  readonly redisUrl: string;
+
+  constructor(readonly opts: { zones?: string[]; workerEnv?: Record<string, string>; apiEnv?: Record<string, string>; redisUrl?: string } = {}) {
+    this.redisUrl = opts.redisUrl ?? REDIS_URL;
     const u = new URL(ADMIN_URL);
     u.pathname = `/${this.dbName}`;
     this.databaseUrl = u.toString();
@@ -125,7 +129,7 @@ export class Stack {
   private baseEnv(): Record<string, string> {
     return {
       DATABASE_URL: this.databaseUrl,
-      REDIS_URL,
+      REDIS_URL: this.redisUrl,
       CIRRUS_QUEUE_PREFIX: this.queuePrefix,
       CIRRUS_ENROLMENT_TOKEN: ENROLMENT_TOKEN,
       CIRRUS_LOG_LEVEL: "debug",
@@ -330,7 +334,7 @@ export class Stack {
     await admin.connect();
     await admin.query(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`);
     await admin.end();
-    const redis = new Redis(REDIS_URL);
+    const redis = new Redis(this.redisUrl, { maxRetriesPerRequest: 1, retryStrategy: () => null });
     const keys = await redis.keys(`${this.queuePrefix}:*`);
     if (keys.length) await redis.del(...keys);
     redis.disconnect();

@@ -8,7 +8,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import { AgentClients, createLogger } from "@cirrus/common";
-import { LifecycleQueue } from "@cirrus/common/queue";
+import { LifecycleQueue, logRedisOutages } from "@cirrus/common/queue";
 import { createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, openPool, syncAddressPool, type Principal } from "@cirrus/core";
 import { compute, computeProtoFile, protoRoot } from "@cirrus/proto";
 import { loadApiConfig } from "./config.js";
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   const db = openPool(config, { max: 20, applicationName: "cirrus-api", log });
   await migrate(db, log);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  logRedisOutages(redis, log);
   const queue = new LifecycleQueue(redis, config.CIRRUS_QUEUE_PREFIX);
   const agents = new AgentClients();
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });

@@ -66,3 +66,22 @@ export class LifecycleQueue {
     return this.queue.close();
   }
 }
+
+/**
+ * Logs a Redis connection's outages through `log` (ioredis otherwise prints
+ * every failed reconnect to stderr): the first error of an outage, and when
+ * the connection is ready again.
+ */
+export function logRedisOutages(redis: { on(event: "error", fn: (err: Error) => void): unknown; on(event: "ready", fn: () => void): unknown }, log: { warn(o: object, msg: string): void; info(o: object, msg: string): void }): void {
+  let down = false;
+  redis.on("error", (err) => {
+    if (down) return;
+    down = true;
+    log.warn({ err: err.message }, "Redis connection lost; retrying (requests answer from Postgres, the sweeper queues their steps later)");
+  });
+  redis.on("ready", () => {
+    if (!down) return;
+    down = false;
+    log.info({}, "Redis connection restored");
+  });
+}

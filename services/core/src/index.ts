@@ -13,7 +13,7 @@ export { authenticateHost, classifyInstances, heartbeat, registerHost, userData,
 export { compileHostState, markHostsChanged } from "./hostState.js";
 export { auditCapacity, type CapacityDrift } from "./instances/claims.js";
 export { loadInstanceTypes, type InstanceTypeSpec } from "./instanceTypes.js";
-export { LIFECYCLES, runLifecycleJob, staleSteps, type JobReport, type Lifecycle, type StepResult } from "./lifecycle.js";
+export { LIFECYCLES, runLifecycleJob, StaleSweeper, type JobReport, type Lifecycle, type StepResult } from "./lifecycle.js";
 export { syncAddressPool } from "./network/addresses.js";
 export { ensureDefaultNetwork } from "./network/vpcs.js";
 export * from "./surface.js";

@@ -29,10 +29,12 @@ export interface Lifecycle {
   fail(core: Core, steps: readonly LifecycleStep[], reason: string): Promise<void>;
   /**
    * Steps in flight whose state is older than `olderThanMs` (they may have
-   * lost their job: the API died between commit and enqueue), in batches as
-   * they should be enqueued, at most `limit` steps in all.
+   * lost their job: the API died between commit and enqueue, or Redis was
+   * down), in id order after the id `after` ("" from the start), at most
+   * `limit`, in batches as they should be enqueued; `last` is the last id
+   * returned when there may be more after it, undefined when the walk is done.
    */
-  stale(core: Core, olderThanMs: number, limit: number): Promise<LifecycleStep[][]>;
+  stale(core: Core, olderThanMs: number, limit: number, after: string): Promise<{ batches: LifecycleStep[][]; last?: string }>;
 }
 
 /** Every kind with a lifecycle, by kind name. */
@@ -89,9 +91,23 @@ export async function runLifecycleJob(core: Core, steps: readonly LifecycleStep[
   return report;
 }
 
-/** Stale steps of every kind (see Lifecycle.stale), for the sweeper. */
-export async function staleSteps(core: Core, olderThanMs: number, limit: number): Promise<LifecycleStep[][]> {
-  const out: LifecycleStep[][] = [];
-  for (const l of LIFECYCLES.values()) out.push(...(await l.stale(core, olderThanMs, limit)));
-  return out;
+/**
+ * The sweeper's walk over stale steps of every kind (see Lifecycle.stale):
+ * each round continues where the last one stopped, and starts over once a
+ * kind is walked to its end, so however many steps are stuck (a dead
+ * host's), every stale step is swept within ceil(stale / limit) rounds.
+ */
+export class StaleSweeper {
+  private readonly cursors = new Map<string, string>();
+
+  /** The next at most `limit` stale steps of each kind, in batches to enqueue. */
+  async next(core: Core, olderThanMs: number, limit: number): Promise<LifecycleStep[][]> {
+    const out: LifecycleStep[][] = [];
+    for (const l of LIFECYCLES.values()) {
+      const { batches, last } = await l.stale(core, olderThanMs, limit, this.cursors.get(l.kind) ?? "");
+      this.cursors.set(l.kind, last ?? "");
+      out.push(...batches);
+    }
+    return out;
+  }
 }

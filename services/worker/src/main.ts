@@ -4,8 +4,8 @@
 import { Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import { AgentClients, createLogger } from "@cirrus/common";
-import { LIFECYCLE_QUEUE, LifecycleQueue, type LifecycleJobData } from "@cirrus/common/queue";
-import { auditCapacity, createCore, loadInstanceTypes, openPool, runLifecycleJob, staleSteps } from "@cirrus/core";
+import { LIFECYCLE_QUEUE, LifecycleQueue, logRedisOutages, type LifecycleJobData } from "@cirrus/common/queue";
+import { auditCapacity, createCore, loadInstanceTypes, openPool, runLifecycleJob, StaleSweeper } from "@cirrus/core";
 import { loadWorkerConfig } from "./config.js";
 
 const log = createLogger("worker");
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const db = openPool(config, { max: config.CIRRUS_WORKER_CONCURRENCY + 4, applicationName: "cirrus-worker", log });
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  logRedisOutages(connection, log);
   const queue = new LifecycleQueue(connection, config.CIRRUS_QUEUE_PREFIX);
   const agents = new AgentClients(config.CIRRUS_AGENT_TIMEOUT_MS);
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
@@ -48,8 +49,9 @@ async function main(): Promise<void> {
   });
   worker.on("error", (err) => log.error({ err }, "worker error"));
 
+  const sweeper = new StaleSweeper();
   const sweep = async () => {
-    const batches = await staleSteps(core, config.CIRRUS_SWEEP_AFTER_MS, SWEEP_LIMIT);
+    const batches = await sweeper.next(core, config.CIRRUS_SWEEP_AFTER_MS, SWEEP_LIMIT);
     if (batches.length) {
       await queue.enqueue(batches);
       log.debug({ steps: batches.reduce((n, b) => n + b.length, 0) }, "swept in-flight steps");

@@ -10,6 +10,7 @@ import pLimit from "p-limit";
 import type { LifecycleStep } from "@cirrus/common/queue";
 import type { Core, HostEndpoint } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
+import { handOff } from "../handOff.js";
 import { markHostsChanged } from "../hostState.js";
 import type { Lifecycle, StepResult } from "../lifecycle.js";
 import { hostsConcernedByMembers } from "../network/affected.js";
@@ -48,9 +49,9 @@ export function instanceStepBatches(rows: readonly StepTarget[]): LifecycleStep[
   return [...byHost.values()];
 }
 
-/** Hands the steps of these instances to the workers. */
+/** Hands the steps of these instances to the workers (never failing the caller: see handOff). */
 export async function enqueueInstanceSteps(core: Core, rows: readonly StepTarget[]): Promise<void> {
-  if (rows.length) await core.lifecycle.enqueue(instanceStepBatches(rows));
+  await handOff(core, instanceStepBatches(rows));
 }
 
 async function load(db: Queryable, ids: readonly string[]): Promise<Map<string, StepRow>> {
@@ -181,12 +182,13 @@ export const instanceLifecycle: Lifecycle = {
     for (const r of current) core.log.error({ instanceId: r.id, task: r.task, reason }, "instance step failed for good");
   },
 
-  async stale(core, olderThanMs, limit) {
-    const { rows } = await core.db.query<{ id: string; task_seq: number; host_id: string | null }>(
-      "SELECT id, task_seq, host_id FROM instances WHERE task IS NOT NULL AND state_changed_at < now() - $1 * interval '1 millisecond' ORDER BY state_changed_at LIMIT $2",
-      [olderThanMs, limit],
+  async stale(core, olderThanMs, limit, after) {
+    const { rows } = await core.db.query<StepTarget>(
+      `SELECT id, task_seq, host_id FROM instances
+        WHERE task IS NOT NULL AND id > $3 AND state_changed_at < now() - $1 * interval '1 millisecond' ORDER BY id LIMIT $2`,
+      [olderThanMs, limit, after],
     );
-    return instanceStepBatches(rows);
+    return { batches: instanceStepBatches(rows), last: rows.length === limit ? rows.at(-1)!.id : undefined };
   },
 };
 
