@@ -11,6 +11,20 @@ describe("LocalRunner", () => {
     expect(r.stdout.toString()).toBe("a b|$(id)|*|");
   });
 
+  it("gives commands none of the agent's secrets: the enrolment token and the like stay in the agent", async () => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { CIRRUS_ENROLMENT_TOKEN: "enrol-me-0123456789", DATABASE_URL: "postgres://u:pw@db/x", CIRRUS_SSH_KEY: "/etc/cirrus/key", LC_SECRET_THING: "s3cret", LANG: "C.UTF-8" });
+      const env = (await runner.run(["env"])).stdout.toString();
+      for (const leaked of ["enrol-me-0123456789", "pw@db", "CIRRUS_", "s3cret"]) expect(env).not.toContain(leaked);
+      expect(env).toMatch(/^PATH=/m);
+      expect(env).toContain("LANG=C.UTF-8");
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+
   it("feeds input on stdin", async () => {
     const r = await runner.run(["cat"], { input: Buffer.from([0, 1, 2, 255]) });
     expect([...r.stdout]).toEqual([0, 1, 2, 255]);

@@ -83,6 +83,19 @@ export const localFiles: HostFiles = {
   },
 };
 
+/**
+ * Variables a command may inherit from the agent: what locating programs,
+ * locale and temporary files need, and libvirt's own settings. Nothing
+ * else: the agent's environment holds its enrolment token and other
+ * secrets, which no child (dnsmasq lives for months) may carry.
+ */
+const INHERITED = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|XDG_RUNTIME_DIR|LIBVIRT_[A-Z_]+|VIRSH_[A-Z_]+)$/;
+
+/** The environment every command runs with: the agent's, filtered by INHERITED. */
+export function childEnvironment(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name, value]) => value !== undefined && INHERITED.test(name) && !/SECRET|TOKEN|PASSWORD/.test(name)));
+}
+
 export class LocalRunner implements CommandRunner {
   readonly target = "local";
   readonly files = localFiles;
@@ -95,7 +108,7 @@ export class LocalRunner implements CommandRunner {
       const child = execFile(
         file,
         args,
-        { encoding: "buffer", maxBuffer: MAX_OUTPUT_BYTES, timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, killSignal: "SIGKILL" },
+        { encoding: "buffer", maxBuffer: MAX_OUTPUT_BYTES, timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, killSignal: "SIGKILL", env: childEnvironment() },
         (err: ExecError | null, stdout, stderrBuf) => {
           const stderr = stderrBuf.toString("utf8");
           done(err ? (typeof err.code === "number" ? err.code : -1) : 0);
