@@ -1,7 +1,8 @@
 // Wires one host agent: runner → driver and host network → gRPC server →
 // registration → heartbeat + reconcile loop, until the signal asks it to stop.
 import { status } from "@grpc/grpc-js";
-import type { Logger } from "@cirrus/common";
+import { lookup } from "node:dns/promises";
+import type { Cidr, Logger } from "@cirrus/common";
 import type { AgentConfig } from "./config.js";
 import { ControlPlane, errorText, grpcCode, sleep } from "./control.js";
 import { FakeDriver } from "./driver/fake.js";
@@ -37,13 +38,14 @@ export async function createHost(config: AgentConfig, log: Logger, userData: (in
   if (config.ssh) log.warn({ runner: runner.target }, "the host is driven over SSH: guests get no metadata service");
   try {
     const hypervisor = config.hypervisor === "auto" ? await probeHypervisor(runner, log) : config.hypervisor;
-    const { dir, prefix, metadataPort, imdsV2Required, outboundNat } = config.network;
+    const { dir, prefix, metadataPort, imdsV2Required, outboundNat, managementCidrs } = config.network;
     const network = new HostNetwork({
       runner,
       dir,
       prefix,
       metadata: config.ssh ? undefined : { port: metadataPort, v2Required: imdsV2Required, userData },
       outboundNat,
+      management: [...managementCidrs, ...(await controlPlaneAddress(config.controlEndpoint, log))],
       orphanGraceMs: config.orphanGraceMs,
       log,
     });
@@ -55,6 +57,23 @@ export async function createHost(config: AgentConfig, log: Logger, userData: (in
   } catch (err) {
     await runner.close();
     throw err;
+  }
+}
+
+/**
+ * The control endpoint's IPv4 address as a /32, for the ranges guests may
+ * never reach; none for a loopback endpoint (guests cannot reach the host's
+ * loopback) or one that does not resolve (logged: list it in
+ * CIRRUS_MANAGEMENT_CIDRS then).
+ */
+async function controlPlaneAddress(endpoint: string, log: Logger): Promise<Cidr[]> {
+  const host = endpoint.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  try {
+    const { address } = await lookup(host, { family: 4 });
+    return address.startsWith("127.") ? [] : [{ network: address, prefix: 32 }];
+  } catch (err) {
+    log.warn({ endpoint, err: String(err) }, "cannot resolve the control endpoint; guests are kept from it only if CIRRUS_MANAGEMENT_CIDRS lists it");
+    return [];
   }
 }
 

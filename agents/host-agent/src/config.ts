@@ -9,7 +9,7 @@
 // net.bridge.bridge-nf-call-iptables=1.
 import { hostname } from "node:os";
 import { z } from "zod";
-import { dirListProblem, parseDirList } from "@cirrus/common";
+import { type Cidr, dirListProblem, parseCidr, parseDirList } from "@cirrus/common";
 import type { Capacity } from "./driver/types.js";
 import { isSafePath } from "./driver/spec.js";
 import { NET_PREFIX } from "./network/names.js";
@@ -52,6 +52,8 @@ export interface NetworkConfig {
   imdsV2Required: boolean;
   /** Uplink interface for outbound NAT; undefined: off. */
   outboundNat?: string;
+  /** CIRRUS_MANAGEMENT_CIDRS, without the control endpoint's address (added once it is resolved). */
+  managementCidrs: Cidr[];
 }
 
 export class ConfigError extends Error {
@@ -135,6 +137,14 @@ const schema = z.object({
    * opened from outside always pass. ("off" matches the interface pattern too.)
    */
   CIRRUS_OUTBOUND_NAT: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, "off or an interface name").default("off"),
+  /**
+   * Comma-separated IPv4 CIDRs guests may never open connections to, whatever
+   * their security groups, elastic IP or outbound NAT: where the control
+   * plane, the agents and other management services live. The control
+   * endpoint's address is always one; 169.254.0.0/16 (but the metadata
+   * service) is always closed.
+   */
+  CIRRUS_MANAGEMENT_CIDRS: z.string().refine((v) => v.split(",").every((c) => c.trim() === "" || parseCidr(c.trim()) !== undefined), "a comma-separated list of IPv4 CIDRs").default(""),
 });
 
 const SSH_KEY_EXPECTED = "the absolute path of the private key (required with CIRRUS_SSH_HOST)";
@@ -208,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
       metadataPort: e.CIRRUS_METADATA_PORT,
       imdsV2Required: e.CIRRUS_IMDS_V2_REQUIRED === "true",
       outboundNat: e.CIRRUS_OUTBOUND_NAT === "off" ? undefined : e.CIRRUS_OUTBOUND_NAT,
+      managementCidrs: e.CIRRUS_MANAGEMENT_CIDRS.split(",").map((c) => c.trim()).filter(Boolean).map((c) => parseCidr(c)!),
     },
   };
 }

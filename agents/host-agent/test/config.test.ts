@@ -43,7 +43,7 @@ describe("loadConfig", () => {
     expect(c.enrolmentToken).toBeUndefined();
     expect(c.capacityOverride).toStrictEqual({});
     expect(c.fake).toStrictEqual({ capacity: { vcpus: 32, memoryMib: 131072, diskGib: 2048 }, delayMs: { min: 0, max: 0 }, failureRate: 0 });
-    expect(c.network).toStrictEqual({ dir: "/var/lib/cirrus/network", prefix: "CIRRUS", metadataPort: 8775, imdsV2Required: false, outboundNat: undefined });
+    expect(c.network).toStrictEqual({ dir: "/var/lib/cirrus/network", prefix: "CIRRUS", metadataPort: 8775, imdsV2Required: false, outboundNat: undefined, managementCidrs: [] });
   });
 
   it("treats an empty variable as unset", () => {
@@ -97,9 +97,12 @@ describe("loadConfig", () => {
   });
 
   it("reads the network settings", () => {
-    const c = loadConfig({ CIRRUS_NETWORK_DIR: "/srv/net", CIRRUS_NET_PREFIX: "CX1", CIRRUS_METADATA_PORT: "9000", CIRRUS_IMDS_V2_REQUIRED: "true", CIRRUS_OUTBOUND_NAT: "eth1" });
-    expect(c.network).toStrictEqual({ dir: "/srv/net", prefix: "CX1", metadataPort: 9000, imdsV2Required: true, outboundNat: "eth1" });
-    for (const [name, value] of [["CIRRUS_NET_PREFIX", "cirrus"], ["CIRRUS_NET_PREFIX", "TOO-LONG"], ["CIRRUS_METADATA_PORT", "0"], ["CIRRUS_IMDS_V2_REQUIRED", "yes"], ["CIRRUS_NETWORK_DIR", "relative"]] as const) {
+    const c = loadConfig({ CIRRUS_NETWORK_DIR: "/srv/net", CIRRUS_NET_PREFIX: "CX1", CIRRUS_METADATA_PORT: "9000", CIRRUS_IMDS_V2_REQUIRED: "true", CIRRUS_OUTBOUND_NAT: "eth1", CIRRUS_MANAGEMENT_CIDRS: "10.0.0.0/24, 192.0.2.7/32" });
+    expect(c.network).toStrictEqual({
+      dir: "/srv/net", prefix: "CX1", metadataPort: 9000, imdsV2Required: true, outboundNat: "eth1",
+      managementCidrs: [{ network: "10.0.0.0", prefix: 24 }, { network: "192.0.2.7", prefix: 32 }],
+    });
+    for (const [name, value] of [["CIRRUS_MANAGEMENT_CIDRS", "10.0.0.0/33"], ["CIRRUS_MANAGEMENT_CIDRS", "10.0.0.0/8 -j ACCEPT"], ["CIRRUS_NET_PREFIX", "cirrus"], ["CIRRUS_NET_PREFIX", "TOO-LONG"], ["CIRRUS_METADATA_PORT", "0"], ["CIRRUS_IMDS_V2_REQUIRED", "yes"], ["CIRRUS_NETWORK_DIR", "relative"]] as const) {
       expect(names(problems({ [name]: value })), `${name}=${value}`).toEqual([name]);
     }
   });

@@ -12,7 +12,7 @@ import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { newId } from "@cirrus/common";
+import { type Cidr, newId } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import { expect } from "vitest";
 import { HostNetwork } from "../src/network/host-network.js";
@@ -42,10 +42,11 @@ export interface Fetched {
   code: number;
 }
 
-/** An HTTP request from inside a namespace, with a short timeout (a dropped SYN costs 0.6 s). */
-export async function fetchFrom(ns: string, url: string, ...curlArgs: string[]): Promise<Fetched> {
+/** An HTTP request from inside a namespace (undefined: from the host itself), with a short timeout (a dropped SYN costs 0.6 s). */
+export async function fetchFrom(ns: string | undefined, url: string, ...curlArgs: string[]): Promise<Fetched> {
+  const curl = ["curl", "-sS", "--connect-timeout", "0.6", "-m", "2", ...curlArgs, url];
   try {
-    return { ok: true, body: await run("ip", "netns", "exec", ns, "curl", "-sS", "--connect-timeout", "0.6", "-m", "2", ...curlArgs, url), code: 0 };
+    return { ok: true, body: await run(...(ns ? ["ip", "netns", "exec", ns, ...curl] : curl)), code: 0 };
   } catch (err) {
     const e = err as { code?: number; stdout?: string };
     return { ok: false, body: e.stdout ?? "", code: typeof e.code === "number" ? e.code : -1 };
@@ -114,7 +115,7 @@ export class TestNetwork {
     return this.network!.applyHostState({ revision: ++this.revision, instances, network });
   }
 
-  async setUp(now: () => number, orphanGraceMs: number): Promise<HostNetwork> {
+  async setUp(now: () => number, orphanGraceMs: number, management: Cidr[] = []): Promise<HostNetwork> {
     for (const ip of [this.gateway, this.gateway2, `${this.link}.1`, this.elasticIp]) expect(await run("ip", "route", "get", ip)).toMatch(/^\S+ via /);
     const root = mkdtempSync("/tmp/cirrus-net-test-");
     chmodSync(root, 0o755);
@@ -127,6 +128,7 @@ export class TestNetwork {
       prefix: this.prefix,
       metadata: { port: this.metadataPort, v2Required: false, userData: async (id) => this.userData.get(id) ?? Buffer.alloc(0) },
       orphanGraceMs,
+      management,
       log: quietLogger(),
       now,
     });

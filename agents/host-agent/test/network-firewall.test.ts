@@ -26,6 +26,7 @@ const plan: FirewallPlan = {
   ],
   elasticIps: [{ publicIp: "198.18.0.10", privateIp: "10.0.1.5", subnet }],
   metadataPort: 8775,
+  management: [parseCidr("192.0.2.0/24")!],
 };
 
 describe("filterRules", () => {
@@ -34,6 +35,7 @@ describe("filterRules", () => {
     expect(t.jumps).toEqual([
       { from: "FORWARD", to: "CIRRUS-FORWARD" },
       { from: "INPUT", to: "CIRRUS-INPUT" },
+      { from: "OUTPUT", to: "CIRRUS-OUTPUT" },
     ]);
     expect(Object.fromEntries(t.chains)).toEqual({
       "CIRRUS-FORWARD": [
@@ -53,6 +55,8 @@ describe("filterRules", () => {
         "-A CIRRUS-INPUT -s 10.0.1.5/32 -d 10.0.1.1/32 -i cb0000000000001 -m physdev --physdev-in ct0000000000001 -j CIRRUS-SERVICES",
         "-A CIRRUS-INPUT -i cb0000000000001 -j DROP",
       ],
+      // The host's own traffic to a guest passes the guest's IN chain.
+      "CIRRUS-OUTPUT": [`-A CIRRUS-OUTPUT -d 10.0.1.5/32 -o cb0000000000001 -j ${IN}`],
       "CIRRUS-SERVICES": [
         "-A CIRRUS-SERVICES -p tcp -m tcp --dport 8775 -j ACCEPT",
         "-A CIRRUS-SERVICES -p icmp -m icmp --icmp-type 8 -j ACCEPT",
@@ -72,6 +76,9 @@ describe("filterRules", () => {
         `-A ${OUT} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
         `-A ${OUT} -p udp -m udp --sport 68 --dport 67 -j RETURN`,
         `-A ${OUT} -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j RETURN`,
+        // Closed whatever the egress rules: link-local (the metadata service is DNATed before FORWARD) and the management ranges.
+        `-A ${OUT} -d 169.254.0.0/16 -j DROP`,
+        `-A ${OUT} -d 192.0.2.0/24 -j DROP`,
         `-A ${OUT} -j RETURN`,
         `-A ${OUT} -j DROP`,
       ],
@@ -218,7 +225,7 @@ describe("parseSave and restoreScript", () => {
 
   it("is undefined when our chains already hold exactly what is wanted", () => {
     const wanted = filterRules(plan);
-    const lines = ["*filter", ...[...wanted.chains.keys()].map((c) => `:${c} - [0:0]`), "-A FORWARD -j CIRRUS-FORWARD", "-A INPUT -j CIRRUS-INPUT", ...[...wanted.chains.values()].flat(), "COMMIT"];
+    const lines = ["*filter", ...[...wanted.chains.keys()].map((c) => `:${c} - [0:0]`), ...wanted.jumps.map((j) => `-A ${j.from} -j ${j.to}`), ...[...wanted.chains.values()].flat(), "COMMIT"];
     expect(restoreScript(wanted, parseSave(lines.join("\n"), isOwn))).toBeUndefined();
   });
 

@@ -19,7 +19,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { newId } from "@cirrus/common";
+import { newId, parseCidr } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HostNetwork } from "../src/network/host-network.js";
@@ -37,6 +37,9 @@ const NS = { a: `cirrus-${net.tag}-a`, b: `cirrus-${net.tag}-b`, c: `cirrus-${ne
 /** The "outside": a namespace behind a veth of the host that is not a Cirrus bridge, on a /30 next to the client's. */
 const LINK = net.linkCidr.replace(/\.0\/30$/, "");
 const OUTSIDE = { ns: `cirrus-${net.tag}-o`, veth: `co${net.tag}h`, cidr: `${LINK}.4/30`, hostIp: `${LINK}.5`, ip: `${LINK}.6` };
+/** More addresses of the outside namespace: one in a management range the agent is told to keep guests from, one link-local. */
+const MANAGEMENT_IP = `${LINK}.9`;
+const LINK_LOCAL_IP = "169.254.77.7";
 const PREFIX = net.prefix;
 const BRIDGE = net.bridge;
 const GATEWAY = net.gateway;
@@ -116,7 +119,7 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     await run("ip", "-n", ns, "addr", "add", `${nic.privateIp}/24`, "dev", "eth0");
     // Only the routes the test needs, all via the gateway: the client, the outside, the other subnet, metadata. No default route.
     const other = nic.subnetId === net.subnetId ? net.subnet2 : net.subnet;
-    for (const to of [net.linkCidr, OUTSIDE.cidr, other, "169.254.169.254/32"]) await run("ip", "-n", ns, "route", "add", to, "via", nic.gatewayIp);
+    for (const to of [net.linkCidr, OUTSIDE.cidr, other, "169.254.169.254/32", `${MANAGEMENT_IP}/32`, `${LINK_LOCAL_IP}/32`]) await run("ip", "-n", ns, "route", "add", to, "via", nic.gatewayIp);
     return dhcp;
   }
 
@@ -134,6 +137,12 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     await run("ip", "-n", OUTSIDE.ns, "link", "set", "lo", "up");
     await run("ip", "-n", OUTSIDE.ns, "link", "set", "eth0", "up");
     for (const to of [net.subnet, net.subnet2, "198.18.0.0/15"]) await run("ip", "-n", OUTSIDE.ns, "route", "add", to, "via", OUTSIDE.hostIp);
+    // Reached through the outside namespace; the routes go with its veth.
+    for (const ip of [MANAGEMENT_IP, LINK_LOCAL_IP]) {
+      expect(await run("ip", "route", "get", ip)).toMatch(/^\S+ via /);
+      await run("ip", "-n", OUTSIDE.ns, "addr", "add", `${ip}/32`, "dev", "lo");
+      await run("ip", "route", "add", `${ip}/32`, "via", OUTSIDE.ip);
+    }
     // GET /cgi-bin/peer answers with the caller's address as the outside sees it.
     const root = join(net.dir, "outside-80");
     mkdirSync(join(root, "cgi-bin"), { recursive: true });
@@ -149,7 +158,7 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
   }
 
   beforeAll(async () => {
-    network = await net.setUp(() => now, GRACE);
+    network = await net.setUp(() => now, GRACE, [parseCidr(`${MANAGEMENT_IP}/32`)!]);
     await network.attach(A, nics[A]!);
     await network.attach(B, nics[B]!);
     await network.attach(C, nics[C]!);
@@ -279,6 +288,31 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     expect((await fetchFrom(NS.b, `http://${OUTSIDE.ip}/`)).code).toBe(28);
     await net.apply(state(fromOutside, [], everywhere));
     expect((await fetchFrom(NS.a, `http://${OUTSIDE.ip}/`)).code).toBe(28);
+  });
+
+  it("keeps guests from link-local addresses but the metadata service, and from management ranges, whatever their egress rules and elastic IP", async () => {
+    const eipA = [{ publicIp: EIP, privateIp: ipA, instanceId: A }];
+    await net.apply(state({}, eipA, { a: allOut }));
+    // The outside is reachable, translated to the elastic IP...
+    expect(await fetchFrom(NS.a, `http://${OUTSIDE.ip}/`)).toMatchObject({ ok: true, body: "outside\n" });
+    // ...but not its link-local and management addresses, though the same server answers there.
+    expect(await fetchFrom(OUTSIDE.ns, `http://${MANAGEMENT_IP}/`)).toMatchObject({ ok: true, body: "outside\n" });
+    expect((await fetchFrom(NS.a, `http://${MANAGEMENT_IP}/`)).code).toBe(28);
+    expect((await fetchFrom(NS.a, `http://${LINK_LOCAL_IP}/`)).code).toBe(28);
+    // The metadata service still answers.
+    expect((await fetchFrom(NS.a, "http://169.254.169.254/latest/meta-data/instance-id")).body).toBe(A);
+    await net.apply(state({}));
+  });
+
+  it("passes what a process on the host itself sends to a guest through the guest's security group", async () => {
+    await net.apply(state({}));
+    expect((await fetchFrom(undefined, `http://${ipA}/`)).code).toBe(28);
+    // The host reaches a guest from its gateway address: a rule for that address admits it, on that port only.
+    await net.apply(state({ a: [tcp(80, `${GATEWAY}/32`)] }));
+    expect(await fetchFrom(undefined, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+    expect((await fetchFrom(undefined, `http://${ipA}:8080/`)).code).toBe(28);
+    expect((await fetchFrom(undefined, `http://${ipB}/`)).code).toBe(28);
+    await net.apply(state({}));
   });
 
   it("lets guests on two of our bridges talk as their security groups allow, by private address even with an elastic IP", async () => {

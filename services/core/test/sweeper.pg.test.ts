@@ -17,7 +17,7 @@ describe("StaleSweeper", () => {
   it("visits every stale step within ceil(stale / limit) rounds, the oldest ones not starving the rest, then starts over", async () => {
     const imageId = await addImage(t.core);
     const res = await runInstancesOperation.handler(t.ctx(), compute.RunInstancesRequest.fromPartial({ ImageId: imageId, InstanceType: "t2.nano", MinCount: 25, MaxCount: 25 }));
-    const ids = res.Instances.map((i) => i.InstanceId).sort();
+    const ids = res.Instances.map((i: compute.Instance) => i.InstanceId).sort();
     // Twenty stuck for an hour (a dead host's), five stale only for a minute.
     await t.core.db.query("UPDATE instances SET state_changed_at = now() - interval '1 hour' WHERE id = ANY($1)", [ids.slice(0, 20)]);
     await t.core.db.query("UPDATE instances SET state_changed_at = now() - interval '1 minute' WHERE id = ANY($1)", [ids.slice(20)]);

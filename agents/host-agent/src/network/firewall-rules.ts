@@ -30,9 +30,20 @@
 //  a route to its subnet) are ESTABLISHED and pass. What a guest sends to the
 //  host itself (DHCP, metadata) goes through INPUT, not FORWARD.
 //
+//  Destinations no guest may open a connection to, whatever its egress
+//  rules, its elastic IP or the outbound NAT (in each OUT chain, before the
+//  egress rules): 169.254.0.0/16 but the metadata address (which never
+//  reaches FORWARD: it is DNATed to the gateway), and the operator's
+//  management ranges (the control plane, the agents' network).
+//
 //  filter INPUT → P-INPUT: guests reach DHCP always, and P-SERVICES
 //  (metadata, ping of the gateway) only from their own tap with their own
 //  address, so the metadata service can trust the source address.
+//
+//  filter OUTPUT → P-OUTPUT: what a process on the host itself sends to a
+//  guest's address passes the guest's IN chain like any other traffic
+//  (replies to the guest's own DHCP and metadata requests are ESTABLISHED,
+//  or the DHCP reply the IN chain accepts from the gateway).
 //
 //  nat PREROUTING → P-METADATA (169.254.169.254:80 → gateway:port),
 //  PREROUTING and OUTPUT → P-PREROUTING (elastic IP → private, DNAT),
@@ -75,7 +86,12 @@ export interface FirewallPlan {
   metadataPort?: number;
   /** Uplink interface for MASQUERADE of guest traffic leaving the host; undefined: none. */
   outboundNat?: string;
+  /** Management ranges no guest may open connections to (169.254.0.0/16 is always added). */
+  management: readonly Cidr[];
 }
+
+/** Link-local: nothing there is a guest's business but the metadata service, which is DNATed before FORWARD. */
+const LINK_LOCAL: Cidr = { network: "169.254.0.0", prefix: 16 };
 
 /** A jump from a built-in chain into one of ours, placed first in the built-in chain. */
 export interface Jump {
@@ -128,9 +144,12 @@ export function filterRules(plan: FirewallPlan): TableRules {
   const fwd: string[] = [];
   const input: string[] = [];
   const services: string[] = [];
+  const output: string[] = [];
   chains.set(main.forward, fwd);
   chains.set(main.input, input);
   chains.set(main.services, services);
+  chains.set(main.output, output);
+  const forbidden = [LINK_LOCAL, ...plan.management];
   const inChain = (i: PlannedInstance) => instanceChain(plan.prefix, i.instanceId, "IN");
   const outChain = (i: PlannedInstance) => instanceChain(plan.prefix, i.instanceId, "OUT");
   const gatewayOf = new Map(plan.bridges.map((b) => [b.name, b.gatewayIp]));
@@ -167,10 +186,13 @@ export function filterRules(plan: FirewallPlan): TableRules {
       `-A ${outChain(i)} ${CONNTRACK_ESTABLISHED} -j RETURN`,
       `-A ${outChain(i)} ${DHCP_REQUEST} -j RETURN`,
       `-A ${outChain(i)} -d ${host(METADATA_IP)} -p tcp -m tcp --dport 80 -j RETURN`,
+      ...forbidden.map((c) => `-A ${outChain(i)} -d ${cidrText(c)} -j DROP`),
       ...allowLines(outChain(i), i.egress, "-d", "RETURN"),
       `-A ${outChain(i)} -j DROP`,
     ]);
   }
+
+  for (const i of plan.instances) output.push(`-A ${main.output} -d ${host(i.privateIp)} -o ${i.bridge} -j ${inChain(i)}`);
 
   for (const b of plan.bridges) {
     input.push(`-A ${main.input} -i ${b.name} ${DHCP_REQUEST} -j ACCEPT`);
@@ -190,6 +212,7 @@ export function filterRules(plan: FirewallPlan): TableRules {
     jumps: [
       { from: "FORWARD", to: main.forward },
       { from: "INPUT", to: main.input },
+      { from: "OUTPUT", to: main.output },
     ],
   };
 }

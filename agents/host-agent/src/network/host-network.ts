@@ -37,7 +37,7 @@
 //     every heartbeat.
 // The upstream network must route elastic IPs to this host (the agent does
 // not answer ARP for them), and subnets on one host must not overlap.
-import { type Logger, contains, parseCidr } from "@cirrus/common";
+import { type Cidr, type Logger, contains, parseCidr } from "@cirrus/common";
 import { posix } from "node:path";
 import type { agent } from "@cirrus/proto";
 import { DriverError } from "../driver/types.js";
@@ -65,6 +65,8 @@ export interface HostNetworkOptions {
   metadata?: { port: number; v2Required: boolean; userData(instanceId: string): Promise<Buffer> };
   /** Uplink interface for outbound NAT of guest traffic; undefined: none. */
   outboundNat?: string;
+  /** Ranges no guest may open connections to (the control plane's, the agents'); 169.254.0.0/16 is always one. */
+  management: readonly Cidr[];
   /** How long an unwanted NIC, or a bridge without NICs, is kept before removal. */
   orphanGraceMs: number;
   log: Logger;
@@ -350,6 +352,7 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
       elasticIps,
       metadataPort: this.opts.metadata?.port,
       outboundNat: this.opts.outboundNat,
+      management: this.opts.management,
     };
   }
 }

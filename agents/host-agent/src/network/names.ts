@@ -31,6 +31,8 @@ export interface MainChains {
   input: string;
   /** filter: host services a guest may reach once its source address is verified. */
   services: string;
+  /** filter, from OUTPUT: what the host itself sends to guests, through their IN chains. */
+  output: string;
   /** nat, from PREROUTING and OUTPUT: elastic-IP DNAT. */
   prerouting: string;
   /** nat, from PREROUTING: 169.254.169.254 → the metadata service. */
@@ -44,6 +46,7 @@ export function mainChains(prefix: string): MainChains {
     forward: `${prefix}-FORWARD`,
     input: `${prefix}-INPUT`,
     services: `${prefix}-SERVICES`,
+    output: `${prefix}-OUTPUT`,
     prerouting: `${prefix}-PREROUTING`,
     metadata: `${prefix}-METADATA`,
     postrouting: `${prefix}-POSTROUTING`,
