@@ -1,6 +1,6 @@
 // Removes what one test run's agent made on the host when the agent was
-// killed before it could: iptables chains with the run's prefix (and the
-// jumps to them), the run's bridges and their dnsmasq processes.
+// killed before it could: iptables and ebtables chains with the run's prefix
+// (and the jumps to them), the run's bridges and their dnsmasq processes.
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 
@@ -12,17 +12,17 @@ const run = (cmd: string, args: string[]) => {
   }
 };
 
-/** Deletes every iptables chain named `<prefix>-…` in the filter and nat tables, jumps first. */
+/** Deletes every iptables chain named `<prefix>-…` in the filter and nat tables, and every such ebtables chain, jumps first. */
 export function removeChains(prefix: string): void {
-  for (const table of ["filter", "nat"]) {
-    const lines = run("iptables-save", ["-t", table]).split("\n");
+  for (const [tool, table] of [["iptables", "filter"], ["iptables", "nat"], ["ebtables", "filter"]] as const) {
+    const lines = run(`${tool}-save`, ["-t", table]).split("\n");
     const own = lines.filter((l) => l.startsWith(`:${prefix}-`)).map((l) => l.slice(1).split(" ")[0]!);
     for (const l of lines) {
       const m = /^-A (\S+) (.*-j (\S+).*)$/.exec(l);
-      if (m && own.includes(m[3]!) && !own.includes(m[1]!)) run("iptables", ["-t", table, "-D", m[1]!, ...m[2]!.split(" ")]);
+      if (m && own.includes(m[3]!) && !own.includes(m[1]!)) run(tool, ["-t", table, "-D", m[1]!, ...m[2]!.split(" ")]);
     }
-    for (const c of own) run("iptables", ["-t", table, "-F", c]);
-    for (const c of own) run("iptables", ["-t", table, "-X", c]);
+    for (const c of own) run(tool, ["-t", table, "-F", c]);
+    for (const c of own) run(tool, ["-t", table, "-X", c]);
   }
 }
 

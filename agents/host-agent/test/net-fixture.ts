@@ -158,12 +158,12 @@ export class TestNetwork {
       if (this.dir) await attempt("sh", "-c", 'kill "$(cat "$1")"', "kill-dnsmasq", join(this.dir, `${bridge}.pid`));
       await attempt("ip", "link", "del", bridge);
     }
-    for (const table of ["filter", "nat"]) {
-      const saved = await run("iptables-save", "-t", table);
-      for (const m of saved.matchAll(new RegExp(`^-A (\\S+) -j (${this.prefix}-\\S+)$`, "gm"))) await attempt("iptables", "-t", table, "-D", m[1]!, "-j", m[2]!);
+    for (const [tool, table] of [["iptables", "filter"], ["iptables", "nat"], ["ebtables", "filter"]] as const) {
+      const saved = await run(`${tool}-save`, "-t", table);
+      for (const m of saved.matchAll(new RegExp(`^-A (\\S+) -j (${this.prefix}-\\S+)$`, "gm"))) await attempt(tool, "-t", table, "-D", m[1]!, "-j", m[2]!);
       const chains = [...saved.matchAll(new RegExp(`^:(${this.prefix}-\\S+) `, "gm"))].map((m) => m[1]!);
-      for (const c of chains) await attempt("iptables", "-t", table, "-F", c);
-      for (const c of chains) await attempt("iptables", "-t", table, "-X", c);
+      for (const c of chains) await attempt(tool, "-t", table, "-F", c);
+      for (const c of chains) await attempt(tool, "-t", table, "-X", c);
     }
     // Test files run in parallel, and agents started by other tests need
     // forwarding too: restore the old value only when no other Cirrus

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseCidr } from "@cirrus/common";
-import { filterRules, natRules, type FirewallPlan } from "../src/network/firewall-rules.js";
+import { bridgeRules, filterRules, natRules, type FirewallPlan } from "../src/network/firewall-rules.js";
 import { parseSave, restoreScript } from "../src/network/iptables.js";
 import { instanceChain, isOwnChain } from "../src/network/names.js";
 import { A, B } from "./helpers.js";
@@ -17,6 +17,7 @@ const plan: FirewallPlan = {
       bridge: "cb0000000000001",
       tap: "ct0000000000001",
       privateIp: "10.0.1.5",
+      mac: "52:54:00:00:01:05",
       ingress: [
         { protocol: "tcp", from: 22, to: 22, cidrs: [parseCidr("198.18.0.0/15")!, parseCidr("172.31.0.2/32")!] },
         { protocol: "icmp", from: 8, cidrs: [parseCidr("0.0.0.0/0")!] },
@@ -28,6 +29,29 @@ const plan: FirewallPlan = {
   metadataPort: 8775,
   management: [parseCidr("192.0.2.0/24")!],
 };
+
+describe("bridgeRules", () => {
+  it("lets a guest's tap put on the bridge only frames from its own MAC, ARP and IPv4 as itself, no DHCP server, nothing else", () => {
+    const t = bridgeRules(plan);
+    const L2 = instanceChain("CIRRUS", A, "L2");
+    expect(t.family).toBe("bridge");
+    expect(t.jumps).toEqual([{ from: "FORWARD", to: "CIRRUS-L2" }, { from: "INPUT", to: "CIRRUS-L2" }]);
+    expect(Object.fromEntries(t.chains)).toEqual({
+      "CIRRUS-L2": [`-A CIRRUS-L2 -i ct0000000000001 -j ${L2}`],
+      [L2]: [
+        `-A ${L2} -s ! 52:54:00:00:01:05 -j DROP`,
+        `-A ${L2} -p ARP --arp-mac-src ! 52:54:00:00:01:05 -j DROP`,
+        `-A ${L2} -p ARP --arp-ip-src ! 10.0.1.5 -j DROP`,
+        `-A ${L2} -p ARP -j RETURN`,
+        `-A ${L2} -p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-sport 68 --ip-dport 67 -j RETURN`,
+        `-A ${L2} -p IPv4 --ip-src ! 10.0.1.5 -j DROP`,
+        `-A ${L2} -p IPv4 --ip-proto udp --ip-sport 67 -j DROP`,
+        `-A ${L2} -p IPv4 -j RETURN`,
+        `-A ${L2} -j DROP`,
+      ],
+    });
+  });
+});
 
 describe("filterRules", () => {
   it("writes the documented layout in iptables-save's own form", () => {
@@ -104,7 +128,7 @@ describe("filterRules", () => {
     const two: FirewallPlan = {
       ...plan,
       bridges: [...plan.bridges, { name: "cb0000000000002", subnet: subnet2, gatewayIp: "10.0.2.1" }],
-      instances: [...plan.instances, { instanceId: B, bridge: "cb0000000000002", tap: "ct0000000000002", privateIp: "10.0.2.7", ingress: [], egress: [{ protocol: "all", cidrs: [parseCidr("0.0.0.0/0")!] }] }],
+      instances: [...plan.instances, { instanceId: B, bridge: "cb0000000000002", tap: "ct0000000000002", privateIp: "10.0.2.7", mac: "52:54:00:00:02:07", ingress: [], egress: [{ protocol: "all", cidrs: [parseCidr("0.0.0.0/0")!] }] }],
     };
     const forward = (p: FirewallPlan) => filterRules(p).chains.get("CIRRUS-FORWARD")!;
     const index = (rules: string[], line: string) => {
@@ -230,7 +254,7 @@ describe("parseSave and restoreScript", () => {
   });
 
   it("refills every wanted chain, adds missing jumps at the top, and removes stale chains with their jumps", () => {
-    const wanted = { table: "filter" as const, chains: new Map([["CIRRUS-FORWARD", ["-A CIRRUS-FORWARD -o cb0000000000001 -j DROP"]], ["CIRRUS-INPUT", []]]), jumps: [{ from: "FORWARD", to: "CIRRUS-FORWARD" }, { from: "INPUT", to: "CIRRUS-INPUT" }] };
+    const wanted = { family: "ipv4" as const, table: "filter" as const, chains: new Map([["CIRRUS-FORWARD", ["-A CIRRUS-FORWARD -o cb0000000000001 -j DROP"]], ["CIRRUS-INPUT", []]]), jumps: [{ from: "FORWARD", to: "CIRRUS-FORWARD" }, { from: "INPUT", to: "CIRRUS-INPUT" }] };
     const saved = parseSave(`${SAVED.replace("COMMIT", "-A INPUT -j CIRRUS-OLD-IN\nCOMMIT")}`, isOwn);
     expect(restoreScript(wanted, saved)).toBe(
       [

@@ -214,7 +214,7 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     const wanted = state({ a: [tcp(80, `${CLIENT_IP}/32`)] });
     await net.apply(wanted);
     const again = await net.apply(wanted);
-    expect(again).toMatchObject({ filterChanged: false, natChanged: false, bridgesCreated: [], dhcpStarted: [] });
+    expect(again).toMatchObject({ filterChanged: false, natChanged: false, bridgeChanged: false, bridgesCreated: [], dhcpStarted: [] });
 
     await run("iptables", "-F", instanceChain(PREFIX, A, "IN"));
     expect((await fetchFrom(NS.client, `http://${ipA}/`)).ok).toBe(false);
@@ -313,6 +313,62 @@ describe("HostNetwork with namespaces as guests (real packets)", () => {
     expect((await fetchFrom(undefined, `http://${ipA}:8080/`)).code).toBe(28);
     expect((await fetchFrom(undefined, `http://${ipB}/`)).code).toBe(28);
     await net.apply(state({}));
+  });
+
+  describe("L2 isolation: a guest cannot pass itself off as a neighbour, serve DHCP to it, or reach it below IPv4", () => {
+    const macOf = async (ip: string) => /lladdr (\S+)/.exec(await run("ip", "neigh", "show", ip, "dev", BRIDGE))?.[1];
+
+    it("a guest that takes its neighbour's address and announces it gets nothing through: the host keeps the neighbour's MAC, and its traffic", async () => {
+      await net.apply(state({ a: [tcp(80, `${CLIENT_IP}/32`)] }));
+      expect(await fetchFrom(NS.client, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+      expect(await macOf(ipA)).toBe(nics[A]!.mac);
+      await run("ip", "-n", NS.b, "addr", "add", `${ipA}/32`, "dev", "eth0");
+      try {
+        // Past the kernel's ARP lock time, B announces A's address as its own (gratuitous ARP), and sends from it.
+        await new Promise((r) => setTimeout(r, 1500));
+        await attempt("ip", "netns", "exec", NS.b, "busybox", "arping", "-U", "-c", "2", "-I", "eth0", "-s", ipA, ipA);
+        expect(await macOf(ipA)).toBe(nics[A]!.mac);
+        expect(await fetchFrom(NS.client, `http://${ipA}/`)).toMatchObject({ ok: true, body: "guest-A\n" });
+        expect((await fetchFrom(NS.b, `http://${CLIENT_IP}/`, "--interface", ipA)).ok).toBe(false);
+        // Nor does it get A's metadata.
+        expect((await fetchFrom(NS.b, "http://169.254.169.254/latest/meta-data/instance-id", "--interface", ipA)).body).not.toBe(A);
+      } finally {
+        await run("ip", "-n", NS.b, "addr", "del", `${ipA}/32`, "dev", "eth0");
+      }
+    });
+
+    it("a guest cannot answer its neighbours as a DHCP server, even where their groups admit it", async () => {
+      const udp = (from: number, to: number): agent.FirewallRule => ({ protocol: "udp", fromPort: from, toPort: to, cidrs: [net.subnet] });
+      await net.apply(state({ a: [udp(68, 68), udp(6800, 6800)] }, [], { b: allOut }));
+      const delivered = async (sourcePort: number, port: number) => {
+        const listener = spawn("ip", ["netns", "exec", NS.a, "/usr/bin/python3", "-c",
+          `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", ${port}))\ns.settimeout(2)\nprint("ready", flush=True)\nprint(s.recvfrom(100)[0].decode(), flush=True)`]);
+        let out = "";
+        listener.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        let gone = false;
+        const exited = new Promise((r) => listener.once("exit", () => r((gone = true))));
+        while (!out.includes("ready") && !gone) await new Promise((r) => setTimeout(r, 20));
+        expect(out, "the listener started").toContain("ready");
+        await run("ip", "netns", "exec", NS.b, "/usr/bin/python3", "-c",
+          `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("${ipB}", ${sourcePort}))\ns.sendto(b"offer", ("${ipA}", ${port}))`);
+        await exited;
+        return out.includes("offer");
+      };
+      // The same datagram from any other port passes: only a DHCP server's is stopped.
+      expect(await delivered(6700, 6800)).toBe(true);
+      expect(await delivered(67, 68)).toBe(false);
+      await net.apply(state({}));
+    });
+
+    it("a guest cannot reach its neighbour over IPv6 link-local, around the neighbour's security group", async () => {
+      await net.apply(state({ a: [tcp(80, `${CLIENT_IP}/32`)] }, [], { b: allOut }));
+      const linkLocal = /inet6 (fe80::\S+)\/64/.exec(await run("ip", "-n", NS.a, "-6", "addr", "show", "dev", "eth0", "scope", "link"))?.[1];
+      expect(linkLocal).toBeDefined();
+      // A itself answers on it (the address is real), but not to B.
+      await run("ip", "netns", "exec", NS.a, "busybox", "ping", "-6", "-c", "1", "-W", "1", "-I", "eth0", linkLocal!);
+      await expect(run("ip", "netns", "exec", NS.b, "busybox", "ping", "-6", "-c", "1", "-W", "2", "-I", "eth0", linkLocal!)).rejects.toThrow();
+      await net.apply(state({}));
+    });
   });
 
   it("lets guests on two of our bridges talk as their security groups allow, by private address even with an elastic IP", async () => {

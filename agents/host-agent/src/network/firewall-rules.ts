@@ -45,6 +45,17 @@
 //  (replies to the guest's own DHCP and metadata requests are ESTABLISHED,
 //  or the DHCP reply the IN chain accepts from the gateway).
 //
+//  bridge (ebtables) filter FORWARD and INPUT → P-L2: what a guest's tap
+//  puts on a bridge, below IP, whether bridged to a neighbour or to the
+//  host: per instance P-<id>-L2 admits only frames from its own MAC; ARP
+//  only for its own MAC and address (no taking a neighbour's address); IPv4
+//  only from its own address (or 0.0.0.0 for a DHCP request), never from
+//  a DHCP server's port (no serving neighbours); nothing else (IPv6, other
+//  ethertypes: no way around the security groups). (Matching the other
+//  ports of our bridges by bridge needs --logical-in, which nf_tables
+//  kernels without nft_meta_bridge refuse; only our domains' taps are ports
+//  of our bridges, and IPv4 from any other port is dropped by FORWARD.)
+//
 //  nat PREROUTING → P-METADATA (169.254.169.254:80 → gateway:port),
 //  PREROUTING and OUTPUT → P-PREROUTING (elastic IP → private, DNAT),
 //  POSTROUTING → P-POSTROUTING (private → elastic IP, SNAT; outbound NAT),
@@ -66,6 +77,8 @@ export interface PlannedInstance {
   bridge: string;
   tap: string;
   privateIp: string;
+  /** Lowercase, as ebtables-save prints it. */
+  mac: string;
   ingress: readonly ValidRule[];
   egress: readonly ValidRule[];
 }
@@ -101,6 +114,8 @@ export interface Jump {
 
 /** Our part of one table: chains in creation order, their rules, and the jumps into them. */
 export interface TableRules {
+  /** ipv4: iptables; bridge: ebtables (frames on our bridges, below IP). */
+  family: "ipv4" | "bridge";
   table: "filter" | "nat";
   chains: Map<string, string[]>;
   jumps: Jump[];
@@ -207,6 +222,7 @@ export function filterRules(plan: FirewallPlan): TableRules {
   services.push(`-A ${main.services} -p icmp -m icmp --icmp-type 8 -j ACCEPT`, `-A ${main.services} -j DROP`);
 
   return {
+    family: "ipv4",
     table: "filter",
     chains,
     jumps: [
@@ -239,6 +255,7 @@ export function natRules(plan: FirewallPlan): TableRules {
     for (const b of plan.bridges) post.push(`-A ${main.postrouting} -s ${cidrText(b.subnet)} -o ${plan.outboundNat} -j MASQUERADE`);
   }
   return {
+    family: "ipv4",
     table: "nat",
     chains: new Map([
       [main.metadata, metadata],
@@ -250,6 +267,37 @@ export function natRules(plan: FirewallPlan): TableRules {
       { from: "PREROUTING", to: main.prerouting },
       { from: "OUTPUT", to: main.prerouting },
       { from: "POSTROUTING", to: main.postrouting },
+    ],
+  };
+}
+
+/** Postcondition: as filterRules, for the bridge family's filter table (ebtables). */
+export function bridgeRules(plan: FirewallPlan): TableRules {
+  const main = mainChains(plan.prefix);
+  const l2: string[] = [];
+  const chains = new Map<string, string[]>([[main.l2, l2]]);
+  for (const i of plan.instances) {
+    const chain = instanceChain(plan.prefix, i.instanceId, "L2");
+    l2.push(`-A ${main.l2} -i ${i.tap} -j ${chain}`);
+    chains.set(chain, [
+      `-A ${chain} -s ! ${i.mac} -j DROP`,
+      `-A ${chain} -p ARP --arp-mac-src ! ${i.mac} -j DROP`,
+      `-A ${chain} -p ARP --arp-ip-src ! ${i.privateIp} -j DROP`,
+      `-A ${chain} -p ARP -j RETURN`,
+      `-A ${chain} -p IPv4 --ip-src 0.0.0.0 --ip-proto udp --ip-sport 68 --ip-dport 67 -j RETURN`,
+      `-A ${chain} -p IPv4 --ip-src ! ${i.privateIp} -j DROP`,
+      `-A ${chain} -p IPv4 --ip-proto udp --ip-sport 67 -j DROP`,
+      `-A ${chain} -p IPv4 -j RETURN`,
+      `-A ${chain} -j DROP`,
+    ]);
+  }
+  return {
+    family: "bridge",
+    table: "filter",
+    chains,
+    jumps: [
+      { from: "FORWARD", to: main.l2 },
+      { from: "INPUT", to: main.l2 },
     ],
   };
 }

@@ -46,7 +46,7 @@ import { readHostFile, writeHostFile } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
 import { ensureBridge, ensureKernelSwitches, listBridges, removeBridge, type HostBridge, type WantedBridge } from "./bridges.js";
 import { DhcpServers } from "./dhcp.js";
-import { filterRules, natRules, type FirewallPlan, type PlannedElasticIp } from "./firewall-rules.js";
+import { bridgeRules, filterRules, natRules, type FirewallPlan, type PlannedElasticIp } from "./firewall-rules.js";
 import { applyTable, saveTable } from "./iptables.js";
 import { MetadataListeners, metadataHandler } from "./metadata/service.js";
 import { TokenIssuer } from "./metadata/tokens.js";
@@ -77,6 +77,7 @@ export interface HostNetworkOptions {
 export interface SyncReport {
   filterChanged: boolean;
   natChanged: boolean;
+  bridgeChanged: boolean;
   bridgesCreated: string[];
   bridgesRemoved: string[];
   dhcpStarted: string[];
@@ -247,14 +248,16 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
         failures.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
-    const report: SyncReport = { filterChanged: false, natChanged: false, bridgesCreated: [], bridgesRemoved: [], dhcpStarted: [], forgotten: this.registry.prune(this.opts.orphanGraceMs) };
+    const report: SyncReport = { filterChanged: false, natChanged: false, bridgeChanged: false, bridgesCreated: [], bridgesRemoved: [], dhcpStarted: [], forgotten: this.registry.prune(this.opts.orphanGraceMs) };
     if (report.forgotten.length > 0) log.warn({ instanceIds: report.forgotten, graceMs: this.opts.orphanGraceMs }, "forgot NICs unwanted past the grace period");
 
     const nics = this.registry.all();
     const wanted = new Map<string, WantedBridge>();
     for (const n of nics) wanted.set(n.subnetId, { name: bridgeName(n.subnetId), subnetId: n.subnetId, subnet: n.subnet, gatewayIp: n.gatewayIp });
     // The three reads are independent: one round of waiting instead of three.
-    const [onHost, savedFilter, savedNat] = await Promise.all([listBridges(runner, prefix), saveTable(runner, "filter"), saveTable(runner, "nat")]);
+    const [onHost, savedFilter, savedNat, savedBridge] = await Promise.all([
+      listBridges(runner, prefix), saveTable(runner, "ipv4", "filter"), saveTable(runner, "ipv4", "nat"), saveTable(runner, "bridge", "filter"),
+    ]);
     const { lingering, expired } = this.emptyBridges(onHost, new Set([...wanted.values()].map((b) => b.name)));
     const present = [...wanted.values(), ...lingering];
 
@@ -263,6 +266,7 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
     const isOwn = (chain: string) => isOwnChain(prefix, chain);
     report.filterChanged = await applyTable(runner, filterRules(plan), isOwn, savedFilter);
     report.natChanged = await applyTable(runner, natRules(plan), isOwn, savedNat);
+    report.bridgeChanged = await applyTable(runner, bridgeRules(plan), isOwn, savedBridge);
 
     await attempt("kernel switches", () => ensureKernelSwitches(runner));
     for (const b of present) {
@@ -297,9 +301,9 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
     const listeners = this.listeners;
     if (listeners) await attempt("metadata service", () => listeners.sync(present.map((b) => b.gatewayIp)));
 
-    const { bridgesCreated, bridgesRemoved, dhcpStarted, filterChanged, natChanged } = report;
-    if (bridgesCreated.length + bridgesRemoved.length + dhcpStarted.length > 0 || filterChanged || natChanged) {
-      log.info({ bridgesCreated, bridgesRemoved, dhcpStarted, filterChanged, natChanged }, "host network changed");
+    const { bridgesCreated, bridgesRemoved, dhcpStarted, filterChanged, natChanged, bridgeChanged } = report;
+    if (bridgesCreated.length + bridgesRemoved.length + dhcpStarted.length > 0 || filterChanged || natChanged || bridgeChanged) {
+      log.info({ bridgesCreated, bridgesRemoved, dhcpStarted, filterChanged, natChanged, bridgeChanged }, "host network changed");
     }
     if (failures.length > 0) throw new Error(`host network partly applied (the firewall is in place): ${failures.join("; ")}`);
     return report;
@@ -347,7 +351,7 @@ export class HostNetwork implements NetworkStateTarget, InstanceNetworking {
       bridges,
       instances: this.registry.all().map((n) => {
         const fw = this.state.firewalls.get(n.instanceId);
-        return { instanceId: n.instanceId, bridge: bridgeName(n.subnetId), tap: tapName(n.instanceId), privateIp: n.privateIp, ingress: fw?.ingress ?? [], egress: fw?.egress ?? [] };
+        return { instanceId: n.instanceId, bridge: bridgeName(n.subnetId), tap: tapName(n.instanceId), privateIp: n.privateIp, mac: n.mac, ingress: fw?.ingress ?? [], egress: fw?.egress ?? [] };
       }),
       elasticIps,
       metadataPort: this.opts.metadata?.port,

@@ -1,9 +1,11 @@
-// Applies our part of a table atomically: `iptables-restore --noflush` with
-// only our chains in it, so the host's other rules are never touched. The
-// current state is read back with `iptables-save` first and nothing is
-// applied when our chains already hold exactly the wanted rules; that
-// comparison is what lets the reconcile loop restore rules flushed by hand
-// at no cost when they are intact.
+// Applies our part of a table atomically: `iptables-restore --noflush` (or
+// ebtables-restore, for the bridge family) with only our chains in it, so
+// the host's other rules are never touched. The current state is read back
+// with `iptables-save` first and nothing is applied when our chains already
+// hold exactly the wanted rules; that comparison is what lets the reconcile
+// loop restore rules flushed by hand at no cost when they are intact. Both
+// tools are the nf_tables front ends of Debian's iptables package and speak
+// the same save/restore format, but for how a chain is declared.
 import type { CommandRunner } from "../runner/types.js";
 import type { Jump, TableRules } from "./firewall-rules.js";
 
@@ -56,6 +58,13 @@ function sameRules(a: readonly string[] | undefined, b: readonly string[] | unde
  * at the top of their built-in chain, and removes our chains that are no
  * longer wanted, with the jumps into them; it runs as one transaction.
  */
+/** How each family's tools are called, and how a restore script declares (and so flushes) a chain. */
+const TOOLS = {
+  ipv4: { save: ["iptables-save"], restore: ["iptables-restore", "--noflush", "--wait", "5"], declare: (chain: string) => `:${chain} - [0:0]` },
+  // A user chain's policy is what its end does: RETURN, as an iptables chain.
+  bridge: { save: ["ebtables-save"], restore: ["ebtables-restore", "--noflush"], declare: (chain: string) => `:${chain} RETURN` },
+} as const;
+
 export function restoreScript(wanted: TableRules, saved: SavedTable): string | undefined {
   const missingJumps = wanted.jumps.filter((j) => !saved.jumps.has(jumpKey(j)));
   const stale = [...saved.chains.keys()].filter((c) => !wanted.chains.has(c));
@@ -63,7 +72,7 @@ export function restoreScript(wanted: TableRules, saved: SavedTable): string | u
   if (!changed && missingJumps.length === 0 && stale.length === 0) return undefined;
 
   const lines = [`*${wanted.table}`];
-  for (const chain of [...wanted.chains.keys(), ...stale]) lines.push(`:${chain} - [0:0]`);
+  for (const chain of [...wanted.chains.keys(), ...stale]) lines.push(TOOLS[wanted.family].declare(chain));
   for (const rules of wanted.chains.values()) lines.push(...rules);
   // Reversed, so that inserting each at position 1 leaves them in the listed order.
   for (const j of [...missingJumps].reverse()) lines.push(`-I ${j.from} 1 -j ${j.to}`);
@@ -76,9 +85,9 @@ export function restoreScript(wanted: TableRules, saved: SavedTable): string | u
   return lines.join("\n");
 }
 
-/** `iptables-save -t <table>` output. */
-export async function saveTable(runner: CommandRunner, table: string): Promise<string> {
-  return (await runner.run(["iptables-save", "-t", table])).stdout.toString("utf8");
+/** `iptables-save -t <table>` (or ebtables-save's) output. */
+export async function saveTable(runner: CommandRunner, family: TableRules["family"], table: string): Promise<string> {
+  return (await runner.run([...TOOLS[family].save, "-t", table])).stdout.toString("utf8");
 }
 
 /**
@@ -89,8 +98,8 @@ export async function saveTable(runner: CommandRunner, table: string): Promise<s
  * before (so reads of several tables can run together); read here when absent.
  */
 export async function applyTable(runner: CommandRunner, wanted: TableRules, isOwn: (chain: string) => boolean, saved?: string): Promise<boolean> {
-  const script = restoreScript(wanted, parseSave(saved ?? (await saveTable(runner, wanted.table)), isOwn));
+  const script = restoreScript(wanted, parseSave(saved ?? (await saveTable(runner, wanted.family, wanted.table)), isOwn));
   if (script === undefined) return false;
-  await runner.run(["iptables-restore", "--noflush", "--wait", "5"], { input: script, timeoutMs: 30_000 });
+  await runner.run([...TOOLS[wanted.family].restore], { input: script, timeoutMs: 30_000 });
   return true;
 }

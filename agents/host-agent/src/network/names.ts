@@ -33,6 +33,8 @@ export interface MainChains {
   services: string;
   /** filter, from OUTPUT: what the host itself sends to guests, through their IN chains. */
   output: string;
+  /** bridge filter (ebtables), from FORWARD and INPUT: what guests' taps put on our bridges. */
+  l2: string;
   /** nat, from PREROUTING and OUTPUT: elastic-IP DNAT. */
   prerouting: string;
   /** nat, from PREROUTING: 169.254.169.254 → the metadata service. */
@@ -47,14 +49,15 @@ export function mainChains(prefix: string): MainChains {
     input: `${prefix}-INPUT`,
     services: `${prefix}-SERVICES`,
     output: `${prefix}-OUTPUT`,
+    l2: `${prefix}-L2`,
     prerouting: `${prefix}-PREROUTING`,
     metadata: `${prefix}-METADATA`,
     postrouting: `${prefix}-POSTROUTING`,
   };
 }
 
-/** An instance's ingress (IN) or egress (OUT) chain: prefix + 12 hex digits, at most 25 characters. */
-export function instanceChain(prefix: string, instanceId: string, direction: "IN" | "OUT"): string {
+/** An instance's ingress (IN), egress (OUT) or bridge-level (L2, ebtables) chain: prefix + 12 hex digits, at most 25 characters. */
+export function instanceChain(prefix: string, instanceId: string, direction: "IN" | "OUT" | "L2"): string {
   return `${prefix}-${shortHash(instanceId, 12)}-${direction}`;
 }
 
