@@ -41,6 +41,8 @@ const CATALOGUE = {
   "InvalidInstanceID.Malformed": "invalid",
   InvalidInstanceID: "precondition",
   IncorrectInstanceState: "precondition",
+  "InvalidHostId.NotFound": "not-found",
+  IncorrectHostState: "precondition",
   InsufficientInstanceCapacity: "exhausted",
   IdempotentParameterMismatch: "conflict",
   "InvalidVpcID.NotFound": "not-found",

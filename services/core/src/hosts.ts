@@ -11,7 +11,9 @@ import { agent } from "@cirrus/proto";
 import type { Core, HostEndpoint } from "./context.js";
 import { inTransaction, type Queryable } from "./db/tx.js";
 import { Ec2Error } from "./errors.js";
-import { compileHostState, hostStateNeeds, hostStateStatusColumns, type HostStateStatus } from "./hostState.js";
+import { compileHostState, hostStateNeeds, hostStateStatusColumns, markHostsChanged, type HostStateStatus } from "./hostState.js";
+import { releaseInstances, type HeldResources } from "./instances/claims.js";
+import { hostsConcernedByMembers } from "./network/affected.js";
 
 /** What HostControl runs on: a Core without the compute side (requests, lifecycle jobs, agent calls), as its own thread builds it. */
 export type HostControlCore = Pick<Core, "db" | "config" | "log" | "notifyHosts">;
@@ -169,4 +171,38 @@ export async function classifyInstances(core: HostControlCore, hostId: string, i
       return { instanceId: id, verdict: here === undefined ? V.INSTANCE_VERDICT_UNKNOWN : here ? V.INSTANCE_VERDICT_TERMINATED : V.INSTANCE_VERDICT_KEEP };
     }),
   };
+}
+
+/**
+ * The operator's word that a dead host is gone for good (its disks with
+ * it): every instance on it not yet terminated becomes terminated, with
+ * what it held released (capacity, private and elastic addresses) and any
+ * step in flight superseded; the host takes no more instances and its
+ * agent is refused from then on (its secret is cleared), so a machine that
+ * comes back cannot act as it. Refused for a host that is alive: its guests
+ * may be running, and only their host can say they are gone. Returns the
+ * instances it terminated.
+ */
+export async function retireHost(core: Pick<Core, "db" | "config" | "log" | "notifyHosts">, hostId: string): Promise<string[]> {
+  const { terminated, hosts } = await inTransaction(core.db, async (db) => {
+    const { rows: [host] } = await db.query<{ alive: boolean; retired: boolean }>(
+      `SELECT coalesce(b.last_heartbeat_at > now() - $2 * interval '1 millisecond', false) AS alive, h.retired_at IS NOT NULL AS retired
+         FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id WHERE h.id = $1 FOR UPDATE OF h`,
+      [hostId, core.config.CIRRUS_HOST_DEAD_AFTER_MS],
+    );
+    if (!host) throw new Ec2Error("InvalidHostId.NotFound", `The host ID '${hostId}' does not exist`);
+    if (host.alive) throw new Ec2Error("IncorrectHostState", `The host '${hostId}' is alive (it heartbeated within ${core.config.CIRRUS_HOST_DEAD_AFTER_MS} ms): stop its agent, or let it finish its work, first`);
+    await db.query("UPDATE hosts SET retired_at = coalesce(retired_at, now()), secret = '' WHERE id = $1", [hostId]);
+    const { rows } = await db.query<HeldResources>(
+      `UPDATE instances SET state = 'terminated', task = NULL, task_seq = task_seq + 1, terminated_at = now(), state_changed_at = now(),
+              state_reason_code = 'Server.InternalError', state_reason_message = 'Server.InternalError: the instance''s host was retired'
+        WHERE host_id = $1 AND state <> 'terminated' RETURNING id, host_id, vcpus, memory_mib, disk_gib`,
+      [hostId],
+    );
+    await releaseInstances(db, rows);
+    return { terminated: rows.map((r) => r.id), hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, rows.map((r) => r.id))) };
+  });
+  core.notifyHosts(hosts);
+  core.log.warn({ hostId, instanceIds: terminated }, "host retired; its instances are terminated");
+  return terminated;
 }

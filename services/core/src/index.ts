@@ -9,7 +9,7 @@ export { migrate } from "./db/migrate.js";
 export { openPool } from "./db/pool.js";
 export { inTransaction, type Queryable } from "./db/tx.js";
 export { Ec2Error, asEc2Error, type Ec2ErrorCode, type ErrorCategory } from "./errors.js";
-export { authenticateHost, classifyInstances, heartbeat, registerHost, userData, type HostControlCore } from "./hosts.js";
+export { authenticateHost, classifyInstances, heartbeat, registerHost, retireHost, userData, type HostControlCore } from "./hosts.js";
 export { compileHostState, markHostsChanged } from "./hostState.js";
 export { auditCapacity, type CapacityDrift } from "./instances/claims.js";
 export { loadInstanceTypes, type InstanceTypeSpec } from "./instanceTypes.js";

@@ -86,7 +86,7 @@ async function candidateHosts(db: Queryable, ctx: RequestContext, zone: string |
     `SELECT h.id, h.availability_zone AS "availabilityZone", h.vcpus, h.memory_mib AS "memoryMib", h.disk_gib AS "diskGib",
             h.used_vcpus AS "usedVcpus", h.used_memory_mib AS "usedMemoryMib", h.used_disk_gib AS "usedDiskGib",
             coalesce(b.last_heartbeat_at > now() - $1 * interval '1 millisecond', false) AS alive
-       FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id WHERE ($2::text IS NULL OR h.availability_zone = $2)`,
+       FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id WHERE h.retired_at IS NULL AND ($2::text IS NULL OR h.availability_zone = $2)`,
     [ctx.config.CIRRUS_HOST_DEAD_AFTER_MS, zone ?? null],
   );
   return rows;
