@@ -137,4 +137,22 @@ describe("packets", () => {
     await waitUntil("A to answer on 80 again", async () => reach(a.ip) === a.id, 60_000, 500);
     expect(reach(a.ip, 8080)).toBeUndefined();
   });
+
+  it("a guest that takes its neighbour's address and announces it (ARP) gets nothing through: A keeps its traffic", async () => {
+    const imageId = (await stack.call("describeImages", {})).Images[0].ImageId;
+    const spoof = Buffer.from(`#!/bin/sh
+ip addr add ${a.ip}/32 dev eth0
+for i in 1 2 3 4 5; do arping -U -c 1 -I eth0 -s ${a.ip} ${a.ip} >/dev/null 2>&1; sleep 1; done
+echo CIRRUS-SPOOFED
+`).toString("base64");
+    const c = (await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, SecurityGroupIds: [web], UserData: spoof })).Instances[0];
+    await stack.waitForState([c.InstanceId], "running", 180_000);
+    await waitUntil("C to have announced A's address", async () => (await stack.consoleText(c.InstanceId)).includes("CIRRUS-SPOOFED"), 120_000, 1000);
+    const bridge = /dev (cb[0-9a-f]{13})/.exec(execFileSync("ip", ["route", "get", a.ip], { encoding: "utf8" }))![1]!;
+    const macOfA = () => /lladdr (\S+)/.exec(execFileSync("ip", ["neigh", "show", a.ip, "dev", bridge], { encoding: "utf8" }))?.[1];
+    const aMac = /<mac address='([^']+)'/.exec(execFileSync("virsh", ["-c", "qemu:///system", "dumpxml", `${stack.domainPrefix}${a.id}`], { encoding: "utf8" }))![1];
+    expect(macOfA()).toBe(aMac);
+    expect(reach(a.ip)).toBe(a.id);
+    await stack.call("terminateInstances", { InstanceIds: [c.InstanceId] });
+  });
 });
