@@ -35,7 +35,8 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
-import { credentials, Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, Server, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { clusterChannelCredentials, clusterServerCredentials, CONTROL_PLANE_CN, createCa, csrPublicKey, issueCertificate, issueCredential } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { commandLabel, median, option, rawLaunch, report, rewriteXml, roundsOf, summarize, virsh, runRounds } from "../src/stats.js";
 
@@ -92,6 +93,10 @@ async function freeSubnet(): Promise<{ octets: string; cidr: string; gateway: st
   throw new Error("no free 10.x.y.0/24 found");
 }
 
+/** The benchmark's own cluster CA, and the control plane's credential from it (naming 127.0.0.1, where it listens). */
+const CA = createCa("bench CA");
+const CONTROL_PLANE = issueCredential(CA, CONTROL_PLANE_CN, ["127.0.0.1"]);
+
 class FakeControl {
   readonly server = new Server();
   heartbeats = 0;
@@ -112,7 +117,7 @@ class FakeControl {
     this.server.addService(agent.HostControlService, {
       registerHost: (call: ServerUnaryCall<agent.RegisterHostRequest, agent.RegisterHostResponse>, cb: sendUnaryData<agent.RegisterHostResponse>) => {
         if (call.request.enrolmentToken !== TOKEN && call.request.hostSecret !== SECRET) return cb({ code: status.UNAUTHENTICATED, details: "AuthFailure" } as ServiceError);
-        cb(null, { hostId: HOST_ID, hostSecret: SECRET });
+        cb(null, { hostId: HOST_ID, hostSecret: SECRET, certificatePem: issueCertificate(CA, csrPublicKey(call.request.csrPem), HOST_ID, ["127.0.0.1"]) });
       },
       heartbeat: (call: ServerUnaryCall<agent.HeartbeatRequest, agent.HeartbeatResponse>, cb: sendUnaryData<agent.HeartbeatResponse>) => {
         this.heartbeats++;
@@ -123,7 +128,7 @@ class FakeControl {
       classifyInstances: (call: ServerUnaryCall<agent.ClassifyInstancesRequest, agent.ClassifyInstancesResponse>, cb: sendUnaryData<agent.ClassifyInstancesResponse>) =>
         cb(null, { instances: call.request.instanceIds.map((instanceId) => ({ instanceId, verdict: agent.InstanceVerdict.INSTANCE_VERDICT_KEEP })) }),
     });
-    await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, clusterServerCredentials(CA.certPem, CONTROL_PLANE, false), (err) => (err ? reject(err) : resolve())));
   }
 }
 
@@ -174,7 +179,9 @@ async function main(): Promise<void> {
   let output = "";
   /** Each instance's CreateInstance calls as the agent logged them, in order. */
   const timings = new Map<string, AgentTiming[]>();
-  const client = new agent.HostAgentClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
+  const client = new agent.HostAgentClient(`127.0.0.1:${agentPort}`, clusterChannelCredentials(CA.certPem, CONTROL_PLANE));
+  const caFile = join(base, "ca.pem");
+  writeFileSync(caFile, CA.certPem);
   const agentMs: number[] = [];
   const rawMs: number[] = [];
   const againMs: number[] = [];
@@ -191,6 +198,7 @@ async function main(): Promise<void> {
         CIRRUS_DRIVER: "libvirt",
         CIRRUS_HYPERVISOR: process.env.CIRRUS_HYPERVISOR ?? "qemu",
         CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${controlPort}`,
+        CIRRUS_CONTROL_CA: caFile,
         CIRRUS_ENROLMENT_TOKEN: TOKEN,
         CIRRUS_AGENT_LISTEN: `127.0.0.1:${agentPort}`,
         CIRRUS_STATE_DIR: dirs.state,

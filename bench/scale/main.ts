@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     fleet = fork(new URL("./fleet.ts", import.meta.url).pathname, [], {
       execArgv: ["--import", "tsx"],
       env: {
-        ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken,
+        ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_CONTROL_CA: stack.caFile, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken,
         FLEET_SIZE: String(hosts), FLEET_STATE_DIR: fleetDir,
         CIRRUS_HEARTBEAT_MS: String(heartbeatMs), CIRRUS_CAPACITY_VCPUS: String(vcpusPerHost), CIRRUS_CAPACITY_MEMORY_MIB: String(vcpusPerHost * 512), CIRRUS_CAPACITY_DISK_GIB: String(vcpusPerHost),
         CIRRUS_ORPHAN_GRACE_MS: "600000",
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     setPriority(fleet.pid!, fleetNice);
     probe = fork(new URL("./probe.ts", import.meta.url).pathname, [], {
       execArgv: ["--import", "tsx"],
-      env: { ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken, CIRRUS_PROBE_MS: String(probeMs) },
+      env: { ...process.env, CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${stack.controlPort}`, CIRRUS_CONTROL_CA: stack.caFile, CIRRUS_ENROLMENT_TOKEN: stack.enrolmentToken, CIRRUS_PROBE_MS: String(probeMs) },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     const messages: unknown[] = [];

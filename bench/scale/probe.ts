@@ -3,8 +3,8 @@
 // placed on it) registered through HostControl that sends a heartbeat every
 // CIRRUS_PROBE_MS and records each round trip. The parent takes the samples
 // gathered since its last request over IPC.
-import { credentials } from "@grpc/grpc-js";
-import { agentChannelOptions, bearerMetadata, callUnary } from "@cirrus/common";
+import { readFileSync } from "node:fs";
+import { agentChannelOptions, bearerMetadata, callUnary, clusterChannelCredentials, createCsr, generateKey } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 
 const env = process.env;
@@ -20,11 +20,16 @@ process.on("message", (m: { take?: boolean; stop?: boolean }) => {
   if (m.stop) stopped = true;
 });
 
-const client = new agent.HostControlClient(env.CIRRUS_CONTROL_ENDPOINT!, credentials.createInsecure(), agentChannelOptions);
-const reg = await callUnary(client, client.registerHost, agent.RegisterHostRequest.fromPartial({
+// Registered over TLS as an agent is, then heartbeating with the certificate it was given.
+const caPem = readFileSync(env.CIRRUS_CONTROL_CA!, "utf8");
+const key = generateKey();
+const enrol = new agent.HostControlClient(env.CIRRUS_CONTROL_ENDPOINT!, clusterChannelCredentials(caPem), agentChannelOptions);
+const reg = await callUnary(enrol, enrol.registerHost, agent.RegisterHostRequest.fromPartial({
   hostName: "scale-probe", availabilityZone: "lab-1a", vcpus: 0, memoryMib: 0, diskGib: 0,
-  hypervisor: "fake", endpoint: "127.0.0.1:9", enrolmentToken: env.CIRRUS_ENROLMENT_TOKEN,
+  hypervisor: "fake", endpoint: "127.0.0.1:9", enrolmentToken: env.CIRRUS_ENROLMENT_TOKEN, csrPem: createCsr(key),
 }), undefined, 10_000);
+enrol.close();
+const client = new agent.HostControlClient(env.CIRRUS_CONTROL_ENDPOINT!, clusterChannelCredentials(caPem, { certPem: reg.certificatePem, keyPem: key.privateKeyPem }), agentChannelOptions);
 const md = bearerMetadata(reg.hostSecret, reg.hostId);
 let applied = 0;
 process.send!({ started: true });

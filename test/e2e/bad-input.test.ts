@@ -1,9 +1,11 @@
 // Bad input gets EC2's error code, writes nothing and leaves every process up.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { connect, createServer as createNetServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { credentials, status } from "@grpc/grpc-js";
-import { bearerMetadata, callUnary } from "@cirrus/common";
+import { bearerMetadata, callUnary, clusterChannelCredentials, CONTROL_PLANE_CN, createCsr, generateKey } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { Stack } from "../src/stack.js";
 
@@ -116,24 +118,37 @@ describe("bad input", () => {
   });
 });
 
-describe("the agent boundary is authenticated both ways", () => {
-  it("HostControl refuses a wrong enrolment token and a wrong host secret", async () => {
-    const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
+describe("the agent boundary is authenticated both ways, over TLS", () => {
+  const caPem = () => readFileSync(stack.caFile, "utf8");
+  const csrPem = createCsr(generateKey());
+
+  it("HostControl refuses plaintext, a wrong enrolment token, a wrong host secret, and a caller without that host's certificate", async () => {
+    const plain = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
+    await expect(callUnary(plain, plain.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), undefined, 3000)).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    plain.close();
+    const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, clusterChannelCredentials(caPem()));
     const before = await rowCounts();
     await expect(callUnary(control, control.registerHost, agent.RegisterHostRequest.fromPartial({
-      hostName: "intruder", availabilityZone: "lab-1a", hypervisor: "fake", endpoint: "127.0.0.1:1", vcpus: 1000, memoryMib: 1, diskGib: 1, enrolmentToken: "not-the-token",
+      hostName: "intruder", availabilityZone: "lab-1a", hypervisor: "fake", endpoint: "127.0.0.1:1", vcpus: 1000, memoryMib: 1, diskGib: 1, enrolmentToken: "not-the-token", csrPem,
     }))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
-    await expect(callUnary(control, control.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), bearerMetadata("wrong-secret", hostId)))
-      .rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    const { rows: [host] } = await stack.pool.query("SELECT secret FROM hosts WHERE id = $1", [hostId]);
+    const beat = (c: agent.HostControlClient, secret: string) => callUnary(c, c.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), bearerMetadata(secret, hostId));
+    // The right secret without the host's certificate, and with another host's, is refused too.
+    await expect(beat(control, host.secret)).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining("certificate") });
+    const otherHost = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, await stack.clusterCredentials("h-00000000000000001"));
+    await expect(beat(otherHost, host.secret)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    const asHost = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, await stack.clusterCredentials(hostId));
+    await expect(beat(asHost, "wrong-secret")).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(await beat(asHost, host.secret)).toBeDefined();
     expect(await rowCounts()).toEqual(before);
-    control.close();
+    for (const c of [control, otherHost, asHost]) c.close();
   });
 
   it("the enrolment token enrols new host names only: an enrolled host is re-registered with its own secret, never taken over", async () => {
-    const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
+    const control = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, clusterChannelCredentials(caPem()));
     const { rows: [host] } = await stack.pool.query("SELECT name, secret, endpoint FROM hosts WHERE id = $1", [hostId]);
     const register = (hostName: string, creds: { enrolmentToken?: string; hostSecret?: string }) => callUnary(control, control.registerHost, agent.RegisterHostRequest.fromPartial({
-      hostName, availabilityZone: "lab-1a", hypervisor: "fake", endpoint: "127.0.0.1:1", vcpus: 0, memoryMib: 0, diskGib: 0, ...creds,
+      hostName, availabilityZone: "lab-1a", hypervisor: "fake", endpoint: "127.0.0.1:1", vcpus: 0, memoryMib: 0, diskGib: 0, csrPem, ...creds,
     }));
     await expect(register(host.name, { enrolmentToken: stack.enrolmentToken })).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: expect.stringContaining("already enrolled") });
     await expect(register(host.name, { enrolmentToken: stack.enrolmentToken, hostSecret: "wrong-secret" })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
@@ -142,16 +157,51 @@ describe("the agent boundary is authenticated both ways", () => {
     // A new name enrols with the token; its second enrolment with the token alone is refused, with its secret accepted.
     const newcomer = `newcomer-${stack.runId}`;
     const first = await register(newcomer, { enrolmentToken: stack.enrolmentToken });
+    expect(new X509Certificate(first.certificatePem).subject).toBe(`CN=${first.hostId}`);
     await expect(register(newcomer, { enrolmentToken: stack.enrolmentToken })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
-    expect(await register(newcomer, { hostSecret: first.hostSecret })).toEqual(first);
+    expect(await register(newcomer, { hostSecret: first.hostSecret })).toMatchObject({ hostId: first.hostId, hostSecret: first.hostSecret });
+    // A request without a valid certificate request is refused before anything is written.
+    await expect(register(`nocsr-${stack.runId}`, { enrolmentToken: stack.enrolmentToken, csrPem: "garbage" } as never)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
     control.close();
   });
 
-  it("HostAgent refuses calls without the host secret", async () => {
-    const client = new agent.HostAgentClient(agentEndpoint, credentials.createInsecure());
+  it("HostAgent takes calls only from the control plane's certificate, with the host secret", async () => {
     const ref = agent.InstanceRef.fromPartial({ instanceId: terminatedId });
+    const plain = new agent.HostAgentClient(agentEndpoint, credentials.createInsecure());
+    await expect(callUnary(plain, plain.destroyInstance, ref, bearerMetadata("x"), 3000)).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    plain.close();
+    const anotherAgent = new agent.HostAgentClient(agentEndpoint, await stack.clusterCredentials("h-00000000000000001"));
+    await expect(callUnary(anotherAgent, anotherAgent.destroyInstance, ref, bearerMetadata("x"))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    anotherAgent.close();
+    const client = new agent.HostAgentClient(agentEndpoint, await stack.clusterCredentials(CONTROL_PLANE_CN));
     await expect(callUnary(client, client.destroyInstance, ref)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     await expect(callUnary(client, client.destroyInstance, ref, bearerMetadata("wrong-secret"))).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     client.close();
+  });
+
+  it("no secret crosses the network in clear: the bytes between an enrolling agent and HostControl hold neither the token nor the host secret", async () => {
+    const seen: Buffer[] = [];
+    const proxy = createNetServer((inbound) => {
+      const outbound = connect(stack.controlPort, "127.0.0.1");
+      inbound.on("data", (d: Buffer) => seen.push(d));
+      outbound.on("data", (d: Buffer) => seen.push(d));
+      inbound.pipe(outbound).pipe(inbound);
+      inbound.on("error", () => outbound.destroy());
+      outbound.on("error", () => inbound.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const port = (proxy.address() as { port: number }).port;
+    try {
+      const { hostId: sniffed } = await stack.addAgent({ name: "sniffed", driver: "fake", capacity: { vcpus: 1, memoryMib: 64, diskGib: 1 }, extraEnv: { CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${port}` } });
+      const { rows: [h] } = await stack.pool.query("SELECT secret FROM hosts WHERE id = $1", [sniffed]);
+      const bytes = Buffer.concat(seen);
+      expect(bytes.length).toBeGreaterThan(1000);
+      // A TLS handshake record, where plaintext HTTP/2 would open with its "PRI * HTTP/2.0" preface.
+      expect(seen[0]![0]).toBe(0x16);
+      expect(bytes.includes(Buffer.from("PRI * HTTP/2.0"))).toBe(false);
+      for (const secret of [stack.enrolmentToken, h.secret as string]) expect(bytes.includes(Buffer.from(secret))).toBe(false);
+    } finally {
+      proxy.close();
+    }
   });
 });

@@ -9,10 +9,10 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, realpathSync, r
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { credentials } from "@grpc/grpc-js";
+import { credentials, type ChannelCredentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { bearerMetadata, callUnary } from "@cirrus/common";
+import { bearerMetadata, callUnary, clusterChannelCredentials, issueCredential } from "@cirrus/common";
 import { bridgeName, tapName } from "@cirrus/host-agent";
 import { agent, compute } from "@cirrus/proto";
 import { readForwarding, removeBridges, removeChains, restoreForwarding } from "./hostCleanup.js";
@@ -107,6 +107,8 @@ export class Stack {
   /** Another chain prefix, for an agent that must not share the others' network state (one on another agent's instances directory). */
   readonly altNetPrefix = `U${this.runId.toUpperCase().slice(0, 7)}`;
   readonly networkDir = join(this.workDir, "network");
+  /** The cluster CA's certificate, as the API writes it; the agents' CIRRUS_CONTROL_CA. */
+  readonly caFile = join(this.workDir, "ca.pem");
   readonly logDir = join(this.workDir, "logs");
   apiPort = 0;
   controlPort = 0;
@@ -160,6 +162,7 @@ export class Stack {
       CIRRUS_DRIFT_GRACE_MS: "3000",
       CIRRUS_DEFAULT_VPC_CIDR: this.defaultVpcCidr,
       CIRRUS_ADDRESS_POOL: this.addressPool,
+      CIRRUS_CA_CERT_FILE: this.caFile,
       // Guests in tests get no egress rule towards anything outside the test networks.
       CIRRUS_DEFAULT_EGRESS_CIDR: this.defaultVpcCidr,
       ...this.opts.apiEnv,
@@ -193,6 +196,7 @@ export class Stack {
     const proc = new Proc(`agent-${o.name}`, join(repoRoot, "agents/host-agent/dist/main.js"), {
       ...this.baseEnv(),
       CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${this.controlPort}`,
+      CIRRUS_CONTROL_CA: this.caFile,
       CIRRUS_HOST_NAME: `${o.name}-${this.runId}`,
       CIRRUS_AVAILABILITY_ZONE: o.zone ?? "lab-1a",
       CIRRUS_AGENT_LISTEN: `127.0.0.1:${port}`,
@@ -228,10 +232,17 @@ export class Stack {
     return callUnary(this.client, m, type.fromPartial(request ?? {}), undefined, timeoutMs);
   }
 
+  /** TLS credentials from this stack's cluster CA (read from its database) for a client named `commonName`: a host id, or CONTROL_PLANE_CN. */
+  async clusterCredentials(commonName: string): Promise<ChannelCredentials> {
+    const { rows: [ca] } = await this.pool.query<{ cert_pem: string; key_pem: string }>("SELECT cert_pem, key_pem FROM cluster_ca");
+    const credential = { certPem: ca!.cert_pem, keyPem: ca!.key_pem };
+    return clusterChannelCredentials(credential.certPem, issueCredential(credential, commonName, []));
+  }
+
   /** A host's current state, as the control plane answers a heartbeat from an agent that has applied none yet. */
   async hostState(hostId: string): Promise<agent.HostState> {
     const { rows: [h] } = await this.pool.query<{ secret: string }>("SELECT secret FROM hosts WHERE id = $1", [hostId]);
-    const control = new agent.HostControlClient(`127.0.0.1:${this.controlPort}`, credentials.createInsecure());
+    const control = new agent.HostControlClient(`127.0.0.1:${this.controlPort}`, await this.clusterCredentials(hostId));
     try {
       const res = await callUnary(control, control.heartbeat, agent.HeartbeatRequest.fromPartial({ hostId }), bearerMetadata(h!.secret, hostId));
       if (!res.state) throw new Error(`no host state for ${hostId}`);

@@ -2,9 +2,10 @@
 // registration → heartbeat + reconcile loop, until the signal asks it to stop.
 import { status } from "@grpc/grpc-js";
 import { lookup } from "node:dns/promises";
+import { readFile } from "node:fs/promises";
 import type { Cidr, Logger } from "@cirrus/common";
 import type { AgentConfig } from "./config.js";
-import { ControlPlane, errorText, grpcCode, sleep } from "./control.js";
+import { ControlPlane, errorText, grpcCode, RegistrationRejected, sleep } from "./control.js";
 import { FakeDriver } from "./driver/fake.js";
 import { LibvirtDriver } from "./driver/libvirt/driver.js";
 import { probeHypervisor } from "./driver/libvirt/probe.js";
@@ -84,13 +85,26 @@ async function controlPlaneAddress(endpoint: string, log: Logger): Promise<Cidr[
  * registered, control-plane outages are retried, never fatal.
  */
 export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSignal): Promise<void> {
-  const control = new ControlPlane({ endpoint: config.controlEndpoint, stateDir: config.stateDir, enrolmentToken: config.enrolmentToken, log });
+  const caPem = await readFile(config.controlCaFile, "utf8").catch((err: unknown) => {
+    throw new RegistrationRejected(`cannot read the cluster CA's certificate ${config.controlCaFile} (CIRRUS_CONTROL_CA; the control plane writes it to its CIRRUS_CA_CERT_FILE): ${(err as Error).message}`);
+  });
+  const control = new ControlPlane({ endpoint: config.controlEndpoint, caPem, stateDir: config.stateDir, enrolmentToken: config.enrolmentToken, log });
   const { driver, network } = await createHost(config, log, (id) => control.userData(id));
   const locks = new KeyedMutex();
   const owned = new OwnershipRecords(config.stateDir);
   let server: Awaited<ReturnType<typeof serveHostAgent>> | undefined;
   try {
-    // Listen before registering: the control plane may dial us as soon as it knows us.
+    const describe = async () => ({
+      hostName: config.hostName,
+      availabilityZone: config.availabilityZone,
+      ...(await driver.capacity()),
+      ...config.capacityOverride,
+      hypervisor: driver.kind,
+      endpoint: config.advertise,
+    });
+    // Registration first: it gives the certificate the server presents. The
+    // control plane may dial before the server listens; those calls fail and are retried.
+    await control.register(describe, signal);
     server = await serveHostAgent(config.listen, {
       driver,
       network,
@@ -100,17 +114,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       owned,
       stopTimeoutMs: config.stopTimeoutMs,
       log,
-    });
+    }, { caPem, own: control.credential! });
     log.info({ listen: config.listen, advertise: config.advertise, port: server.port }, "HostAgent service listening");
-    const describe = async () => ({
-      hostName: config.hostName,
-      availabilityZone: config.availabilityZone,
-      ...(await driver.capacity()),
-      ...config.capacityOverride,
-      hypervisor: driver.kind,
-      endpoint: config.advertise,
-    });
-    await control.register(describe, signal);
     const evidence: OrphanEvidence = {
       classify: (ids) => control.classify(ids),
       madeHere: async (id) => (await owned.madeFor(id)) === control.identity?.hostId,

@@ -25,6 +25,8 @@ export interface AgentConfig {
   /** host:port the control plane dials (registered as the endpoint). */
   advertise: string;
   stateDir: string;
+  /** The cluster CA's certificate file (CIRRUS_CONTROL_CA). */
+  controlCaFile: string;
   instancesDir: string;
   /** Where image files may come from (CIRRUS_IMAGE_DIRS). */
   imageDirs: string[];
@@ -85,6 +87,8 @@ const schema = z.object({
   CIRRUS_AGENT_ADVERTISE: endpoint.optional(),
   /** Holds the host identity (host.json); made 0700. */
   CIRRUS_STATE_DIR: path.default("/var/lib/cirrus/agent"),
+  /** The cluster CA's certificate (PEM), as the control plane writes it (its CIRRUS_CA_CERT_FILE): HostControl's certificate must chain to it. */
+  CIRRUS_CONTROL_CA: path.default("/var/lib/cirrus/ca.pem"),
   /** On the driven host: instance disks and console logs. */
   CIRRUS_INSTANCES_DIR: path.default("/var/lib/cirrus/instances"),
   /** Comma-separated directories image files may come from, symlinks followed (as the control plane's CIRRUS_IMAGE_DIRS). */
@@ -189,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     listen: e.CIRRUS_AGENT_LISTEN,
     advertise: e.CIRRUS_AGENT_ADVERTISE ?? e.CIRRUS_AGENT_LISTEN,
     stateDir: e.CIRRUS_STATE_DIR,
+    controlCaFile: e.CIRRUS_CONTROL_CA,
     instancesDir: e.CIRRUS_INSTANCES_DIR,
     imageDirs: parseDirList(e.CIRRUS_IMAGE_DIRS),
     driver: e.CIRRUS_DRIVER,

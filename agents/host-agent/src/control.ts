@@ -1,9 +1,14 @@
 // The agent's side of HostControl: registration (enrolment token the first
-// time, the stored host secret afterwards) and heartbeats.
+// time, the stored host secret afterwards) and heartbeats, over TLS to a
+// control plane whose certificate chains to the cluster CA. Registration
+// sends a request for the agent's certificate (its key is made here once and
+// never leaves the state directory); the certificate it gets back is the
+// client certificate of every later call and the HostAgent server's.
+import { createPublicKey } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { credentials, status, type ServiceError } from "@grpc/grpc-js";
-import { agentChannelOptions, bearerMetadata, callUnary, type Logger } from "@cirrus/common";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { agentChannelOptions, bearerMetadata, callUnary, clusterChannelCredentials, createCsr, generateKey, type Credential, type KeyPair, type Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { DomainStatus } from "./driver/types.js";
 
@@ -13,7 +18,7 @@ export interface HostIdentity {
 }
 
 /** What the agent tells the control plane about itself, minus credentials. */
-export type HostDescription = Omit<agent.RegisterHostRequest, "enrolmentToken" | "hostSecret">;
+export type HostDescription = Omit<agent.RegisterHostRequest, "enrolmentToken" | "hostSecret" | "csrPem">;
 
 /** The control plane refused this agent; retrying the same request cannot help. */
 export class RegistrationRejected extends Error {
@@ -28,7 +33,9 @@ const FATAL = new Set<number>([status.UNAUTHENTICATED, status.PERMISSION_DENIED,
 
 export interface ControlOptions {
   endpoint: string;
-  /** Holds host.json ({hostId, hostSecret}, mode 0600). */
+  /** The cluster CA's certificate (PEM): the control plane's must chain to it. */
+  caPem: string;
+  /** Holds host.json ({hostId, hostSecret}), agent-key.pem and agent-cert.pem, mode 0600. */
   stateDir: string;
   enrolmentToken?: string;
   log: Logger;
@@ -54,13 +61,37 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export class ControlPlane {
-  private readonly client: agent.HostControlClient;
+  private client: agent.HostControlClient;
   private readonly statePath: string;
   private current: HostIdentity | undefined;
+  private tls: Credential | undefined;
 
   constructor(private readonly opts: ControlOptions) {
-    this.client = new agent.HostControlClient(opts.endpoint, credentials.createInsecure(), agentChannelOptions);
+    this.client = this.connect(undefined);
     this.statePath = join(opts.stateDir, "host.json");
+  }
+
+  /** The agent's key and the certificate of its last registration; undefined before. */
+  get credential(): Credential | undefined {
+    return this.tls;
+  }
+
+  private connect(own: Credential | undefined): agent.HostControlClient {
+    return new agent.HostControlClient(this.opts.endpoint, clusterChannelCredentials(this.opts.caPem, own), agentChannelOptions);
+  }
+
+  /** The agent's key pair, made (0600) the first time. */
+  private async key(): Promise<KeyPair> {
+    const path = join(this.opts.stateDir, "agent-key.pem");
+    try {
+      const privateKeyPem = await readFile(path, "utf8");
+      return { privateKeyPem, publicKeyPem: createPublicKey(privateKeyPem).export({ type: "spki", format: "pem" }).toString() };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const key = generateKey();
+    await this.writePrivate("agent-key.pem", key.privateKeyPem);
+    return key;
   }
 
   /** The identity from the last successful registration; undefined before. */
@@ -97,6 +128,8 @@ export class ControlPlane {
     if (!stored && !this.opts.enrolmentToken) {
       throw new RegistrationRejected(`no host identity in ${this.statePath} and no enrolment token (CIRRUS_ENROLMENT_TOKEN) to get one`);
     }
+    const key = await this.key();
+    const csrPem = createCsr(key);
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
       try {
@@ -104,12 +137,18 @@ export class ControlPlane {
           ...(await describe()),
           enrolmentToken: stored ? "" : (this.opts.enrolmentToken ?? ""),
           hostSecret: stored?.hostSecret ?? "",
+          csrPem,
         };
         const md = stored ? bearerMetadata(stored.hostSecret, stored.hostId) : undefined;
         const res = await callUnary(this.client, this.client.registerHost, req, md, CALL_TIMEOUT_MS);
-        if (!res.hostId || !res.hostSecret) throw new Error("RegisterHost returned no host id or secret");
+        if (!res.hostId || !res.hostSecret || !res.certificatePem) throw new Error("RegisterHost returned no host id, secret or certificate");
         const identity = { hostId: res.hostId, hostSecret: res.hostSecret };
         await this.persist(identity);
+        await this.writePrivate("agent-cert.pem", res.certificatePem);
+        this.tls = { certPem: res.certificatePem, keyPem: key.privateKeyPem };
+        // From now on every call presents the certificate.
+        this.client.close();
+        this.client = this.connect(this.tls);
         this.current = identity;
         this.opts.log.info({ hostId: identity.hostId, reregistered: Boolean(stored) }, "registered with the control plane");
         return identity;
@@ -160,12 +199,18 @@ export class ControlPlane {
   }
 
   /** Atomically replaces host.json with mode 0600 (the secret never sits in a readable file). */
-  private async persist(identity: HostIdentity): Promise<void> {
+  private persist(identity: HostIdentity): Promise<void> {
+    return this.writePrivate("host.json", `${JSON.stringify(identity)}\n`);
+  }
+
+  /** Atomically replaces `name` in the state directory with `content`, mode 0600. */
+  private async writePrivate(name: string, content: string): Promise<void> {
     await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.statePath}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(identity)}\n`, { mode: 0o600 });
+    const path = join(this.opts.stateDir, name);
+    const tmp = `${path}.tmp`;
+    await writeFile(tmp, content, { mode: 0o600 });
     await chmod(tmp, 0o600); // mode applies only when writeFile creates the file
-    await rename(tmp, this.statePath);
+    await rename(tmp, path);
   }
 }
 

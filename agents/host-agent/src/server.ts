@@ -7,8 +7,8 @@
 //   NOT_FOUND            "NotFound: ..." (start/reboot of an instance with no domain)
 //   INTERNAL             anything else (transient: the worker retries)
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Server, ServerCredentials, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
-import { agentChannelOptions, bearerFrom, isId, type Logger } from "@cirrus/common";
+import { Server, status, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { agentChannelOptions, bearerFrom, clusterServerCredentials, CONTROL_PLANE_CN, isId, peerCommonName, type Credential, type Logger } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { DriverError, type HypervisorDriver } from "./driver/types.js";
 import type { KeyedMutex } from "./keyed-mutex.js";
@@ -79,6 +79,8 @@ export function hostAgentService(opts: HostAgentServiceOptions): agent.HostAgent
       const started = Date.now();
       let instanceId: string | undefined;
       const run = async (): Promise<Res> => {
+        // Another agent's certificate chains to the same CA: only the control plane's may call.
+        if (peerCommonName(call) !== CONTROL_PLANE_CN) throw new StatusError(status.UNAUTHENTICATED, "the caller's certificate is not the control plane's");
         if (!authorized(call.metadata, opts.hostSecret())) throw new StatusError(status.UNAUTHENTICATED, "missing or wrong host secret");
         return work(call.request, (id) => (instanceId = id));
       };
@@ -146,12 +148,17 @@ export interface RunningServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Serves HostAgent on `listen` ("host:port", plaintext: the lab network is trusted, calls are authenticated). */
-export async function serveHostAgent(listen: string, opts: HostAgentServiceOptions): Promise<RunningServer> {
+/**
+ * Serves HostAgent on `listen` ("host:port") over TLS with the agent's
+ * certificate; a client must present a certificate from the cluster CA at the
+ * handshake (a plaintext or certificate-less client never gets a call in),
+ * and calls are then served to the control plane's only (hostAgentService).
+ */
+export async function serveHostAgent(listen: string, opts: HostAgentServiceOptions, tls: { caPem: string; own: Credential }): Promise<RunningServer> {
   const server = new Server(agentChannelOptions);
   server.addService(agent.HostAgentService, hostAgentService(opts));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
+    server.bindAsync(listen, clusterServerCredentials(tls.caPem, tls.own, true), (err, p) => (err ? reject(new Error(`cannot listen on ${listen}: ${err.message}`)) : resolve(p))),
   );
   return {
     port,

@@ -1,22 +1,24 @@
 // runAgent end to end with the fake driver against an in-process HostControl
 // server: enrolment, persisted identity, retry while the control plane is
 // down, heartbeats, reconcile of orphans, re-registration, shutdown.
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
-import { bearerFrom, bearerMetadata, callUnary } from "@cirrus/common";
+import { Server, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
+import { bearerFrom, bearerMetadata, callUnary, csrPublicKey, issueCertificate, peerCommonName } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { afterEach, describe, expect, it } from "vitest";
 import { runAgent } from "../src/agent.js";
 import { loadConfig, type AgentConfig } from "../src/config.js";
 import { RegistrationRejected } from "../src/control.js";
-import { A, B, eventually, freePort, quietLogger, testSpec } from "./helpers.js";
+import { A, B, eventually, freePort, quietLogger, testPki, testSpec } from "./helpers.js";
 
 const { PowerState } = agent;
 const TOKEN = "enrol-token";
 const HOST_ID = "h-0123456789abcdef0";
 const SECRET = "issued-host-secret";
+const PKI = testPki();
 
 /** A minimal HostControl that records what agents send. */
 class FakeControl {
@@ -34,10 +36,10 @@ class FakeControl {
         this.registrations.push(call.request);
         const ok = call.request.enrolmentToken === TOKEN || call.request.hostSecret === SECRET;
         if (!ok) return cb({ code: status.UNAUTHENTICATED, details: "AuthFailure: bad credentials" } as ServiceError);
-        cb(null, { hostId: HOST_ID, hostSecret: SECRET });
+        cb(null, { hostId: HOST_ID, hostSecret: SECRET, certificatePem: issueCertificate(PKI.ca, csrPublicKey(call.request.csrPem), HOST_ID, ["127.0.0.1"]) });
       },
       heartbeat: (call: ServerUnaryCall<agent.HeartbeatRequest, agent.HeartbeatResponse>, cb: sendUnaryData<agent.HeartbeatResponse>) => {
-        if (bearerFrom(call.metadata) !== SECRET) return cb({ code: status.UNAUTHENTICATED, details: "bad secret" } as ServiceError);
+        if (bearerFrom(call.metadata) !== SECRET || peerCommonName(call) !== HOST_ID) return cb({ code: status.UNAUTHENTICATED, details: "bad secret or certificate" } as ServiceError);
         this.heartbeats.push(call.request);
         cb(null, { state: call.request.appliedRevision < this.desired.revision ? this.desired : undefined });
       },
@@ -47,7 +49,7 @@ class FakeControl {
         cb(null, { instances: call.request.instanceIds.map((instanceId) => ({ instanceId, verdict: this.terminated.has(instanceId) ? V.INSTANCE_VERDICT_TERMINATED : V.INSTANCE_VERDICT_KEEP })) });
       },
     });
-    await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => this.server.bindAsync(`127.0.0.1:${port}`, PKI.serverCredentials(), (err) => (err ? reject(err) : resolve())));
   }
 
   lastReport(): agent.InstanceStatus[] | undefined {
@@ -74,6 +76,7 @@ describe("runAgent with the fake driver", () => {
       CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${controlPort}`,
       CIRRUS_AGENT_LISTEN: `127.0.0.1:${agentPort}`,
       CIRRUS_STATE_DIR: stateDir,
+      CIRRUS_CONTROL_CA: PKI.caFile,
       CIRRUS_HEARTBEAT_MS: "100",
       CIRRUS_ORPHAN_GRACE_MS: "500",
       CIRRUS_CAPACITY_VCPUS: "8",
@@ -107,10 +110,13 @@ describe("runAgent with the fake driver", () => {
     await eventually(() => control.heartbeats.length > 0, 5000, "first heartbeat");
     expect(JSON.parse(readFileSync(stored, "utf8"))).toEqual({ hostId: HOST_ID, hostSecret: SECRET });
     expect(statSync(stored).mode & 0o777).toBe(0o600);
+    // Its certificate, from the CA for its host id, and the key it made for it: root's alone.
+    for (const f of ["agent-key.pem", "agent-cert.pem"]) expect(statSync(join(stateDir, f)).mode & 0o777).toBe(0o600);
+    expect(new X509Certificate(readFileSync(join(stateDir, "agent-cert.pem"))).subject).toBe(`CN=${HOST_ID}`);
     expect(control.heartbeats[0]!.hostId).toBe(HOST_ID);
 
     // The worker's view: the agent serves with the issued secret.
-    const client = new agent.HostAgentClient(`127.0.0.1:${agentPort}`, credentials.createInsecure());
+    const client = new agent.HostAgentClient(`127.0.0.1:${agentPort}`, PKI.channelCredentials());
     cleanups.push(() => client.close());
     const md = () => bearerMetadata(SECRET);
     control.desired = { revision: 2, instances: [testSpec(A)], network: undefined };

@@ -29,6 +29,7 @@ describe("loadConfig", () => {
       listen: "127.0.0.1:50061",
       advertise: "127.0.0.1:50061",
       stateDir: "/var/lib/cirrus/agent",
+      controlCaFile: "/var/lib/cirrus/ca.pem",
       instancesDir: "/var/lib/cirrus/instances",
       driver: "libvirt",
       libvirtUri: "qemu:///system",

@@ -1,6 +1,10 @@
 // Shared test fixtures.
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { createLogger, type Logger } from "@cirrus/common";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
+import { clusterChannelCredentials, clusterServerCredentials, CONTROL_PLANE_CN, createCa, createLogger, issueCredential, type Credential, type Logger } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
 
 /** A real logger that prints nothing, so test output stays readable. */
@@ -39,4 +43,20 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A throwaway cluster CA for tests: the control plane's credential (naming 127.0.0.1) and the CA's certificate in a file, as the API writes it. */
+export function testPki(): { ca: Credential; controlPlane: Credential; caFile: string; serverCredentials: () => ServerCredentials; channelCredentials: () => ChannelCredentials } {
+  const ca = createCa("test CA");
+  const controlPlane = issueCredential(ca, CONTROL_PLANE_CN, ["127.0.0.1", "localhost"]);
+  const dir = mkdtempSync(join(tmpdir(), "cirrus-test-ca-"));
+  const caFile = join(dir, "ca.pem");
+  writeFileSync(caFile, ca.certPem);
+  return {
+    ca,
+    controlPlane,
+    caFile,
+    serverCredentials: () => clusterServerCredentials(ca.certPem, controlPlane, false),
+    channelCredentials: () => clusterChannelCredentials(ca.certPem, controlPlane),
+  };
 }

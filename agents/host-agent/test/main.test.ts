@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { eventually, freePort } from "./helpers.js";
+import { eventually, freePort, testPki } from "./helpers.js";
 
 const PKG = new URL("../", import.meta.url).pathname;
 
@@ -34,6 +34,7 @@ describe("main", () => {
         CIRRUS_DRIVER: "fake",
         CIRRUS_ENROLMENT_TOKEN: "token-not-logged",
         CIRRUS_STATE_DIR: stateDir,
+        CIRRUS_CONTROL_CA: testPki().caFile,
         CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${await freePort()}`,
         CIRRUS_AGENT_LISTEN: `127.0.0.1:${await freePort()}`,
       });

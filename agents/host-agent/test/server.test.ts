@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { bearerMetadata, callUnary } from "@cirrus/common";
+import { bearerMetadata, callUnary, clusterChannelCredentials, issueCredential } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../src/driver/fake.js";
@@ -11,7 +11,7 @@ import { KeyedMutex } from "../src/keyed-mutex.js";
 import { OwnershipRecords } from "../src/ownership.js";
 import { UnmanagedNetwork } from "../src/network/types.js";
 import { serveHostAgent, type RunningServer } from "../src/server.js";
-import { A, B, quietLogger, testSpec } from "./helpers.js";
+import { A, B, quietLogger, testPki, testSpec } from "./helpers.js";
 
 const { PowerState } = agent;
 const SECRET = "host-secret-0123456789";
@@ -60,6 +60,9 @@ describe("HostAgent gRPC server", () => {
   const HOST_ID = "h-0123456789abcdef0";
   const stateDir = mkdtempSync(join(tmpdir(), "cirrus-owned-"));
   const owned = new OwnershipRecords(stateDir);
+  const pki = testPki();
+  // The agent's own certificate, as registration gives it.
+  const own = issueCredential(pki.ca, HOST_ID, ["127.0.0.1"]);
 
   beforeAll(async () => {
     driver = new ScriptedDriver({ capacity: { vcpus: 16, memoryMib: 16384, diskGib: 100 } });
@@ -72,8 +75,8 @@ describe("HostAgent gRPC server", () => {
       locks: new KeyedMutex(),
       stopTimeoutMs: 1000,
       log: quietLogger(),
-    });
-    client = new agent.HostAgentClient(`127.0.0.1:${server.port}`, credentials.createInsecure());
+    }, { caPem: pki.ca.certPem, own });
+    client = new agent.HostAgentClient(`127.0.0.1:${server.port}`, pki.channelCredentials());
   });
 
   afterAll(async () => {
@@ -84,6 +87,21 @@ describe("HostAgent gRPC server", () => {
 
   const create = (spec: agent.InstanceSpec | undefined, md: Metadata = bearerMetadata(SECRET)) => callUnary(client, client.createInstance, { spec }, md, 5000);
   const failure = (p: Promise<unknown>) => p.then(() => { throw new Error("call succeeded"); }, (e: unknown) => e as ServiceError);
+
+  it("serves the control plane's certificate only: another agent's (same CA) is UNAUTHENTICATED, none or plaintext never connects", async () => {
+    const as = async (creds: ReturnType<typeof pki.channelCredentials>) => {
+      const c = new agent.HostAgentClient(`127.0.0.1:${server.port}`, creds);
+      try {
+        return await failure(callUnary(c, c.getConsoleOutput, { instanceId: A }, bearerMetadata(SECRET), 3000));
+      } finally {
+        c.close();
+      }
+    };
+    const otherAgent = issueCredential(pki.ca, "h-00000000000000001", ["127.0.0.1"]);
+    expect((await as(clusterChannelCredentials(pki.ca.certPem, otherAgent))).code).toBe(status.UNAUTHENTICATED);
+    expect((await as(clusterChannelCredentials(pki.ca.certPem))).code).toBe(status.UNAVAILABLE);
+    expect((await as(credentials.createInsecure())).code).toBe(status.UNAVAILABLE);
+  });
 
   it("rejects calls without a secret, with a wrong one, or with a non-bearer header as UNAUTHENTICATED", async () => {
     expect((await failure(create(testSpec(A), new Metadata()))).code).toBe(status.UNAUTHENTICATED);

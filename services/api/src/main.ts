@@ -7,11 +7,13 @@ import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
-import { AgentClients, createLogger } from "@cirrus/common";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { AgentClients, clusterChannelCredentials, CONTROL_PLANE_CN, createLogger, issueCredential } from "@cirrus/common";
 import { LifecycleQueue, logRedisOutages } from "@cirrus/common/queue";
-import { createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, openPool, syncAddressPool, type Principal } from "@cirrus/core";
+import { clusterCa, createCore, ensureDefaultNetwork, loadInstanceTypes, migrate, openPool, syncAddressPool, type Principal } from "@cirrus/core";
 import { compute, computeProtoFile, protoRoot } from "@cirrus/proto";
-import { loadApiConfig } from "./config.js";
+import { controlNames, loadApiConfig } from "./config.js";
 import { computeImplementation } from "./grpc/computeServer.js";
 import { bind } from "./grpc/bind.js";
 import { startHostControl } from "./hostControl/start.js";
@@ -25,7 +27,12 @@ async function main(): Promise<void> {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   logRedisOutages(redis, log);
   const queue = new LifecycleQueue(redis, config.CIRRUS_QUEUE_PREFIX);
-  const agents = new AgentClients();
+  // The cluster CA; agents get its certificate from the file (CIRRUS_CONTROL_CA).
+  const ca = await clusterCa(db);
+  await mkdir(dirname(config.CIRRUS_CA_CERT_FILE), { recursive: true });
+  await writeFile(config.CIRRUS_CA_CERT_FILE, ca.certPem, { mode: 0o644 });
+  const own = issueCredential(ca, CONTROL_PLANE_CN, controlNames(config));
+  const agents = new AgentClients(clusterChannelCredentials(ca.certPem, own));
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
   // Until accounts and signatures arrive, every compute call acts as the default account.
   const principal: Principal = { accountId: config.CIRRUS_DEFAULT_ACCOUNT_ID, operator: false };
@@ -40,7 +47,7 @@ async function main(): Promise<void> {
   new ReflectionService(loadSync(computeProtoFile, { includeDirs: [protoRoot] })).addToServer(api);
   const apiPort = await bind(api, config.CIRRUS_API_LISTEN);
 
-  const control = await startHostControl(core);
+  const control = await startHostControl(core, { ca, own });
   log.info({ listen: config.CIRRUS_API_LISTEN, port: apiPort, controlListen: config.CIRRUS_CONTROL_LISTEN, controlPort: control.port }, "api serving");
 
   const shutdown = async (signal: string) => {

@@ -1,8 +1,10 @@
-// Control-plane side of the HostAgent API: one gRPC channel per host,
-// authenticated with that host's secret. Implements the core's AgentPort.
-import { status, type Metadata, type ServiceError } from "@grpc/grpc-js";
+// Control-plane side of the HostAgent API: one gRPC channel per host, over
+// TLS with the control plane's certificate (the agent's must chain to the
+// cluster CA and name its endpoint), authenticated with that host's secret.
+// Implements the core's AgentPort.
+import { status, type ChannelCredentials, type Metadata, type ServiceError } from "@grpc/grpc-js";
 import { agent } from "@cirrus/proto";
-import { agentChannelOptions, bearerMetadata, callUnary, insecure } from "./grpc.js";
+import { agentChannelOptions, bearerMetadata, callUnary } from "./grpc.js";
 
 export interface HostEndpoint {
   id: string;
@@ -18,13 +20,16 @@ const PERMANENT = new Set<number>([status.FAILED_PRECONDITION, status.INVALID_AR
 export class AgentClients {
   private readonly clients = new Map<string, { endpoint: string; client: agent.HostAgentClient }>();
 
-  constructor(private readonly timeoutMs = 120_000) {}
+  constructor(
+    private readonly channelCredentials: ChannelCredentials,
+    private readonly timeoutMs = 120_000,
+  ) {}
 
   private client(host: HostEndpoint): agent.HostAgentClient {
     const cached = this.clients.get(host.id);
     if (cached && cached.endpoint === host.endpoint) return cached.client;
     cached?.client.close();
-    const client = new agent.HostAgentClient(host.endpoint, insecure(), agentChannelOptions);
+    const client = new agent.HostAgentClient(host.endpoint, this.channelCredentials, agentChannelOptions);
     this.clients.set(host.id, { endpoint: host.endpoint, client });
     return client;
   }

@@ -5,3 +5,4 @@ export * from "./grpc.js";
 export * from "./agentClients.js";
 export * from "./paths.js";
 export * from "./securityRules.js";
+export * from "./pki.js";

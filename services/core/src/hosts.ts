@@ -6,7 +6,7 @@
 // agent has not applied the latest one; a change not yet compiled is pushed
 // instead (hostState.ts).
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { newId } from "@cirrus/common";
+import { csrPublicKey, endpointHost, issueCertificate, newId, type Credential } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { Core, HostEndpoint } from "./context.js";
 import { inTransaction, type Queryable } from "./db/tx.js";
@@ -40,15 +40,23 @@ export async function hostEndpoint(db: Queryable, hostId: string): Promise<HostE
  * Enrols a new host (with the cluster enrolment token) or re-registers an
  * enrolled one (with its secret, which it keeps). The token never takes
  * over a name already enrolled: that needs the host's own secret, so the
- * token's holder cannot impersonate a host or cut it off.
+ * token's holder cannot impersonate a host or cut it off. Answers with
+ * the host's certificate from the cluster CA (`core.ca`) for the public key
+ * of its request.
  */
-export async function registerHost(core: HostControlCore, enrolmentToken: string, req: agent.RegisterHostRequest): Promise<agent.RegisterHostResponse> {
+export async function registerHost(core: HostControlCore & { ca: Credential }, enrolmentToken: string, req: agent.RegisterHostRequest): Promise<agent.RegisterHostResponse> {
   if (!HOST_NAME.test(req.hostName)) throw new Ec2Error("InvalidParameterValue", "Invalid host name");
   if (!ENDPOINT.test(req.endpoint)) throw new Ec2Error("InvalidParameterValue", "Invalid agent endpoint");
   if (!core.config.zones.includes(req.availabilityZone)) throw new Ec2Error("InvalidParameterValue", `Unknown availability zone: ${req.availabilityZone}`);
   if (!["kvm", "qemu", "fake"].includes(req.hypervisor)) throw new Ec2Error("InvalidParameterValue", "Invalid hypervisor");
   for (const n of [req.vcpus, req.memoryMib, req.diskGib]) {
     if (!Number.isInteger(n) || n < 0) throw new Ec2Error("InvalidParameterValue", "Invalid capacity");
+  }
+  let publicKeyPem: string;
+  try {
+    publicKeyPem = csrPublicKey(req.csrPem);
+  } catch (err) {
+    throw new Ec2Error("InvalidParameterValue", `Invalid certificate request: ${(err as Error).message}`);
   }
   const { rows: [existing] } = await core.db.query<{ id: string; secret: string }>("SELECT id, secret FROM hosts WHERE name = $1", [req.hostName]);
   const taken = () => new Ec2Error("AuthFailure", `Host enrolment refused: the host name ${req.hostName} is already enrolled, and re-registering it needs its host secret (a host that lost its secret enrols under another name)`);
@@ -75,7 +83,8 @@ export async function registerHost(core: HostControlCore, enrolmentToken: string
     return host.id;
   });
   core.log.info({ hostId, hostName: req.hostName, via: existing ? "secret" : "enrolment-token" }, "host registered");
-  return { hostId, hostSecret: secret };
+  // For the host id, naming the host the control plane dials it by.
+  return { hostId, hostSecret: secret, certificatePem: issueCertificate(core.ca, publicKeyPem, hostId, [endpointHost(req.endpoint)]) };
 }
 
 /** Authenticates an agent's call: the host id must exist and the secret match. */

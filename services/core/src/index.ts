@@ -7,6 +7,7 @@ export * from "./context.js";
 export { createCore, type CoreDeps } from "./core.js";
 export { migrate } from "./db/migrate.js";
 export { openPool } from "./db/pool.js";
+export { clusterCa } from "./clusterCa.js";
 export { inTransaction, type Queryable } from "./db/tx.js";
 export { Ec2Error, asEc2Error, type Ec2ErrorCode, type ErrorCategory } from "./errors.js";
 export { authenticateHost, classifyInstances, heartbeat, registerHost, retireHost, userData, type HostControlCore } from "./hosts.js";

@@ -3,9 +3,9 @@
 // lost their job, and audits host capacity against the instances.
 import { Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
-import { AgentClients, createLogger } from "@cirrus/common";
+import { AgentClients, clusterChannelCredentials, CONTROL_PLANE_CN, createLogger, issueCredential } from "@cirrus/common";
 import { LIFECYCLE_QUEUE, LifecycleQueue, logRedisOutages, type LifecycleJobData } from "@cirrus/common/queue";
-import { auditCapacity, createCore, loadInstanceTypes, openPool, runLifecycleJob, StaleSweeper } from "@cirrus/core";
+import { auditCapacity, clusterCa, createCore, loadInstanceTypes, openPool, runLifecycleJob, StaleSweeper } from "@cirrus/core";
 import { loadWorkerConfig } from "./config.js";
 
 const log = createLogger("worker");
@@ -29,7 +29,9 @@ async function main(): Promise<void> {
   const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   logRedisOutages(connection, log);
   const queue = new LifecycleQueue(connection, config.CIRRUS_QUEUE_PREFIX);
-  const agents = new AgentClients(config.CIRRUS_AGENT_TIMEOUT_MS);
+  // The control plane's TLS credential towards agents (no names: it only dials).
+  const ca = await clusterCa(db);
+  const agents = new AgentClients(clusterChannelCredentials(ca.certPem, issueCredential(ca, CONTROL_PLANE_CN, [])), config.CIRRUS_AGENT_TIMEOUT_MS);
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
 
   const process_ = async (job: Job<LifecycleJobData>) => {

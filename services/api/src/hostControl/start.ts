@@ -4,6 +4,7 @@
 // loop, a storm of launches (plans, reservations, state compiles) delayed
 // heartbeats by seconds. The thread has its own database connections too.
 import { Worker } from "node:worker_threads";
+import type { Credential } from "@cirrus/common";
 import type { Core } from "@cirrus/core";
 
 export interface HostControlThread {
@@ -19,9 +20,9 @@ export interface HostControlThread {
  * go to `core`'s notifier. If the thread fails later, the process exits, so
  * that its supervisor restarts the whole API.
  */
-export function startHostControl(core: Pick<Core, "log" | "notifyHosts">): Promise<HostControlThread> {
+export function startHostControl(core: Pick<Core, "log" | "notifyHosts">, tls: { ca: Credential; own: Credential }): Promise<HostControlThread> {
   const { log } = core;
-  const worker = new Worker(new URL("./thread.js", import.meta.url));
+  const worker = new Worker(new URL("./thread.js", import.meta.url), { workerData: tls });
   let stopping = false;
   worker.on("message", (m: { notify?: string[] }) => m.notify && core.notifyHosts(m.notify));
   return new Promise((resolve, reject) => {

@@ -1,12 +1,13 @@
 // The HostControl thread's entry point: the agents' API with its own
 // connection pool. Pushes stay with the main thread's notifier, so that a
 // host is never compiled by two notifiers at once: this thread hands them
-// over ({ notify }). The main thread starts it (hostControl/start.ts) and
+// over ({ notify }). The cluster CA and the process's own TLS credential
+// arrive as workerData. The main thread starts it (hostControl/start.ts) and
 // stops it with "stop"; the thread answers { listening: port } once bound,
 // { stopped: true } when done.
 import { Server } from "@grpc/grpc-js";
-import { parentPort } from "node:worker_threads";
-import { agentChannelOptions, createLogger } from "@cirrus/common";
+import { parentPort, workerData } from "node:worker_threads";
+import { agentChannelOptions, clusterServerCredentials, createLogger, type Credential } from "@cirrus/common";
 import { openPool, type HostControlCore } from "@cirrus/core";
 import { agent } from "@cirrus/proto";
 import { loadApiConfig } from "../config.js";
@@ -17,7 +18,8 @@ const port = parentPort!;
 const config = loadApiConfig();
 const log = createLogger("host-control");
 const db = openPool(config, { max: 8, applicationName: "cirrus-host-control", log });
-const core: HostControlCore = { db, config, log, notifyHosts: (hostIds) => port.postMessage({ notify: [...hostIds] }) };
+const { ca, own } = workerData as { ca: Credential; own: Credential };
+const core: HostControlCore & { ca: Credential } = { db, config, log, ca, notifyHosts: (hostIds) => port.postMessage({ notify: [...hostIds] }) };
 const server = new Server(agentChannelOptions);
 server.addService(agent.HostControlService, hostControlHandlers(core, config.CIRRUS_ENROLMENT_TOKEN));
 
@@ -29,4 +31,5 @@ port.on("message", (message: unknown) => {
     port.postMessage({ stopped: true });
   })();
 });
-port.postMessage({ listening: await bind(server, config.CIRRUS_CONTROL_LISTEN) });
+// Client certificates are optional at the handshake (an enrolling agent has none yet); every call but RegisterHost checks one.
+port.postMessage({ listening: await bind(server, config.CIRRUS_CONTROL_LISTEN, clusterServerCredentials(ca.certPem, own, false)) });

@@ -28,8 +28,12 @@ export const protobufFileName = "cirrus/agent/v1/agent.proto";
  *
  * HostAgent is served by every host agent and called by the control plane's
  * workers. HostControl is served by the control plane and called by agents.
- * Both directions authenticate with the per-host secret the control plane
- * issues at enrolment, sent as metadata "authorization: Bearer <secret>"
+ * Both run over TLS with certificates of the cluster's CA: agents hold one
+ * issued at registration (CN = host id), control-plane processes one of their
+ * own (CN cirrus-control-plane); HostAgent requires the control plane's as
+ * client certificate, HostControl the calling host's for every call but
+ * RegisterHost. Both directions also carry the per-host secret the control
+ * plane issues at enrolment, as metadata "authorization: Bearer <secret>"
  * (and "x-cirrus-host-id" from agents).
  */
 
@@ -222,11 +226,22 @@ export interface RegisterHostRequest {
   /** One of these authenticates the request. */
   enrolmentToken: string;
   hostSecret: string;
+  /**
+   * PEM PKCS#10 request for the agent's TLS certificate; its key never
+   * leaves the agent. The control plane signs it for the host id, with the
+   * endpoint's host as subject alternative name.
+   */
+  csrPem: string;
 }
 
 export interface RegisterHostResponse {
   hostId: string;
   hostSecret: string;
+  /**
+   * The agent's certificate (PEM), for its HostAgent server and as its
+   * client certificate towards HostControl.
+   */
+  certificatePem: string;
 }
 
 export interface HeartbeatRequest {
@@ -1260,6 +1275,7 @@ function createBaseRegisterHostRequest(): RegisterHostRequest {
     endpoint: "",
     enrolmentToken: "",
     hostSecret: "",
+    csrPem: "",
   };
 }
 
@@ -1291,6 +1307,9 @@ export const RegisterHostRequest: MessageFns<RegisterHostRequest> = {
     }
     if (message.hostSecret !== "") {
       writer.uint32(74).string(message.hostSecret);
+    }
+    if (message.csrPem !== "") {
+      writer.uint32(82).string(message.csrPem);
     }
     return writer;
   },
@@ -1380,6 +1399,14 @@ export const RegisterHostRequest: MessageFns<RegisterHostRequest> = {
             message.hostSecret = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.csrPem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1427,6 +1454,11 @@ export const RegisterHostRequest: MessageFns<RegisterHostRequest> = {
         : isSet(object.host_secret)
         ? globalThis.String(object.host_secret)
         : "",
+      csrPem: isSet(object.csrPem)
+        ? globalThis.String(object.csrPem)
+        : isSet(object.csr_pem)
+        ? globalThis.String(object.csr_pem)
+        : "",
     };
   },
 
@@ -1459,6 +1491,9 @@ export const RegisterHostRequest: MessageFns<RegisterHostRequest> = {
     if (message.hostSecret !== "") {
       obj.hostSecret = message.hostSecret;
     }
+    if (message.csrPem !== "") {
+      obj.csrPem = message.csrPem;
+    }
     return obj;
   },
 
@@ -1476,12 +1511,13 @@ export const RegisterHostRequest: MessageFns<RegisterHostRequest> = {
     message.endpoint = object.endpoint ?? "";
     message.enrolmentToken = object.enrolmentToken ?? "";
     message.hostSecret = object.hostSecret ?? "";
+    message.csrPem = object.csrPem ?? "";
     return message;
   },
 };
 
 function createBaseRegisterHostResponse(): RegisterHostResponse {
-  return { hostId: "", hostSecret: "" };
+  return { hostId: "", hostSecret: "", certificatePem: "" };
 }
 
 export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
@@ -1491,6 +1527,9 @@ export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
     }
     if (message.hostSecret !== "") {
       writer.uint32(18).string(message.hostSecret);
+    }
+    if (message.certificatePem !== "") {
+      writer.uint32(26).string(message.certificatePem);
     }
     return writer;
   },
@@ -1524,6 +1563,14 @@ export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
             message.hostSecret = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.certificatePem = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1548,6 +1595,11 @@ export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
         : isSet(object.host_secret)
         ? globalThis.String(object.host_secret)
         : "",
+      certificatePem: isSet(object.certificatePem)
+        ? globalThis.String(object.certificatePem)
+        : isSet(object.certificate_pem)
+        ? globalThis.String(object.certificate_pem)
+        : "",
     };
   },
 
@@ -1559,6 +1611,9 @@ export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
     if (message.hostSecret !== "") {
       obj.hostSecret = message.hostSecret;
     }
+    if (message.certificatePem !== "") {
+      obj.certificatePem = message.certificatePem;
+    }
     return obj;
   },
 
@@ -1569,6 +1624,7 @@ export const RegisterHostResponse: MessageFns<RegisterHostResponse> = {
     const message = createBaseRegisterHostResponse();
     message.hostId = object.hostId ?? "";
     message.hostSecret = object.hostSecret ?? "";
+    message.certificatePem = object.certificatePem ?? "";
     return message;
   },
 };
