@@ -94,8 +94,8 @@ async function freeSubnet(): Promise<{ octets: string; cidr: string; gateway: st
 }
 
 /** The benchmark's own cluster CA, and the control plane's credential from it (naming 127.0.0.1, where it listens). */
-const CA = createCa("bench CA");
-const CONTROL_PLANE = issueCredential(CA, CONTROL_PLANE_CN, ["127.0.0.1"]);
+const CA = await createCa("bench CA");
+const CONTROL_PLANE = await issueCredential(CA, CONTROL_PLANE_CN, ["127.0.0.1"]);
 
 class FakeControl {
   readonly server = new Server();

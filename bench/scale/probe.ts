@@ -22,7 +22,7 @@ process.on("message", (m: { take?: boolean; stop?: boolean }) => {
 
 // Registered over TLS as an agent is, then heartbeating with the certificate it was given.
 const caPem = readFileSync(env.CIRRUS_CONTROL_CA!, "utf8");
-const key = generateKey();
+const key = await generateKey();
 const enrol = new agent.HostControlClient(env.CIRRUS_CONTROL_ENDPOINT!, clusterChannelCredentials(caPem), agentChannelOptions);
 const reg = await callUnary(enrol, enrol.registerHost, agent.RegisterHostRequest.fromPartial({
   hostName: "scale-probe", availabilityZone: "lab-1a", vcpus: 0, memoryMib: 0, diskGib: 0,

@@ -120,7 +120,12 @@ describe("bad input", () => {
 
 describe("the agent boundary is authenticated both ways, over TLS", () => {
   const caPem = () => readFileSync(stack.caFile, "utf8");
-  const csrPem = createCsr(generateKey());
+  let csrPem = "";
+  let otherCsrPem = "";
+  beforeAll(async () => {
+    csrPem = createCsr(await generateKey());
+    otherCsrPem = createCsr(await generateKey());
+  });
 
   it("HostControl refuses plaintext, a wrong enrolment token, a wrong host secret, and a caller without that host's certificate", async () => {
     const plain = new agent.HostControlClient(`127.0.0.1:${stack.controlPort}`, credentials.createInsecure());
@@ -154,11 +159,14 @@ describe("the agent boundary is authenticated both ways, over TLS", () => {
     await expect(register(host.name, { enrolmentToken: stack.enrolmentToken, hostSecret: "wrong-secret" })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     const { rows: [after] } = await stack.pool.query("SELECT name, secret, endpoint FROM hosts WHERE id = $1", [hostId]);
     expect(after).toEqual(host);
-    // A new name enrols with the token; its second enrolment with the token alone is refused, with its secret accepted.
+    // A new name enrols with the token; it re-registers with its secret (or, its answer lost, with the token and the same key).
     const newcomer = `newcomer-${stack.runId}`;
     const first = await register(newcomer, { enrolmentToken: stack.enrolmentToken });
     expect(new X509Certificate(first.certificatePem).subject).toBe(`CN=${first.hostId}`);
-    await expect(register(newcomer, { enrolmentToken: stack.enrolmentToken })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    // Its answer lost, the agent retries with the token and the same key: the same identity, nothing new.
+    expect(await register(newcomer, { enrolmentToken: stack.enrolmentToken })).toMatchObject({ hostId: first.hostId, hostSecret: first.hostSecret });
+    // The token with another key is somebody else: refused.
+    await expect(register(newcomer, { enrolmentToken: stack.enrolmentToken, csrPem: otherCsrPem } as never)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
     expect(await register(newcomer, { hostSecret: first.hostSecret })).toMatchObject({ hostId: first.hostId, hostSecret: first.hostSecret });
     // A request without a valid certificate request is refused before anything is written.
     await expect(register(`nocsr-${stack.runId}`, { enrolmentToken: stack.enrolmentToken, csrPem: "garbage" } as never)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });

@@ -236,7 +236,7 @@ export class Stack {
   async clusterCredentials(commonName: string): Promise<ChannelCredentials> {
     const { rows: [ca] } = await this.pool.query<{ cert_pem: string; key_pem: string }>("SELECT cert_pem, key_pem FROM cluster_ca");
     const credential = { certPem: ca!.cert_pem, keyPem: ca!.key_pem };
-    return clusterChannelCredentials(credential.certPem, issueCredential(credential, commonName, []));
+    return clusterChannelCredentials(credential.certPem, await issueCredential(credential, commonName, []));
   }
 
   /** A host's current state, as the control plane answers a heartbeat from an agent that has applied none yet. */

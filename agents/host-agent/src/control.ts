@@ -89,7 +89,7 @@ export class ControlPlane {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
-    const key = generateKey();
+    const key = await generateKey();
     await this.writePrivate("agent-key.pem", key.privateKeyPem);
     return key;
   }

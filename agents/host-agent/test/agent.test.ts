@@ -18,7 +18,7 @@ const { PowerState } = agent;
 const TOKEN = "enrol-token";
 const HOST_ID = "h-0123456789abcdef0";
 const SECRET = "issued-host-secret";
-const PKI = testPki();
+const PKI = await testPki();
 
 /** A minimal HostControl that records what agents send. */
 class FakeControl {

@@ -46,9 +46,9 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
 }
 
 /** A throwaway cluster CA for tests: the control plane's credential (naming 127.0.0.1) and the CA's certificate in a file, as the API writes it. */
-export function testPki(): { ca: Credential; controlPlane: Credential; caFile: string; serverCredentials: () => ServerCredentials; channelCredentials: () => ChannelCredentials } {
-  const ca = createCa("test CA");
-  const controlPlane = issueCredential(ca, CONTROL_PLANE_CN, ["127.0.0.1", "localhost"]);
+export async function testPki(): Promise<{ ca: Credential; controlPlane: Credential; caFile: string; serverCredentials: () => ServerCredentials; channelCredentials: () => ChannelCredentials }> {
+  const ca = await createCa("test CA");
+  const controlPlane = await issueCredential(ca, CONTROL_PLANE_CN, ["127.0.0.1", "localhost"]);
   const dir = mkdtempSync(join(tmpdir(), "cirrus-test-ca-"));
   const caFile = join(dir, "ca.pem");
   writeFileSync(caFile, ca.certPem);

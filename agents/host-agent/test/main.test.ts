@@ -34,7 +34,7 @@ describe("main", () => {
         CIRRUS_DRIVER: "fake",
         CIRRUS_ENROLMENT_TOKEN: "token-not-logged",
         CIRRUS_STATE_DIR: stateDir,
-        CIRRUS_CONTROL_CA: testPki().caFile,
+        CIRRUS_CONTROL_CA: (await testPki()).caFile,
         CIRRUS_CONTROL_ENDPOINT: `127.0.0.1:${await freePort()}`,
         CIRRUS_AGENT_LISTEN: `127.0.0.1:${await freePort()}`,
       });

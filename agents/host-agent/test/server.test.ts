@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { bearerMetadata, callUnary, clusterChannelCredentials, issueCredential } from "@cirrus/common";
+import { bearerMetadata, callUnary, clusterChannelCredentials, issueCredential, type Credential } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../src/driver/fake.js";
@@ -60,11 +60,13 @@ describe("HostAgent gRPC server", () => {
   const HOST_ID = "h-0123456789abcdef0";
   const stateDir = mkdtempSync(join(tmpdir(), "cirrus-owned-"));
   const owned = new OwnershipRecords(stateDir);
-  const pki = testPki();
+  let pki: Awaited<ReturnType<typeof testPki>>;
   // The agent's own certificate, as registration gives it.
-  const own = issueCredential(pki.ca, HOST_ID, ["127.0.0.1"]);
+  let own: Credential;
 
   beforeAll(async () => {
+    pki = await testPki();
+    own = await issueCredential(pki.ca, HOST_ID, ["127.0.0.1"]);
     driver = new ScriptedDriver({ capacity: { vcpus: 16, memoryMib: 16384, diskGib: 100 } });
     server = await serveHostAgent("127.0.0.1:0", {
       driver: driver as HypervisorDriver,
@@ -97,7 +99,7 @@ describe("HostAgent gRPC server", () => {
         c.close();
       }
     };
-    const otherAgent = issueCredential(pki.ca, "h-00000000000000001", ["127.0.0.1"]);
+    const otherAgent = await issueCredential(pki.ca, "h-00000000000000001", ["127.0.0.1"]);
     expect((await as(clusterChannelCredentials(pki.ca.certPem, otherAgent))).code).toBe(status.UNAUTHENTICATED);
     expect((await as(clusterChannelCredentials(pki.ca.certPem))).code).toBe(status.UNAVAILABLE);
     expect((await as(credentials.createInsecure())).code).toBe(status.UNAVAILABLE);

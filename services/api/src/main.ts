@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const ca = await clusterCa(db);
   await mkdir(dirname(config.CIRRUS_CA_CERT_FILE), { recursive: true });
   await writeFile(config.CIRRUS_CA_CERT_FILE, ca.certPem, { mode: 0o644 });
-  const own = issueCredential(ca, CONTROL_PLANE_CN, controlNames(config));
+  const own = await issueCredential(ca, CONTROL_PLANE_CN, controlNames(config));
   const agents = new AgentClients(clusterChannelCredentials(ca.certPem, own));
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
   // Until accounts and signatures arrive, every compute call acts as the default account.

@@ -4,7 +4,8 @@
 // PKCS#10 with node-forge (well kept, pure JavaScript: Node can parse
 // certificates but not make them); RSA keys come from node:crypto, which is
 // fast where forge's JavaScript key generation is not.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { generateKeyPair, randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import { isIP } from "node:net";
 import forge from "node-forge";
 
@@ -24,8 +25,9 @@ export interface Credential {
 
 const DAY_MS = 86_400_000;
 
-export function generateKey(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", {
+/** A new RSA-2048 key pair, made on libuv's thread pool (a process with a thousand agents must not stall on it). */
+export async function generateKey(): Promise<KeyPair> {
+  const { privateKey, publicKey } = await promisify(generateKeyPair)("rsa", {
     modulusLength: 2048,
     publicKeyEncoding: { type: "spki", format: "pem" },
     privateKeyEncoding: { type: "pkcs8", format: "pem" },
@@ -46,8 +48,8 @@ function sign(cert: forge.pki.Certificate, keyPem: string): string {
 }
 
 /** A new self-signed CA, valid ten years. */
-export function createCa(name = "Cirrus cluster CA"): Credential {
-  const key = generateKey();
+export async function createCa(name = "Cirrus cluster CA"): Promise<Credential> {
+  const key = await generateKey();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(key.publicKeyPem);
   cert.serialNumber = serial();
@@ -108,8 +110,8 @@ export function issueCertificate(ca: Credential, publicKeyPem: string, commonNam
 }
 
 /** A fresh key and a certificate for it from `ca`: a control-plane process's own credential. */
-export function issueCredential(ca: Credential, commonName: string, hosts: readonly string[]): Credential {
-  const key = generateKey();
+export async function issueCredential(ca: Credential, commonName: string, hosts: readonly string[]): Promise<Credential> {
+  const key = await generateKey();
   return { certPem: issueCertificate(ca, key.publicKeyPem, commonName, hosts), keyPem: key.privateKeyPem };
 }
 

@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callUnary, clusterChannelCredentials, clusterServerCredentials, insecure, peerCommonName } from "../src/grpc.js";
 import { CONTROL_PLANE_CN, createCa, issueCredential } from "../src/pki.js";
 
-const ca = createCa("test CA");
-const server1 = issueCredential(ca, "h-0123456789abcdef0", ["127.0.0.1"]);
-const controlPlane = issueCredential(ca, CONTROL_PLANE_CN, []);
-const otherCa = createCa("another CA");
-const stranger = issueCredential(otherCa, CONTROL_PLANE_CN, []);
+const ca = await createCa("test CA");
+const server1 = await issueCredential(ca, "h-0123456789abcdef0", ["127.0.0.1"]);
+const controlPlane = await issueCredential(ca, CONTROL_PLANE_CN, []);
+const otherCa = await createCa("another CA");
+const stranger = await issueCredential(otherCa, CONTROL_PLANE_CN, []);
 
 async function serve(requireClientCert: boolean): Promise<{ server: Server; port: number; seen: Array<string | undefined> }> {
   const seen: Array<string | undefined> = [];

@@ -9,7 +9,7 @@ export async function clusterCa(db: Queryable): Promise<Credential> {
   const read = async () => (await db.query<{ cert_pem: string; key_pem: string }>("SELECT cert_pem, key_pem FROM cluster_ca WHERE id = 1")).rows[0];
   let row = await read();
   if (!row) {
-    const ca = createCa();
+    const ca = await createCa();
     await db.query("INSERT INTO cluster_ca (id, cert_pem, key_pem) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING", [ca.certPem, ca.keyPem]);
     row = (await read())!;
   }

@@ -5,7 +5,7 @@
 // authoritative for power state), and answers with the host's state when the
 // agent has not applied the latest one; a change not yet compiled is pushed
 // instead (hostState.ts).
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createPublicKey, randomBytes, timingSafeEqual } from "node:crypto";
 import { csrPublicKey, endpointHost, issueCertificate, newId, type Credential } from "@cirrus/common";
 import { agent } from "@cirrus/proto";
 import type { Core, HostEndpoint } from "./context.js";
@@ -40,7 +40,9 @@ export async function hostEndpoint(db: Queryable, hostId: string): Promise<HostE
  * Enrols a new host (with the cluster enrolment token) or re-registers an
  * enrolled one (with its secret, which it keeps). The token never takes
  * over a name already enrolled: that needs the host's own secret, so the
- * token's holder cannot impersonate a host or cut it off. Answers with
+ * token's holder cannot impersonate a host or cut it off; but an agent
+ * whose enrolment answer was lost may retry with the token and the key it
+ * enrolled with, and gets the same identity. Answers with
  * the host's certificate from the cluster CA (`core.ca`) for the public key
  * of its request.
  */
@@ -58,12 +60,16 @@ export async function registerHost(core: HostControlCore & { ca: Credential }, e
   } catch (err) {
     throw new Ec2Error("InvalidParameterValue", `Invalid certificate request: ${(err as Error).message}`);
   }
-  const { rows: [existing] } = await core.db.query<{ id: string; secret: string }>("SELECT id, secret FROM hosts WHERE name = $1", [req.hostName]);
+  const keyId = createHash("sha256").update(createPublicKey(publicKeyPem).export({ type: "spki", format: "der" })).digest("hex");
+  const { rows: [existing] } = await core.db.query<{ id: string; secret: string; enrolment_key: string }>("SELECT id, secret, enrolment_key FROM hosts WHERE name = $1", [req.hostName]);
   const taken = () => new Ec2Error("AuthFailure", `Host enrolment refused: the host name ${req.hostName} is already enrolled, and re-registering it needs its host secret (a host that lost its secret enrols under another name)`);
-  // An enrolled name needs its own secret; only a new one may use the token.
-  if (existing && !sameSecret(existing.secret, req.hostSecret)) throw taken();
-  if (!existing && !sameSecret(enrolmentToken, req.enrolmentToken)) throw new Ec2Error("AuthFailure", "Host enrolment refused: bad enrolment token");
-  const secret = existing ? req.hostSecret : randomBytes(32).toString("base64url");
+  const tokenOk = sameSecret(enrolmentToken, req.enrolmentToken);
+  // An enrolled name needs its own secret, or (an enrolment whose answer was
+  // lost, retried) the token with the very key it enrolled with: the token
+  // alone never takes a name over. A retired host's secret is cleared.
+  if (existing && !sameSecret(existing.secret, req.hostSecret) && !(tokenOk && existing.secret !== "" && existing.enrolment_key === keyId)) throw taken();
+  if (!existing && !tokenOk) throw new Ec2Error("AuthFailure", "Host enrolment refused: bad enrolment token");
+  const secret = existing ? existing.secret : randomBytes(32).toString("base64url");
   const hostId = await inTransaction(core.db, async (db) => {
     const { rows: [host] } = existing
       // Matched on the secret read above: a concurrent change of the row makes this a refusal, never a takeover.
@@ -74,9 +80,9 @@ export async function registerHost(core: HostControlCore & { ca: Credential }, e
       )
       // Two enrolments of one new name: the first wins, the second is refused.
       : await db.query<{ id: string }>(
-        `INSERT INTO hosts (id, name, availability_zone, endpoint, hypervisor, secret, vcpus, memory_mib, disk_gib)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (name) DO NOTHING RETURNING id`,
-        [newId("h"), req.hostName, req.availabilityZone, req.endpoint, req.hypervisor, secret, req.vcpus, req.memoryMib, req.diskGib],
+        `INSERT INTO hosts (id, name, availability_zone, endpoint, hypervisor, secret, vcpus, memory_mib, disk_gib, enrolment_key)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (name) DO NOTHING RETURNING id`,
+        [newId("h"), req.hostName, req.availabilityZone, req.endpoint, req.hypervisor, secret, req.vcpus, req.memoryMib, req.diskGib, keyId],
       );
     if (!host) throw taken();
     await beat(db, host.id);

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const queue = new LifecycleQueue(connection, config.CIRRUS_QUEUE_PREFIX);
   // The control plane's TLS credential towards agents (no names: it only dials).
   const ca = await clusterCa(db);
-  const agents = new AgentClients(clusterChannelCredentials(ca.certPem, issueCredential(ca, CONTROL_PLANE_CN, [])), config.CIRRUS_AGENT_TIMEOUT_MS);
+  const agents = new AgentClients(clusterChannelCredentials(ca.certPem, await issueCredential(ca, CONTROL_PLANE_CN, [])), config.CIRRUS_AGENT_TIMEOUT_MS);
   const core = createCore({ db, config, log, instanceTypes: loadInstanceTypes(config.CIRRUS_INSTANCE_TYPES_FILE), lifecycle: queue, agents });
 
   const process_ = async (job: Job<LifecycleJobData>) => {
