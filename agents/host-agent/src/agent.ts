@@ -3,7 +3,7 @@
 import { status } from "@grpc/grpc-js";
 import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
-import type { Cidr, Logger } from "@cirrus/common";
+import { endpointHost, type Cidr, type Logger } from "@cirrus/common";
 import type { AgentConfig } from "./config.js";
 import { ControlPlane, errorText, grpcCode, RegistrationRejected, sleep } from "./control.js";
 import { FakeDriver } from "./driver/fake.js";
@@ -68,9 +68,8 @@ export async function createHost(config: AgentConfig, log: Logger, userData: (in
  * CIRRUS_MANAGEMENT_CIDRS then).
  */
 async function controlPlaneAddress(endpoint: string, log: Logger): Promise<Cidr[]> {
-  const host = endpoint.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   try {
-    const { address } = await lookup(host, { family: 4 });
+    const { address } = await lookup(endpointHost(endpoint), { family: 4 });
     return address.startsWith("127.") ? [] : [{ network: address, prefix: 32 }];
   } catch (err) {
     log.warn({ endpoint, err: String(err) }, "cannot resolve the control endpoint; guests are kept from it only if CIRRUS_MANAGEMENT_CIDRS lists it");

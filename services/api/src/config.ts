@@ -1,4 +1,5 @@
 // API service configuration from the environment, validated at start-up.
+import { endpointHost } from "@cirrus/common";
 import { connectionSchema, coreConfigSchema, withZones } from "@cirrus/core";
 import { z } from "zod";
 
@@ -18,7 +19,7 @@ export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
 /** The names HostControl's certificate carries: CIRRUS_CONTROL_NAMES and the listen address's host unless it is a wildcard. */
 export function controlNames(config: { CIRRUS_CONTROL_NAMES: string; CIRRUS_CONTROL_LISTEN: string }): string[] {
-  const listen = config.CIRRUS_CONTROL_LISTEN.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+  const listen = endpointHost(config.CIRRUS_CONTROL_LISTEN);
   return [...config.CIRRUS_CONTROL_NAMES.split(",").map((n) => n.trim()).filter(Boolean), ...(listen === "0.0.0.0" || listen === "::" ? [] : [listen])];
 }
 
