@@ -12,6 +12,8 @@ import { isId } from "@cirrus/common";
 export class OwnershipRecords {
   private readonly dir: string;
   private ready: Promise<unknown> | undefined;
+  /** Records this process wrote or read, so a launch or start on the hot path reads no file for an instance already on record. */
+  private readonly known = new Map<string, string>();
 
   constructor(stateDir: string) {
     this.dir = join(stateDir, "instances");
@@ -29,7 +31,7 @@ export class OwnershipRecords {
     });
     await this.ready;
     const path = this.path(instanceId);
-    if ((await this.madeFor(instanceId)) === hostId) return;
+    if ((this.known.get(instanceId) ?? (await this.madeFor(instanceId))) === hostId) return;
     const tmp = `${path}.tmp`;
     const file = await open(tmp, "w", 0o600);
     try {
@@ -39,6 +41,7 @@ export class OwnershipRecords {
       await file.close();
     }
     await rename(tmp, path);
+    this.known.set(instanceId, hostId);
   }
 
   /** The host id the instance was made for; undefined without a record. Throws on a corrupt record (a human should look). */
@@ -52,12 +55,14 @@ export class OwnershipRecords {
     }
     const hostId = (JSON.parse(text) as { hostId?: unknown }).hostId;
     if (typeof hostId !== "string" || !isId("h", hostId)) throw new Error(`corrupt ownership record ${this.path(instanceId)}`);
+    this.known.set(instanceId, hostId);
     return hostId;
   }
 
   /** Postcondition: no record for the instance. Succeeds when there is none. */
   async forget(instanceId: string): Promise<void> {
     await rm(this.path(instanceId), { force: true });
+    this.known.delete(instanceId);
   }
 
   private path(instanceId: string): string {
