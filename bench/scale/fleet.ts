@@ -3,9 +3,9 @@
 // server, registering and heartbeating through the real HostControl API.
 //
 // Environment: CIRRUS_CONTROL_ENDPOINT, CIRRUS_ENROLMENT_TOKEN, FLEET_SIZE,
-// FLEET_STATE_DIR, CIRRUS_HEARTBEAT_MS, CIRRUS_CAPACITY_*.
+// FLEET_BATCH, FLEET_STATE_DIR, CIRRUS_HEARTBEAT_MS, CIRRUS_CAPACITY_*.
 import { setMaxListeners } from "node:events";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createLogger } from "@cirrus/common";
@@ -13,6 +13,13 @@ import { loadConfig, runAgent } from "@cirrus/host-agent";
 
 const env = process.env;
 const size = Number(env.FLEET_SIZE ?? 1000);
+/**
+ * Agents started together. Real hosts enrol from their own CPUs; here one
+ * process does all their TLS and RSA work, so starting all at once answers
+ * registrations later than the agents' call deadline and they retry forever.
+ * Each batch is enrolled (its host.json written) before the next starts.
+ */
+const batch = Number(env.FLEET_BATCH ?? 50);
 const stateDir = env.FLEET_STATE_DIR!;
 const log = createLogger("fleet").child({}, { level: "warn" });
 const stop = new AbortController();
@@ -38,10 +45,12 @@ async function listenPort(): Promise<number> {
 setMaxListeners(0, stop.signal);
 
 async function startAgents(): Promise<void> {
+  let enrolling: string[] = [];
   for (let i = 0; i < size; i++) {
     const name = `fleet-${String(i).padStart(4, "0")}`;
     const dir = join(stateDir, name);
     mkdirSync(dir, { recursive: true });
+    enrolling.push(join(dir, "host.json"));
     const config = loadConfig({
       ...env,
       CIRRUS_DRIVER: "fake",
@@ -51,6 +60,10 @@ async function startAgents(): Promise<void> {
       CIRRUS_INSTANCES_DIR: dir,
     });
     runAgent(config, log.child({ hostName: name }), stop.signal).catch((err: unknown) => log.error({ err: String(err), hostName: name }, "agent stopped"));
+    if (enrolling.length === batch || i === size - 1) {
+      while (!enrolling.every((f) => existsSync(f))) await new Promise((r) => setTimeout(r, 100));
+      enrolling = [];
+    }
   }
 }
 
