@@ -12,9 +12,10 @@ eval "$(bash deploy/test-services.sh)"
 
 # Generated code is checked: regenerating must not change the tree.
 npx turbo run generate --output-logs=errors-only
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- proto/src/gen; then
-	echo "proto/src/gen is stale: run 'npm run generate' and commit the result" >&2
-	git diff --stat -- proto/src/gen >&2
+generated=(proto/src/gen services/api/src/query/model.gen.json)
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git diff --quiet -- "${generated[@]}"; then
+	echo "generated code is stale: run 'npm run generate' and commit the result" >&2
+	git diff --stat -- "${generated[@]}" >&2
 	exit 1
 fi
 # The services, the agent and the CLI run compiled JavaScript.

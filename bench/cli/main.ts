@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     const imageId = await stack.registerTestImage();
     const res = await stack.call("runInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 20, MaxCount: 20 });
     await stack.waitForState(res.Instances.map((i: { InstanceId: string }) => i.InstanceId), "running");
-    const env = { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` };
+    const env = stack.cliEnv();
     const sides = await runRounds(rounds, [
       { name: "cirrus describe-instances", run: () => timed([join(repoRoot, "services/cli/bin/cirrus.js"), "describe-instances"], env) },
       { name: "node -e ''", run: () => timed(["-e", ""], env) },

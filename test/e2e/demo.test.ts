@@ -20,7 +20,7 @@ afterAll(() => stack.stop());
 
 /** Runs demo.sh against this stack; resolves with the demo instance it reports running. */
 async function demo(): Promise<string> {
-  const { stderr } = await exec("bash", [join(repoRoot, "deploy/demo.sh")], { cwd: repoRoot, env: { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` }, timeout: 240_000 });
+  const { stderr } = await exec("bash", [join(repoRoot, "deploy/demo.sh")], { cwd: repoRoot, env: stack.cliEnv(), timeout: 240_000 });
   const m = /demo instance (i-[0-9a-f]+) is running; console: CIRRUS-BOOT instance-id=\1 /.exec(stderr);
   expect(m, stderr).not.toBeNull();
   return m![1]!;

@@ -266,7 +266,7 @@ describe("DeleteKeyPair", () => {
 
 describe("the cirrus CLI", () => {
   const bin = join(repoRoot, "services/cli/bin/cirrus.js");
-  const env = () => ({ ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${stack.apiPort}` });
+  const env = () => stack.cliEnv();
   const cirrus = (...args: string[]) => execFileSync(process.execPath, [bin, ...args], { env: env() }).toString();
 
   /** `cirrus <args> > file`: stdout straight into a file, as a shell redirect does. */

@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { credentials, type ChannelCredentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { bearerMetadata, callUnary, clusterChannelCredentials, issueCredential } from "@cirrus/common";
+import { bearerMetadata, callUnary, clusterChannelCredentials, issueCredential, signCall, type AccessKey } from "@cirrus/common";
 import { bridgeName, tapName } from "@cirrus/host-agent";
 import { agent, compute } from "@cirrus/proto";
 import { readForwarding, removeBridges, removeChains, restoreForwarding } from "./hostCleanup.js";
@@ -110,13 +110,21 @@ export class Stack {
   /** The cluster CA's certificate, as the API writes it; the agents' CIRRUS_CONTROL_CA. */
   readonly caFile = join(this.workDir, "ca.pem");
   readonly logDir = join(this.workDir, "logs");
+  /** The operator's secrets key (the API makes it at start). */
+  readonly secretsKeyFile = join(this.workDir, "secrets.key");
   apiPort = 0;
   controlPort = 0;
+  queryPort = 0;
   api!: Proc;
   workers: Proc[] = [];
   agents = new Map<string, Proc>();
   client!: compute.ComputeClient;
   pool!: pg.Pool;
+  /** The account `npm run up` would make ("default", 123456789012), whose key signs `call` and the CLI's calls. */
+  readonly defaultAccountId = "123456789012";
+  key!: AccessKey;
+  /** HOME of the CLIs run against this stack: its .aws holds the default account's key as profile "cirrus". */
+  readonly home = join(this.workDir, "home");
 
   /** The Redis this stack's processes use: the machine's, unless the test brings its own (opts.redisUrl). */
   readonly redisUrl: string;
@@ -137,6 +145,7 @@ export class Stack {
       CIRRUS_LOG_LEVEL: "debug",
       // The API and the agents take image files from where the test AMI is.
       CIRRUS_IMAGE_DIRS: dirname(TEST_AMI_DIR),
+      CIRRUS_SECRETS_KEY_FILE: this.secretsKeyFile,
     };
   }
 
@@ -153,10 +162,12 @@ export class Stack {
     this.pool = new pg.Pool({ connectionString: this.databaseUrl, max: 4 });
     this.apiPort = await freePort();
     this.controlPort = await freePort();
+    this.queryPort = await freePort();
     this.api = new Proc("api", join(repoRoot, "services/api/dist/main.js"), {
       ...this.baseEnv(),
       CIRRUS_API_LISTEN: `127.0.0.1:${this.apiPort}`,
       CIRRUS_CONTROL_LISTEN: `127.0.0.1:${this.controlPort}`,
+      CIRRUS_QUERY_LISTEN: `127.0.0.1:${this.queryPort}`,
       CIRRUS_ZONES: (this.opts.zones ?? ["lab-1a"]).join(","),
       CIRRUS_HOST_DEAD_AFTER_MS: "15000",
       CIRRUS_DRIFT_GRACE_MS: "3000",
@@ -171,7 +182,16 @@ export class Stack {
     this.client = new compute.ComputeClient(`127.0.0.1:${this.apiPort}`, credentials.createInsecure(), {
       "grpc.max_receive_message_length": -1,
     });
-    await waitUntil("api to serve", () => this.call("describeRegions", {}).then(() => true), 60_000);
+    // Serving once it refuses an unsigned call as EC2 would.
+    await waitUntil("api to serve", () => callUnary(this.client, this.client.describeRegions, compute.DescribeRegionsRequest.fromPartial({})).then(
+      () => true,
+      (err: { details?: string }) => /^MissingParameter: /.test(err.details ?? ""),
+    ), 60_000);
+    const { AccessKey } = await this.admin("create-account", "--name", "default", "--account-id", this.defaultAccountId)
+      .then(() => this.admin("create-access-key", "--account", "default", "--write-aws-profile", "cirrus", "--endpoint-url", this.queryEndpoint)) as { AccessKey: { AccessKeyId: string } };
+    // The secret went to the profile only, as `npm run up` does it.
+    const profile = readFileSync(join(this.home, ".aws/credentials"), "utf8");
+    this.key = { accessKeyId: AccessKey.AccessKeyId, secretAccessKey: /aws_secret_access_key = (\S+)/.exec(profile)![1]! };
     for (let i = 0; i < workers; i++) this.addWorker();
   }
 
@@ -224,12 +244,16 @@ export class Stack {
   }
 
   /** Calls a Compute RPC by its ts-proto method name, with a partial request (defaults filled in). */
-  call<K extends keyof compute.ComputeClient & string>(method: K, request: unknown, timeoutMs = 60_000): Promise<any> {
+  /** Calls the compute API as the default account (or with `key`), signed as the CLI signs. */
+  async call<K extends keyof compute.ComputeClient & string>(method: K, request: unknown, timeoutMs = 60_000, key: AccessKey = this.key): Promise<any> {
     const m = (this.client as any)[method];
+    const rpc = (compute.ComputeService as any)[method] as { path: string; requestSerialize(r: unknown): Buffer };
     // Request types are named after the RPC, except the shared Authorize/Revoke ones.
     const name = `${method[0]!.toUpperCase()}${method.slice(1)}`;
     const type = (compute as any)[`${name}Request`] ?? (compute as any)[`${name.replace(/(Ingress|Egress)$/, "")}Request`];
-    return callUnary(this.client, m, type.fromPartial(request ?? {}), undefined, timeoutMs);
+    const req = type.fromPartial(request ?? {});
+    const metadata = await signCall(key, this.opts.apiEnv?.CIRRUS_REGION ?? "lab-1", { authority: `127.0.0.1:${this.apiPort}`, path: rpc.path, body: rpc.requestSerialize(req) });
+    return callUnary(this.client, m, req, metadata, timeoutMs);
   }
 
   /** TLS credentials from this stack's cluster CA (read from its database) for a client named `commonName`: a host id, or CONTROL_PLANE_CN. */
@@ -256,13 +280,40 @@ export class Stack {
   async cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/cli/bin/cirrus.js"), ...args], {
-        env: { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${this.apiPort}` },
+        env: this.cliEnv(),
       });
       return { code: 0, stdout, stderr };
     } catch (err) {
       const e = err as { code: number; stdout: string; stderr: string };
       return { code: e.code, stdout: e.stdout, stderr: e.stderr };
     }
+  }
+
+  /** The environment a CLI (cirrus, aws) needs to reach this stack as the default account. */
+  cliEnv(): NodeJS.ProcessEnv {
+    return { ...process.env, CIRRUS_ENDPOINT: `127.0.0.1:${this.apiPort}`, AWS_PROFILE: "cirrus", AWS_SHARED_CREDENTIALS_FILE: join(this.home, ".aws/credentials"), AWS_CONFIG_FILE: join(this.home, ".aws/config") };
+  }
+
+  /** The Query API's endpoint URL. */
+  get queryEndpoint(): string {
+    return `http://127.0.0.1:${this.queryPort}`;
+  }
+
+  /** Runs `cirrus-admin` (the built bin) against this stack's database; throws with its stderr on a non-zero exit. */
+  async admin(...args: string[]): Promise<unknown> {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/api/bin/cirrus-admin.js"), ...args], {
+      env: { ...process.env, ...this.baseEnv(), HOME: this.home },
+    }).catch((err: { stderr: string }) => {
+      throw new Error(`cirrus-admin ${args.join(" ")}: ${err.stderr}`);
+    });
+    return stdout.trim() ? JSON.parse(stdout) : undefined;
+  }
+
+  /** A new account (through `cirrus-admin`, as an operator makes one) and an access key of it. */
+  async newAccount(name: string, accountId?: string): Promise<{ accountId: string; accessKeyId: string; secretAccessKey: string }> {
+    const { Account } = await this.admin("create-account", "--name", name, ...(accountId ? ["--account-id", accountId] : [])) as { Account: { AccountId: string } };
+    const { AccessKey } = await this.admin("create-access-key", "--account", Account.AccountId) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } };
+    return { accountId: Account.AccountId, accessKeyId: AccessKey.AccessKeyId, secretAccessKey: AccessKey.SecretAccessKey };
   }
 
   async registerTestImage(name = `test-ami-${this.runId}`): Promise<string> {

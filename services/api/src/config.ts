@@ -11,8 +11,12 @@ const schema = connectionSchema.merge(coreConfigSchema).extend({
   CIRRUS_CA_CERT_FILE: z.string().default("/var/lib/cirrus/ca.pem"),
   /** Comma-separated host names and addresses agents reach HostControl by (its certificate names them, and the listen address's host). */
   CIRRUS_CONTROL_NAMES: z.string().default("localhost,127.0.0.1"),
-  /** The account every compute API call acts as until accounts and signatures arrive (the default principal). */
-  CIRRUS_DEFAULT_ACCOUNT_ID: z.string().regex(/^\d{12}$/).default("123456789012"),
+  /** The EC2 Query API (HTTP; HTTPS with the two files below, required beyond loopback). */
+  CIRRUS_QUERY_LISTEN: z.string().default("127.0.0.1:8773"),
+  CIRRUS_QUERY_TLS_CERT_FILE: z.string().optional(),
+  CIRRUS_QUERY_TLS_KEY_FILE: z.string().optional(),
+  /** Longest Query request body (EC2's largest inputs, e.g. 16 KiB of user data, are far below it). */
+  CIRRUS_QUERY_MAX_BODY_BYTES: z.coerce.number().int().positive().default(2 * 1024 * 1024),
 });
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;

@@ -3,6 +3,7 @@
 // `run` takes its argv and I/O as arguments so tests can drive it in-process.
 import { Command, CommanderError, Option } from "commander";
 import { connect } from "./client.js";
+import { resolveSigner } from "./credentials.js";
 import { runCommand, WAIT_PARAMS, type AnyCommandSpec, type RunContext } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { CliError, ExitCode, parameterError } from "./errors.js";
@@ -31,6 +32,8 @@ export interface RunOptions {
 
 interface GlobalOptions {
   endpoint?: string;
+  profile?: string;
+  region?: string;
   output?: string;
   query?: string;
   cliReadTimeout?: string;
@@ -72,6 +75,8 @@ function buildProgram(io: Io, options: RunOptions): Command {
     .description("Command-line client for the Cirrus compute API, in the style of `aws ec2`.")
     .usage("[options] <command> [parameters]")
     .addOption(new Option("--endpoint <host:port>", "the Cirrus API endpoint (env CIRRUS_ENDPOINT)").default(io.env.CIRRUS_ENDPOINT || DEFAULT_ENDPOINT))
+    .addOption(new Option("--profile <name>", "the profile of ~/.aws/credentials and ~/.aws/config to sign with (env AWS_PROFILE)"))
+    .addOption(new Option("--region <region>", "the region to sign for (env AWS_REGION, else the profile's)"))
     .addOption(
       new Option("--output <format>", "output format (env CIRRUS_OUTPUT)")
         .choices(OUTPUT_FORMATS)
@@ -101,7 +106,8 @@ function addCommand(program: Command, spec: AnyCommandSpec, io: Io, options: Run
     const g = self.optsWithGlobals<GlobalOptions>();
     const output = outputFormat(g.output);
     const query = g.query === undefined ? undefined : parseQuery(g.query);
-    const api = connect(g.endpoint ?? DEFAULT_ENDPOINT, readTimeoutMs(g.cliReadTimeout));
+    const signer = await resolveSigner(io.env, { ...(g.profile ? { profile: g.profile } : {}), ...(g.region ? { region: g.region } : {}) });
+    const api = connect(g.endpoint ?? DEFAULT_ENDPOINT, readTimeoutMs(g.cliReadTimeout), signer);
     const ctx: RunContext = {
       api,
       output,

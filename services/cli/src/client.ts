@@ -1,8 +1,9 @@
 // The connection to the compute API and the translation of gRPC failures into
 // the aws CLI's messages and exit codes.
-import { type Client, connectivityState, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { callUnary, insecure } from "@cirrus/common";
+import { type Client, connectivityState, status, type ServiceError } from "@grpc/grpc-js";
+import { callUnary, insecure, signCall } from "@cirrus/common";
 import { compute, EC2_ERROR_CODE_METADATA_KEY } from "@cirrus/proto";
+import type { Signer } from "./credentials.js";
 import { CliError, EndpointError, ServiceError as Ec2ServiceError } from "./errors.js";
 
 /** A unary RPC as described by the generated service definition (`compute.ComputeService.runInstances`). */
@@ -30,14 +31,16 @@ const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
  * Opens a client for `endpoint` ("host:port"). Calls fail fast instead of
  * queueing while the endpoint is down (grpc-js's default waitForReady=false),
  * and each carries a deadline of `timeoutMs` (0 = none) so a silent endpoint
- * cannot hang the CLI.
+ * cannot hang the CLI. Every call is signed with `signer`'s key (SigV4 in
+ * its metadata, as the server requires).
  */
-export function connect(endpoint: string, timeoutMs: number): ComputeApi {
+export function connect(endpoint: string, timeoutMs: number, signer: Signer): ComputeApi {
   const client = new compute.ComputeClient(endpoint, insecure(), {
     "grpc.max_receive_message_length": MAX_RESPONSE_BYTES,
   });
   return {
     async call<Req, Res>(rpc: Rpc<Req, Res>, request: Req): Promise<Res> {
+      const metadata = await signCall(signer.key, signer.region, { authority: endpoint, path: rpc.path, body: rpc.requestSerialize(request) });
       try {
         return await callUnary<Req, Res>(
           client,
@@ -46,7 +49,7 @@ export function connect(endpoint: string, timeoutMs: number): ComputeApi {
               cb(err, res as Res),
             ),
           request,
-          new Metadata(),
+          metadata,
           timeoutMs > 0 ? timeoutMs : undefined,
         );
       } catch (err) {

@@ -6,6 +6,8 @@ export const ExitCode = {
   ok: 0,
   /** Bad command line: unknown option, unparsable value, missing argument. */
   usage: 252,
+  /** The environment or configuration is invalid or incomplete (no credentials, unknown profile). */
+  config: 253,
   /** The service answered with an error. */
   service: 254,
   /** Anything else: cannot connect, timed out, waiter failed. */

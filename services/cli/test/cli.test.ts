@@ -21,6 +21,9 @@ interface Outcome {
   stderr: string;
 }
 
+/** A key to sign with (the fake server does not check signatures; the e2e suite's real one does). */
+const TEST_KEY = { AWS_ACCESS_KEY_ID: "AKIAAAAAAAAAAAAAAAAA", AWS_SECRET_ACCESS_KEY: "secret" };
+
 /** Runs `cirrus <argv>` against a fake server answering with `handlers`. */
 async function cirrus(handlers: Handlers, argv: string[], env: Record<string, string> = {}): Promise<Outcome & { server: FakeCompute }> {
   server = await startFakeCompute(handlers);
@@ -31,7 +34,7 @@ async function cirrus(handlers: Handlers, argv: string[], env: Record<string, st
 async function runAgainst(endpoint: string, argv: string[], env: Record<string, string> = {}): Promise<Outcome> {
   let stdout = "";
   let stderr = "";
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: { CIRRUS_ENDPOINT: endpoint, ...env } };
+  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: { CIRRUS_ENDPOINT: endpoint, ...TEST_KEY, ...env } };
   const code = await run(argv, io, { pollMs: 1 });
   return { code, stdout, stderr };
 }

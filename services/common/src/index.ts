@@ -6,3 +6,4 @@ export * from "./agentClients.js";
 export * from "./paths.js";
 export * from "./securityRules.js";
 export * from "./pki.js";
+export * from "./signing.js";

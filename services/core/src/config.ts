@@ -65,6 +65,11 @@ export const coreConfigSchema = z.object({
    * instances' disks or an agent's secrets, can be registered as an image.
    */
   CIRRUS_IMAGE_DIRS: z.string().refine((v) => dirListProblem(v) === undefined, (v) => ({ message: `must be a comma-separated list of absolute directories: ${dirListProblem(v)}` })).default("/var/lib/cirrus/images"),
+  /**
+   * The operator's 32-byte key that access keys' secrets are sealed under
+   * (secrets.ts). Back it up with the database: without it no key verifies.
+   */
+  CIRRUS_SECRETS_KEY_FILE: z.string().default("/var/lib/cirrus/secrets.key"),
   /** How long terminated instances stay visible in DescribeInstances. */
   CIRRUS_TERMINATED_VISIBLE_MS: z.coerce.number().int().nonnegative().default(3_600_000),
 });

@@ -24,9 +24,14 @@ export type ErrorCategory =
 
 const CATALOGUE = {
   AuthFailure: "unauthenticated",
+  // Signature Version 4 (services/api/src/query/sigv4.ts); EC2 answers both with 400.
+  IncompleteSignature: "invalid",
+  RequestExpired: "invalid",
   InvalidParameterValue: "invalid",
   InvalidParameterCombination: "invalid",
   MissingParameter: "invalid",
+  // A Query parameter the action's input does not have (services/api/src/query/decode.ts).
+  UnknownParameter: "invalid",
   InvalidNextToken: "invalid",
   InvalidID: "invalid",
   TagLimitExceeded: "invalid",
@@ -67,6 +72,17 @@ const CATALOGUE = {
   InsufficientFreeAddressesInSubnet: "exhausted",
   "Resource.AlreadyAssociated": "precondition",
   Unsupported: "unsupported",
+  // The Query protocol itself (services/api/src/query/server.ts).
+  InvalidRequest: "invalid",
+  MissingAction: "invalid",
+  InvalidAction: "invalid",
+  NoSuchVersion: "invalid",
+  /** A DryRun that would have succeeded (dryRun.ts). */
+  DryRunOperation: "precondition",
+  // Accounts and access keys (cirrus-admin), in IAM's words.
+  NoSuchEntity: "not-found",
+  EntityAlreadyExists: "conflict",
+  LimitExceeded: "exhausted",
   InternalError: "internal",
 } as const satisfies Record<string, ErrorCategory>;
 

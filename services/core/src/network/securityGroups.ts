@@ -81,10 +81,10 @@ export const securityGroupKind = defineKind<GroupRow, compute.SecurityGroup>({
 });
 
 /** The egress rule a new group starts with: all traffic to CIRRUS_DEFAULT_EGRESS_CIDR. */
-const defaultEgress = (core: Core): RuleSpec => ({ protocol: "-1", fromPort: -1, toPort: -1, cidr: core.config.CIRRUS_DEFAULT_EGRESS_CIDR, sourceGroupId: null, description: "" });
+const defaultEgress = (core: Pick<Core, "config">): RuleSpec => ({ protocol: "-1", fromPort: -1, toPort: -1, cidr: core.config.CIRRUS_DEFAULT_EGRESS_CIDR, sourceGroupId: null, description: "" });
 
 /** The VPC's "default" group: members may talk to each other; egress open. */
-export async function createDefaultSecurityGroup(db: PoolClient, core: Core, ownerId: string, vpcId: string): Promise<void> {
+export async function createDefaultSecurityGroup(db: PoolClient, core: Pick<Core, "config">, ownerId: string, vpcId: string): Promise<void> {
   const id = newId("sg");
   await db.query("INSERT INTO security_groups (id, owner_id, vpc_id, name, description, is_default) VALUES ($1,$2,$3,'default','default VPC security group',true)", [id, ownerId, vpcId]);
   await insertRules(db, id, false, [{ protocol: "-1", fromPort: -1, toPort: -1, cidr: null, sourceGroupId: id, description: "" }]);

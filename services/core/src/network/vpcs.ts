@@ -85,7 +85,7 @@ export const subnetKind = defineKind<SubnetRow, compute.Subnet>({
   },
 });
 
-async function insertVpc(db: PoolClient, core: Core, ownerId: string, cidr: Cidr, isDefault: boolean, tags: compute.Tag[]): Promise<VpcRow> {
+async function insertVpc(db: PoolClient, core: Pick<Core, "config">, ownerId: string, cidr: Cidr, isDefault: boolean, tags: compute.Tag[]): Promise<VpcRow> {
   const id = newId("vpc");
   const { rows: [vpc] } = await db.query<VpcRow>(
     "INSERT INTO vpcs (id, owner_id, cidr, is_default) VALUES ($1, $2, $3, $4) RETURNING *",
@@ -241,7 +241,7 @@ export const vpcOperations = [
  * default /20 subnet in every configured zone, as AWS does. Idempotent and
  * safe when several API processes start at once.
  */
-export async function ensureDefaultNetwork(core: Core, accountId: string): Promise<void> {
+export async function ensureDefaultNetwork(core: Pick<Core, "db" | "config" | "log">, accountId: string): Promise<void> {
   const cidr = parseExactCidr(core.config.CIRRUS_DEFAULT_VPC_CIDR)!;
   let addresses = 0;
   await inTransaction(core.db, async (db) => {
