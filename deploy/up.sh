@@ -74,10 +74,27 @@ wait_for_agent() { # script
 	exit 1
 }
 
+# The account named "default" (id 123456789012, which owns what was made
+# before accounts existed) and a working key of it as the aws CLI profile
+# "cirrus" in ~/.aws: kept across starts, replaced if its key is gone.
+readonly DEFAULT_ACCOUNT_ID=123456789012
+ensure_default_account() {
+	local admin=services/api/bin/cirrus-admin.js
+	# The API migrates the schema as it starts; the accounts table exists once it has.
+	for _ in $(seq 120); do node "$admin" describe-accounts >/dev/null 2>&1 && break; sleep 0.5; done
+	node "$admin" describe-accounts --account default >/dev/null 2>&1 ||
+		node "$admin" create-account --name default --account-id "$DEFAULT_ACCOUNT_ID" >/dev/null
+	node "$admin" ensure-aws-profile --account default --profile cirrus --endpoint-url "http://${CIRRUS_QUERY_LISTEN:-127.0.0.1:8773}" >/dev/null
+	export AWS_PROFILE=cirrus
+	log "aws CLI profile 'cirrus' (account $DEFAULT_ACCOUNT_ID) in ~/.aws/credentials and ~/.aws/config"
+}
+
 main() {
 	[[ -d node_modules ]] || npm ci --no-audit --no-fund
 	npm run build
 	bash deploy/prepare-host.sh
+	# The aws CLI, for the Query API (Debian's: v2).
+	apt_install awscli
 	ensure_env_file
 	ensure_demo_address_pool
 	[[ -n ${REDIS_URL:-} ]] || { ensure_redis; export REDIS_URL=redis://127.0.0.1:6379; }
@@ -86,11 +103,12 @@ main() {
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
 	run_service api services/api/dist/main.js
+	ensure_default_account
 	for _ in $(seq 120); do npx cirrus describe-regions >/dev/null 2>&1 && break; sleep 0.5; done
 	run_service worker services/worker/dist/main.js
 	wait_for_agent agents/host-agent/dist/main.js
 	bash deploy/demo.sh
-	log "stack running: gRPC on ${CIRRUS_API_LISTEN:-127.0.0.1:50051}; try 'npx cirrus describe-instances' in another terminal. Ctrl-C stops."
+	log "stack running: gRPC on ${CIRRUS_API_LISTEN:-127.0.0.1:50051}, the EC2 Query API on http://${CIRRUS_QUERY_LISTEN:-127.0.0.1:8773}; try 'npx cirrus --profile cirrus describe-instances' or 'aws --profile cirrus --endpoint-url http://${CIRRUS_QUERY_LISTEN:-127.0.0.1:8773} ec2 describe-instances' in another terminal. Ctrl-C stops."
 	wait -n "${pids[@]}"
 	log "a service exited; see $LOG_DIR"
 	exit 1

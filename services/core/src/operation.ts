@@ -4,6 +4,7 @@
 // CLI (and the Query and console adapters to come) loop over the table of
 // these in operations.ts; none of them wires an action by hand.
 import type { RequestContext } from "./context.js";
+import { Ec2Error } from "./errors.js";
 
 /** A generated message's codec (ts-proto's MessageFns). */
 export interface MessageCodec<T> {
@@ -41,7 +42,38 @@ export interface Operation<Req, Res> {
 /** An operation with its message types erased, for the table of operations of different types. */
 export type AnyOperation = Operation<any, any>;
 
-/** Declares an operation, checking its parts against each other before the types are erased. */
+/**
+ * The path of the first string in `value` that holds U+0000, which no
+ * Postgres text can store (it would fail the statement, an internal error).
+ */
+function nulPath(value: unknown, path: string): string | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const found = nulPath(v, `${path}.${i + 1}`);
+      if (found) return found;
+    }
+  } else if (value && typeof value === "object" && !(value instanceof Uint8Array)) {
+    for (const [k, v] of Object.entries(value)) {
+      const found = nulPath(v, path ? `${path}.${k}` : k);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Declares an operation, checking its parts against each other before the
+ * types are erased. Whatever the transport, a request with a NUL character
+ * in any string is refused (InvalidParameterValue) before the handler runs.
+ */
 export function defineOperation<Req, Res>(op: Operation<Req, Res>): AnyOperation {
-  return op;
+  return {
+    ...op,
+    handler: async (ctx, request) => {
+      const path = nulPath(request, "");
+      if (path) throw new Ec2Error("InvalidParameterValue", `The value of ${path} must not contain the character U+0000.`);
+      return op.handler(ctx, request);
+    },
+  };
 }

@@ -2,6 +2,7 @@
 // operation per RPC, with the RPC's own request and response messages.
 import { compute, computeDescriptors } from "@cirrus/proto";
 import { describe, expect, it } from "vitest";
+import type { RequestContext } from "../src/context.js";
 import { OPERATIONS } from "../src/operations.js";
 import { KINDS } from "../src/registry.js";
 
@@ -31,6 +32,17 @@ describe("the operation table", () => {
       for (const k of op.kinds) expect(kinds.has(k), `${op.name} names kind ${k}`).toBe(true);
       expect(op.mutates, op.name).toBe(!/^(Describe|Get)/.test(op.name));
     }
+  });
+});
+
+describe("every operation", () => {
+  it("refuses a NUL character in any string, nested or in a list, before its handler runs (Postgres text cannot hold one)", async () => {
+    // No context: the refusal comes before the handler could use one.
+    const ctx = {} as RequestContext;
+    const byName = (name: string) => OPERATIONS.find((op) => op.name === name)!;
+    await expect(byName("DeleteKeyPair").handler(ctx, { KeyName: "a\u0000b" })).rejects.toMatchObject({ code: "InvalidParameterValue", message: "The value of KeyName must not contain the character U+0000." });
+    await expect(byName("DescribeKeyPairs").handler(ctx, { KeyNames: ["ok", "\u0000"], Filters: [] })).rejects.toMatchObject({ message: expect.stringContaining("KeyNames.2") });
+    await expect(byName("DescribeInstances").handler(ctx, { InstanceIds: [], Filters: [{ Name: "tag:Name", Values: ["x\u0000"] }] })).rejects.toMatchObject({ message: expect.stringContaining("Filters.1.Values.1") });
   });
 });
 
