@@ -55,6 +55,18 @@ describe("the aws CLI", () => {
     expect((await aws("ec2", "describe-key-pairs", "--key-names", "dry")).stderr).toContain("InvalidKeyPair.NotFound");
   });
 
+  it("boto3 (Debian's python3-boto3) works with the profile and endpoint_url, as the README shows", async () => {
+    const script = [
+      "import boto3",
+      `ec2 = boto3.Session(profile_name="cirrus").client("ec2", endpoint_url="${stack.queryEndpoint}")`,
+      "print(ec2.describe_regions()['Regions'][0]['RegionName'])",
+      `print(ec2.describe_images(Owners=['self'], Filters=[{'Name': 'name', 'Values': ['${imageName}']}])['Images'][0]['Name'])`,
+      "print(len(ec2.describe_instances()['Reservations']) >= 0)",
+    ].join("\n");
+    const { stdout } = await exec("/usr/bin/python3", ["-c", script], { env: stack.cliEnv() });
+    expect(stdout.trim().split("\n")).toEqual(["lab-1", imageName, "True"]);
+  });
+
   it("refuses a wrong secret with AuthFailure and runs nothing", async () => {
     const { AWS_PROFILE: _, ...rest } = stack.cliEnv();
     const env = { ...rest, AWS_ACCESS_KEY_ID: stack.key.accessKeyId, AWS_SECRET_ACCESS_KEY: "wrong-secret-wrong-secret-wrong-secret-00", AWS_DEFAULT_REGION: "lab-1" };

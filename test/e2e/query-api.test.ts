@@ -2,9 +2,14 @@
 // what SigV4 refuses (and that nothing is written when it does), what bad
 // input gets (EC2's error XML with a 4xx, never a 500 or a crash), and the
 // protocol's own answers (InvalidAction, Unsupported, NoSuchVersion, STS).
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorCode, presignedPath, sendRaw, signedHeaders, signedPost, type QueryAnswer } from "../src/query.js";
-import { Stack } from "../src/stack.js";
+import { repoRoot, Stack } from "../src/stack.js";
+
+const exec = promisify(execFile);
 
 const stack = new Stack();
 beforeAll(() => stack.start(0));
@@ -69,6 +74,24 @@ describe("SigV4 at the Query API", () => {
     await stack.admin("delete-access-key", "--access-key-id", key.accessKeyId);
     expectError(await describe(), 401, "AuthFailure");
     expect(await keyPairs()).toEqual(["presigned", "signed"]);
+  });
+});
+
+describe("cirrus admin", () => {
+  it("manages accounts and keys on the database, as cirrus-admin does", async () => {
+    const bin = join(repoRoot, "services/cli/bin/cirrus.js");
+    const env = { ...stack.cliEnv(), DATABASE_URL: stack.databaseUrl, CIRRUS_SECRETS_KEY_FILE: stack.secretsKeyFile };
+    const made = JSON.parse((await exec(process.execPath, [bin, "admin", "create-account", "--name", "via-cli", "--account-id", "555555555555"], { env })).stdout);
+    expect(made.Account).toMatchObject({ AccountId: "555555555555", Name: "via-cli", Operator: false });
+    const key = JSON.parse((await exec(process.execPath, [bin, "admin", "create-access-key", "--account", "via-cli"], { env })).stdout).AccessKey;
+    const answer = await signedPost(stack.queryEndpoint, { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey }, form({ Action: "DescribeVpcs" }));
+    // The new account has its default VPC, and sees only its own.
+    expect(answer.body.match(/<isDefault>true<\/isDefault>/g)).toHaveLength(1);
+    expect(answer.body).toContain("<ownerId>555555555555</ownerId>");
+    expect(answer.body).not.toContain(`<ownerId>${stack.defaultAccountId}</ownerId>`);
+    // Its failures exit as the aws CLI's do, with EC2-style codes.
+    const dup = await exec(process.execPath, [bin, "admin", "create-account", "--name", "via-cli"], { env }).catch((e: { code: number; stderr: string }) => e);
+    expect(dup).toMatchObject({ code: 254, stderr: expect.stringContaining("An error occurred (EntityAlreadyExists)") });
   });
 });
 

@@ -149,6 +149,22 @@ export class Stack {
     };
   }
 
+  /** What the API and `cirrus-admin` both read: the cloud's configuration for this run. */
+  private controlPlaneEnv(): Record<string, string> {
+    return {
+      ...this.baseEnv(),
+      CIRRUS_ZONES: (this.opts.zones ?? ["lab-1a"]).join(","),
+      CIRRUS_HOST_DEAD_AFTER_MS: "15000",
+      CIRRUS_DRIFT_GRACE_MS: "3000",
+      CIRRUS_DEFAULT_VPC_CIDR: this.defaultVpcCidr,
+      CIRRUS_ADDRESS_POOL: this.addressPool,
+      CIRRUS_CA_CERT_FILE: this.caFile,
+      // Guests in tests get no egress rule towards anything outside the test networks.
+      CIRRUS_DEFAULT_EGRESS_CIDR: this.defaultVpcCidr,
+      ...this.opts.apiEnv,
+    };
+  }
+
   /** IPv4 forwarding before this run (the agent turns it on for its bridges). */
   private forwardingBefore = "";
 
@@ -164,19 +180,10 @@ export class Stack {
     this.controlPort = await freePort();
     this.queryPort = await freePort();
     this.api = new Proc("api", join(repoRoot, "services/api/dist/main.js"), {
-      ...this.baseEnv(),
+      ...this.controlPlaneEnv(),
       CIRRUS_API_LISTEN: `127.0.0.1:${this.apiPort}`,
       CIRRUS_CONTROL_LISTEN: `127.0.0.1:${this.controlPort}`,
       CIRRUS_QUERY_LISTEN: `127.0.0.1:${this.queryPort}`,
-      CIRRUS_ZONES: (this.opts.zones ?? ["lab-1a"]).join(","),
-      CIRRUS_HOST_DEAD_AFTER_MS: "15000",
-      CIRRUS_DRIFT_GRACE_MS: "3000",
-      CIRRUS_DEFAULT_VPC_CIDR: this.defaultVpcCidr,
-      CIRRUS_ADDRESS_POOL: this.addressPool,
-      CIRRUS_CA_CERT_FILE: this.caFile,
-      // Guests in tests get no egress rule towards anything outside the test networks.
-      CIRRUS_DEFAULT_EGRESS_CIDR: this.defaultVpcCidr,
-      ...this.opts.apiEnv,
     }, this.logDir);
     this.api.start();
     this.client = new compute.ComputeClient(`127.0.0.1:${this.apiPort}`, credentials.createInsecure(), {
@@ -302,7 +309,7 @@ export class Stack {
   /** Runs `cirrus-admin` (the built bin) against this stack's database; throws with its stderr on a non-zero exit. */
   async admin(...args: string[]): Promise<unknown> {
     const { stdout } = await promisify(execFile)(process.execPath, [join(repoRoot, "services/api/bin/cirrus-admin.js"), ...args], {
-      env: { ...process.env, ...this.baseEnv(), HOME: this.home },
+      env: { ...process.env, ...this.controlPlaneEnv(), HOME: this.home },
     }).catch((err: { stderr: string }) => {
       throw new Error(`cirrus-admin ${args.join(" ")}: ${err.stderr}`);
     });

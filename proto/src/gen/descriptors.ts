@@ -30,6 +30,17 @@ export const COMPUTE: ComputeDescriptors = {
         "repeated": true
       }
     },
+    "AttributeValue": {
+      "Value": {
+        "type": "string"
+      }
+    },
+    "AttributeBooleanValue": {
+      "Value": {
+        "type": "bool",
+        "optional": true
+      }
+    },
     "Placement": {
       "AvailabilityZone": {
         "type": "string"
@@ -128,6 +139,11 @@ export const COMPUTE: ComputeDescriptors = {
         "type": "GroupIdentifier",
         "repeated": true,
         "message": true
+      },
+      "SourceDestCheck": {
+        "type": "bool",
+        "optional": true,
+        "comment": "Always true: an instance sends only from its own private address (the host's firewall drops anything else)."
       }
     },
     "CpuOptions": {
@@ -335,6 +351,112 @@ export const COMPUTE: ComputeDescriptors = {
         "type": "string"
       }
     },
+    "DescribeInstanceAttributeRequest": {
+      "InstanceId": {
+        "type": "string",
+        "required": true,
+        "comment": "The instance."
+      },
+      "Attribute": {
+        "type": "string",
+        "required": true,
+        "comment": "instanceType, kernel, ramdisk, userData, disableApiTermination, disableApiStop,\ninstanceInitiatedShutdownBehavior, rootDeviceName, groupSet, ebsOptimized,\nsourceDestCheck or enaSupport."
+      }
+    },
+    "InstanceAttribute": {
+      "InstanceId": {
+        "type": "string"
+      },
+      "Groups": {
+        "type": "GroupIdentifier",
+        "repeated": true,
+        "message": true
+      },
+      "DisableApiTermination": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "DisableApiStop": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "EbsOptimized": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "EnaSupport": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "InstanceInitiatedShutdownBehavior": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "InstanceType": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "KernelId": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "RamdiskId": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "RootDeviceName": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "SourceDestCheck": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "UserData": {
+        "type": "AttributeValue",
+        "message": true,
+        "comment": "Base64, as given to RunInstances."
+      }
+    },
+    "DescribeInstanceCreditSpecificationsRequest": {
+      "InstanceIds": {
+        "type": "string",
+        "repeated": true,
+        "comment": "Instance IDs (burstable ones; none: every instance with unlimited credits)."
+      },
+      "Filters": {
+        "type": "Filter",
+        "repeated": true,
+        "message": true,
+        "comment": "instance-id."
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "InstanceCreditSpecification": {
+      "InstanceId": {
+        "type": "string"
+      },
+      "CpuCredits": {
+        "type": "string",
+        "comment": "standard or unlimited."
+      }
+    },
+    "DescribeInstanceCreditSpecificationsResponse": {
+      "InstanceCreditSpecifications": {
+        "type": "InstanceCreditSpecification",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
     "EbsBlockDevice": {
       "VolumeSize": {
         "type": "int32",
@@ -477,7 +599,7 @@ export const COMPUTE: ComputeDescriptors = {
       "Owners": {
         "type": "string",
         "repeated": true,
-        "comment": "Owner account IDs, or self."
+        "comment": "Owner account IDs, self, or amazon (Cirrus has no Amazon images)."
       },
       "Filters": {
         "type": "Filter",
@@ -490,6 +612,18 @@ export const COMPUTE: ComputeDescriptors = {
       },
       "NextToken": {
         "type": "string"
+      },
+      "ExecutableUsers": {
+        "type": "string",
+        "repeated": true,
+        "comment": "Images with an explicit launch permission for these account IDs, self, or all (public images)."
+      },
+      "IncludeDeprecated": {
+        "type": "bool",
+        "comment": "Cirrus deprecates and disables no image: the answer is the same either way."
+      },
+      "IncludeDisabled": {
+        "type": "bool"
       }
     },
     "DescribeImagesResponse": {
@@ -514,6 +648,108 @@ export const COMPUTE: ComputeDescriptors = {
         "type": "bool"
       }
     },
+    "LaunchPermission": {
+      "Group": {
+        "type": "string"
+      },
+      "UserId": {
+        "type": "string"
+      }
+    },
+    "LaunchPermissionModifications": {
+      "Add": {
+        "type": "LaunchPermission",
+        "repeated": true,
+        "message": true
+      },
+      "Remove": {
+        "type": "LaunchPermission",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "DescribeImageAttributeRequest": {
+      "ImageId": {
+        "type": "string",
+        "required": true,
+        "comment": "The image (the caller's own)."
+      },
+      "Attribute": {
+        "type": "string",
+        "required": true,
+        "comment": "launchPermission, description or blockDeviceMapping."
+      }
+    },
+    "ImageAttribute": {
+      "ImageId": {
+        "type": "string"
+      },
+      "LaunchPermissions": {
+        "type": "LaunchPermission",
+        "repeated": true,
+        "message": true
+      },
+      "Description": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "BlockDeviceMappings": {
+        "type": "BlockDeviceMapping",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "ModifyImageAttributeRequest": {
+      "ImageId": {
+        "type": "string",
+        "required": true,
+        "comment": "The image (the caller's own)."
+      },
+      "Attribute": {
+        "type": "string",
+        "comment": "launchPermission or description, for the flat form."
+      },
+      "LaunchPermission": {
+        "type": "LaunchPermissionModifications",
+        "message": true
+      },
+      "OperationType": {
+        "type": "string",
+        "comment": "add or remove (flat form)."
+      },
+      "UserIds": {
+        "type": "string",
+        "repeated": true,
+        "comment": "Account IDs to add or remove (flat form)."
+      },
+      "UserGroups": {
+        "type": "string",
+        "repeated": true,
+        "comment": "all (flat form)."
+      },
+      "Description": {
+        "type": "AttributeValue",
+        "message": true
+      },
+      "Value": {
+        "type": "string",
+        "comment": "The new description (flat form)."
+      }
+    },
+    "ModifyImageAttributeResponse": {},
+    "ResetImageAttributeRequest": {
+      "ImageId": {
+        "type": "string",
+        "required": true,
+        "comment": "The image (the caller's own)."
+      },
+      "Attribute": {
+        "type": "string",
+        "required": true,
+        "comment": "launchPermission: the image becomes private again."
+      }
+    },
+    "ResetImageAttributeResponse": {},
     "VCpuInfo": {
       "DefaultVCpus": {
         "type": "int32"
@@ -565,6 +801,10 @@ export const COMPUTE: ComputeDescriptors = {
       "SupportedVirtualizationTypes": {
         "type": "string",
         "repeated": true
+      },
+      "BurstablePerformanceSupported": {
+        "type": "bool",
+        "comment": "True for the T2, T3, T3a and T4g families (DescribeInstanceCreditSpecifications)."
       }
     },
     "DescribeInstanceTypesRequest": {
@@ -653,6 +893,35 @@ export const COMPUTE: ComputeDescriptors = {
     "DescribeRegionsResponse": {
       "Regions": {
         "type": "Region",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "DescribeAccountAttributesRequest": {
+      "AttributeNames": {
+        "type": "string",
+        "repeated": true,
+        "comment": "supported-platforms, default-vpc, max-instances, max-elastic-ips, vpc-max-elastic-ips,\nvpc-max-security-groups-per-interface (none: all of them)."
+      }
+    },
+    "AccountAttributeValue": {
+      "AttributeValue": {
+        "type": "string"
+      }
+    },
+    "AccountAttribute": {
+      "AttributeName": {
+        "type": "string"
+      },
+      "AttributeValues": {
+        "type": "AccountAttributeValue",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "DescribeAccountAttributesResponse": {
+      "AccountAttributes": {
+        "type": "AccountAttribute",
         "repeated": true,
         "message": true
       }
@@ -880,6 +1149,35 @@ export const COMPUTE: ComputeDescriptors = {
       }
     },
     "DeleteVpcResponse": {},
+    "DescribeVpcAttributeRequest": {
+      "VpcId": {
+        "type": "string",
+        "required": true,
+        "comment": "The VPC."
+      },
+      "Attribute": {
+        "type": "string",
+        "required": true,
+        "comment": "enableDnsSupport, enableDnsHostnames or enableNetworkAddressUsageMetrics."
+      }
+    },
+    "DescribeVpcAttributeResponse": {
+      "VpcId": {
+        "type": "string"
+      },
+      "EnableDnsHostnames": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "EnableDnsSupport": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      },
+      "EnableNetworkAddressUsageMetrics": {
+        "type": "AttributeBooleanValue",
+        "message": true
+      }
+    },
     "Subnet": {
       "SubnetId": {
         "type": "string"
@@ -1405,6 +1703,42 @@ export const COMPUTE: ComputeDescriptors = {
         "message": true
       }
     },
+    "DescribeAddressesAttributeRequest": {
+      "AllocationIds": {
+        "type": "string",
+        "repeated": true,
+        "comment": "Allocation IDs (none: every address of the account)."
+      },
+      "Attribute": {
+        "type": "string",
+        "comment": "domain-name (the only one)."
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "AddressAttribute": {
+      "PublicIp": {
+        "type": "string"
+      },
+      "AllocationId": {
+        "type": "string"
+      }
+    },
+    "DescribeAddressesAttributeResponse": {
+      "Addresses": {
+        "type": "AddressAttribute",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
     "CreateTagsRequest": {
       "Resources": {
         "type": "string",
@@ -1514,6 +1848,14 @@ export const COMPUTE: ComputeDescriptors = {
       "request": "GetConsoleOutputRequest",
       "response": "GetConsoleOutputResponse"
     },
+    "DescribeInstanceAttribute": {
+      "request": "DescribeInstanceAttributeRequest",
+      "response": "InstanceAttribute"
+    },
+    "DescribeInstanceCreditSpecifications": {
+      "request": "DescribeInstanceCreditSpecificationsRequest",
+      "response": "DescribeInstanceCreditSpecificationsResponse"
+    },
     "RegisterImage": {
       "request": "RegisterImageRequest",
       "response": "RegisterImageResponse"
@@ -1526,6 +1868,18 @@ export const COMPUTE: ComputeDescriptors = {
       "request": "DeregisterImageRequest",
       "response": "DeregisterImageResponse"
     },
+    "DescribeImageAttribute": {
+      "request": "DescribeImageAttributeRequest",
+      "response": "ImageAttribute"
+    },
+    "ModifyImageAttribute": {
+      "request": "ModifyImageAttributeRequest",
+      "response": "ModifyImageAttributeResponse"
+    },
+    "ResetImageAttribute": {
+      "request": "ResetImageAttributeRequest",
+      "response": "ResetImageAttributeResponse"
+    },
     "DescribeInstanceTypes": {
       "request": "DescribeInstanceTypesRequest",
       "response": "DescribeInstanceTypesResponse"
@@ -1537,6 +1891,10 @@ export const COMPUTE: ComputeDescriptors = {
     "DescribeRegions": {
       "request": "DescribeRegionsRequest",
       "response": "DescribeRegionsResponse"
+    },
+    "DescribeAccountAttributes": {
+      "request": "DescribeAccountAttributesRequest",
+      "response": "DescribeAccountAttributesResponse"
     },
     "CreateKeyPair": {
       "request": "CreateKeyPairRequest",
@@ -1567,6 +1925,10 @@ export const COMPUTE: ComputeDescriptors = {
     "DeleteVpc": {
       "request": "DeleteVpcRequest",
       "response": "DeleteVpcResponse"
+    },
+    "DescribeVpcAttribute": {
+      "request": "DescribeVpcAttributeRequest",
+      "response": "DescribeVpcAttributeResponse"
     },
     "CreateSubnet": {
       "request": "CreateSubnetRequest",
@@ -1633,6 +1995,10 @@ export const COMPUTE: ComputeDescriptors = {
     "DescribeAddresses": {
       "request": "DescribeAddressesRequest",
       "response": "DescribeAddressesResponse"
+    },
+    "DescribeAddressesAttribute": {
+      "request": "DescribeAddressesAttributeRequest",
+      "response": "DescribeAddressesAttributeResponse"
     },
     "CreateTags": {
       "request": "CreateTagsRequest",

@@ -2,6 +2,7 @@
 // options, and the mapping of every failure to a message and an exit code.
 // `run` takes its argv and I/O as arguments so tests can drive it in-process.
 import { Command, CommanderError, Option } from "commander";
+import { runAdmin } from "./admin.js";
 import { connect } from "./client.js";
 import { resolveSigner } from "./credentials.js";
 import { runCommand, WAIT_PARAMS, type AnyCommandSpec, type RunContext } from "./command.js";
@@ -91,6 +92,18 @@ function buildProgram(io: Io, options: RunOptions): Command {
     .allowExcessArguments(false);
 
   for (const spec of COMMANDS) addCommand(program, spec, io, options);
+  program
+    .command("admin")
+    .description("Operator commands on the control plane's database (DATABASE_URL): accounts, access keys, hosts. 'cirrus admin --help' lists them.")
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument("[args...]")
+    .action(async (args: string[]) => {
+      const code = await runAdmin(args);
+      // cirrus-admin has printed its own error; its exit code is passed on.
+      if (code !== 0) throw new CliError("", code);
+    });
   return program;
 }
 
@@ -143,7 +156,7 @@ function reportError(err: unknown, io: Io): number {
     return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
   if (err instanceof CliError) {
-    io.stderr(`${err.message}\n`);
+    if (err.message) io.stderr(`${err.message}\n`);
     return err.exitCode;
   }
   io.stderr(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -22,7 +22,7 @@ export interface DescribeQuery {
   params?: unknown[];
 }
 
-/** One page of the caller's rows of `kind` in key order, and the NextToken of the next page ("" on the last). */
+/** One page of the rows of `kind` the caller may read (`readable`) in key order, and the NextToken of the next page ("" on the last). */
 export async function describeRows<Row extends { id: string }>(ctx: RequestContext, kind: ResourceKind<Row, unknown>, q: DescribeQuery): Promise<{ rows: Row[]; nextToken: string }> {
   requireIds(kind, q.ids);
   const t = kind.table;
@@ -31,7 +31,8 @@ export async function describeRows<Row extends { id: string }>(ctx: RequestConte
   const after = decodeToken(q.nextToken ?? "");
   if (after && key === "row_seq" && !/^\d+$/.test(after[0] ?? "")) throw new Ec2Error("InvalidNextToken", "The specified token is not valid.");
   const params: unknown[] = [...(q.params ?? [])];
-  const where = [`${t}.owner_id = $${params.push(ctx.principal.accountId)}`, ...(q.where ?? []), ...compileFilters(q.filters, kind.filters, `${t}.id`, params)];
+  const readable = kind.readable ? kind.readable(ctx, params) : `${t}.owner_id = $${params.push(ctx.principal.accountId)}`;
+  const where = [readable, ...(q.where ?? []), ...compileFilters(q.filters, kind.filters, `${t}.id`, params, ctx.principal.accountId)];
   if (kind.visible) where.push(kind.visible(ctx, params));
   if (q.ids.length) where.push(`${t}.id = ANY($${params.push(q.ids)})`);
   if (after) where.push(`${t}.${key} > $${params.push(after[0])}`);

@@ -39,12 +39,18 @@ const CATALOGUE = {
   "InvalidAMIID.Malformed": "invalid",
   "InvalidAMIName.Duplicate": "conflict",
   "InvalidAMIName.Malformed": "invalid",
+  // A launch permission that is neither the group "all" nor a 12-digit account id (ModifyImageAttribute).
+  InvalidAMIAttributeItemValue: "invalid",
+  // An owner or executable-by value that is neither an account id nor one of DescribeImages' aliases.
+  "InvalidUserID.Malformed": "invalid",
   "InvalidKeyPair.NotFound": "not-found",
   "InvalidKeyPair.Duplicate": "conflict",
   "InvalidKey.Format": "invalid",
   "InvalidInstanceID.NotFound": "not-found",
   "InvalidInstanceID.Malformed": "invalid",
   InvalidInstanceID: "precondition",
+  // DescribeInstanceCreditSpecifications naming an instance that is not burstable.
+  "InstanceCreditSpecification.NotSupported": "invalid",
   IncorrectInstanceState: "precondition",
   "InvalidHostId.NotFound": "not-found",
   IncorrectHostState: "precondition",

@@ -16,18 +16,21 @@ export function likePattern(value: string): string {
 /**
  * SQL conditions for `filters` on a table whose EC2 id is `idColumn`.
  * Appends bound values to `params`. Unknown filter names are InvalidParameterValue.
+ * With `tagOwnerId`, tag filters match only that account's tags (a shared
+ * image's tags are its owner's, not the caller's).
  */
-export function compileFilters(filters: readonly compute.Filter[], columns: FilterColumns, idColumn: string, params: unknown[]): string[] {
+export function compileFilters(filters: readonly compute.Filter[], columns: FilterColumns, idColumn: string, params: unknown[], tagOwnerId?: string): string[] {
   const bind = (v: unknown) => `$${params.push(v)}`;
   return filters.map(({ Name, Values }) => {
     if (Values.length === 0) throw new Ec2Error("InvalidParameterValue", `The filter '${truncate(Name)}' requires at least one value`);
     const patterns = bind(Values.map(likePattern));
+    const tagsOf = () => `tags t WHERE t.resource_id = ${idColumn}${tagOwnerId === undefined ? "" : ` AND t.owner_id = ${bind(tagOwnerId)}`}`;
     if (Name.startsWith("tag:")) {
-      return `EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = ${idColumn} AND t.key = ${bind(Name.slice(4))} AND t.value LIKE ANY (${patterns}))`;
+      return `EXISTS (SELECT 1 FROM ${tagsOf()} AND t.key = ${bind(Name.slice(4))} AND t.value LIKE ANY (${patterns}))`;
     }
     if (Name === "tag-key" || Name === "tag-value") {
       const col = Name === "tag-key" ? "t.key" : "t.value";
-      return `EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = ${idColumn} AND ${col} LIKE ANY (${patterns}))`;
+      return `EXISTS (SELECT 1 FROM ${tagsOf()} AND ${col} LIKE ANY (${patterns}))`;
     }
     const expr = columns[Name];
     if (!expr) throw new Ec2Error("InvalidParameterValue", `The filter '${truncate(Name)}' is invalid`);

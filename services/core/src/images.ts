@@ -1,11 +1,14 @@
 // The image kind: RegisterImage, DescribeImages, DeregisterImage. An image
 // is a qcow2 root disk (plus, for direct kernel boot, a kernel and initrd) at
 // the same path on every host; instances get copy-on-write overlays of it.
+// An image is private to its owner until a launch permission
+// (imageAttributes.ts) shares it with an account or makes it public; the
+// accounts it is shared with see and launch it, only its owner changes it.
 import { realpath, stat } from "node:fs/promises";
 import { imagePathRefusal, isPlainAbsolutePath, newId, parseDirList } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { RequestContext } from "./context.js";
-import { inTransaction, isUniqueViolation } from "./db/tx.js";
+import { inTransaction, isUniqueViolation, type Queryable } from "./db/tx.js";
 import { describeKind } from "./describe.js";
 import { Ec2Error } from "./errors.js";
 import { defineOperation } from "./operation.js";
@@ -115,14 +118,25 @@ async function registerImage(ctx: RequestContext, req: compute.RegisterImageRequ
   return { ImageId: id };
 }
 
-export function imageToProto(r: ImageRow, tags: compute.Tag[]): compute.Image {
+/** The image's block device mappings: its root disk only. */
+export function blockDeviceMappingsOf(r: ImageRow): compute.BlockDeviceMapping[] {
+  return [{ DeviceName: r.root_device_name, Ebs: { VolumeSize: r.root_size_gib, DeleteOnTermination: true } }];
+}
+
+function imageToProto(r: ImageRow, tags: compute.Tag[], isPublic: boolean): compute.Image {
   return {
     ImageId: r.id, Name: r.name, Description: r.description, State: r.state, ImageLocation: r.location,
-    Architecture: r.architecture, OwnerId: r.owner_id, CreationDate: r.created_at.toISOString(), Public: false,
+    Architecture: r.architecture, OwnerId: r.owner_id, CreationDate: r.created_at.toISOString(), Public: isPublic,
     ImageType: "machine", RootDeviceName: r.root_device_name, RootDeviceType: "ebs", VirtualizationType: r.virtualization_type,
-    Hypervisor: "kvm", BlockDeviceMappings: [{ DeviceName: r.root_device_name, Ebs: { VolumeSize: r.root_size_gib, DeleteOnTermination: true } }],
+    Hypervisor: "kvm", BlockDeviceMappings: blockDeviceMappingsOf(r),
     Tags: tags, PlatformDetails: "Linux/UNIX", KernelLocation: r.kernel_location, RamdiskLocation: r.ramdisk_location, KernelCommandLine: r.kernel_cmdline,
   };
+}
+
+/** SQL: the image (a row of `images`) is the caller's, public, or shared with the caller's account. */
+function readableImage(ctx: RequestContext, params: unknown[]): string {
+  const me = `$${params.push(ctx.principal.accountId)}`;
+  return `(images.owner_id = ${me} OR EXISTS (SELECT 1 FROM image_launch_permissions p WHERE p.image_id = images.id AND p.grantee IN ('all', ${me})))`;
 }
 
 const notFound = (ids: readonly string[]) => new Ec2Error("InvalidAMIID.NotFound", `The image id '[${ids.join(", ")}]' does not exist`);
@@ -143,22 +157,83 @@ export const imageKind = defineKind<ImageRow, compute.Image>({
     "owner-id": "images.owner_id",
     "root-device-name": "images.root_device_name",
     "virtualization-type": "images.virtualization_type",
+    "is-public": "EXISTS (SELECT 1 FROM image_launch_permissions p WHERE p.image_id = images.id AND p.grantee = 'all')",
   },
   visible: () => "images.state <> 'deregistered'",
+  readable: readableImage,
+  // Tags are their owner's: another account sees a shared image without them.
   toApi: async (ctx, rows) => {
-    const tags = await loadTags(ctx.db, rows.map((r) => r.id));
-    return rows.map((r) => imageToProto(r, tags.get(r.id) ?? []));
+    const [tags, { rows: open }] = await Promise.all([
+      loadTags(ctx.db, rows.filter((r) => r.owner_id === ctx.principal.accountId).map((r) => r.id)),
+      ctx.db.query<{ image_id: string }>("SELECT image_id FROM image_launch_permissions WHERE image_id = ANY($1) AND grantee = 'all'", [rows.map((r) => r.id)]),
+    ]);
+    const isPublic = new Set(open.map((r) => r.image_id));
+    return rows.map((r) => imageToProto(r, tags.get(r.id) ?? [], isPublic.has(r.id)));
   },
   states: ["available", "deregistered"],
 });
 
-/** The caller's available image with that id, or InvalidAMIID.NotFound. */
-export async function findAvailableImage(ctx: RequestContext, imageId: string): Promise<ImageRow> {
+/**
+ * The available image `imageId` if the caller may launch it (its own, public
+ * or shared with its account), locked FOR UPDATE when `lock` and `db` is a
+ * transaction's client; InvalidAMIID.NotFound otherwise, exactly as for an
+ * image that does not exist.
+ */
+export async function findLaunchableImage(ctx: RequestContext, imageId: string, db: Queryable = ctx.db, lock = false): Promise<ImageRow> {
   requireNonEmpty("ImageId", imageId ? [imageId] : []);
   requireIds(imageKind, [imageId]);
-  const { rows } = await ctx.db.query<ImageRow>("SELECT * FROM images WHERE id = $1 AND owner_id = $2 AND state = 'available'", [imageId, ctx.principal.accountId]);
+  const params: unknown[] = [imageId];
+  const { rows } = await db.query<ImageRow>(`SELECT * FROM images WHERE id = $1 AND state = 'available' AND ${readableImage(ctx, params)}${lock ? " FOR UPDATE" : ""}`, params);
   if (!rows[0]) throw notFound([imageId]);
   return rows[0];
+}
+
+/**
+ * The caller's own available image `imageId`, locked FOR UPDATE when `db`
+ * is a transaction's client. An image the caller cannot see is
+ * InvalidAMIID.NotFound; one it sees but another account owns (public or
+ * shared) is AuthFailure, as EC2 answers.
+ */
+export async function findOwnImage(ctx: RequestContext, db: Queryable, imageId: string): Promise<ImageRow> {
+  const image = await findLaunchableImage(ctx, imageId, db, true);
+  if (image.owner_id !== ctx.principal.accountId) throw new Ec2Error("AuthFailure", `Not authorized for image:${imageId}`);
+  return image;
+}
+
+/** Account ids of the images DescribeImages' `Owners` names: self, account ids, and the aliases of owners Cirrus has no images of (amazon…). */
+function ownerIds(ctx: RequestContext, owners: readonly string[]): string[] {
+  return owners.flatMap((o) => {
+    if (o === "self") return [ctx.principal.accountId];
+    if (/^\d{12}$/.test(o)) return [o];
+    if (["amazon", "aws-marketplace", "aws-backup-vault"].includes(o)) return [];
+    throw new Ec2Error("InvalidUserID.Malformed", `Invalid user id: "${truncate(o)}"`);
+  });
+}
+
+/** Grantees DescribeImages' `ExecutableUsers` names: all (public images), self (shared with the caller) and account ids. */
+function grantees(ctx: RequestContext, users: readonly string[]): string[] {
+  return users.map((u) => {
+    if (u === "all" || /^\d{12}$/.test(u)) return u;
+    if (u === "self") return ctx.principal.accountId;
+    throw new Ec2Error("InvalidUserID.Malformed", `Invalid user id: "${truncate(u)}"`);
+  });
+}
+
+/**
+ * DescribeImages: the images the caller may launch (its own, public ones,
+ * those shared with it), narrowed by Owners and by ExecutableUsers (an
+ * explicit launch permission for one of them: an owner's implicit one does
+ * not count, as in EC2).
+ */
+async function describeImages(ctx: RequestContext, req: compute.DescribeImagesRequest): Promise<compute.DescribeImagesResponse> {
+  const params: unknown[] = [];
+  const where: string[] = [];
+  if (req.Owners.length) where.push(`images.owner_id = ANY($${params.push(ownerIds(ctx, req.Owners))})`);
+  if (req.ExecutableUsers.length) {
+    where.push(`EXISTS (SELECT 1 FROM image_launch_permissions p WHERE p.image_id = images.id AND p.grantee = ANY($${params.push(grantees(ctx, req.ExecutableUsers))}))`);
+  }
+  const page = await describeKind(ctx, imageKind, { ids: req.ImageIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken, where, params });
+  return { Images: page.items, NextToken: page.nextToken };
 }
 
 export const imageOperations = [
@@ -173,31 +248,22 @@ export const imageOperations = [
   }),
   defineOperation({
     name: "DescribeImages",
-    summary: "Describe images (all pages unless --max-results or --next-token is given)",
+    summary: "Describe the images you may launch: your own, public and shared ones (all pages unless --max-results or --next-token is given)",
     request: compute.DescribeImagesRequest,
     response: compute.DescribeImagesResponse,
     mutates: false,
     kinds: ["image"],
-    handler: async (ctx: RequestContext, req: compute.DescribeImagesRequest): Promise<compute.DescribeImagesResponse> => {
-      const params: unknown[] = [];
-      const where: string[] = [];
-      if (req.Owners.length) {
-        const owners = req.Owners.map((o) => (o === "self" ? ctx.principal.accountId : o));
-        where.push(`images.owner_id = ANY($${params.push(owners)})`);
-      }
-      const page = await describeKind(ctx, imageKind, { ids: req.ImageIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken, where, params });
-      return { Images: page.items, NextToken: page.nextToken };
-    },
+    handler: describeImages,
   }),
   defineOperation({
     name: "DeregisterImage",
-    summary: "Deregister an image",
+    summary: "Deregister an image (the caller's own)",
     request: compute.DeregisterImageRequest,
     response: compute.DeregisterImageResponse,
     mutates: true,
     kinds: ["image"],
     handler: async (ctx: RequestContext, req: compute.DeregisterImageRequest): Promise<compute.DeregisterImageResponse> => {
-      await findAvailableImage(ctx, req.ImageId);
+      await findOwnImage(ctx, ctx.db, req.ImageId);
       const res = await ctx.db.query("UPDATE images SET state = 'deregistered' WHERE id = $1 AND owner_id = $2 AND state = 'available'", [req.ImageId, ctx.principal.accountId]);
       if (res.rowCount !== 1) throw notFound([req.ImageId]);
       return { Return: true };

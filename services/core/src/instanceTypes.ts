@@ -34,3 +34,18 @@ export function loadInstanceTypes(file?: string): Map<string, InstanceTypeSpec> 
   const list = file ? fileSchema.parse(JSON.parse(readFileSync(file, "utf8"))) : defaultInstanceTypes;
   return new Map(list.map((t) => [t.name, t]));
 }
+
+/** EC2's burstable performance families and the CPU credit option each launches with by default. */
+const DEFAULT_CPU_CREDITS = new Map<string, "standard" | "unlimited">([["t2", "standard"], ["t3", "unlimited"], ["t3a", "unlimited"], ["t4g", "unlimited"]]);
+
+/** The burstable families whose instances have unlimited CPU credits. */
+export const UNLIMITED_CREDIT_FAMILIES = [...DEFAULT_CPU_CREDITS].filter(([, credits]) => credits === "unlimited").map(([family]) => family);
+
+/**
+ * The CPU credit option of an instance of type `typeName` (e.g. t3.micro):
+ * its family's EC2 default, since Cirrus takes no CreditSpecification and
+ * nothing changes it; undefined for a type that is not burstable.
+ */
+export function cpuCreditsOf(typeName: string): "standard" | "unlimited" | undefined {
+  return DEFAULT_CPU_CREDITS.get(typeName.split(".")[0]!);
+}

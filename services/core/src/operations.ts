@@ -3,7 +3,9 @@
 // the CLI are loops over this table; adding an action is adding its entry
 // where its resource lives, and listing it here.
 import { catalogueOperations } from "./catalogue.js";
+import { imageAttributeOperations } from "./imageAttributes.js";
 import { imageOperations } from "./images.js";
+import { instanceAttributeOperations } from "./instances/attributes.js";
 import { getConsoleOutput } from "./instances/console.js";
 import { describeInstances } from "./instances/describe.js";
 import { runInstancesOperation } from "./instances/run.js";
@@ -20,7 +22,9 @@ export const OPERATIONS: readonly AnyOperation[] = [
   describeInstances,
   ...instanceStateOperations,
   getConsoleOutput,
+  ...instanceAttributeOperations,
   ...imageOperations,
+  ...imageAttributeOperations,
   ...catalogueOperations,
   ...keyPairOperations,
   ...vpcOperations,

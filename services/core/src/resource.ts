@@ -30,6 +30,13 @@ export interface ResourceKind<Row extends { id: string } = { id: string }, Api =
    * concerned, e.g. images not deregistered; values go into `params`.
    */
   visible?(ctx: RequestContext, params: unknown[]): string;
+  /**
+   * SQL condition (over `table`) for the rows Describe shows the caller,
+   * values into `params`: by default its own (`owner_id`); images also
+   * those shared with it. Changing a resource always takes owning it
+   * (findOwned).
+   */
+  readable?(ctx: RequestContext, params: unknown[]): string;
   /** The unique column Describe pages are ordered by (default `id`). */
   readonly orderBy?: string;
   /** Rows as the API shows them, with whatever else they carry (tags, addresses…), in row order. */

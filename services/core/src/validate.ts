@@ -16,6 +16,19 @@ export function requireNonEmpty(name: string, values: readonly unknown[]): void 
   if (values.length === 0) throw new Ec2Error("MissingParameter", `The request must contain the parameter ${name}`);
 }
 
+/**
+ * Throws unless `attribute` (a *Attribute action's Attribute) is one Cirrus
+ * answers (`served`): MissingParameter when it is empty, Unsupported when
+ * it is one of EC2's that Cirrus does not answer (`unserved`),
+ * InvalidParameterValue for any other.
+ */
+export function requireAttribute(attribute: string, served: readonly string[], unserved: readonly string[] = []): void {
+  if (!attribute) throw new Ec2Error("MissingParameter", "The request must contain the parameter Attribute");
+  if (served.includes(attribute)) return;
+  if (unserved.includes(attribute)) throw new Ec2Error("Unsupported", `The attribute ${attribute} is not supported by Cirrus; it answers ${served.join(", ")}.`);
+  throw new Ec2Error("InvalidParameterValue", `Value (${truncate(attribute)}) for parameter attribute is invalid. Unknown attribute.`);
+}
+
 export function truncate(s: string, max = 64): string {
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }

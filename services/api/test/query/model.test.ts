@@ -20,11 +20,11 @@ describe("the generated Query model", () => {
   it("knows every EC2 action, and models the ones Cirrus serves", () => {
     expect(MODEL_VERSION).toBe("2016-11-15");
     expect(QUERY_MODEL.actions).toHaveLength(Object.keys(raw.operations).length);
-    expect(isKnownAction("DescribeInstanceAttribute")).toBe(true);
+    expect(isKnownAction("DescribeSpotPriceHistory")).toBe(true);
     expect(isKnownAction("DescribeUnicorns")).toBe(false);
     expect(operationModel("RunInstances")).toEqual({ input: "RunInstancesRequest", output: expect.any(String) });
     expect(operationModel("RebootInstances")).toEqual({ input: "RebootInstancesRequest" });
-    expect(operationModel("DescribeInstanceAttribute")).toBeUndefined();
+    expect(operationModel("DescribeSpotPriceHistory")).toBeUndefined();
     expect(operationModel("toString")).toBeUndefined();
   });
 

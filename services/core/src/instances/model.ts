@@ -77,6 +77,9 @@ export async function loadExtras(db: Queryable, ids: readonly string[]): Promise
   return { tags, publicIps: new Map(eips.rows.map((e) => [e.instance_id, e.ip])), groups: groupMap };
 }
 
+/** Every instance's root disk is its first virtio disk. */
+export const ROOT_DEVICE_NAME = "/dev/vda";
+
 export function stateOf(name: InstanceStateName): compute.InstanceState {
   return { Code: STATE_CODES[name], Name: name };
 }
@@ -95,7 +98,7 @@ export function instanceToProto(r: InstanceRow, x: InstanceExtras): compute.Inst
     StateTransitionReason: r.state_transition_reason,
     ClientToken: r.client_token,
     Architecture: "x86_64",
-    RootDeviceName: "/dev/vda",
+    RootDeviceName: ROOT_DEVICE_NAME,
     RootDeviceType: "ebs",
     Hypervisor: "kvm",
     VirtualizationType: "hvm",
@@ -106,6 +109,8 @@ export function instanceToProto(r: InstanceRow, x: InstanceExtras): compute.Inst
     PublicIpAddress: x.publicIps.get(r.id) ?? "",
     KeyName: r.key_name,
     SecurityGroups: x.groups.get(r.id) ?? [],
+    // The host's firewall drops whatever an instance sends from another address.
+    SourceDestCheck: true,
   };
 }
 

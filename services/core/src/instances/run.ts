@@ -16,7 +16,7 @@ import { analyzeAfterBulkChange } from "../db/statistics.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
 import { Ec2Error } from "../errors.js";
 import { markHostsChanged } from "../hostState.js";
-import { findAvailableImage } from "../images.js";
+import { findLaunchableImage } from "../images.js";
 import { findKeyPair } from "../keyPairs.js";
 import { hostsNamingGroups } from "../network/affected.js";
 import { resolveSubnet } from "../network/launch.js";
@@ -188,7 +188,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
   const zone = req.Placement?.AvailabilityZone || undefined;
   if (zone && !ctx.config.zones.includes(zone)) throw new Ec2Error("InvalidParameterValue", `Invalid availability zone: [${truncate(zone)}]`);
   const tags = tagsFor("instance", req.TagSpecifications, ["instance"]);
-  const image = await findAvailableImage(ctx, req.ImageId);
+  const image = await findLaunchableImage(ctx, req.ImageId);
   const key = req.KeyName ? await findKeyPair(ctx, req.KeyName) : undefined;
 
   const hash = requestHash(req);

@@ -1,20 +1,20 @@
 // The elastic IP kind: AllocateAddress, AssociateAddress,
-// DisassociateAddress, ReleaseAddress, DescribeAddresses, over the operator's
-// address pool.
+// DisassociateAddress, ReleaseAddress, DescribeAddresses,
+// DescribeAddressesAttribute, over the operator's address pool.
 import { cidrText, isIpv4, newId, nthAddress, parseExactCidr, size, type Cidr } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
 import type { Core, RequestContext } from "../context.js";
 import { analyzeAfterBulkChange } from "../db/statistics.js";
 import { inTransaction } from "../db/tx.js";
-import { describeKind, findOwned } from "../describe.js";
+import { describeKind, describeRows, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
 import { markHostsChanged } from "../hostState.js";
 import { instanceKind } from "../instances/model.js";
 import { defineOperation } from "../operation.js";
 import { defineKind, type IdShape } from "../resource.js";
 import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
-import { requireIds, tagsFor, truncate } from "../validate.js";
+import { requireAttribute, requireIds, tagsFor, truncate } from "../validate.js";
 
 interface AddressRow {
   id: string;
@@ -167,10 +167,11 @@ async function associateAddress(ctx: RequestContext, req: compute.AssociateAddre
     if (addr.association_id && !req.AllowReassociation && addr.instance_id !== target.id) {
       throw new Ec2Error("Resource.AlreadyAssociated", `resource ${addr.id} is already associated with associate-id ${addr.association_id}`);
     }
-    // One elastic IP per private address: associating another one replaces it.
+    // One elastic IP per instance (its one private address): associating another one replaces it.
+    // Keyed on the instance, not the address: other accounts' VPCs reuse the same private ranges.
     const { rows: replaced } = await db.query<{ id: string }>(
-      "UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE private_ip = $1::inet AND id <> $2 RETURNING id",
-      [target.private_ip, addr.id],
+      "UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE instance_id = $1 AND id <> $2 RETURNING id",
+      [target.id, addr.id],
     );
     await db.query("UPDATE addresses SET association_id = $2, instance_id = $3, private_ip = $4 WHERE id = $1", [addr.id, association, target.id, target.private_ip]);
     ctx.log.info({ allocationId: addr.id, instanceId: target.id, replaced: replaced.map((r) => r.id) }, "address associated");
@@ -214,6 +215,18 @@ async function describeAddresses(ctx: RequestContext, req: compute.DescribeAddre
     throw new Ec2Error("InvalidAddress.NotFound", `Address '${req.PublicIps.join(", ")}' not found.`);
   }
   return { Addresses: page.items };
+}
+
+/**
+ * DescribeAddressesAttribute: the domain-name attribute of the named
+ * addresses (none named: all of the caller's), in allocation id order. Cirrus
+ * sets no reverse DNS record, so each answers its address without a PtrRecord.
+ */
+async function describeAddressesAttribute(ctx: RequestContext, req: compute.DescribeAddressesAttributeRequest): Promise<compute.DescribeAddressesAttributeResponse> {
+  // The model makes Attribute optional; domain-name is its only value.
+  if (req.Attribute) requireAttribute(req.Attribute, ["domain-name"]);
+  const page = await describeRows(ctx, addressKind, { ids: req.AllocationIds, filters: [], maxResults: req.MaxResults, nextToken: req.NextToken });
+  return { Addresses: page.rows.map((a) => ({ PublicIp: a.public_ip.replace(/\/32$/, ""), AllocationId: a.id })), NextToken: page.nextToken };
 }
 
 export const addressOperations = [
@@ -261,5 +274,14 @@ export const addressOperations = [
     mutates: false,
     kinds: ["address"],
     handler: describeAddresses,
+  }),
+  defineOperation({
+    name: "DescribeAddressesAttribute",
+    summary: "Describe the domain-name attribute (reverse DNS) of elastic IPs",
+    request: compute.DescribeAddressesAttributeRequest,
+    response: compute.DescribeAddressesAttributeResponse,
+    mutates: false,
+    kinds: ["address"],
+    handler: describeAddressesAttribute,
   }),
 ];

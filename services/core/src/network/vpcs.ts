@@ -1,6 +1,6 @@
-// The VPC and subnet kinds: CreateVpc/DescribeVpcs/DeleteVpc,
-// CreateSubnet/DescribeSubnets/DeleteSubnet, and each account's default VPC
-// with one default subnet per zone.
+// The VPC and subnet kinds: CreateVpc/DescribeVpcs/DeleteVpc/
+// DescribeVpcAttribute, CreateSubnet/DescribeSubnets/DeleteSubnet, and each
+// account's default VPC with one default subnet per zone.
 import { cidrText, containsCidr, newId, nthAddress, overlaps, parseExactCidr, size, type Cidr } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { PoolClient } from "pg";
@@ -12,7 +12,7 @@ import { Ec2Error } from "../errors.js";
 import { defineOperation } from "../operation.js";
 import { defineKind } from "../resource.js";
 import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
-import { requireIds, tagsFor, truncate } from "../validate.js";
+import { requireAttribute, requireIds, tagsFor, truncate } from "../validate.js";
 import { requireCidr } from "./cidr.js";
 import { createDefaultSecurityGroup } from "./securityGroups.js";
 
@@ -111,6 +111,19 @@ async function insertSubnet(db: PoolClient, ownerId: string, vpcId: string, cidr
   return subnet!;
 }
 
+/**
+ * DescribeVpcAttribute's attributes, each false in every VPC: the hosts'
+ * dnsmasq serves DHCP only, with DNS off and no DNS server offered
+ * (agents/host-agent/src/network/dhcp.ts), so a VPC has neither DNS
+ * resolution nor DNS hostnames, and Cirrus publishes no address usage
+ * metrics.
+ */
+const VPC_ATTRIBUTES = new Map<string, "EnableDnsSupport" | "EnableDnsHostnames" | "EnableNetworkAddressUsageMetrics">([
+  ["enableDnsSupport", "EnableDnsSupport"],
+  ["enableDnsHostnames", "EnableDnsHostnames"],
+  ["enableNetworkAddressUsageMetrics", "EnableNetworkAddressUsageMetrics"],
+]);
+
 async function lockVpc(db: PoolClient, ctx: RequestContext, vpcId: string): Promise<VpcRow> {
   const [vpc] = await findOwned(ctx, db, vpcKind, [vpcId], { lock: true });
   return vpc!;
@@ -170,6 +183,22 @@ export const vpcOperations = [
         await db.query("DELETE FROM vpcs WHERE id = $1", [req.VpcId]);
       });
       return {};
+    },
+  }),
+  defineOperation({
+    name: "DescribeVpcAttribute",
+    summary: "Describe one attribute of a VPC: enableDnsSupport, enableDnsHostnames or enableNetworkAddressUsageMetrics",
+    request: compute.DescribeVpcAttributeRequest,
+    response: compute.DescribeVpcAttributeResponse,
+    mutates: false,
+    kinds: ["vpc"],
+    handler: async (ctx: RequestContext, req: compute.DescribeVpcAttributeRequest): Promise<compute.DescribeVpcAttributeResponse> => {
+      if (!req.VpcId) throw new Ec2Error("MissingParameter", "The request must contain the parameter VpcId");
+      requireAttribute(req.Attribute, [...VPC_ATTRIBUTES.keys()]);
+      const [vpc] = await findOwned(ctx, ctx.db, vpcKind, [req.VpcId]);
+      const answer = compute.DescribeVpcAttributeResponse.fromPartial({ VpcId: vpc!.id });
+      answer[VPC_ATTRIBUTES.get(req.Attribute)!] = { Value: false };
+      return answer;
     },
   }),
   defineOperation({
@@ -242,12 +271,13 @@ export const vpcOperations = [
  * safe when several API processes start at once.
  */
 export async function ensureDefaultNetwork(core: Pick<Core, "db" | "config" | "log">, accountId: string): Promise<void> {
-  const cidr = parseExactCidr(core.config.CIRRUS_DEFAULT_VPC_CIDR)!;
   let addresses = 0;
   await inTransaction(core.db, async (db) => {
     await db.query("SELECT pg_advisory_xact_lock(hashtext('cirrus-default-network'), hashtext($1))", [accountId]);
     let { rows: [vpc] } = await db.query<VpcRow>("SELECT * FROM vpcs WHERE owner_id = $1 AND is_default", [accountId]);
-    if (!vpc) vpc = await insertVpc(db, core, accountId, cidr, true, []);
+    if (!vpc) vpc = await insertVpc(db, core, accountId, parseExactCidr(core.config.CIRRUS_DEFAULT_VPC_CIDR)!, true, []);
+    // Subnets come from the VPC the account has, whatever the configuration says now.
+    const cidr = parseExactCidr(vpc.cidr)!;
     // /20 per zone as in AWS (the whole VPC when it is smaller than that).
     const subnetPrefix = Math.max(cidr.prefix, 20);
     for (const [i, zone] of core.config.zones.entries()) {

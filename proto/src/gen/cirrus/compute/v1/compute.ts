@@ -49,6 +49,15 @@ export interface Filter {
   Values: string[];
 }
 
+/** EC2's wrappers of one attribute's value (DescribeInstanceAttribute and the other *Attribute actions). */
+export interface AttributeValue {
+  Value: string;
+}
+
+export interface AttributeBooleanValue {
+  Value?: boolean | undefined;
+}
+
 export interface Placement {
   AvailabilityZone: string;
 }
@@ -87,6 +96,8 @@ export interface Instance {
   PublicIpAddress: string;
   KeyName: string;
   SecurityGroups: GroupIdentifier[];
+  /** Always true: an instance sends only from its own private address (the host's firewall drops anything else). */
+  SourceDestCheck?: boolean | undefined;
 }
 
 export interface CpuOptions {
@@ -202,6 +213,57 @@ export interface GetConsoleOutputResponse {
   Timestamp: string;
 }
 
+export interface DescribeInstanceAttributeRequest {
+  /** The instance. */
+  InstanceId: string;
+  /**
+   * instanceType, kernel, ramdisk, userData, disableApiTermination, disableApiStop,
+   * instanceInitiatedShutdownBehavior, rootDeviceName, groupSet, ebsOptimized,
+   * sourceDestCheck or enaSupport.
+   */
+  Attribute: string;
+}
+
+/** DescribeInstanceAttribute's answer: the instance and the one attribute asked for. */
+export interface InstanceAttribute {
+  InstanceId: string;
+  Groups: GroupIdentifier[];
+  DisableApiTermination: AttributeBooleanValue | undefined;
+  DisableApiStop: AttributeBooleanValue | undefined;
+  EbsOptimized: AttributeBooleanValue | undefined;
+  EnaSupport: AttributeBooleanValue | undefined;
+  InstanceInitiatedShutdownBehavior: AttributeValue | undefined;
+  InstanceType: AttributeValue | undefined;
+  KernelId: AttributeValue | undefined;
+  RamdiskId: AttributeValue | undefined;
+  RootDeviceName: AttributeValue | undefined;
+  SourceDestCheck:
+    | AttributeBooleanValue
+    | undefined;
+  /** Base64, as given to RunInstances. */
+  UserData: AttributeValue | undefined;
+}
+
+export interface DescribeInstanceCreditSpecificationsRequest {
+  /** Instance IDs (burstable ones; none: every instance with unlimited credits). */
+  InstanceIds: string[];
+  /** instance-id. */
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+export interface InstanceCreditSpecification {
+  InstanceId: string;
+  /** standard or unlimited. */
+  CpuCredits: string;
+}
+
+export interface DescribeInstanceCreditSpecificationsResponse {
+  InstanceCreditSpecifications: InstanceCreditSpecification[];
+  NextToken: string;
+}
+
 export interface EbsBlockDevice {
   VolumeSize?: number | undefined;
   DeleteOnTermination?: boolean | undefined;
@@ -265,11 +327,16 @@ export interface Image {
 export interface DescribeImagesRequest {
   /** Image IDs. */
   ImageIds: string[];
-  /** Owner account IDs, or self. */
+  /** Owner account IDs, self, or amazon (Cirrus has no Amazon images). */
   Owners: string[];
   Filters: Filter[];
   MaxResults?: number | undefined;
   NextToken: string;
+  /** Images with an explicit launch permission for these account IDs, self, or all (public images). */
+  ExecutableUsers: string[];
+  /** Cirrus deprecates and disables no image: the answer is the same either way. */
+  IncludeDeprecated: boolean;
+  IncludeDisabled: boolean;
 }
 
 export interface DescribeImagesResponse {
@@ -284,6 +351,70 @@ export interface DeregisterImageRequest {
 
 export interface DeregisterImageResponse {
   Return: boolean;
+}
+
+/** Who besides its owner may launch an image: every account (Group "all") or one (UserId). */
+export interface LaunchPermission {
+  Group: string;
+  UserId: string;
+}
+
+export interface LaunchPermissionModifications {
+  Add: LaunchPermission[];
+  Remove: LaunchPermission[];
+}
+
+export interface DescribeImageAttributeRequest {
+  /** The image (the caller's own). */
+  ImageId: string;
+  /** launchPermission, description or blockDeviceMapping. */
+  Attribute: string;
+}
+
+/** DescribeImageAttribute's answer: the image and the one attribute asked for. */
+export interface ImageAttribute {
+  ImageId: string;
+  LaunchPermissions: LaunchPermission[];
+  Description: AttributeValue | undefined;
+  BlockDeviceMappings: BlockDeviceMapping[];
+}
+
+/**
+ * Either LaunchPermission (Add/Remove), or EC2's flat form (Attribute=launchPermission,
+ * OperationType, UserIds, UserGroups), or a new Description (or Attribute=description with Value).
+ */
+export interface ModifyImageAttributeRequest {
+  /** The image (the caller's own). */
+  ImageId: string;
+  /** launchPermission or description, for the flat form. */
+  Attribute: string;
+  LaunchPermission:
+    | LaunchPermissionModifications
+    | undefined;
+  /** add or remove (flat form). */
+  OperationType: string;
+  /** Account IDs to add or remove (flat form). */
+  UserIds: string[];
+  /** all (flat form). */
+  UserGroups: string[];
+  Description:
+    | AttributeValue
+    | undefined;
+  /** The new description (flat form). */
+  Value: string;
+}
+
+export interface ModifyImageAttributeResponse {
+}
+
+export interface ResetImageAttributeRequest {
+  /** The image (the caller's own). */
+  ImageId: string;
+  /** launchPermission: the image becomes private again. */
+  Attribute: string;
+}
+
+export interface ResetImageAttributeResponse {
 }
 
 export interface VCpuInfo {
@@ -309,6 +440,8 @@ export interface InstanceTypeInfo {
   Hypervisor: string;
   SupportedRootDeviceTypes: string[];
   SupportedVirtualizationTypes: string[];
+  /** True for the T2, T3, T3a and T4g families (DescribeInstanceCreditSpecifications). */
+  BurstablePerformanceSupported: boolean;
 }
 
 export interface DescribeInstanceTypesRequest {
@@ -355,6 +488,27 @@ export interface DescribeRegionsRequest {
 
 export interface DescribeRegionsResponse {
   Regions: Region[];
+}
+
+export interface DescribeAccountAttributesRequest {
+  /**
+   * supported-platforms, default-vpc, max-instances, max-elastic-ips, vpc-max-elastic-ips,
+   * vpc-max-security-groups-per-interface (none: all of them).
+   */
+  AttributeNames: string[];
+}
+
+export interface AccountAttributeValue {
+  AttributeValue: string;
+}
+
+export interface AccountAttribute {
+  AttributeName: string;
+  AttributeValues: AccountAttributeValue[];
+}
+
+export interface DescribeAccountAttributesResponse {
+  AccountAttributes: AccountAttribute[];
 }
 
 export interface KeyPairInfo {
@@ -466,6 +620,20 @@ export interface DeleteVpcRequest {
 }
 
 export interface DeleteVpcResponse {
+}
+
+export interface DescribeVpcAttributeRequest {
+  /** The VPC. */
+  VpcId: string;
+  /** enableDnsSupport, enableDnsHostnames or enableNetworkAddressUsageMetrics. */
+  Attribute: string;
+}
+
+export interface DescribeVpcAttributeResponse {
+  VpcId: string;
+  EnableDnsHostnames: AttributeBooleanValue | undefined;
+  EnableDnsSupport: AttributeBooleanValue | undefined;
+  EnableNetworkAddressUsageMetrics: AttributeBooleanValue | undefined;
 }
 
 export interface Subnet {
@@ -729,6 +897,26 @@ export interface DescribeAddressesRequest {
 
 export interface DescribeAddressesResponse {
   Addresses: Address[];
+}
+
+export interface DescribeAddressesAttributeRequest {
+  /** Allocation IDs (none: every address of the account). */
+  AllocationIds: string[];
+  /** domain-name (the only one). */
+  Attribute: string;
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+/** An address's domain-name attribute: Cirrus sets no reverse DNS record (EC2's PtrRecord), so there is none to show. */
+export interface AddressAttribute {
+  PublicIp: string;
+  AllocationId: string;
+}
+
+export interface DescribeAddressesAttributeResponse {
+  Addresses: AddressAttribute[];
+  NextToken: string;
 }
 
 export interface CreateTagsRequest {
@@ -1031,6 +1219,140 @@ export const Filter: MessageFns<Filter> = {
   },
 };
 
+function createBaseAttributeValue(): AttributeValue {
+  return { Value: "" };
+}
+
+export const AttributeValue: MessageFns<AttributeValue> = {
+  encode(message: AttributeValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Value !== "") {
+      writer.uint32(10).string(message.Value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttributeValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttributeValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttributeValue {
+    return { Value: isSet(object.Value) ? globalThis.String(object.Value) : "" };
+  },
+
+  toJSON(message: AttributeValue): unknown {
+    const obj: any = {};
+    if (message.Value !== "") {
+      obj.Value = message.Value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttributeValue>, I>>(base?: I): AttributeValue {
+    return AttributeValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttributeValue>, I>>(object: I): AttributeValue {
+    const message = createBaseAttributeValue();
+    message.Value = object.Value ?? "";
+    return message;
+  },
+};
+
+function createBaseAttributeBooleanValue(): AttributeBooleanValue {
+  return { Value: undefined };
+}
+
+export const AttributeBooleanValue: MessageFns<AttributeBooleanValue> = {
+  encode(message: AttributeBooleanValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Value !== undefined) {
+      writer.uint32(8).bool(message.Value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttributeBooleanValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttributeBooleanValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.Value = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttributeBooleanValue {
+    return { Value: isSet(object.Value) ? globalThis.Boolean(object.Value) : undefined };
+  },
+
+  toJSON(message: AttributeBooleanValue): unknown {
+    const obj: any = {};
+    if (message.Value !== undefined) {
+      obj.Value = message.Value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttributeBooleanValue>, I>>(base?: I): AttributeBooleanValue {
+    return AttributeBooleanValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttributeBooleanValue>, I>>(object: I): AttributeBooleanValue {
+    const message = createBaseAttributeBooleanValue();
+    message.Value = object.Value ?? undefined;
+    return message;
+  },
+};
+
 function createBasePlacement(): Placement {
   return { AvailabilityZone: "" };
 }
@@ -1293,6 +1615,7 @@ function createBaseInstance(): Instance {
     PublicIpAddress: "",
     KeyName: "",
     SecurityGroups: [],
+    SourceDestCheck: undefined,
   };
 }
 
@@ -1366,6 +1689,9 @@ export const Instance: MessageFns<Instance> = {
     }
     for (const v of message.SecurityGroups) {
       GroupIdentifier.encode(v!, writer.uint32(186).fork()).join();
+    }
+    if (message.SourceDestCheck !== undefined) {
+      writer.uint32(192).bool(message.SourceDestCheck);
     }
     return writer;
   },
@@ -1567,6 +1893,14 @@ export const Instance: MessageFns<Instance> = {
             message.SecurityGroups.push(GroupIdentifier.decode(reader, reader.uint32()));
             continue;
           }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.SourceDestCheck = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1606,6 +1940,7 @@ export const Instance: MessageFns<Instance> = {
       SecurityGroups: globalThis.Array.isArray(object?.SecurityGroups)
         ? object.SecurityGroups.map((e: any) => GroupIdentifier.fromJSON(e))
         : [],
+      SourceDestCheck: isSet(object.SourceDestCheck) ? globalThis.Boolean(object.SourceDestCheck) : undefined,
     };
   },
 
@@ -1680,6 +2015,9 @@ export const Instance: MessageFns<Instance> = {
     if (message.SecurityGroups?.length) {
       obj.SecurityGroups = message.SecurityGroups.map((e) => GroupIdentifier.toJSON(e));
     }
+    if (message.SourceDestCheck !== undefined) {
+      obj.SourceDestCheck = message.SourceDestCheck;
+    }
     return obj;
   },
 
@@ -1719,6 +2057,7 @@ export const Instance: MessageFns<Instance> = {
     message.PublicIpAddress = object.PublicIpAddress ?? "";
     message.KeyName = object.KeyName ?? "";
     message.SecurityGroups = object.SecurityGroups?.map((e) => GroupIdentifier.fromPartial(e)) || [];
+    message.SourceDestCheck = object.SourceDestCheck ?? undefined;
     return message;
   },
 };
@@ -3305,6 +3644,710 @@ export const GetConsoleOutputResponse: MessageFns<GetConsoleOutputResponse> = {
   },
 };
 
+function createBaseDescribeInstanceAttributeRequest(): DescribeInstanceAttributeRequest {
+  return { InstanceId: "", Attribute: "" };
+}
+
+export const DescribeInstanceAttributeRequest: MessageFns<DescribeInstanceAttributeRequest> = {
+  encode(message: DescribeInstanceAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.InstanceId !== "") {
+      writer.uint32(10).string(message.InstanceId);
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(18).string(message.Attribute);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeInstanceAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeInstanceAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeInstanceAttributeRequest {
+    return {
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+    };
+  },
+
+  toJSON(message: DescribeInstanceAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeInstanceAttributeRequest>, I>>(
+    base?: I,
+  ): DescribeInstanceAttributeRequest {
+    return DescribeInstanceAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeInstanceAttributeRequest>, I>>(
+    object: I,
+  ): DescribeInstanceAttributeRequest {
+    const message = createBaseDescribeInstanceAttributeRequest();
+    message.InstanceId = object.InstanceId ?? "";
+    message.Attribute = object.Attribute ?? "";
+    return message;
+  },
+};
+
+function createBaseInstanceAttribute(): InstanceAttribute {
+  return {
+    InstanceId: "",
+    Groups: [],
+    DisableApiTermination: undefined,
+    DisableApiStop: undefined,
+    EbsOptimized: undefined,
+    EnaSupport: undefined,
+    InstanceInitiatedShutdownBehavior: undefined,
+    InstanceType: undefined,
+    KernelId: undefined,
+    RamdiskId: undefined,
+    RootDeviceName: undefined,
+    SourceDestCheck: undefined,
+    UserData: undefined,
+  };
+}
+
+export const InstanceAttribute: MessageFns<InstanceAttribute> = {
+  encode(message: InstanceAttribute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.InstanceId !== "") {
+      writer.uint32(10).string(message.InstanceId);
+    }
+    for (const v of message.Groups) {
+      GroupIdentifier.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.DisableApiTermination !== undefined) {
+      AttributeBooleanValue.encode(message.DisableApiTermination, writer.uint32(26).fork()).join();
+    }
+    if (message.DisableApiStop !== undefined) {
+      AttributeBooleanValue.encode(message.DisableApiStop, writer.uint32(34).fork()).join();
+    }
+    if (message.EbsOptimized !== undefined) {
+      AttributeBooleanValue.encode(message.EbsOptimized, writer.uint32(42).fork()).join();
+    }
+    if (message.EnaSupport !== undefined) {
+      AttributeBooleanValue.encode(message.EnaSupport, writer.uint32(50).fork()).join();
+    }
+    if (message.InstanceInitiatedShutdownBehavior !== undefined) {
+      AttributeValue.encode(message.InstanceInitiatedShutdownBehavior, writer.uint32(58).fork()).join();
+    }
+    if (message.InstanceType !== undefined) {
+      AttributeValue.encode(message.InstanceType, writer.uint32(66).fork()).join();
+    }
+    if (message.KernelId !== undefined) {
+      AttributeValue.encode(message.KernelId, writer.uint32(74).fork()).join();
+    }
+    if (message.RamdiskId !== undefined) {
+      AttributeValue.encode(message.RamdiskId, writer.uint32(82).fork()).join();
+    }
+    if (message.RootDeviceName !== undefined) {
+      AttributeValue.encode(message.RootDeviceName, writer.uint32(90).fork()).join();
+    }
+    if (message.SourceDestCheck !== undefined) {
+      AttributeBooleanValue.encode(message.SourceDestCheck, writer.uint32(98).fork()).join();
+    }
+    if (message.UserData !== undefined) {
+      AttributeValue.encode(message.UserData, writer.uint32(106).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceAttribute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceAttribute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Groups.push(GroupIdentifier.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.DisableApiTermination = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.DisableApiStop = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.EbsOptimized = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.EnaSupport = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.InstanceInitiatedShutdownBehavior = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.InstanceType = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.KernelId = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.RamdiskId = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.RootDeviceName = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.SourceDestCheck = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.UserData = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceAttribute {
+    return {
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      Groups: globalThis.Array.isArray(object?.Groups)
+        ? object.Groups.map((e: any) => GroupIdentifier.fromJSON(e))
+        : [],
+      DisableApiTermination: isSet(object.DisableApiTermination)
+        ? AttributeBooleanValue.fromJSON(object.DisableApiTermination)
+        : undefined,
+      DisableApiStop: isSet(object.DisableApiStop) ? AttributeBooleanValue.fromJSON(object.DisableApiStop) : undefined,
+      EbsOptimized: isSet(object.EbsOptimized) ? AttributeBooleanValue.fromJSON(object.EbsOptimized) : undefined,
+      EnaSupport: isSet(object.EnaSupport) ? AttributeBooleanValue.fromJSON(object.EnaSupport) : undefined,
+      InstanceInitiatedShutdownBehavior: isSet(object.InstanceInitiatedShutdownBehavior)
+        ? AttributeValue.fromJSON(object.InstanceInitiatedShutdownBehavior)
+        : undefined,
+      InstanceType: isSet(object.InstanceType) ? AttributeValue.fromJSON(object.InstanceType) : undefined,
+      KernelId: isSet(object.KernelId) ? AttributeValue.fromJSON(object.KernelId) : undefined,
+      RamdiskId: isSet(object.RamdiskId) ? AttributeValue.fromJSON(object.RamdiskId) : undefined,
+      RootDeviceName: isSet(object.RootDeviceName) ? AttributeValue.fromJSON(object.RootDeviceName) : undefined,
+      SourceDestCheck: isSet(object.SourceDestCheck)
+        ? AttributeBooleanValue.fromJSON(object.SourceDestCheck)
+        : undefined,
+      UserData: isSet(object.UserData) ? AttributeValue.fromJSON(object.UserData) : undefined,
+    };
+  },
+
+  toJSON(message: InstanceAttribute): unknown {
+    const obj: any = {};
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.Groups?.length) {
+      obj.Groups = message.Groups.map((e) => GroupIdentifier.toJSON(e));
+    }
+    if (message.DisableApiTermination !== undefined) {
+      obj.DisableApiTermination = AttributeBooleanValue.toJSON(message.DisableApiTermination);
+    }
+    if (message.DisableApiStop !== undefined) {
+      obj.DisableApiStop = AttributeBooleanValue.toJSON(message.DisableApiStop);
+    }
+    if (message.EbsOptimized !== undefined) {
+      obj.EbsOptimized = AttributeBooleanValue.toJSON(message.EbsOptimized);
+    }
+    if (message.EnaSupport !== undefined) {
+      obj.EnaSupport = AttributeBooleanValue.toJSON(message.EnaSupport);
+    }
+    if (message.InstanceInitiatedShutdownBehavior !== undefined) {
+      obj.InstanceInitiatedShutdownBehavior = AttributeValue.toJSON(message.InstanceInitiatedShutdownBehavior);
+    }
+    if (message.InstanceType !== undefined) {
+      obj.InstanceType = AttributeValue.toJSON(message.InstanceType);
+    }
+    if (message.KernelId !== undefined) {
+      obj.KernelId = AttributeValue.toJSON(message.KernelId);
+    }
+    if (message.RamdiskId !== undefined) {
+      obj.RamdiskId = AttributeValue.toJSON(message.RamdiskId);
+    }
+    if (message.RootDeviceName !== undefined) {
+      obj.RootDeviceName = AttributeValue.toJSON(message.RootDeviceName);
+    }
+    if (message.SourceDestCheck !== undefined) {
+      obj.SourceDestCheck = AttributeBooleanValue.toJSON(message.SourceDestCheck);
+    }
+    if (message.UserData !== undefined) {
+      obj.UserData = AttributeValue.toJSON(message.UserData);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceAttribute>, I>>(base?: I): InstanceAttribute {
+    return InstanceAttribute.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceAttribute>, I>>(object: I): InstanceAttribute {
+    const message = createBaseInstanceAttribute();
+    message.InstanceId = object.InstanceId ?? "";
+    message.Groups = object.Groups?.map((e) => GroupIdentifier.fromPartial(e)) || [];
+    message.DisableApiTermination =
+      (object.DisableApiTermination !== undefined && object.DisableApiTermination !== null)
+        ? AttributeBooleanValue.fromPartial(object.DisableApiTermination)
+        : undefined;
+    message.DisableApiStop = (object.DisableApiStop !== undefined && object.DisableApiStop !== null)
+      ? AttributeBooleanValue.fromPartial(object.DisableApiStop)
+      : undefined;
+    message.EbsOptimized = (object.EbsOptimized !== undefined && object.EbsOptimized !== null)
+      ? AttributeBooleanValue.fromPartial(object.EbsOptimized)
+      : undefined;
+    message.EnaSupport = (object.EnaSupport !== undefined && object.EnaSupport !== null)
+      ? AttributeBooleanValue.fromPartial(object.EnaSupport)
+      : undefined;
+    message.InstanceInitiatedShutdownBehavior =
+      (object.InstanceInitiatedShutdownBehavior !== undefined && object.InstanceInitiatedShutdownBehavior !== null)
+        ? AttributeValue.fromPartial(object.InstanceInitiatedShutdownBehavior)
+        : undefined;
+    message.InstanceType = (object.InstanceType !== undefined && object.InstanceType !== null)
+      ? AttributeValue.fromPartial(object.InstanceType)
+      : undefined;
+    message.KernelId = (object.KernelId !== undefined && object.KernelId !== null)
+      ? AttributeValue.fromPartial(object.KernelId)
+      : undefined;
+    message.RamdiskId = (object.RamdiskId !== undefined && object.RamdiskId !== null)
+      ? AttributeValue.fromPartial(object.RamdiskId)
+      : undefined;
+    message.RootDeviceName = (object.RootDeviceName !== undefined && object.RootDeviceName !== null)
+      ? AttributeValue.fromPartial(object.RootDeviceName)
+      : undefined;
+    message.SourceDestCheck = (object.SourceDestCheck !== undefined && object.SourceDestCheck !== null)
+      ? AttributeBooleanValue.fromPartial(object.SourceDestCheck)
+      : undefined;
+    message.UserData = (object.UserData !== undefined && object.UserData !== null)
+      ? AttributeValue.fromPartial(object.UserData)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeInstanceCreditSpecificationsRequest(): DescribeInstanceCreditSpecificationsRequest {
+  return { InstanceIds: [], Filters: [], MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeInstanceCreditSpecificationsRequest: MessageFns<DescribeInstanceCreditSpecificationsRequest> = {
+  encode(
+    message: DescribeInstanceCreditSpecificationsRequest,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    for (const v of message.InstanceIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(24).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(34).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeInstanceCreditSpecificationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeInstanceCreditSpecificationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.InstanceIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeInstanceCreditSpecificationsRequest {
+    return {
+      InstanceIds: globalThis.Array.isArray(object?.InstanceIds)
+        ? object.InstanceIds.map((e: any) => globalThis.String(e))
+        : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeInstanceCreditSpecificationsRequest): unknown {
+    const obj: any = {};
+    if (message.InstanceIds?.length) {
+      obj.InstanceIds = message.InstanceIds;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeInstanceCreditSpecificationsRequest>, I>>(
+    base?: I,
+  ): DescribeInstanceCreditSpecificationsRequest {
+    return DescribeInstanceCreditSpecificationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeInstanceCreditSpecificationsRequest>, I>>(
+    object: I,
+  ): DescribeInstanceCreditSpecificationsRequest {
+    const message = createBaseDescribeInstanceCreditSpecificationsRequest();
+    message.InstanceIds = object.InstanceIds?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseInstanceCreditSpecification(): InstanceCreditSpecification {
+  return { InstanceId: "", CpuCredits: "" };
+}
+
+export const InstanceCreditSpecification: MessageFns<InstanceCreditSpecification> = {
+  encode(message: InstanceCreditSpecification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.InstanceId !== "") {
+      writer.uint32(10).string(message.InstanceId);
+    }
+    if (message.CpuCredits !== "") {
+      writer.uint32(18).string(message.CpuCredits);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceCreditSpecification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceCreditSpecification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.CpuCredits = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceCreditSpecification {
+    return {
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      CpuCredits: isSet(object.CpuCredits) ? globalThis.String(object.CpuCredits) : "",
+    };
+  },
+
+  toJSON(message: InstanceCreditSpecification): unknown {
+    const obj: any = {};
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.CpuCredits !== "") {
+      obj.CpuCredits = message.CpuCredits;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceCreditSpecification>, I>>(base?: I): InstanceCreditSpecification {
+    return InstanceCreditSpecification.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceCreditSpecification>, I>>(object: I): InstanceCreditSpecification {
+    const message = createBaseInstanceCreditSpecification();
+    message.InstanceId = object.InstanceId ?? "";
+    message.CpuCredits = object.CpuCredits ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeInstanceCreditSpecificationsResponse(): DescribeInstanceCreditSpecificationsResponse {
+  return { InstanceCreditSpecifications: [], NextToken: "" };
+}
+
+export const DescribeInstanceCreditSpecificationsResponse: MessageFns<DescribeInstanceCreditSpecificationsResponse> = {
+  encode(
+    message: DescribeInstanceCreditSpecificationsResponse,
+    writer: BinaryWriter = new BinaryWriter(),
+  ): BinaryWriter {
+    for (const v of message.InstanceCreditSpecifications) {
+      InstanceCreditSpecification.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeInstanceCreditSpecificationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeInstanceCreditSpecificationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.InstanceCreditSpecifications.push(InstanceCreditSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeInstanceCreditSpecificationsResponse {
+    return {
+      InstanceCreditSpecifications: globalThis.Array.isArray(object?.InstanceCreditSpecifications)
+        ? object.InstanceCreditSpecifications.map((e: any) => InstanceCreditSpecification.fromJSON(e))
+        : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeInstanceCreditSpecificationsResponse): unknown {
+    const obj: any = {};
+    if (message.InstanceCreditSpecifications?.length) {
+      obj.InstanceCreditSpecifications = message.InstanceCreditSpecifications.map((e) =>
+        InstanceCreditSpecification.toJSON(e)
+      );
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeInstanceCreditSpecificationsResponse>, I>>(
+    base?: I,
+  ): DescribeInstanceCreditSpecificationsResponse {
+    return DescribeInstanceCreditSpecificationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeInstanceCreditSpecificationsResponse>, I>>(
+    object: I,
+  ): DescribeInstanceCreditSpecificationsResponse {
+    const message = createBaseDescribeInstanceCreditSpecificationsResponse();
+    message.InstanceCreditSpecifications =
+      object.InstanceCreditSpecifications?.map((e) => InstanceCreditSpecification.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
 function createBaseEbsBlockDevice(): EbsBlockDevice {
   return { VolumeSize: undefined, DeleteOnTermination: undefined };
 }
@@ -4188,7 +5231,16 @@ export const Image: MessageFns<Image> = {
 };
 
 function createBaseDescribeImagesRequest(): DescribeImagesRequest {
-  return { ImageIds: [], Owners: [], Filters: [], MaxResults: undefined, NextToken: "" };
+  return {
+    ImageIds: [],
+    Owners: [],
+    Filters: [],
+    MaxResults: undefined,
+    NextToken: "",
+    ExecutableUsers: [],
+    IncludeDeprecated: false,
+    IncludeDisabled: false,
+  };
 }
 
 export const DescribeImagesRequest: MessageFns<DescribeImagesRequest> = {
@@ -4207,6 +5259,15 @@ export const DescribeImagesRequest: MessageFns<DescribeImagesRequest> = {
     }
     if (message.NextToken !== "") {
       writer.uint32(42).string(message.NextToken);
+    }
+    for (const v of message.ExecutableUsers) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.IncludeDeprecated !== false) {
+      writer.uint32(56).bool(message.IncludeDeprecated);
+    }
+    if (message.IncludeDisabled !== false) {
+      writer.uint32(64).bool(message.IncludeDisabled);
     }
     return writer;
   },
@@ -4264,6 +5325,30 @@ export const DescribeImagesRequest: MessageFns<DescribeImagesRequest> = {
             message.NextToken = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.ExecutableUsers.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.IncludeDeprecated = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.IncludeDisabled = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4283,6 +5368,11 @@ export const DescribeImagesRequest: MessageFns<DescribeImagesRequest> = {
       Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
       MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
       NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+      ExecutableUsers: globalThis.Array.isArray(object?.ExecutableUsers)
+        ? object.ExecutableUsers.map((e: any) => globalThis.String(e))
+        : [],
+      IncludeDeprecated: isSet(object.IncludeDeprecated) ? globalThis.Boolean(object.IncludeDeprecated) : false,
+      IncludeDisabled: isSet(object.IncludeDisabled) ? globalThis.Boolean(object.IncludeDisabled) : false,
     };
   },
 
@@ -4303,6 +5393,15 @@ export const DescribeImagesRequest: MessageFns<DescribeImagesRequest> = {
     if (message.NextToken !== "") {
       obj.NextToken = message.NextToken;
     }
+    if (message.ExecutableUsers?.length) {
+      obj.ExecutableUsers = message.ExecutableUsers;
+    }
+    if (message.IncludeDeprecated !== false) {
+      obj.IncludeDeprecated = message.IncludeDeprecated;
+    }
+    if (message.IncludeDisabled !== false) {
+      obj.IncludeDisabled = message.IncludeDisabled;
+    }
     return obj;
   },
 
@@ -4316,6 +5415,9 @@ export const DescribeImagesRequest: MessageFns<DescribeImagesRequest> = {
     message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
     message.MaxResults = object.MaxResults ?? undefined;
     message.NextToken = object.NextToken ?? "";
+    message.ExecutableUsers = object.ExecutableUsers?.map((e) => e) || [];
+    message.IncludeDeprecated = object.IncludeDeprecated ?? false;
+    message.IncludeDisabled = object.IncludeDisabled ?? false;
     return message;
   },
 };
@@ -4535,6 +5637,777 @@ export const DeregisterImageResponse: MessageFns<DeregisterImageResponse> = {
   fromPartial<I extends Exact<DeepPartial<DeregisterImageResponse>, I>>(object: I): DeregisterImageResponse {
     const message = createBaseDeregisterImageResponse();
     message.Return = object.Return ?? false;
+    return message;
+  },
+};
+
+function createBaseLaunchPermission(): LaunchPermission {
+  return { Group: "", UserId: "" };
+}
+
+export const LaunchPermission: MessageFns<LaunchPermission> = {
+  encode(message: LaunchPermission, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Group !== "") {
+      writer.uint32(10).string(message.Group);
+    }
+    if (message.UserId !== "") {
+      writer.uint32(18).string(message.UserId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LaunchPermission {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLaunchPermission();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Group = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.UserId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LaunchPermission {
+    return {
+      Group: isSet(object.Group) ? globalThis.String(object.Group) : "",
+      UserId: isSet(object.UserId) ? globalThis.String(object.UserId) : "",
+    };
+  },
+
+  toJSON(message: LaunchPermission): unknown {
+    const obj: any = {};
+    if (message.Group !== "") {
+      obj.Group = message.Group;
+    }
+    if (message.UserId !== "") {
+      obj.UserId = message.UserId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LaunchPermission>, I>>(base?: I): LaunchPermission {
+    return LaunchPermission.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LaunchPermission>, I>>(object: I): LaunchPermission {
+    const message = createBaseLaunchPermission();
+    message.Group = object.Group ?? "";
+    message.UserId = object.UserId ?? "";
+    return message;
+  },
+};
+
+function createBaseLaunchPermissionModifications(): LaunchPermissionModifications {
+  return { Add: [], Remove: [] };
+}
+
+export const LaunchPermissionModifications: MessageFns<LaunchPermissionModifications> = {
+  encode(message: LaunchPermissionModifications, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Add) {
+      LaunchPermission.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.Remove) {
+      LaunchPermission.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LaunchPermissionModifications {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLaunchPermissionModifications();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Add.push(LaunchPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Remove.push(LaunchPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LaunchPermissionModifications {
+    return {
+      Add: globalThis.Array.isArray(object?.Add) ? object.Add.map((e: any) => LaunchPermission.fromJSON(e)) : [],
+      Remove: globalThis.Array.isArray(object?.Remove)
+        ? object.Remove.map((e: any) => LaunchPermission.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LaunchPermissionModifications): unknown {
+    const obj: any = {};
+    if (message.Add?.length) {
+      obj.Add = message.Add.map((e) => LaunchPermission.toJSON(e));
+    }
+    if (message.Remove?.length) {
+      obj.Remove = message.Remove.map((e) => LaunchPermission.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LaunchPermissionModifications>, I>>(base?: I): LaunchPermissionModifications {
+    return LaunchPermissionModifications.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LaunchPermissionModifications>, I>>(
+    object: I,
+  ): LaunchPermissionModifications {
+    const message = createBaseLaunchPermissionModifications();
+    message.Add = object.Add?.map((e) => LaunchPermission.fromPartial(e)) || [];
+    message.Remove = object.Remove?.map((e) => LaunchPermission.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeImageAttributeRequest(): DescribeImageAttributeRequest {
+  return { ImageId: "", Attribute: "" };
+}
+
+export const DescribeImageAttributeRequest: MessageFns<DescribeImageAttributeRequest> = {
+  encode(message: DescribeImageAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ImageId !== "") {
+      writer.uint32(10).string(message.ImageId);
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(18).string(message.Attribute);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeImageAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeImageAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ImageId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeImageAttributeRequest {
+    return {
+      ImageId: isSet(object.ImageId) ? globalThis.String(object.ImageId) : "",
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+    };
+  },
+
+  toJSON(message: DescribeImageAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.ImageId !== "") {
+      obj.ImageId = message.ImageId;
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeImageAttributeRequest>, I>>(base?: I): DescribeImageAttributeRequest {
+    return DescribeImageAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeImageAttributeRequest>, I>>(
+    object: I,
+  ): DescribeImageAttributeRequest {
+    const message = createBaseDescribeImageAttributeRequest();
+    message.ImageId = object.ImageId ?? "";
+    message.Attribute = object.Attribute ?? "";
+    return message;
+  },
+};
+
+function createBaseImageAttribute(): ImageAttribute {
+  return { ImageId: "", LaunchPermissions: [], Description: undefined, BlockDeviceMappings: [] };
+}
+
+export const ImageAttribute: MessageFns<ImageAttribute> = {
+  encode(message: ImageAttribute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ImageId !== "") {
+      writer.uint32(10).string(message.ImageId);
+    }
+    for (const v of message.LaunchPermissions) {
+      LaunchPermission.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.Description !== undefined) {
+      AttributeValue.encode(message.Description, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.BlockDeviceMappings) {
+      BlockDeviceMapping.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageAttribute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageAttribute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ImageId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.LaunchPermissions.push(LaunchPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Description = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.BlockDeviceMappings.push(BlockDeviceMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageAttribute {
+    return {
+      ImageId: isSet(object.ImageId) ? globalThis.String(object.ImageId) : "",
+      LaunchPermissions: globalThis.Array.isArray(object?.LaunchPermissions)
+        ? object.LaunchPermissions.map((e: any) => LaunchPermission.fromJSON(e))
+        : [],
+      Description: isSet(object.Description) ? AttributeValue.fromJSON(object.Description) : undefined,
+      BlockDeviceMappings: globalThis.Array.isArray(object?.BlockDeviceMappings)
+        ? object.BlockDeviceMappings.map((e: any) => BlockDeviceMapping.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ImageAttribute): unknown {
+    const obj: any = {};
+    if (message.ImageId !== "") {
+      obj.ImageId = message.ImageId;
+    }
+    if (message.LaunchPermissions?.length) {
+      obj.LaunchPermissions = message.LaunchPermissions.map((e) => LaunchPermission.toJSON(e));
+    }
+    if (message.Description !== undefined) {
+      obj.Description = AttributeValue.toJSON(message.Description);
+    }
+    if (message.BlockDeviceMappings?.length) {
+      obj.BlockDeviceMappings = message.BlockDeviceMappings.map((e) => BlockDeviceMapping.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageAttribute>, I>>(base?: I): ImageAttribute {
+    return ImageAttribute.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageAttribute>, I>>(object: I): ImageAttribute {
+    const message = createBaseImageAttribute();
+    message.ImageId = object.ImageId ?? "";
+    message.LaunchPermissions = object.LaunchPermissions?.map((e) => LaunchPermission.fromPartial(e)) || [];
+    message.Description = (object.Description !== undefined && object.Description !== null)
+      ? AttributeValue.fromPartial(object.Description)
+      : undefined;
+    message.BlockDeviceMappings = object.BlockDeviceMappings?.map((e) => BlockDeviceMapping.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseModifyImageAttributeRequest(): ModifyImageAttributeRequest {
+  return {
+    ImageId: "",
+    Attribute: "",
+    LaunchPermission: undefined,
+    OperationType: "",
+    UserIds: [],
+    UserGroups: [],
+    Description: undefined,
+    Value: "",
+  };
+}
+
+export const ModifyImageAttributeRequest: MessageFns<ModifyImageAttributeRequest> = {
+  encode(message: ModifyImageAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ImageId !== "") {
+      writer.uint32(10).string(message.ImageId);
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(18).string(message.Attribute);
+    }
+    if (message.LaunchPermission !== undefined) {
+      LaunchPermissionModifications.encode(message.LaunchPermission, writer.uint32(26).fork()).join();
+    }
+    if (message.OperationType !== "") {
+      writer.uint32(34).string(message.OperationType);
+    }
+    for (const v of message.UserIds) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.UserGroups) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.Description !== undefined) {
+      AttributeValue.encode(message.Description, writer.uint32(58).fork()).join();
+    }
+    if (message.Value !== "") {
+      writer.uint32(66).string(message.Value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyImageAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyImageAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ImageId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.LaunchPermission = LaunchPermissionModifications.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.OperationType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.UserIds.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.UserGroups.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.Description = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.Value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModifyImageAttributeRequest {
+    return {
+      ImageId: isSet(object.ImageId) ? globalThis.String(object.ImageId) : "",
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+      LaunchPermission: isSet(object.LaunchPermission)
+        ? LaunchPermissionModifications.fromJSON(object.LaunchPermission)
+        : undefined,
+      OperationType: isSet(object.OperationType) ? globalThis.String(object.OperationType) : "",
+      UserIds: globalThis.Array.isArray(object?.UserIds) ? object.UserIds.map((e: any) => globalThis.String(e)) : [],
+      UserGroups: globalThis.Array.isArray(object?.UserGroups)
+        ? object.UserGroups.map((e: any) => globalThis.String(e))
+        : [],
+      Description: isSet(object.Description) ? AttributeValue.fromJSON(object.Description) : undefined,
+      Value: isSet(object.Value) ? globalThis.String(object.Value) : "",
+    };
+  },
+
+  toJSON(message: ModifyImageAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.ImageId !== "") {
+      obj.ImageId = message.ImageId;
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    if (message.LaunchPermission !== undefined) {
+      obj.LaunchPermission = LaunchPermissionModifications.toJSON(message.LaunchPermission);
+    }
+    if (message.OperationType !== "") {
+      obj.OperationType = message.OperationType;
+    }
+    if (message.UserIds?.length) {
+      obj.UserIds = message.UserIds;
+    }
+    if (message.UserGroups?.length) {
+      obj.UserGroups = message.UserGroups;
+    }
+    if (message.Description !== undefined) {
+      obj.Description = AttributeValue.toJSON(message.Description);
+    }
+    if (message.Value !== "") {
+      obj.Value = message.Value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyImageAttributeRequest>, I>>(base?: I): ModifyImageAttributeRequest {
+    return ModifyImageAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyImageAttributeRequest>, I>>(object: I): ModifyImageAttributeRequest {
+    const message = createBaseModifyImageAttributeRequest();
+    message.ImageId = object.ImageId ?? "";
+    message.Attribute = object.Attribute ?? "";
+    message.LaunchPermission = (object.LaunchPermission !== undefined && object.LaunchPermission !== null)
+      ? LaunchPermissionModifications.fromPartial(object.LaunchPermission)
+      : undefined;
+    message.OperationType = object.OperationType ?? "";
+    message.UserIds = object.UserIds?.map((e) => e) || [];
+    message.UserGroups = object.UserGroups?.map((e) => e) || [];
+    message.Description = (object.Description !== undefined && object.Description !== null)
+      ? AttributeValue.fromPartial(object.Description)
+      : undefined;
+    message.Value = object.Value ?? "";
+    return message;
+  },
+};
+
+function createBaseModifyImageAttributeResponse(): ModifyImageAttributeResponse {
+  return {};
+}
+
+export const ModifyImageAttributeResponse: MessageFns<ModifyImageAttributeResponse> = {
+  encode(_: ModifyImageAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyImageAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyImageAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ModifyImageAttributeResponse {
+    return {};
+  },
+
+  toJSON(_: ModifyImageAttributeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyImageAttributeResponse>, I>>(base?: I): ModifyImageAttributeResponse {
+    return ModifyImageAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyImageAttributeResponse>, I>>(_: I): ModifyImageAttributeResponse {
+    const message = createBaseModifyImageAttributeResponse();
+    return message;
+  },
+};
+
+function createBaseResetImageAttributeRequest(): ResetImageAttributeRequest {
+  return { ImageId: "", Attribute: "" };
+}
+
+export const ResetImageAttributeRequest: MessageFns<ResetImageAttributeRequest> = {
+  encode(message: ResetImageAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ImageId !== "") {
+      writer.uint32(10).string(message.ImageId);
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(18).string(message.Attribute);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetImageAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetImageAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ImageId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetImageAttributeRequest {
+    return {
+      ImageId: isSet(object.ImageId) ? globalThis.String(object.ImageId) : "",
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+    };
+  },
+
+  toJSON(message: ResetImageAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.ImageId !== "") {
+      obj.ImageId = message.ImageId;
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetImageAttributeRequest>, I>>(base?: I): ResetImageAttributeRequest {
+    return ResetImageAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetImageAttributeRequest>, I>>(object: I): ResetImageAttributeRequest {
+    const message = createBaseResetImageAttributeRequest();
+    message.ImageId = object.ImageId ?? "";
+    message.Attribute = object.Attribute ?? "";
+    return message;
+  },
+};
+
+function createBaseResetImageAttributeResponse(): ResetImageAttributeResponse {
+  return {};
+}
+
+export const ResetImageAttributeResponse: MessageFns<ResetImageAttributeResponse> = {
+  encode(_: ResetImageAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetImageAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetImageAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ResetImageAttributeResponse {
+    return {};
+  },
+
+  toJSON(_: ResetImageAttributeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetImageAttributeResponse>, I>>(base?: I): ResetImageAttributeResponse {
+    return ResetImageAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetImageAttributeResponse>, I>>(_: I): ResetImageAttributeResponse {
+    const message = createBaseResetImageAttributeResponse();
     return message;
   },
 };
@@ -4788,6 +6661,7 @@ function createBaseInstanceTypeInfo(): InstanceTypeInfo {
     Hypervisor: "",
     SupportedRootDeviceTypes: [],
     SupportedVirtualizationTypes: [],
+    BurstablePerformanceSupported: false,
   };
 }
 
@@ -4816,6 +6690,9 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
     }
     for (const v of message.SupportedVirtualizationTypes) {
       writer.uint32(66).string(v!);
+    }
+    if (message.BurstablePerformanceSupported !== false) {
+      writer.uint32(72).bool(message.BurstablePerformanceSupported);
     }
     return writer;
   },
@@ -4897,6 +6774,14 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
             message.SupportedVirtualizationTypes.push(reader.string());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.BurstablePerformanceSupported = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4923,6 +6808,9 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
       SupportedVirtualizationTypes: globalThis.Array.isArray(object?.SupportedVirtualizationTypes)
         ? object.SupportedVirtualizationTypes.map((e: any) => globalThis.String(e))
         : [],
+      BurstablePerformanceSupported: isSet(object.BurstablePerformanceSupported)
+        ? globalThis.Boolean(object.BurstablePerformanceSupported)
+        : false,
     };
   },
 
@@ -4952,6 +6840,9 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
     if (message.SupportedVirtualizationTypes?.length) {
       obj.SupportedVirtualizationTypes = message.SupportedVirtualizationTypes;
     }
+    if (message.BurstablePerformanceSupported !== false) {
+      obj.BurstablePerformanceSupported = message.BurstablePerformanceSupported;
+    }
     return obj;
   },
 
@@ -4974,6 +6865,7 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
     message.Hypervisor = object.Hypervisor ?? "";
     message.SupportedRootDeviceTypes = object.SupportedRootDeviceTypes?.map((e) => e) || [];
     message.SupportedVirtualizationTypes = object.SupportedVirtualizationTypes?.map((e) => e) || [];
+    message.BurstablePerformanceSupported = object.BurstablePerformanceSupported ?? false;
     return message;
   },
 };
@@ -5722,6 +7614,310 @@ export const DescribeRegionsResponse: MessageFns<DescribeRegionsResponse> = {
   fromPartial<I extends Exact<DeepPartial<DescribeRegionsResponse>, I>>(object: I): DescribeRegionsResponse {
     const message = createBaseDescribeRegionsResponse();
     message.Regions = object.Regions?.map((e) => Region.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeAccountAttributesRequest(): DescribeAccountAttributesRequest {
+  return { AttributeNames: [] };
+}
+
+export const DescribeAccountAttributesRequest: MessageFns<DescribeAccountAttributesRequest> = {
+  encode(message: DescribeAccountAttributesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.AttributeNames) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAccountAttributesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAccountAttributesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttributeNames.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAccountAttributesRequest {
+    return {
+      AttributeNames: globalThis.Array.isArray(object?.AttributeNames)
+        ? object.AttributeNames.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeAccountAttributesRequest): unknown {
+    const obj: any = {};
+    if (message.AttributeNames?.length) {
+      obj.AttributeNames = message.AttributeNames;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAccountAttributesRequest>, I>>(
+    base?: I,
+  ): DescribeAccountAttributesRequest {
+    return DescribeAccountAttributesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAccountAttributesRequest>, I>>(
+    object: I,
+  ): DescribeAccountAttributesRequest {
+    const message = createBaseDescribeAccountAttributesRequest();
+    message.AttributeNames = object.AttributeNames?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAccountAttributeValue(): AccountAttributeValue {
+  return { AttributeValue: "" };
+}
+
+export const AccountAttributeValue: MessageFns<AccountAttributeValue> = {
+  encode(message: AccountAttributeValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttributeValue !== "") {
+      writer.uint32(10).string(message.AttributeValue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccountAttributeValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccountAttributeValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttributeValue = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccountAttributeValue {
+    return { AttributeValue: isSet(object.AttributeValue) ? globalThis.String(object.AttributeValue) : "" };
+  },
+
+  toJSON(message: AccountAttributeValue): unknown {
+    const obj: any = {};
+    if (message.AttributeValue !== "") {
+      obj.AttributeValue = message.AttributeValue;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccountAttributeValue>, I>>(base?: I): AccountAttributeValue {
+    return AccountAttributeValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccountAttributeValue>, I>>(object: I): AccountAttributeValue {
+    const message = createBaseAccountAttributeValue();
+    message.AttributeValue = object.AttributeValue ?? "";
+    return message;
+  },
+};
+
+function createBaseAccountAttribute(): AccountAttribute {
+  return { AttributeName: "", AttributeValues: [] };
+}
+
+export const AccountAttribute: MessageFns<AccountAttribute> = {
+  encode(message: AccountAttribute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttributeName !== "") {
+      writer.uint32(10).string(message.AttributeName);
+    }
+    for (const v of message.AttributeValues) {
+      AccountAttributeValue.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccountAttribute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccountAttribute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttributeName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AttributeValues.push(AccountAttributeValue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccountAttribute {
+    return {
+      AttributeName: isSet(object.AttributeName) ? globalThis.String(object.AttributeName) : "",
+      AttributeValues: globalThis.Array.isArray(object?.AttributeValues)
+        ? object.AttributeValues.map((e: any) => AccountAttributeValue.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AccountAttribute): unknown {
+    const obj: any = {};
+    if (message.AttributeName !== "") {
+      obj.AttributeName = message.AttributeName;
+    }
+    if (message.AttributeValues?.length) {
+      obj.AttributeValues = message.AttributeValues.map((e) => AccountAttributeValue.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccountAttribute>, I>>(base?: I): AccountAttribute {
+    return AccountAttribute.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccountAttribute>, I>>(object: I): AccountAttribute {
+    const message = createBaseAccountAttribute();
+    message.AttributeName = object.AttributeName ?? "";
+    message.AttributeValues = object.AttributeValues?.map((e) => AccountAttributeValue.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeAccountAttributesResponse(): DescribeAccountAttributesResponse {
+  return { AccountAttributes: [] };
+}
+
+export const DescribeAccountAttributesResponse: MessageFns<DescribeAccountAttributesResponse> = {
+  encode(message: DescribeAccountAttributesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.AccountAttributes) {
+      AccountAttribute.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAccountAttributesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAccountAttributesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AccountAttributes.push(AccountAttribute.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAccountAttributesResponse {
+    return {
+      AccountAttributes: globalThis.Array.isArray(object?.AccountAttributes)
+        ? object.AccountAttributes.map((e: any) => AccountAttribute.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeAccountAttributesResponse): unknown {
+    const obj: any = {};
+    if (message.AccountAttributes?.length) {
+      obj.AccountAttributes = message.AccountAttributes.map((e) => AccountAttribute.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAccountAttributesResponse>, I>>(
+    base?: I,
+  ): DescribeAccountAttributesResponse {
+    return DescribeAccountAttributesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAccountAttributesResponse>, I>>(
+    object: I,
+  ): DescribeAccountAttributesResponse {
+    const message = createBaseDescribeAccountAttributesResponse();
+    message.AccountAttributes = object.AccountAttributes?.map((e) => AccountAttribute.fromPartial(e)) || [];
     return message;
   },
 };
@@ -7361,6 +9557,226 @@ export const DeleteVpcResponse: MessageFns<DeleteVpcResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<DeleteVpcResponse>, I>>(_: I): DeleteVpcResponse {
     const message = createBaseDeleteVpcResponse();
+    return message;
+  },
+};
+
+function createBaseDescribeVpcAttributeRequest(): DescribeVpcAttributeRequest {
+  return { VpcId: "", Attribute: "" };
+}
+
+export const DescribeVpcAttributeRequest: MessageFns<DescribeVpcAttributeRequest> = {
+  encode(message: DescribeVpcAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VpcId !== "") {
+      writer.uint32(10).string(message.VpcId);
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(18).string(message.Attribute);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVpcAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVpcAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVpcAttributeRequest {
+    return {
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+    };
+  },
+
+  toJSON(message: DescribeVpcAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVpcAttributeRequest>, I>>(base?: I): DescribeVpcAttributeRequest {
+    return DescribeVpcAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVpcAttributeRequest>, I>>(object: I): DescribeVpcAttributeRequest {
+    const message = createBaseDescribeVpcAttributeRequest();
+    message.VpcId = object.VpcId ?? "";
+    message.Attribute = object.Attribute ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeVpcAttributeResponse(): DescribeVpcAttributeResponse {
+  return {
+    VpcId: "",
+    EnableDnsHostnames: undefined,
+    EnableDnsSupport: undefined,
+    EnableNetworkAddressUsageMetrics: undefined,
+  };
+}
+
+export const DescribeVpcAttributeResponse: MessageFns<DescribeVpcAttributeResponse> = {
+  encode(message: DescribeVpcAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VpcId !== "") {
+      writer.uint32(10).string(message.VpcId);
+    }
+    if (message.EnableDnsHostnames !== undefined) {
+      AttributeBooleanValue.encode(message.EnableDnsHostnames, writer.uint32(18).fork()).join();
+    }
+    if (message.EnableDnsSupport !== undefined) {
+      AttributeBooleanValue.encode(message.EnableDnsSupport, writer.uint32(26).fork()).join();
+    }
+    if (message.EnableNetworkAddressUsageMetrics !== undefined) {
+      AttributeBooleanValue.encode(message.EnableNetworkAddressUsageMetrics, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVpcAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVpcAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VpcId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.EnableDnsHostnames = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.EnableDnsSupport = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.EnableNetworkAddressUsageMetrics = AttributeBooleanValue.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVpcAttributeResponse {
+    return {
+      VpcId: isSet(object.VpcId) ? globalThis.String(object.VpcId) : "",
+      EnableDnsHostnames: isSet(object.EnableDnsHostnames)
+        ? AttributeBooleanValue.fromJSON(object.EnableDnsHostnames)
+        : undefined,
+      EnableDnsSupport: isSet(object.EnableDnsSupport)
+        ? AttributeBooleanValue.fromJSON(object.EnableDnsSupport)
+        : undefined,
+      EnableNetworkAddressUsageMetrics: isSet(object.EnableNetworkAddressUsageMetrics)
+        ? AttributeBooleanValue.fromJSON(object.EnableNetworkAddressUsageMetrics)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DescribeVpcAttributeResponse): unknown {
+    const obj: any = {};
+    if (message.VpcId !== "") {
+      obj.VpcId = message.VpcId;
+    }
+    if (message.EnableDnsHostnames !== undefined) {
+      obj.EnableDnsHostnames = AttributeBooleanValue.toJSON(message.EnableDnsHostnames);
+    }
+    if (message.EnableDnsSupport !== undefined) {
+      obj.EnableDnsSupport = AttributeBooleanValue.toJSON(message.EnableDnsSupport);
+    }
+    if (message.EnableNetworkAddressUsageMetrics !== undefined) {
+      obj.EnableNetworkAddressUsageMetrics = AttributeBooleanValue.toJSON(message.EnableNetworkAddressUsageMetrics);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVpcAttributeResponse>, I>>(base?: I): DescribeVpcAttributeResponse {
+    return DescribeVpcAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVpcAttributeResponse>, I>>(object: I): DescribeVpcAttributeResponse {
+    const message = createBaseDescribeVpcAttributeResponse();
+    message.VpcId = object.VpcId ?? "";
+    message.EnableDnsHostnames = (object.EnableDnsHostnames !== undefined && object.EnableDnsHostnames !== null)
+      ? AttributeBooleanValue.fromPartial(object.EnableDnsHostnames)
+      : undefined;
+    message.EnableDnsSupport = (object.EnableDnsSupport !== undefined && object.EnableDnsSupport !== null)
+      ? AttributeBooleanValue.fromPartial(object.EnableDnsSupport)
+      : undefined;
+    message.EnableNetworkAddressUsageMetrics =
+      (object.EnableNetworkAddressUsageMetrics !== undefined && object.EnableNetworkAddressUsageMetrics !== null)
+        ? AttributeBooleanValue.fromPartial(object.EnableNetworkAddressUsageMetrics)
+        : undefined;
     return message;
   },
 };
@@ -11292,6 +13708,305 @@ export const DescribeAddressesResponse: MessageFns<DescribeAddressesResponse> = 
   },
 };
 
+function createBaseDescribeAddressesAttributeRequest(): DescribeAddressesAttributeRequest {
+  return { AllocationIds: [], Attribute: "", MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeAddressesAttributeRequest: MessageFns<DescribeAddressesAttributeRequest> = {
+  encode(message: DescribeAddressesAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.AllocationIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(18).string(message.Attribute);
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(24).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(34).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAddressesAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAddressesAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AllocationIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAddressesAttributeRequest {
+    return {
+      AllocationIds: globalThis.Array.isArray(object?.AllocationIds)
+        ? object.AllocationIds.map((e: any) => globalThis.String(e))
+        : [],
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeAddressesAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.AllocationIds?.length) {
+      obj.AllocationIds = message.AllocationIds;
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAddressesAttributeRequest>, I>>(
+    base?: I,
+  ): DescribeAddressesAttributeRequest {
+    return DescribeAddressesAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAddressesAttributeRequest>, I>>(
+    object: I,
+  ): DescribeAddressesAttributeRequest {
+    const message = createBaseDescribeAddressesAttributeRequest();
+    message.AllocationIds = object.AllocationIds?.map((e) => e) || [];
+    message.Attribute = object.Attribute ?? "";
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseAddressAttribute(): AddressAttribute {
+  return { PublicIp: "", AllocationId: "" };
+}
+
+export const AddressAttribute: MessageFns<AddressAttribute> = {
+  encode(message: AddressAttribute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.PublicIp !== "") {
+      writer.uint32(10).string(message.PublicIp);
+    }
+    if (message.AllocationId !== "") {
+      writer.uint32(18).string(message.AllocationId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddressAttribute {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddressAttribute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.PublicIp = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AllocationId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddressAttribute {
+    return {
+      PublicIp: isSet(object.PublicIp) ? globalThis.String(object.PublicIp) : "",
+      AllocationId: isSet(object.AllocationId) ? globalThis.String(object.AllocationId) : "",
+    };
+  },
+
+  toJSON(message: AddressAttribute): unknown {
+    const obj: any = {};
+    if (message.PublicIp !== "") {
+      obj.PublicIp = message.PublicIp;
+    }
+    if (message.AllocationId !== "") {
+      obj.AllocationId = message.AllocationId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddressAttribute>, I>>(base?: I): AddressAttribute {
+    return AddressAttribute.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddressAttribute>, I>>(object: I): AddressAttribute {
+    const message = createBaseAddressAttribute();
+    message.PublicIp = object.PublicIp ?? "";
+    message.AllocationId = object.AllocationId ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeAddressesAttributeResponse(): DescribeAddressesAttributeResponse {
+  return { Addresses: [], NextToken: "" };
+}
+
+export const DescribeAddressesAttributeResponse: MessageFns<DescribeAddressesAttributeResponse> = {
+  encode(message: DescribeAddressesAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Addresses) {
+      AddressAttribute.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeAddressesAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeAddressesAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Addresses.push(AddressAttribute.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeAddressesAttributeResponse {
+    return {
+      Addresses: globalThis.Array.isArray(object?.Addresses)
+        ? object.Addresses.map((e: any) => AddressAttribute.fromJSON(e))
+        : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeAddressesAttributeResponse): unknown {
+    const obj: any = {};
+    if (message.Addresses?.length) {
+      obj.Addresses = message.Addresses.map((e) => AddressAttribute.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeAddressesAttributeResponse>, I>>(
+    base?: I,
+  ): DescribeAddressesAttributeResponse {
+    return DescribeAddressesAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeAddressesAttributeResponse>, I>>(
+    object: I,
+  ): DescribeAddressesAttributeResponse {
+    const message = createBaseDescribeAddressesAttributeResponse();
+    message.Addresses = object.Addresses?.map((e) => AddressAttribute.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
 function createBaseCreateTagsRequest(): CreateTagsRequest {
   return { Resources: [], Tags: [] };
 }
@@ -12034,6 +14749,30 @@ export const ComputeService = {
       Buffer.from(GetConsoleOutputResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetConsoleOutputResponse => GetConsoleOutputResponse.decode(value),
   },
+  describeInstanceAttribute: {
+    path: "/cirrus.compute.v1.Compute/DescribeInstanceAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeInstanceAttributeRequest): Buffer =>
+      Buffer.from(DescribeInstanceAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeInstanceAttributeRequest =>
+      DescribeInstanceAttributeRequest.decode(value),
+    responseSerialize: (value: InstanceAttribute): Buffer => Buffer.from(InstanceAttribute.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InstanceAttribute => InstanceAttribute.decode(value),
+  },
+  describeInstanceCreditSpecifications: {
+    path: "/cirrus.compute.v1.Compute/DescribeInstanceCreditSpecifications" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeInstanceCreditSpecificationsRequest): Buffer =>
+      Buffer.from(DescribeInstanceCreditSpecificationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeInstanceCreditSpecificationsRequest =>
+      DescribeInstanceCreditSpecificationsRequest.decode(value),
+    responseSerialize: (value: DescribeInstanceCreditSpecificationsResponse): Buffer =>
+      Buffer.from(DescribeInstanceCreditSpecificationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeInstanceCreditSpecificationsResponse =>
+      DescribeInstanceCreditSpecificationsResponse.decode(value),
+  },
   registerImage: {
     path: "/cirrus.compute.v1.Compute/RegisterImage" as const,
     requestStream: false as const,
@@ -12065,6 +14804,38 @@ export const ComputeService = {
     responseSerialize: (value: DeregisterImageResponse): Buffer =>
       Buffer.from(DeregisterImageResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeregisterImageResponse => DeregisterImageResponse.decode(value),
+  },
+  describeImageAttribute: {
+    path: "/cirrus.compute.v1.Compute/DescribeImageAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeImageAttributeRequest): Buffer =>
+      Buffer.from(DescribeImageAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeImageAttributeRequest => DescribeImageAttributeRequest.decode(value),
+    responseSerialize: (value: ImageAttribute): Buffer => Buffer.from(ImageAttribute.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImageAttribute => ImageAttribute.decode(value),
+  },
+  modifyImageAttribute: {
+    path: "/cirrus.compute.v1.Compute/ModifyImageAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModifyImageAttributeRequest): Buffer =>
+      Buffer.from(ModifyImageAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModifyImageAttributeRequest => ModifyImageAttributeRequest.decode(value),
+    responseSerialize: (value: ModifyImageAttributeResponse): Buffer =>
+      Buffer.from(ModifyImageAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModifyImageAttributeResponse => ModifyImageAttributeResponse.decode(value),
+  },
+  resetImageAttribute: {
+    path: "/cirrus.compute.v1.Compute/ResetImageAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetImageAttributeRequest): Buffer =>
+      Buffer.from(ResetImageAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetImageAttributeRequest => ResetImageAttributeRequest.decode(value),
+    responseSerialize: (value: ResetImageAttributeResponse): Buffer =>
+      Buffer.from(ResetImageAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetImageAttributeResponse => ResetImageAttributeResponse.decode(value),
   },
   describeInstanceTypes: {
     path: "/cirrus.compute.v1.Compute/DescribeInstanceTypes" as const,
@@ -12100,6 +14871,19 @@ export const ComputeService = {
     responseSerialize: (value: DescribeRegionsResponse): Buffer =>
       Buffer.from(DescribeRegionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DescribeRegionsResponse => DescribeRegionsResponse.decode(value),
+  },
+  describeAccountAttributes: {
+    path: "/cirrus.compute.v1.Compute/DescribeAccountAttributes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeAccountAttributesRequest): Buffer =>
+      Buffer.from(DescribeAccountAttributesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeAccountAttributesRequest =>
+      DescribeAccountAttributesRequest.decode(value),
+    responseSerialize: (value: DescribeAccountAttributesResponse): Buffer =>
+      Buffer.from(DescribeAccountAttributesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeAccountAttributesResponse =>
+      DescribeAccountAttributesResponse.decode(value),
   },
   /** Key pairs. */
   createKeyPair: {
@@ -12171,6 +14955,17 @@ export const ComputeService = {
     requestDeserialize: (value: Buffer): DeleteVpcRequest => DeleteVpcRequest.decode(value),
     responseSerialize: (value: DeleteVpcResponse): Buffer => Buffer.from(DeleteVpcResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteVpcResponse => DeleteVpcResponse.decode(value),
+  },
+  describeVpcAttribute: {
+    path: "/cirrus.compute.v1.Compute/DescribeVpcAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeVpcAttributeRequest): Buffer =>
+      Buffer.from(DescribeVpcAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeVpcAttributeRequest => DescribeVpcAttributeRequest.decode(value),
+    responseSerialize: (value: DescribeVpcAttributeResponse): Buffer =>
+      Buffer.from(DescribeVpcAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeVpcAttributeResponse => DescribeVpcAttributeResponse.decode(value),
   },
   createSubnet: {
     path: "/cirrus.compute.v1.Compute/CreateSubnet" as const,
@@ -12352,6 +15147,19 @@ export const ComputeService = {
       Buffer.from(DescribeAddressesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DescribeAddressesResponse => DescribeAddressesResponse.decode(value),
   },
+  describeAddressesAttribute: {
+    path: "/cirrus.compute.v1.Compute/DescribeAddressesAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeAddressesAttributeRequest): Buffer =>
+      Buffer.from(DescribeAddressesAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeAddressesAttributeRequest =>
+      DescribeAddressesAttributeRequest.decode(value),
+    responseSerialize: (value: DescribeAddressesAttributeResponse): Buffer =>
+      Buffer.from(DescribeAddressesAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeAddressesAttributeResponse =>
+      DescribeAddressesAttributeResponse.decode(value),
+  },
   /** Tags of any resource. */
   createTags: {
     path: "/cirrus.compute.v1.Compute/CreateTags" as const,
@@ -12391,12 +15199,21 @@ export interface ComputeServer extends UntypedServiceImplementation {
   rebootInstances: handleUnaryCall<RebootInstancesRequest, RebootInstancesResponse>;
   terminateInstances: handleUnaryCall<TerminateInstancesRequest, TerminateInstancesResponse>;
   getConsoleOutput: handleUnaryCall<GetConsoleOutputRequest, GetConsoleOutputResponse>;
+  describeInstanceAttribute: handleUnaryCall<DescribeInstanceAttributeRequest, InstanceAttribute>;
+  describeInstanceCreditSpecifications: handleUnaryCall<
+    DescribeInstanceCreditSpecificationsRequest,
+    DescribeInstanceCreditSpecificationsResponse
+  >;
   registerImage: handleUnaryCall<RegisterImageRequest, RegisterImageResponse>;
   describeImages: handleUnaryCall<DescribeImagesRequest, DescribeImagesResponse>;
   deregisterImage: handleUnaryCall<DeregisterImageRequest, DeregisterImageResponse>;
+  describeImageAttribute: handleUnaryCall<DescribeImageAttributeRequest, ImageAttribute>;
+  modifyImageAttribute: handleUnaryCall<ModifyImageAttributeRequest, ModifyImageAttributeResponse>;
+  resetImageAttribute: handleUnaryCall<ResetImageAttributeRequest, ResetImageAttributeResponse>;
   describeInstanceTypes: handleUnaryCall<DescribeInstanceTypesRequest, DescribeInstanceTypesResponse>;
   describeAvailabilityZones: handleUnaryCall<DescribeAvailabilityZonesRequest, DescribeAvailabilityZonesResponse>;
   describeRegions: handleUnaryCall<DescribeRegionsRequest, DescribeRegionsResponse>;
+  describeAccountAttributes: handleUnaryCall<DescribeAccountAttributesRequest, DescribeAccountAttributesResponse>;
   /** Key pairs. */
   createKeyPair: handleUnaryCall<CreateKeyPairRequest, CreateKeyPairResponse>;
   importKeyPair: handleUnaryCall<ImportKeyPairRequest, ImportKeyPairResponse>;
@@ -12406,6 +15223,7 @@ export interface ComputeServer extends UntypedServiceImplementation {
   createVpc: handleUnaryCall<CreateVpcRequest, CreateVpcResponse>;
   describeVpcs: handleUnaryCall<DescribeVpcsRequest, DescribeVpcsResponse>;
   deleteVpc: handleUnaryCall<DeleteVpcRequest, DeleteVpcResponse>;
+  describeVpcAttribute: handleUnaryCall<DescribeVpcAttributeRequest, DescribeVpcAttributeResponse>;
   createSubnet: handleUnaryCall<CreateSubnetRequest, CreateSubnetResponse>;
   describeSubnets: handleUnaryCall<DescribeSubnetsRequest, DescribeSubnetsResponse>;
   deleteSubnet: handleUnaryCall<DeleteSubnetRequest, DeleteSubnetResponse>;
@@ -12424,6 +15242,7 @@ export interface ComputeServer extends UntypedServiceImplementation {
   disassociateAddress: handleUnaryCall<DisassociateAddressRequest, DisassociateAddressResponse>;
   releaseAddress: handleUnaryCall<ReleaseAddressRequest, ReleaseAddressResponse>;
   describeAddresses: handleUnaryCall<DescribeAddressesRequest, DescribeAddressesResponse>;
+  describeAddressesAttribute: handleUnaryCall<DescribeAddressesAttributeRequest, DescribeAddressesAttributeResponse>;
   /** Tags of any resource. */
   createTags: handleUnaryCall<CreateTagsRequest, CreateTagsResponse>;
   deleteTags: handleUnaryCall<DeleteTagsRequest, DeleteTagsResponse>;
@@ -12536,6 +15355,36 @@ export interface ComputeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetConsoleOutputResponse) => void,
   ): ClientUnaryCall;
+  describeInstanceAttribute(
+    request: DescribeInstanceAttributeRequest,
+    callback: (error: ServiceError | null, response: InstanceAttribute) => void,
+  ): ClientUnaryCall;
+  describeInstanceAttribute(
+    request: DescribeInstanceAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: InstanceAttribute) => void,
+  ): ClientUnaryCall;
+  describeInstanceAttribute(
+    request: DescribeInstanceAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: InstanceAttribute) => void,
+  ): ClientUnaryCall;
+  describeInstanceCreditSpecifications(
+    request: DescribeInstanceCreditSpecificationsRequest,
+    callback: (error: ServiceError | null, response: DescribeInstanceCreditSpecificationsResponse) => void,
+  ): ClientUnaryCall;
+  describeInstanceCreditSpecifications(
+    request: DescribeInstanceCreditSpecificationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeInstanceCreditSpecificationsResponse) => void,
+  ): ClientUnaryCall;
+  describeInstanceCreditSpecifications(
+    request: DescribeInstanceCreditSpecificationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeInstanceCreditSpecificationsResponse) => void,
+  ): ClientUnaryCall;
   registerImage(
     request: RegisterImageRequest,
     callback: (error: ServiceError | null, response: RegisterImageResponse) => void,
@@ -12581,6 +15430,51 @@ export interface ComputeClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeregisterImageResponse) => void,
   ): ClientUnaryCall;
+  describeImageAttribute(
+    request: DescribeImageAttributeRequest,
+    callback: (error: ServiceError | null, response: ImageAttribute) => void,
+  ): ClientUnaryCall;
+  describeImageAttribute(
+    request: DescribeImageAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImageAttribute) => void,
+  ): ClientUnaryCall;
+  describeImageAttribute(
+    request: DescribeImageAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImageAttribute) => void,
+  ): ClientUnaryCall;
+  modifyImageAttribute(
+    request: ModifyImageAttributeRequest,
+    callback: (error: ServiceError | null, response: ModifyImageAttributeResponse) => void,
+  ): ClientUnaryCall;
+  modifyImageAttribute(
+    request: ModifyImageAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ModifyImageAttributeResponse) => void,
+  ): ClientUnaryCall;
+  modifyImageAttribute(
+    request: ModifyImageAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ModifyImageAttributeResponse) => void,
+  ): ClientUnaryCall;
+  resetImageAttribute(
+    request: ResetImageAttributeRequest,
+    callback: (error: ServiceError | null, response: ResetImageAttributeResponse) => void,
+  ): ClientUnaryCall;
+  resetImageAttribute(
+    request: ResetImageAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetImageAttributeResponse) => void,
+  ): ClientUnaryCall;
+  resetImageAttribute(
+    request: ResetImageAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetImageAttributeResponse) => void,
+  ): ClientUnaryCall;
   describeInstanceTypes(
     request: DescribeInstanceTypesRequest,
     callback: (error: ServiceError | null, response: DescribeInstanceTypesResponse) => void,
@@ -12625,6 +15519,21 @@ export interface ComputeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeRegionsResponse) => void,
+  ): ClientUnaryCall;
+  describeAccountAttributes(
+    request: DescribeAccountAttributesRequest,
+    callback: (error: ServiceError | null, response: DescribeAccountAttributesResponse) => void,
+  ): ClientUnaryCall;
+  describeAccountAttributes(
+    request: DescribeAccountAttributesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeAccountAttributesResponse) => void,
+  ): ClientUnaryCall;
+  describeAccountAttributes(
+    request: DescribeAccountAttributesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeAccountAttributesResponse) => void,
   ): ClientUnaryCall;
   /** Key pairs. */
   createKeyPair(
@@ -12732,6 +15641,21 @@ export interface ComputeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteVpcResponse) => void,
+  ): ClientUnaryCall;
+  describeVpcAttribute(
+    request: DescribeVpcAttributeRequest,
+    callback: (error: ServiceError | null, response: DescribeVpcAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeVpcAttribute(
+    request: DescribeVpcAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeVpcAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeVpcAttribute(
+    request: DescribeVpcAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeVpcAttributeResponse) => void,
   ): ClientUnaryCall;
   createSubnet(
     request: CreateSubnetRequest,
@@ -12974,6 +15898,21 @@ export interface ComputeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeAddressesResponse) => void,
+  ): ClientUnaryCall;
+  describeAddressesAttribute(
+    request: DescribeAddressesAttributeRequest,
+    callback: (error: ServiceError | null, response: DescribeAddressesAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeAddressesAttribute(
+    request: DescribeAddressesAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeAddressesAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeAddressesAttribute(
+    request: DescribeAddressesAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeAddressesAttributeResponse) => void,
   ): ClientUnaryCall;
   /** Tags of any resource. */
   createTags(
