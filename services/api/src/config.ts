@@ -27,6 +27,10 @@ export function controlNames(config: { CIRRUS_CONTROL_NAMES: string; CIRRUS_CONT
   return [...config.CIRRUS_CONTROL_NAMES.split(",").map((n) => n.trim()).filter(Boolean), ...(listen === "0.0.0.0" || listen === "::" ? [] : [listen])];
 }
 
+/** The API's configuration; throws with every problem at once (zod), including a certificate without its key or the reverse. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env) {
-  return withZones(schema.parse(env));
+  const config = schema.refine((c) => !c.CIRRUS_QUERY_TLS_CERT_FILE === !c.CIRRUS_QUERY_TLS_KEY_FILE, {
+    message: "CIRRUS_QUERY_TLS_CERT_FILE and CIRRUS_QUERY_TLS_KEY_FILE go together: set both for HTTPS, or neither",
+  }).parse(env);
+  return withZones(config);
 }
