@@ -80,14 +80,48 @@ async function previousRun(db: Queryable, ctx: RequestContext, req: compute.RunI
   return reservationById(db, prev.reservation_id);
 }
 
-/** The candidate hosts' current numbers, unlocked: a plan is checked by the claim, not by holding rows. */
-async function candidateHosts(db: Queryable, ctx: RequestContext, zone: string | undefined): Promise<HostCapacity[]> {
+/** Where a launch goes: its zone and, once known, its subnet. */
+interface Where {
+  zone: string | undefined;
+  subnetId?: string;
+}
+
+/**
+ * The hosts holding instances of subnets other than `subnetId` whose ranges
+ * overlap it. One host routes one copy of an address range (its bridges
+ * share its routing table), and every account's default VPC is
+ * 172.31.0.0/16, as in EC2: such hosts cannot take an instance of this
+ * subnet. Usually no subnet overlaps, and nothing more is read.
+ */
+async function hostsServingOverlaps(db: Queryable, subnetId: string): Promise<string[]> {
+  const { rows: overlapping } = await db.query<{ id: string }>(
+    "SELECT other.id FROM subnets other JOIN subnets mine ON mine.id = $1 WHERE other.id <> mine.id AND other.cidr && mine.cidr", [subnetId]);
+  if (overlapping.length === 0) return [];
+  const { rows } = await db.query<{ host_id: string }>(
+    "SELECT DISTINCT host_id FROM instances WHERE subnet_id = ANY($1) AND state <> 'terminated' AND host_id IS NOT NULL", [overlapping.map((r) => r.id)]);
+  return rows.map((r) => r.host_id);
+}
+
+/** Where a launch goes: its zone and, once its subnet is known, the hosts that cannot serve that subnet (hostsServingOverlaps). */
+interface Where {
+  zone: string | undefined;
+  excluded?: readonly string[];
+}
+
+/**
+ * The candidate hosts' current numbers, unlocked: a plan is checked by the
+ * claim, not by holding rows. Two launches into overlapping subnets of
+ * different VPCs at the very same moment can still both pick an empty host
+ * (docs/ARCHITECTURE.md, RunInstances).
+ */
+async function candidateHosts(db: Queryable, ctx: RequestContext, where: Where): Promise<HostCapacity[]> {
   const { rows } = await db.query<HostCapacity>(
     `SELECT h.id, h.availability_zone AS "availabilityZone", h.vcpus, h.memory_mib AS "memoryMib", h.disk_gib AS "diskGib",
             h.used_vcpus AS "usedVcpus", h.used_memory_mib AS "usedMemoryMib", h.used_disk_gib AS "usedDiskGib",
             coalesce(b.last_heartbeat_at > now() - $1 * interval '1 millisecond', false) AS alive
-       FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id WHERE h.retired_at IS NULL AND ($2::text IS NULL OR h.availability_zone = $2)`,
-    [ctx.config.CIRRUS_HOST_DEAD_AFTER_MS, zone ?? null],
+       FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id
+      WHERE h.retired_at IS NULL AND ($2::text IS NULL OR h.availability_zone = $2) AND NOT (h.id = ANY($3::text[]))`,
+    [ctx.config.CIRRUS_HOST_DEAD_AFTER_MS, where.zone ?? null, where.excluded ?? []],
   );
   return rows;
 }
@@ -124,17 +158,17 @@ function countPerHost(hostIds: readonly string[]): Map<string, number> {
  * claimed and the locks with it (a savepoint), plans everything afresh and
  * claims again, waiting for the busy hosts while holding none.
  */
-async function claimOrReplan(db: PoolClient, ctx: RequestContext, placement: ReadonlyMap<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string): Promise<Map<string, string>> {
+async function claimOrReplan(db: PoolClient, ctx: RequestContext, placement: ReadonlyMap<string, string>, need: CapacityNeed, want: PlacementRequest, where: Where): Promise<Map<string, string>> {
   await db.query("SAVEPOINT claims");
-  const first = await claimAround(db, ctx, placement, need, want, zone, false);
+  const first = await claimAround(db, ctx, placement, need, want, where, false);
   if (!first.heldElsewhere) return first.placed;
   await db.query("ROLLBACK TO SAVEPOINT claims");
   ctx.log.info({ instances: placement.size }, "only hosts held by launches in flight have room: waiting for them");
   const ids = [...placement.keys()];
-  const plan = planPlacement(await candidateHosts(db, ctx, zone), { ...want, maxCount: ids.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
+  const plan = planPlacement(await candidateHosts(db, ctx, where), { ...want, maxCount: ids.length, availabilityZone: where.zone }, { tieBreak: randomTieBreak() });
   const fresh = new Map(plan.hostIds.map((h, i) => [ids[i]!, h]));
   await moveInstances(db, fresh);
-  return (await claimAround(db, ctx, fresh, need, want, zone, true)).placed;
+  return (await claimAround(db, ctx, fresh, need, want, where, true)).placed;
 }
 
 async function moveInstances(db: Queryable, placement: ReadonlyMap<string, string>): Promise<void> {
@@ -149,7 +183,7 @@ async function moveInstances(db: Queryable, placement: ReadonlyMap<string, strin
  * busy. Returns where the instances placed are, and whether hosts held
  * elsewhere were among those the rest could not get.
  */
-async function claimAround(db: PoolClient, ctx: RequestContext, placement: ReadonlyMap<string, string>, need: CapacityNeed, want: PlacementRequest, zone: string, waitFirst: boolean): Promise<{ placed: Map<string, string>; heldElsewhere: boolean }> {
+async function claimAround(db: PoolClient, ctx: RequestContext, placement: ReadonlyMap<string, string>, need: CapacityNeed, want: PlacementRequest, where: Where, waitFirst: boolean): Promise<{ placed: Map<string, string>; heldElsewhere: boolean }> {
   const placed = new Map(placement);
   let pending: ReadonlyMap<string, string> = placement;
   const elsewhere = new Set<string>();
@@ -162,8 +196,8 @@ async function claimAround(db: PoolClient, ctx: RequestContext, placement: Reado
     for (const id of victims) placed.delete(id);
     if (attempt === MAX_REPLANS) break;
     for (const h of await busyHosts(db)) elsewhere.add(h);
-    const hosts = (await candidateHosts(db, ctx, zone)).filter((h) => !elsewhere.has(h.id));
-    const plan = planPlacement(hosts, { ...want, maxCount: victims.length, availabilityZone: zone }, { tieBreak: randomTieBreak() });
+    const hosts = (await candidateHosts(db, ctx, where)).filter((h) => !elsewhere.has(h.id));
+    const plan = planPlacement(hosts, { ...want, maxCount: victims.length, availabilityZone: where.zone }, { tieBreak: randomTieBreak() });
     ctx.log.debug({ conflicts: victims.length, replanned: plan.hostIds.length, busyHosts: elsewhere.size, attempt }, "hosts filled up or busy during the launch: planned again");
     pending = new Map(plan.hostIds.map((h, i) => [victims[i]!, h]));
     for (const [id, h] of pending) placed.set(id, h);
@@ -216,14 +250,16 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
         return { previous };
       }
     }
-    const hosts = await candidateHosts(db, ctx, zone);
+    const zoneHosts = await candidateHosts(db, ctx, { zone });
     const tieBreak = randomTieBreak();
     // A reservation lives in one zone: the subnet's, the requested one, or the one the scheduler would start in.
     const subnet = await resolveSubnet(db, ctx, req.SubnetId, zone, () => {
-      const first = planPlacement(hosts, { ...want, maxCount: 1 }, { tieBreak }).hostIds[0];
+      const first = planPlacement(zoneHosts, { ...want, maxCount: 1 }, { tieBreak }).hostIds[0];
       if (!first) throw insufficient(0);
-      return hosts.find((h) => h.id === first)!.availabilityZone;
+      return zoneHosts.find((h) => h.id === first)!.availabilityZone;
     });
+    const where: Where = { zone: subnet.availability_zone, excluded: await hostsServingOverlaps(db, subnet.id) };
+    const hosts = await candidateHosts(db, ctx, where);
     const groups = await requireGroupsInVpc(db, ctx, req.SecurityGroupIds.length ? req.SecurityGroupIds : [subnet.default_group_id], subnet.vpc_id);
     const groupIds = groups.map((g) => g.GroupId);
     const ids = Array.from({ length: maxCount }, () => newId("i"));
@@ -264,7 +300,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     // New members change the firewalls of instances whose rules name their groups, wherever they run.
     const naming = await hostsNamingGroups(db, groupIds);
     // The capacity claim comes last, so the chosen hosts stay held only until the commit.
-    const placed = await claimOrReplan(db, ctx, new Map(launched.map((id, i) => [id, plan.hostIds[i]!])), need, want, subnet.availability_zone);
+    const placed = await claimOrReplan(db, ctx, new Map(launched.map((id, i) => [id, plan.hostIds[i]!])), need, want, where);
     if (placed.size < minCount) throw insufficient(placed.size);
     const unplaceable = launched.filter((id) => !placed.has(id));
     if (unplaceable.length) {
