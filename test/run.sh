@@ -26,7 +26,9 @@ reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile="$reports/unit.json" || status=1
-npx vitest run --root test --reporter=default --reporter=json --outputFile="$reports/e2e.json" || status=1
+# End-to-end: the files without VMs two at a time, then those that boot VMs one at a time.
+npx vitest run --root test --config test/vitest.parallel.config.ts --reporter=default --reporter=json --outputFile="$reports/e2e-parallel.json" || status=1
+CIRRUS_E2E_VMS_ONLY=1 npx vitest run --root test --reporter=default --reporter=json --outputFile="$reports/e2e.json" || status=1
 # One plain summary line over both runs.
 node -e '
 const fs = require("fs"); let p = 0, f = 0, s = 0;
@@ -37,5 +39,5 @@ for (const file of process.argv.slice(1)) {
   p += r.numPassedTests; f += r.numFailedTests || (r.success ? 0 : 1); s += r.numPendingTests + (r.numTodoTests || 0);
 }
 console.log(`${p} passed, ${f} failed, ${s} skipped`);
-' "$reports/unit.json" "$reports/e2e.json"
+' "$reports/unit.json" "$reports/e2e-parallel.json" "$reports/e2e.json"
 exit $status

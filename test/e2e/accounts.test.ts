@@ -425,6 +425,8 @@ const ROWS: Record<string, Row> = {
 beforeAll(async () => {
   await stack.start();
   await stack.addAgent({ name: "fake1", driver: "fake", capacity: { vcpus: 16, memoryMib: 16384, diskGib: 200 } });
+  // Both accounts' default VPCs have the same range, and one host serves one copy of a range: B's instances go to a host of their own.
+  await stack.addAgent({ name: "fake2", driver: "fake", capacity: { vcpus: 16, memoryMib: 16384, diskGib: 200 } });
   a = new EC2Client({ endpoint: stack.queryEndpoint, region: "lab-1", credentials: stack.key });
   const accountB = await stack.newAccount("b");
   keyB = { accessKeyId: accountB.accessKeyId, secretAccessKey: accountB.secretAccessKey };
