@@ -27,7 +27,7 @@ trap 'rm -rf "$reports"' EXIT
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile="$reports/unit.json" || status=1
 # End-to-end: the files without VMs two at a time, then those that boot VMs one at a time.
-npx vitest run --root test --config test/vitest.parallel.config.ts --reporter=default --reporter=json --outputFile="$reports/e2e-parallel.json" || status=1
+npx vitest run --root test --config vitest.parallel.config.ts --reporter=default --reporter=json --outputFile="$reports/e2e-parallel.json" || status=1
 CIRRUS_E2E_VMS_ONLY=1 npx vitest run --root test --reporter=default --reporter=json --outputFile="$reports/e2e.json" || status=1
 # One plain summary line over both runs.
 node -e '
