@@ -6,7 +6,7 @@ import type { Logger } from "@cirrus/common";
 import { hostPathExists, moveHostFile, readHostFile, removeHostFiles, resolveHostPaths, setHostFileMode } from "../runner/host-files.js";
 import { CommandError, type CommandRunner } from "../runner/types.js";
 import { ancestry, childrenOf, diffBase, dropLayer, emptyCatalog, nextToCollect, parseCatalog, type Catalog } from "./catalog.js";
-import { ensureDirs, listNames, writePrivateFile } from "./host-fs.js";
+import { ensureStoreDirs, listNames, sharedUntilFailure, writePrivateFile } from "./host-fs.js";
 import { LockDir, type Lease } from "./lock.js";
 import { below, checkCallerPath, checkRoot, checkSnapshotId, isSnapshotId, type DirSet } from "./paths.js";
 import { QemuImg } from "./qemu-img.js";
@@ -54,8 +54,14 @@ export class DirectorySnapshotStore implements SnapshotStore {
   private readonly catalogPath: string;
   private readonly qemu: QemuImg;
   private readonly locks: LockDir;
-  private dirsReady?: Promise<void>;
-  private transfer?: Promise<{ allowed: DirSet; forbidden: DirSet }>;
+  private readonly ensureDirs = sharedUntilFailure(() => ensureStoreDirs(this.opts.runner, this.root, this.dir, this.locks.dir));
+  /** The transfer directories (allowed) and the store's own and private ones (forbidden), resolved once. */
+  private readonly transferDirs = sharedUntilFailure(async (): Promise<{ allowed: DirSet; forbidden: DirSet }> => {
+    const given = this.opts.transferDirs;
+    const forbiddenGiven = [this.root, ...(this.opts.privateDirs ?? [])];
+    const all = await resolveHostPaths(this.opts.runner, [...given, ...forbiddenGiven]);
+    return { allowed: { given, resolved: all.slice(0, given.length) }, forbidden: { given: forbiddenGiven, resolved: all.slice(given.length) } };
+  });
 
   constructor(private readonly opts: DirectorySnapshotStoreOptions) {
     this.root = checkRoot(opts.root);
@@ -363,30 +369,9 @@ export class DirectorySnapshotStore implements SnapshotStore {
 
   /** A caller's export or import path, checked and resolved. */
   private async transferPath(what: string, path: string): Promise<string> {
-    this.transfer ??= (async () => {
-      const given = this.opts.transferDirs;
-      const forbiddenGiven = [this.root, ...(this.opts.privateDirs ?? [])];
-      const all = await resolveHostPaths(this.opts.runner, [...given, ...forbiddenGiven]);
-      return { allowed: { given, resolved: all.slice(0, given.length) }, forbidden: { given: forbiddenGiven, resolved: all.slice(given.length) } };
-    })().catch((err: unknown) => {
-      this.transfer = undefined;
-      throw err;
-    });
-    const { allowed, forbidden } = await this.transfer;
+    const { allowed, forbidden } = await this.transferDirs();
     const [resolved] = await resolveHostPaths(this.opts.runner, [path]);
     return checkCallerPath(what, path, resolved!, allowed, forbidden);
   }
 
-  private ensureDirs(): Promise<void> {
-    // 0711: QEMU's user traverses them to open a volume's backing chain, nobody else lists them; the locks and the catalog are root's alone.
-    this.dirsReady ??= ensureDirs(this.opts.runner, [
-      [this.root, 0o711],
-      [this.dir, 0o711],
-      [this.locks.dir, 0o700],
-    ]).catch((err: unknown) => {
-      this.dirsReady = undefined;
-      throw err;
-    });
-    return this.dirsReady;
-  }
 }

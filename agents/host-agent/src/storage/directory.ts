@@ -69,7 +69,7 @@
 import { hostFileIdentities, hostPathExists, moveHostFile, removeHostFiles, resolveHostPaths, setHostFileMode } from "../runner/host-files.js";
 import type { CommandRunner } from "../runner/types.js";
 import { tuned, type DirectorySnapshotStore, type StoreTuning } from "./directory-snapshots.js";
-import { ensureDirs, listNames } from "./host-fs.js";
+import { ensureStoreDirs, listNames, sharedUntilFailure } from "./host-fs.js";
 import { LockDir, type Lease } from "./lock.js";
 import { below, checkCallerPath, checkRoot, checkSnapshotId, checkVolumeId, sizeBytes } from "./paths.js";
 import { QemuImg } from "./qemu-img.js";
@@ -92,7 +92,7 @@ export class DirectoryVolumeStore implements VolumeStore {
   private readonly dir: string;
   private readonly qemu: QemuImg;
   private readonly locks: LockDir;
-  private dirsReady?: Promise<void>;
+  private readonly ensureDirs = sharedUntilFailure(() => ensureStoreDirs(this.opts.runner, this.root, this.dir, this.locks.dir));
   private resolvedRoot?: Promise<string>;
 
   constructor(private readonly opts: DirectoryVolumeStoreOptions) {
@@ -222,15 +222,4 @@ export class DirectoryVolumeStore implements VolumeStore {
     return below(this.dir, `${checkVolumeId(volumeId)}.qcow2`);
   }
 
-  private ensureDirs(): Promise<void> {
-    this.dirsReady ??= ensureDirs(this.opts.runner, [
-      [this.root, 0o711],
-      [this.dir, 0o711],
-      [this.locks.dir, 0o700],
-    ]).catch((err: unknown) => {
-      this.dirsReady = undefined;
-      throw err;
-    });
-    return this.dirsReady;
-  }
 }

@@ -9,6 +9,24 @@ export async function ensureDirs(runner: CommandRunner, dirs: ReadonlyArray<read
   for (const [path, mode] of dirs) await setHostFileMode(runner, path, mode);
 }
 
+/**
+ * A store's directories: its root and data directory 0711 (QEMU's user
+ * traverses them to open a disk and its backing chain; nobody else lists
+ * them), its locks 0700 (root's alone).
+ */
+export function ensureStoreDirs(runner: CommandRunner, root: string, dataDir: string, locksDir: string): Promise<void> {
+  return ensureDirs(runner, [[root, 0o711], [dataDir, 0o711], [locksDir, 0o700]]);
+}
+
+/** `make`'s promise, made at the first call and shared by later ones; made again after it failed. */
+export function sharedUntilFailure<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make().catch((err: unknown) => {
+    made = undefined;
+    throw err;
+  }));
+}
+
 /** The names in `dir` (none when it does not exist). */
 export async function listNames(runner: CommandRunner, dir: string): Promise<string[]> {
   const r = await runner.run(["ls", "-A1", "--", dir], { okCodes: [0, 2] });
