@@ -7,6 +7,7 @@
 // run can never write.
 import type { Pool, PoolClient } from "pg";
 import type { RequestContext } from "./context.js";
+import { inTransaction } from "./db/tx.js";
 import { Ec2Error } from "./errors.js";
 
 const succeeded = () => new Ec2Error("DryRunOperation", "Request would have succeeded, but DryRun flag is set.");
@@ -35,31 +36,16 @@ function neverCommits(client: PoolClient): PoolClient {
 
 /**
  * A pool standing in for `pool` in a dry run: `connect()` gives clients that
- * never commit a write (above); a statement run on the pool itself runs in a
- * transaction that is rolled back, and throws DryRunOperation if it wrote.
+ * never commit a write (above); a statement run on the pool itself is a
+ * transaction of its own on such a client (inTransaction), so one that
+ * wrote is rolled back and throws DryRunOperation.
  * Only `query` and `connect` are served: what the core's handlers use.
  */
 function dryRunPool(pool: Pool): Pool {
   const standIn = {
-    async query(...args: Parameters<Pool["query"]>) {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
-        const result = await (client.query as (...a: unknown[]) => Promise<unknown>)(...args);
-        const didWrite = await wrote(client);
-        await client.query("ROLLBACK");
-        if (didWrite) throw succeeded();
-        return result;
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
-    },
-    async connect() {
-      return neverCommits(await pool.connect());
-    },
+    connect: async () => neverCommits(await pool.connect()),
+    // A statement on the pool is a transaction of its own, whose COMMIT is a never-committing client's.
+    query: (...args: Parameters<Pool["query"]>) => inTransaction(standIn as unknown as Pool, (client) => (client.query as (...a: unknown[]) => Promise<unknown>)(...args)),
   };
   return standIn as unknown as Pool;
 }
