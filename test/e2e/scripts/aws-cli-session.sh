@@ -45,11 +45,11 @@ running=$(aws ec2 describe-instances --filters Name=tag:Name,Values=session Name
 expect "running instances" "$running" "$(printf '%s\n' "${ids[@]}" | sort | tr '\n' ' ')"
 expect "user data" "$(aws ec2 describe-instance-attribute --instance-id "${ids[0]}" --attribute userData --query UserData.Value --output text | base64 -d)" "$(cat "$WORK/user-data.sh")"
 step get-console-output
-for _ in $(seq 120); do
-	aws ec2 get-console-output --instance-id "${ids[0]}" --output text --query Output | grep -q "CIRRUS-BOOT instance-id=${ids[0]}" && break
-	sleep 1
-done
-aws ec2 get-console-output --instance-id "${ids[0]}" --output text --query Output | grep -q "CIRRUS-BOOT instance-id=${ids[0]}" || fail "no boot line on the console"
+# The output is read whole before it is searched: `aws … | grep -q` would let
+# grep close the pipe early, and under pipefail the aws CLI's broken pipe fails the step.
+booted() { local out; out=$(aws ec2 get-console-output --instance-id "${ids[0]}" --output text --query Output) && [[ $out == *"CIRRUS-BOOT instance-id=${ids[0]}"* ]]; }
+for _ in $(seq 120); do booted && break; sleep 1; done
+booted || fail "no boot line on the console"
 
 step elastic IP
 alloc=$(aws ec2 allocate-address --domain vpc --query AllocationId --output text)
