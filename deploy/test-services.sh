@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 source lib/apt.sh
 source lib/services.sh
 exec 3>&1 1>&2
-apt_install postgresql-client openssh-server openssh-client binutils curl dnsmasq-base awscli jq
+apt_install postgresql-client openssh-server openssh-client binutils curl dnsmasq-base awscli python3-boto3 jq
 
 admin_url=${CIRRUS_TEST_ADMIN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 if ! psql "$admin_url" -qtAc 'SELECT 1' >/dev/null 2>&1; then

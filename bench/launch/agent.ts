@@ -236,6 +236,7 @@ async function main(): Promise<void> {
         instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image,
         network: WITH_NIC ? { subnetId, subnetCidr: subnet.cidr, gatewayIp: subnet.gateway, privateIp: ip, macAddress: macFor(ip) } : undefined,
         reuseRootDisk: false,
+        volumes: [],
       };
       live.set(id, spec);
       control.desired.set(id, spec);

@@ -215,6 +215,14 @@ export class Stack {
     return w;
   }
 
+  /** The region's snapshot store of this run. */
+  readonly snapshotStoreDir = join(this.workDir, "storage", "region");
+
+  /** The volume store of a zone of this run. */
+  volumeStoreDir(zone: string): string {
+    return join(this.workDir, "storage", `zone-${zone}`);
+  }
+
   async addAgent(o: AgentOptions): Promise<{ proc: Proc; hostId: string; instancesDir: string; endpoint: string }> {
     const port = await freePort();
     const instancesDir = join(this.workDir, "instances", o.name);
@@ -238,6 +246,10 @@ export class Stack {
       CIRRUS_NET_PREFIX: this.netPrefix,
       CIRRUS_NETWORK_DIR: join(this.networkDir, o.name),
       CIRRUS_METADATA_PORT: String(await freePort()),
+      // The stores every host of a zone (of the region) shares: here one directory per zone for all of the run's agents.
+      CIRRUS_VOLUME_STORE_DIR: this.volumeStoreDir(o.zone ?? "lab-1a"),
+      CIRRUS_SNAPSHOT_STORE_DIR: this.snapshotStoreDir,
+      CIRRUS_STORAGE_TRANSFER_DIR: join(this.workDir, "storage", "transfer"),
       ...(cap ? { CIRRUS_CAPACITY_VCPUS: String(cap.vcpus), CIRRUS_CAPACITY_MEMORY_MIB: String(cap.memoryMib), CIRRUS_CAPACITY_DISK_GIB: String(cap.diskGib) } : {}),
       ...o.extraEnv,
     }, this.logDir);

@@ -17,21 +17,46 @@ import { OwnershipRecords } from "./ownership.js";
 import { Reconciler, type OrphanEvidence } from "./reconcile.js";
 import { LocalRunner } from "./runner/local.js";
 import { SshRunner } from "./runner/ssh.js";
-import { serveHostAgent } from "./server.js";
+import type { CommandRunner } from "./runner/types.js";
+import { serveHostAgent, type HostStorage } from "./server.js";
+import { copySnapshot } from "./storage/copy.js";
+import { DirectoryVolumeStore } from "./storage/directory.js";
+import { DirectorySnapshotStore } from "./storage/directory-snapshots.js";
 
 export interface Host {
   driver: HypervisorDriver;
   network: NetworkStateTarget;
+  storage: HostStorage;
 }
 
 /**
- * The driver and the host network it uses; the fake driver has no network
- * (states are validated and kept). `userData` is where the metadata service
- * gets an instance's user data (the control plane).
+ * The directory backend's stores on the driven host (through `runner`).
+ * They touch nothing until first used; agents sharing the directories
+ * (two hosts of a zone, or two agents on one machine) are serialized by
+ * the stores' own lock files.
+ */
+export function directoryStorage(config: AgentConfig, runner: CommandRunner, log: Logger): HostStorage {
+  const { volumeDir, snapshotDir, transferDir } = config.storage;
+  const owner = config.hostName;
+  // Export and import never touch a volume, an instance's disk or the agent's secrets.
+  const snapshots = new DirectorySnapshotStore({ runner, root: snapshotDir, owner, transferDirs: [transferDir], privateDirs: [volumeDir, config.instancesDir, config.stateDir], log });
+  const volumes = new DirectoryVolumeStore({ runner, root: volumeDir, owner, snapshots });
+  return { volumes, snapshots, copySnapshot: (source, target) => copySnapshot(snapshots, runner, transferDir, source, target) };
+}
+
+/**
+ * The driver, the host network it uses and the block storage; the fake
+ * driver has no network (states are validated and kept) but real storage
+ * (on the local machine). `userData` is where the metadata service gets an
+ * instance's user data (the control plane).
  */
 export async function createHost(config: AgentConfig, log: Logger, userData: (instanceId: string) => Promise<Buffer>): Promise<Host> {
   if (config.driver === "fake") {
-    return { driver: new FakeDriver({ capacity: config.fake.capacity, delayMs: config.fake.delayMs, failureRate: config.fake.failureRate }), network: new UnmanagedNetwork() };
+    return {
+      driver: new FakeDriver({ capacity: config.fake.capacity, delayMs: config.fake.delayMs, failureRate: config.fake.failureRate }),
+      network: new UnmanagedNetwork(),
+      storage: directoryStorage(config, new LocalRunner(), log),
+    };
   }
   const runner = config.ssh ? new SshRunner(config.ssh) : new LocalRunner();
   if (config.ssh && !config.ssh.hostKeyFingerprint) log.warn({ runner: runner.target }, "CIRRUS_SSH_HOST_FINGERPRINT is not set: the host's SSH key is not verified");
@@ -54,7 +79,7 @@ export async function createHost(config: AgentConfig, log: Logger, userData: (in
     const driver = new LibvirtDriver({ runner, uri: config.libvirtUri, hypervisor, domainPrefix: config.domainPrefix, instancesDir: config.instancesDir,
       imageDirs: config.imageDirs, privateDirs: [config.stateDir], network, log,
     });
-    return { driver, network };
+    return { driver, network, storage: directoryStorage(config, runner, log) };
   } catch (err) {
     await runner.close();
     throw err;
@@ -88,7 +113,7 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
     throw new RegistrationRejected(`cannot read the cluster CA's certificate ${config.controlCaFile} (CIRRUS_CONTROL_CA; the control plane writes it to its CIRRUS_CA_CERT_FILE): ${(err as Error).message}`);
   });
   const control = new ControlPlane({ endpoint: config.controlEndpoint, caPem, stateDir: config.stateDir, enrolmentToken: config.enrolmentToken, log });
-  const { driver, network } = await createHost(config, log, (id) => control.userData(id));
+  const { driver, network, storage } = await createHost(config, log, (id) => control.userData(id));
   const locks = new KeyedMutex();
   const owned = new OwnershipRecords(config.stateDir);
   let server: Awaited<ReturnType<typeof serveHostAgent>> | undefined;
@@ -112,6 +137,8 @@ export async function runAgent(config: AgentConfig, log: Logger, signal: AbortSi
       hostId: () => control.identity?.hostId,
       owned,
       stopTimeoutMs: config.stopTimeoutMs,
+      storage,
+      detachWaitMs: config.storage.detachWaitMs,
       log,
     }, { caPem, own: control.credential! });
     log.info({ listen: config.listen, advertise: config.advertise, port: server.port }, "HostAgent service listening");

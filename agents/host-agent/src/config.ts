@@ -44,6 +44,19 @@ export interface AgentConfig {
   stopTimeoutMs: number;
   fake: { capacity: Capacity; delayMs: { min: number; max: number }; failureRate: number };
   network: NetworkConfig;
+  storage: StorageConfig;
+}
+
+/** Block storage (docs/ARCHITECTURE.md, "Block storage"); every directory on the driven host. */
+export interface StorageConfig {
+  /** The zone's volume store root, mounted at this path by every host of the zone. */
+  volumeDir: string;
+  /** The region's snapshot store root, mounted at this path by every host of the region. */
+  snapshotDir: string;
+  /** Where CopySnapshot's export and import files live (outside both stores). */
+  transferDir: string;
+  /** How long DetachVolume waits for a running guest by default. */
+  detachWaitMs: number;
 }
 
 export interface NetworkConfig {
@@ -111,6 +124,14 @@ const schema = z.object({
   CIRRUS_QUARANTINE_RETENTION_MS: int(0, 365 * 86_400_000).default(String(7 * 86_400_000)),
   /** How long a graceful stop waits before powering off. */
   CIRRUS_STOP_TIMEOUT_MS: int(0, 3_600_000).default("30000"),
+  /** The zone's volume store (directory backend): shared by every host of the zone at the same path (NFS); several agents on one machine may share it. */
+  CIRRUS_VOLUME_STORE_DIR: path.default("/var/lib/cirrus/storage/zone"),
+  /** The region's snapshot store: shared by every host of the region at the same path; may be on the same filesystem as the volumes. */
+  CIRRUS_SNAPSHOT_STORE_DIR: path.default("/var/lib/cirrus/storage/region"),
+  /** CopySnapshot's export/import files: outside both stores, never the agent's state directory. */
+  CIRRUS_STORAGE_TRANSFER_DIR: path.default("/var/lib/cirrus/storage/transfer"),
+  /** How long DetachVolume waits for a running guest to release a volume when the request names no wait. */
+  CIRRUS_DETACH_WAIT_MS: int(0, 3_600_000).default("20000"),
   /** Fake driver: latency of each operation, fixed or uniformly drawn from MIN-MAX. */
   CIRRUS_FAKE_DELAY_MS: z.string().transform(parseRange).refine((r) => r !== undefined, "MS or MIN-MAX").default("0"),
   /** Fake driver: probability that an operation fails. */
@@ -224,6 +245,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
       imdsV2Required: e.CIRRUS_IMDS_V2_REQUIRED === "true",
       outboundNat: e.CIRRUS_OUTBOUND_NAT === "off" ? undefined : e.CIRRUS_OUTBOUND_NAT,
       managementCidrs: e.CIRRUS_MANAGEMENT_CIDRS.split(",").map((c) => c.trim()).filter(Boolean).map((c) => parseCidr(c)!),
+    },
+    storage: {
+      volumeDir: e.CIRRUS_VOLUME_STORE_DIR,
+      snapshotDir: e.CIRRUS_SNAPSHOT_STORE_DIR,
+      transferDir: e.CIRRUS_STORAGE_TRANSFER_DIR,
+      detachWaitMs: e.CIRRUS_DETACH_WAIT_MS,
     },
   };
 }

@@ -1,7 +1,7 @@
 // The test AMI (deploy/build-test-ami.sh) for the tests that boot real
 // guests under TCG, and where their disks may live.
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { agent } from "@cirrus/proto";
 
@@ -15,6 +15,23 @@ export const TEST_IMAGE_DIRS = [dirname(AMI_DIR)];
 
 export function virsh(...args: string[]): string {
   return execFileSync("virsh", ["-c", LIBVIRT_URI, ...args], { encoding: "utf8" });
+}
+
+/** The domains whose names start with `prefix` (a test's own). */
+export function domainsNamed(prefix: string): string[] {
+  return virsh("list", "--all", "--name").split("\n").map((l) => l.trim()).filter((n) => n.startsWith(prefix));
+}
+
+/** Destroys and undefines a test's own domains (by name prefix). */
+export function removeDomainsNamed(prefix: string): void {
+  for (const name of domainsNamed(prefix)) {
+    try {
+      virsh("destroy", name);
+    } catch {
+      // already shut off
+    }
+    virsh("undefine", name);
+  }
 }
 
 /**
@@ -50,4 +67,29 @@ export function testInstancesDir(): string {
   const dir = mkdtempSync("/var/lib/cirrus/test-instances-");
   chmodSync(dir, 0o755);
   return dir;
+}
+
+/**
+ * A copy of the test AMI whose /usr/lib/cirrus/network (which the guest's
+ * init starts in the background with the instance id) is `program`, a
+ * shell script: a guest without a NIC that runs a test's own program.
+ * Written into a copy of the root filesystem with debugfs, in `work`
+ * (which QEMU must be able to traverse); the root disk is in
+ * `<work>/images`, to be added to the driver's image directories.
+ */
+export function testAmiRunning(program: string, work: string): { image: agent.ImageSpec; imageDir: string } {
+  const ami = testAmi();
+  const imageDir = join(work, "images");
+  mkdirSync(imageDir, { mode: 0o755 });
+  const raw = join(work, "root.raw");
+  const script = join(work, "guest-program");
+  writeFileSync(script, program, { mode: 0o755 });
+  execFileSync("qemu-img", ["convert", "-f", "qcow2", "-O", "raw", ami.rootPath, raw]);
+  const cmds = join(work, "debugfs.cmds");
+  writeFileSync(cmds, `cd /usr/lib/cirrus\nrm network\nwrite ${script} network\nsif network mode 0100755\n`);
+  execFileSync("debugfs", ["-w", "-f", cmds, raw], { stdio: "pipe" });
+  const root = join(imageDir, "rootfs.qcow2");
+  execFileSync("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, root]);
+  rmSync(raw);
+  return { image: { ...ami, imageId: "ami-000000000000guest", rootPath: root }, imageDir };
 }

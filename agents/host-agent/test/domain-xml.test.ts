@@ -1,7 +1,7 @@
 import { XMLParser } from "fast-xml-parser";
 import { describe, expect, it } from "vitest";
-import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition } from "../src/driver/libvirt/domain-xml.js";
-import { parseDomainInterfaces } from "../src/driver/libvirt/parse.js";
+import { buildDomainXml, buildInterfaceXml, buildVolumeDiskXml, domainUuid, volumeSerial, type DomainDefinition } from "../src/driver/libvirt/domain-xml.js";
+import { parseDomainDisks, parseDomainInterfaces } from "../src/driver/libvirt/parse.js";
 
 const parser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, isArray: (name) => name === "entry" });
 
@@ -113,5 +113,29 @@ describe("domainUuid", () => {
     expect(domainUuid("cirrus-i-0123456789abcdef0")).toBe(domainUuid("cirrus-i-0123456789abcdef0"));
     expect(domainUuid("cirrus-i-0123456789abcdef0")).not.toBe(domainUuid("test-i-0123456789abcdef0"));
     expect(domainUuid("a")).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe("volume disks", () => {
+  const volume = { volumeId: "vol-0123456789abcdef0", target: "vdb", path: "/var/lib/cirrus/storage/zone/volumes/vol-0123456789abcdef0.qcow2", qos: { totalIopsSec: 3000, totalBytesSec: 0, totalIopsSecMax: 6000, totalIopsSecMaxLength: 60 } };
+
+  it("follows the root disk in the definition, reads back as it was given: serial without the hyphen, cache none, only the limits set", () => {
+    const xml = buildDomainXml({ ...base, volumes: [volume, { ...volume, volumeId: "vol-00000000000000001", target: "vdc", qos: undefined }] });
+    const disks = parseDomainDisks(xml);
+    expect(disks.map((d) => [d.target, d.serial, d.source])).toEqual([
+      ["vda", undefined, base.rootDiskPath],
+      ["vdb", "vol0123456789abcdef0", volume.path],
+      ["vdc", "vol00000000000000001", volume.path],
+    ]);
+    expect(disks[1]!.qos).toEqual(volume.qos);
+    expect(disks[2]!.qos).toEqual({ totalIopsSec: 0, totalBytesSec: 0, totalIopsSecMax: 0, totalIopsSecMaxLength: 0 });
+    expect(xml).not.toContain("total_bytes_sec");
+    expect(buildVolumeDiskXml(volume)).toContain("cache=\"none\"");
+    expect(volumeSerial("vol-0123456789abcdef0")).toHaveLength(20);
+  });
+
+  it("reads a disk's first backing file (a live snapshot's overlay names the volume's file)", () => {
+    const xml = `<domain><devices><disk type='file' device='disk'><source file='/z/volumes/v.snap.live.qcow2'/><backingStore type='file'><format type='qcow2'/><source file='/z/volumes/v.qcow2'/><backingStore/></backingStore><target dev='vdb' bus='virtio'/><serial>vol0123456789abcdef0</serial></disk></devices></domain>`;
+    expect(parseDomainDisks(xml)).toMatchObject([{ target: "vdb", source: "/z/volumes/v.snap.live.qcow2", backing: "/z/volumes/v.qcow2", serial: "vol0123456789abcdef0" }]);
   });
 });

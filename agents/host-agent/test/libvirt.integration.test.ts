@@ -10,18 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LibvirtDriver } from "../src/driver/libvirt/driver.js";
 import { DriverError } from "../src/driver/types.js";
 import { LocalRunner } from "../src/runner/local.js";
-import { LIBVIRT_URI, TEST_IMAGE_DIRS, testAmi, testInstancesDir, virsh } from "./ami-fixture.js";
+import { LIBVIRT_URI, TEST_IMAGE_DIRS, testAmi, testInstancesDir, virsh, domainsNamed, removeDomainsNamed } from "./ami-fixture.js";
 import { quietLogger } from "./helpers.js";
 
 const { PowerState } = agent;
 const PREFIX = `cirrustest-${process.pid.toString(16)}-`;
 
-function ourDomains(): string[] {
-  return virsh("list", "--all", "--name")
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((n) => n.startsWith(PREFIX));
-}
+const ourDomains = () => domainsNamed(PREFIX);
 
 describe("LibvirtDriver with the test AMI under TCG", () => {
   let instancesDir: string;
@@ -52,18 +47,11 @@ describe("LibvirtDriver with the test AMI under TCG", () => {
     const image = testAmi();
     instancesDir = testInstancesDir();
     driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], log: quietLogger() });
-    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false };
+    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [] };
   }, 600_000);
 
   afterAll(async () => {
-    for (const name of ourDomains()) {
-      try {
-        virsh("destroy", name);
-      } catch {
-        // already shut off
-      }
-      virsh("undefine", name);
-    }
+    removeDomainsNamed(PREFIX);
     await driver?.close();
     if (instancesDir) rmSync(instancesDir, { recursive: true, force: true });
   });

@@ -3,6 +3,7 @@ import { agent } from "@cirrus/proto";
 import {
   instanceIdOf,
   parseArtifacts,
+  parseBlockCapacity,
   parseDfSizeGib,
   parseDomainInterfaces,
   parseDomStats,
@@ -112,6 +113,11 @@ describe("host facts parsers", () => {
   it("reads the filesystem size from df --output=size", () => {
     expect(parseDfSizeGib("1K-blocks\n264212084\n")).toBe(251);
     expect(() => parseDfSizeGib("1K-blocks\n")).toThrow(/df output/);
+  });
+
+  it("reads a disk's capacity from virsh domblkinfo", () => {
+    expect(parseBlockCapacity("Capacity:       2147483648\nAllocation:     204800\nPhysical:       327680\n\n")).toBe(2 * 1024 ** 3);
+    expect(() => parseBlockCapacity("error: no disk\n")).toThrow(/Capacity/);
   });
 
   it("reads qemu-img info JSON", () => {

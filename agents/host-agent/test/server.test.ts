@@ -12,6 +12,7 @@ import { OwnershipRecords } from "../src/ownership.js";
 import { UnmanagedNetwork } from "../src/network/types.js";
 import { serveHostAgent, type RunningServer } from "../src/server.js";
 import { A, B, quietLogger, testPki, testSpec } from "./helpers.js";
+import { MemoryStorage } from "./memory-storage.js";
 
 const { PowerState } = agent;
 const SECRET = "host-secret-0123456789";
@@ -76,6 +77,8 @@ describe("HostAgent gRPC server", () => {
       owned,
       locks: new KeyedMutex(),
       stopTimeoutMs: 1000,
+      storage: new MemoryStorage(),
+      detachWaitMs: 1000,
       log: quietLogger(),
     }, { caPem: pki.ca.certPem, own });
     client = new agent.HostAgentClient(`127.0.0.1:${server.port}`, pki.channelCredentials());

@@ -11,6 +11,7 @@ const good: agent.InstanceSpec = {
   image: { imageId: "ami-0123456789abcdef0", rootPath: "/var/lib/cirrus/images/a/rootfs.qcow2", kernelPath: "/var/lib/cirrus/images/a/vmlinuz", ramdiskPath: "", kernelCmdline: "console=ttyS0" },
   network: undefined,
   reuseRootDisk: false,
+  volumes: [],
 };
 
 function invalid(spec: agent.InstanceSpec): string {

@@ -144,6 +144,12 @@ export const COMPUTE: ComputeDescriptors = {
         "type": "bool",
         "optional": true,
         "comment": "Always true: an instance sends only from its own private address (the host's firewall drops anything else)."
+      },
+      "BlockDeviceMappings": {
+        "type": "InstanceBlockDeviceMapping",
+        "repeated": true,
+        "message": true,
+        "comment": "Its EBS volumes (the root disk is not one yet)."
       }
     },
     "CpuOptions": {
@@ -230,6 +236,16 @@ export const COMPUTE: ComputeDescriptors = {
       "SubnetId": {
         "type": "string",
         "comment": "The subnet to launch into (the zone's default subnet when absent)."
+      },
+      "InstanceInitiatedShutdownBehavior": {
+        "type": "string",
+        "comment": "What a guest that powers itself off becomes: stopped (the default) or terminated."
+      },
+      "BlockDeviceMappings": {
+        "type": "BlockDeviceMapping",
+        "repeated": true,
+        "message": true,
+        "comment": "Volumes made for each instance and attached at launch (the root device's entry sets nothing yet)."
       }
     },
     "DescribeInstancesRequest": {
@@ -416,6 +432,11 @@ export const COMPUTE: ComputeDescriptors = {
         "type": "AttributeValue",
         "message": true,
         "comment": "Base64, as given to RunInstances."
+      },
+      "BlockDeviceMappings": {
+        "type": "InstanceBlockDeviceMapping",
+        "repeated": true,
+        "message": true
       }
     },
     "DescribeInstanceCreditSpecificationsRequest": {
@@ -460,11 +481,32 @@ export const COMPUTE: ComputeDescriptors = {
     "EbsBlockDevice": {
       "VolumeSize": {
         "type": "int32",
-        "optional": true
+        "optional": true,
+        "comment": "GiB."
       },
       "DeleteOnTermination": {
         "type": "bool",
+        "optional": true,
+        "comment": "True unless given (RunInstances)."
+      },
+      "Iops": {
+        "type": "int32",
         "optional": true
+      },
+      "SnapshotId": {
+        "type": "string"
+      },
+      "VolumeType": {
+        "type": "string"
+      },
+      "Throughput": {
+        "type": "int32",
+        "optional": true
+      },
+      "Encrypted": {
+        "type": "bool",
+        "optional": true,
+        "comment": "Not yet: encryption on disk (refused with Unsupported)."
       }
     },
     "BlockDeviceMapping": {
@@ -473,6 +515,57 @@ export const COMPUTE: ComputeDescriptors = {
       },
       "Ebs": {
         "type": "EbsBlockDevice",
+        "message": true
+      },
+      "VirtualName": {
+        "type": "string",
+        "comment": "Instance store (ephemeralN): not yet (refused with Unsupported)."
+      },
+      "NoDevice": {
+        "type": "string",
+        "comment": "Suppress a mapping of the image: not yet (refused with Unsupported)."
+      }
+    },
+    "EbsInstanceBlockDevice": {
+      "AttachTime": {
+        "type": "string"
+      },
+      "DeleteOnTermination": {
+        "type": "bool",
+        "optional": true
+      },
+      "Status": {
+        "type": "string",
+        "comment": "attaching, attached, detaching."
+      },
+      "VolumeId": {
+        "type": "string"
+      }
+    },
+    "InstanceBlockDeviceMapping": {
+      "DeviceName": {
+        "type": "string"
+      },
+      "Ebs": {
+        "type": "EbsInstanceBlockDevice",
+        "message": true
+      }
+    },
+    "EbsInstanceBlockDeviceSpecification": {
+      "DeleteOnTermination": {
+        "type": "bool",
+        "optional": true
+      },
+      "VolumeId": {
+        "type": "string"
+      }
+    },
+    "InstanceBlockDeviceMappingSpecification": {
+      "DeviceName": {
+        "type": "string"
+      },
+      "Ebs": {
+        "type": "EbsInstanceBlockDeviceSpecification",
         "message": true
       }
     },
@@ -1572,6 +1665,24 @@ export const COMPUTE: ComputeDescriptors = {
         "type": "string",
         "repeated": true,
         "comment": "The complete new set of security groups (EC2's --groups)."
+      },
+      "InstanceInitiatedShutdownBehavior": {
+        "type": "AttributeValue",
+        "message": true,
+        "comment": "stop or terminate."
+      },
+      "BlockDeviceMappings": {
+        "type": "InstanceBlockDeviceMappingSpecification",
+        "repeated": true,
+        "message": true,
+        "comment": "DeleteOnTermination of attached volumes, by device name."
+      },
+      "Attribute": {
+        "type": "string",
+        "comment": "The attribute named with its value (--attribute instanceInitiatedShutdownBehavior --value terminate)."
+      },
+      "Value": {
+        "type": "string"
       }
     },
     "ModifyInstanceAttributeResponse": {},
@@ -1737,6 +1848,534 @@ export const COMPUTE: ComputeDescriptors = {
       },
       "NextToken": {
         "type": "string"
+      }
+    },
+    "VolumeAttachment": {
+      "AttachTime": {
+        "type": "string"
+      },
+      "Device": {
+        "type": "string",
+        "comment": "As given to AttachVolume (/dev/sdf, /dev/xvdf…); the guest sees a virtio disk (vdb…) whose serial is the volume id without its hyphen."
+      },
+      "InstanceId": {
+        "type": "string"
+      },
+      "State": {
+        "type": "string",
+        "comment": "attaching, attached, detaching, detached."
+      },
+      "VolumeId": {
+        "type": "string"
+      },
+      "DeleteOnTermination": {
+        "type": "bool",
+        "optional": true
+      }
+    },
+    "Volume": {
+      "Attachments": {
+        "type": "VolumeAttachment",
+        "repeated": true,
+        "message": true
+      },
+      "AvailabilityZone": {
+        "type": "string"
+      },
+      "CreateTime": {
+        "type": "string"
+      },
+      "Encrypted": {
+        "type": "bool",
+        "optional": true
+      },
+      "Size": {
+        "type": "int32",
+        "comment": "GiB."
+      },
+      "SnapshotId": {
+        "type": "string"
+      },
+      "State": {
+        "type": "string",
+        "comment": "creating, available, in-use, deleting, deleted, error."
+      },
+      "VolumeId": {
+        "type": "string"
+      },
+      "Iops": {
+        "type": "int32",
+        "optional": true,
+        "comment": "The IOPS the volume is limited to (gp2: 3 per GiB, 100 to 16,000; gp3: 3,000 unless given; io1/io2 as given)."
+      },
+      "Tags": {
+        "type": "Tag",
+        "repeated": true,
+        "message": true
+      },
+      "VolumeType": {
+        "type": "string",
+        "comment": "gp2, gp3, io1, io2, st1, sc1, standard."
+      },
+      "MultiAttachEnabled": {
+        "type": "bool",
+        "optional": true
+      },
+      "Throughput": {
+        "type": "int32",
+        "optional": true,
+        "comment": "MiB/s (gp3 only: 125 unless given)."
+      }
+    },
+    "CreateVolumeRequest": {
+      "AvailabilityZone": {
+        "type": "string",
+        "required": true
+      },
+      "Encrypted": {
+        "type": "bool",
+        "optional": true,
+        "comment": "Not yet: encryption on disk (the request is refused with Unsupported)."
+      },
+      "Iops": {
+        "type": "int32",
+        "optional": true
+      },
+      "Size": {
+        "type": "int32",
+        "optional": true,
+        "comment": "GiB; default: the snapshot's size."
+      },
+      "SnapshotId": {
+        "type": "string"
+      },
+      "VolumeType": {
+        "type": "string",
+        "comment": "Default gp2."
+      },
+      "TagSpecifications": {
+        "type": "TagSpecification",
+        "repeated": true,
+        "message": true
+      },
+      "Throughput": {
+        "type": "int32",
+        "optional": true
+      },
+      "ClientToken": {
+        "type": "string"
+      }
+    },
+    "DescribeVolumesRequest": {
+      "Filters": {
+        "type": "Filter",
+        "repeated": true,
+        "message": true
+      },
+      "VolumeIds": {
+        "type": "string",
+        "repeated": true
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "DescribeVolumesResponse": {
+      "Volumes": {
+        "type": "Volume",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "DeleteVolumeRequest": {
+      "VolumeId": {
+        "type": "string",
+        "required": true
+      }
+    },
+    "DeleteVolumeResponse": {},
+    "AttachVolumeRequest": {
+      "Device": {
+        "type": "string",
+        "required": true
+      },
+      "InstanceId": {
+        "type": "string",
+        "required": true
+      },
+      "VolumeId": {
+        "type": "string",
+        "required": true
+      }
+    },
+    "DetachVolumeRequest": {
+      "Device": {
+        "type": "string"
+      },
+      "Force": {
+        "type": "bool",
+        "comment": "Stop waiting for the guest: the volume leaves the instance's definition at once, and is detached as soon as the guest (or its stop) lets the device go."
+      },
+      "InstanceId": {
+        "type": "string"
+      },
+      "VolumeId": {
+        "type": "string",
+        "required": true
+      }
+    },
+    "DescribeVolumeStatusRequest": {
+      "Filters": {
+        "type": "Filter",
+        "repeated": true,
+        "message": true
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      },
+      "NextToken": {
+        "type": "string"
+      },
+      "VolumeIds": {
+        "type": "string",
+        "repeated": true
+      }
+    },
+    "VolumeStatusDetails": {
+      "Name": {
+        "type": "string",
+        "comment": "io-enabled, io-performance."
+      },
+      "Status": {
+        "type": "string",
+        "comment": "passed, failed, not-applicable, insufficient-data…"
+      }
+    },
+    "VolumeStatusInfo": {
+      "Details": {
+        "type": "VolumeStatusDetails",
+        "repeated": true,
+        "message": true
+      },
+      "Status": {
+        "type": "string",
+        "comment": "ok, impaired, insufficient-data."
+      }
+    },
+    "VolumeStatusEvent": {
+      "Description": {
+        "type": "string"
+      },
+      "EventId": {
+        "type": "string"
+      },
+      "EventType": {
+        "type": "string"
+      }
+    },
+    "VolumeStatusAction": {
+      "Code": {
+        "type": "string"
+      },
+      "Description": {
+        "type": "string"
+      },
+      "EventId": {
+        "type": "string"
+      },
+      "EventType": {
+        "type": "string"
+      }
+    },
+    "VolumeStatusItem": {
+      "Actions": {
+        "type": "VolumeStatusAction",
+        "repeated": true,
+        "message": true
+      },
+      "AvailabilityZone": {
+        "type": "string"
+      },
+      "Events": {
+        "type": "VolumeStatusEvent",
+        "repeated": true,
+        "message": true
+      },
+      "VolumeId": {
+        "type": "string"
+      },
+      "VolumeStatus": {
+        "type": "VolumeStatusInfo",
+        "message": true
+      }
+    },
+    "DescribeVolumeStatusResponse": {
+      "NextToken": {
+        "type": "string"
+      },
+      "VolumeStatuses": {
+        "type": "VolumeStatusItem",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "ModifyVolumeRequest": {
+      "VolumeId": {
+        "type": "string",
+        "required": true
+      },
+      "Size": {
+        "type": "int32",
+        "optional": true,
+        "comment": "GiB; never smaller than the volume."
+      },
+      "VolumeType": {
+        "type": "string"
+      },
+      "Iops": {
+        "type": "int32",
+        "optional": true
+      },
+      "Throughput": {
+        "type": "int32",
+        "optional": true
+      }
+    },
+    "VolumeModification": {
+      "VolumeId": {
+        "type": "string"
+      },
+      "ModificationState": {
+        "type": "string",
+        "comment": "modifying, optimizing, completed, failed."
+      },
+      "StatusMessage": {
+        "type": "string"
+      },
+      "TargetSize": {
+        "type": "int32",
+        "optional": true
+      },
+      "TargetIops": {
+        "type": "int32",
+        "optional": true
+      },
+      "TargetVolumeType": {
+        "type": "string"
+      },
+      "TargetThroughput": {
+        "type": "int32",
+        "optional": true
+      },
+      "OriginalSize": {
+        "type": "int32",
+        "optional": true
+      },
+      "OriginalIops": {
+        "type": "int32",
+        "optional": true
+      },
+      "OriginalVolumeType": {
+        "type": "string"
+      },
+      "OriginalThroughput": {
+        "type": "int32",
+        "optional": true
+      },
+      "Progress": {
+        "type": "int64",
+        "comment": "0 to 100."
+      },
+      "StartTime": {
+        "type": "string"
+      },
+      "EndTime": {
+        "type": "string"
+      }
+    },
+    "ModifyVolumeResponse": {
+      "VolumeModification": {
+        "type": "VolumeModification",
+        "message": true
+      }
+    },
+    "DescribeVolumesModificationsRequest": {
+      "VolumeIds": {
+        "type": "string",
+        "repeated": true
+      },
+      "Filters": {
+        "type": "Filter",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      }
+    },
+    "DescribeVolumesModificationsResponse": {
+      "VolumesModifications": {
+        "type": "VolumeModification",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "Snapshot": {
+      "Description": {
+        "type": "string"
+      },
+      "Encrypted": {
+        "type": "bool",
+        "optional": true
+      },
+      "OwnerId": {
+        "type": "string"
+      },
+      "Progress": {
+        "type": "string",
+        "comment": "0% to 100%."
+      },
+      "SnapshotId": {
+        "type": "string"
+      },
+      "StartTime": {
+        "type": "string"
+      },
+      "State": {
+        "type": "string",
+        "comment": "pending, completed, error."
+      },
+      "StateMessage": {
+        "type": "string"
+      },
+      "VolumeId": {
+        "type": "string"
+      },
+      "VolumeSize": {
+        "type": "int32",
+        "comment": "GiB."
+      },
+      "Tags": {
+        "type": "Tag",
+        "repeated": true,
+        "message": true
+      },
+      "StorageTier": {
+        "type": "string"
+      }
+    },
+    "CreateSnapshotRequest": {
+      "Description": {
+        "type": "string"
+      },
+      "VolumeId": {
+        "type": "string",
+        "required": true
+      },
+      "TagSpecifications": {
+        "type": "TagSpecification",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "DescribeSnapshotsRequest": {
+      "Filters": {
+        "type": "Filter",
+        "repeated": true,
+        "message": true
+      },
+      "MaxResults": {
+        "type": "int32",
+        "optional": true
+      },
+      "NextToken": {
+        "type": "string"
+      },
+      "OwnerIds": {
+        "type": "string",
+        "repeated": true,
+        "comment": "Account ids, or self."
+      },
+      "RestorableByUserIds": {
+        "type": "string",
+        "repeated": true
+      },
+      "SnapshotIds": {
+        "type": "string",
+        "repeated": true
+      }
+    },
+    "DescribeSnapshotsResponse": {
+      "Snapshots": {
+        "type": "Snapshot",
+        "repeated": true,
+        "message": true
+      },
+      "NextToken": {
+        "type": "string"
+      }
+    },
+    "DeleteSnapshotRequest": {
+      "SnapshotId": {
+        "type": "string",
+        "required": true
+      }
+    },
+    "DeleteSnapshotResponse": {},
+    "CopySnapshotRequest": {
+      "Description": {
+        "type": "string"
+      },
+      "DestinationRegion": {
+        "type": "string",
+        "comment": "The region of the copy; the aws CLI and the SDKs fill it in. Cirrus has one region."
+      },
+      "Encrypted": {
+        "type": "bool",
+        "optional": true,
+        "comment": "Not yet: encrypting the copy (refused with Unsupported)."
+      },
+      "PresignedUrl": {
+        "type": "string",
+        "comment": "Sent by the SDKs for cross-region copies; within one region it is not needed and not read."
+      },
+      "SourceRegion": {
+        "type": "string",
+        "required": true
+      },
+      "SourceSnapshotId": {
+        "type": "string",
+        "required": true
+      },
+      "TagSpecifications": {
+        "type": "TagSpecification",
+        "repeated": true,
+        "message": true
+      }
+    },
+    "CopySnapshotResponse": {
+      "SnapshotId": {
+        "type": "string"
+      },
+      "Tags": {
+        "type": "Tag",
+        "repeated": true,
+        "message": true
       }
     },
     "CreateTagsRequest": {
@@ -1999,6 +2638,55 @@ export const COMPUTE: ComputeDescriptors = {
     "DescribeAddressesAttribute": {
       "request": "DescribeAddressesAttributeRequest",
       "response": "DescribeAddressesAttributeResponse"
+    },
+    "CreateVolume": {
+      "request": "CreateVolumeRequest",
+      "response": "Volume",
+      "comment": "EBS volumes and snapshots."
+    },
+    "DescribeVolumes": {
+      "request": "DescribeVolumesRequest",
+      "response": "DescribeVolumesResponse"
+    },
+    "DeleteVolume": {
+      "request": "DeleteVolumeRequest",
+      "response": "DeleteVolumeResponse"
+    },
+    "AttachVolume": {
+      "request": "AttachVolumeRequest",
+      "response": "VolumeAttachment"
+    },
+    "DetachVolume": {
+      "request": "DetachVolumeRequest",
+      "response": "VolumeAttachment"
+    },
+    "DescribeVolumeStatus": {
+      "request": "DescribeVolumeStatusRequest",
+      "response": "DescribeVolumeStatusResponse"
+    },
+    "ModifyVolume": {
+      "request": "ModifyVolumeRequest",
+      "response": "ModifyVolumeResponse"
+    },
+    "DescribeVolumesModifications": {
+      "request": "DescribeVolumesModificationsRequest",
+      "response": "DescribeVolumesModificationsResponse"
+    },
+    "CreateSnapshot": {
+      "request": "CreateSnapshotRequest",
+      "response": "Snapshot"
+    },
+    "DescribeSnapshots": {
+      "request": "DescribeSnapshotsRequest",
+      "response": "DescribeSnapshotsResponse"
+    },
+    "DeleteSnapshot": {
+      "request": "DeleteSnapshotRequest",
+      "response": "DeleteSnapshotResponse"
+    },
+    "CopySnapshot": {
+      "request": "CopySnapshotRequest",
+      "response": "CopySnapshotResponse"
     },
     "CreateTags": {
       "request": "CreateTagsRequest",

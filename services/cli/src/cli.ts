@@ -5,8 +5,9 @@ import { Command, CommanderError, Option } from "commander";
 import { runAdmin } from "./admin.js";
 import { connect } from "./client.js";
 import { resolveSigner } from "./credentials.js";
-import { runCommand, WAIT_PARAMS, type AnyCommandSpec, type RunContext } from "./command.js";
+import { runCommand, runWait, WAIT_TIMEOUT, waitParams, type AnyCommandSpec, type RunContext, type WaitCommandSpec } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
+import { WAIT_COMMANDS } from "./commands/waiters.js";
 import { CliError, ExitCode, parameterError } from "./errors.js";
 import { OUTPUT_FORMATS, type OutputFormat } from "./output.js";
 import { commanderFlags, type ParamSpec } from "./params.js";
@@ -92,6 +93,7 @@ function buildProgram(io: Io, options: RunOptions): Command {
     .allowExcessArguments(false);
 
   for (const spec of COMMANDS) addCommand(program, spec, io, options);
+  addWaitCommands(program, io, options);
   program
     .command("admin")
     .description("Operator commands on the control plane's database (DATABASE_URL): accounts, access keys, hosts. 'cirrus admin --help' lists them.")
@@ -108,14 +110,38 @@ function buildProgram(io: Io, options: RunOptions): Command {
 }
 
 function addCommand(program: Command, spec: AnyCommandSpec, io: Io, options: RunOptions): void {
-  const params = [...spec.params, ...(spec.wait ? WAIT_PARAMS : [])];
+  const params = [...spec.params, ...(spec.wait ? waitParams(spec.wait.waiter) : [])];
   const cmd = program
     .command(spec.name)
     .description(spec.summary)
     .showHelpAfterError(`(run 'cirrus ${spec.name} --help' for usage)`)
     .configureHelp({ showGlobalOptions: true });
   for (const p of params) addParam(cmd, p);
-  cmd.action(async (_opts: unknown, self: Command) => {
+  cmd.action(act(io, options, params, (values, ctx) => runCommand(spec, values, ctx)));
+}
+
+/** `cirrus wait <waiter>`, as `aws ec2 wait <waiter>`. */
+function addWaitCommands(program: Command, io: Io, options: RunOptions): void {
+  const wait = program
+    .command("wait")
+    .description("Wait until resources reach a state, as `aws ec2 wait`: exit 0 when they do, 255 when they cannot or the time is up. 'cirrus wait --help' lists the waiters.");
+  for (const spec of WAIT_COMMANDS) addWaitCommand(wait, spec, io, options);
+}
+
+function addWaitCommand(wait: Command, spec: WaitCommandSpec, io: Io, options: RunOptions): void {
+  const params = [spec.ids, WAIT_TIMEOUT];
+  const cmd = wait
+    .command(spec.name)
+    .description(`Wait until every ${spec.waiter.noun} named is ${spec.waiter.target} (the aws CLI's ${spec.waiter.name} waiter), showing progress on stderr`)
+    .showHelpAfterError(`(run 'cirrus wait ${spec.name} --help' for usage)`)
+    .configureHelp({ showGlobalOptions: true });
+  for (const p of params) addParam(cmd, p);
+  cmd.action(act(io, options, params, (values, ctx) => runWait(spec, values, ctx)));
+}
+
+/** A command's action: connects as the global options say, runs `body` with the option values, closes. */
+function act(io: Io, options: RunOptions, params: readonly ParamSpec[], body: (values: Record<string, unknown>, ctx: RunContext) => Promise<void>) {
+  return async (_opts: unknown, self: Command): Promise<void> => {
     const g = self.optsWithGlobals<GlobalOptions>();
     const output = outputFormat(g.output);
     const query = g.query === undefined ? undefined : parseQuery(g.query);
@@ -123,6 +149,7 @@ function addCommand(program: Command, spec: AnyCommandSpec, io: Io, options: Run
     const api = connect(g.endpoint ?? DEFAULT_ENDPOINT, readTimeoutMs(g.cliReadTimeout), signer);
     const ctx: RunContext = {
       api,
+      region: signer.region,
       output,
       ...(query ? { query } : {}),
       stdout: io.stdout,
@@ -132,11 +159,11 @@ function addCommand(program: Command, spec: AnyCommandSpec, io: Io, options: Run
       ...(options.now ? { now: options.now } : {}),
     };
     try {
-      await runCommand(spec, valuesByFlag(self, params), ctx);
+      await body(valuesByFlag(self, params), ctx);
     } finally {
       api.close();
     }
-  });
+  };
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */

@@ -1,21 +1,24 @@
 // One generic way to run any command: a command is a declarative spec (its
 // RPC, options, resource list, table view, optional waiter; derived from the
 // operation table in commands/), and `runCommand` does the rest — build the
-// request, call (following NextToken), wait, print.
+// request, call (following NextToken), wait, print. `runWait` runs a waiter
+// on its own (`cirrus wait <name>`).
 import type { ComputeApi, Rpc } from "./client.js";
 import { CliError, ExitCode, parameterError } from "./errors.js";
 import { formatJson, formatTable, formatText, messageJson, scalarGrid, valueGrid, type Grid, type JsonObject, type OutputFormat } from "./output.js";
 import { fieldName, paramFields, toMessage, type JsonMessageFns, type ParamSpec } from "./params.js";
 import { evaluate, type Query } from "./query.js";
-import { waitForInstances, type Observation, type ProgressSink, type WaitTarget } from "./wait.js";
+import { waitUntil, type Observation, type ProgressSink, type WaitResult, type Waiter } from "./wait.js";
 
-/** How `--wait` works for a command whose instances change state. */
+/** Current observations of resources (an id absent from the map was not found). */
+export type ObserveFn<Seen extends Observation> = (api: ComputeApi, ids: readonly string[]) => Promise<Map<string, Seen>>;
+
+/** How `--wait` works for a command whose resources change state. */
 export interface WaitSpec<Req, Res, Seen extends Observation> {
-  target: WaitTarget;
-  /** The instances to wait for. */
-  instanceIds(request: Req, response: Res): string[];
-  /** Current observations of the instances (an id absent from the map was not found). */
-  observe(api: ComputeApi, ids: readonly string[]): Promise<Map<string, Seen>>;
+  waiter: Waiter;
+  /** The resources to wait for. */
+  ids(request: Req, response: Res): string[];
+  observe: ObserveFn<Seen>;
   /** The response to print after waiting: the command's own shape, with the states last seen. */
   finalize(response: Res, seen: ReadonlyMap<string, Seen>): Res;
 }
@@ -31,9 +34,11 @@ export interface CommandSpec<Req, Res, Seen extends Observation = Observation> {
   /**
    * Rewrites the fields the options set into the request's shape, for options
    * that are not request members (the aws CLI's customizations, e.g.
-   * `--protocol tcp --port 22` → IpPermissions). Throws UsageError on bad input.
+   * `--protocol tcp --port 22` → IpPermissions), or fill in members the aws
+   * CLI fills in (copy-snapshot's DestinationRegion: the region signed for).
+   * Throws UsageError on bad input.
    */
-  prepare?: (fields: Record<string, unknown>) => Record<string, unknown>;
+  prepare?: (fields: Record<string, unknown>, env: { region: string }) => Record<string, unknown>;
   /**
    * The response member holding the resource list. It is always printed (as
    * [] when empty, as the aws CLI does) and concatenated across pages.
@@ -53,8 +58,17 @@ export interface CommandSpec<Req, Res, Seen extends Observation = Observation> {
 /** A command spec with its types erased, for the list of commands of different message types. */
 export type AnyCommandSpec = CommandSpec<any, any, any>;
 
-const WAIT: ParamSpec = { flag: "wait", kind: "flag", description: "wait until every instance reaches its target state, showing progress on stderr" };
-const WAIT_TIMEOUT: ParamSpec = {
+/** `cirrus wait <name>`: a waiter on its own, on the ids given (the aws CLI's `aws ec2 wait <name>`). */
+export interface WaitCommandSpec {
+  name: string;
+  waiter: Waiter;
+  /** The required option naming the resources, e.g. `--volume-ids`. */
+  ids: ParamSpec;
+  observe: ObserveFn<Observation>;
+}
+
+const WAIT_FLAG = "wait";
+export const WAIT_TIMEOUT: ParamSpec = {
   flag: "wait-timeout",
   kind: "integer",
   valueName: "seconds",
@@ -63,7 +77,10 @@ const WAIT_TIMEOUT: ParamSpec = {
 };
 
 /** The options a command with a waiter gets (they configure the CLI, not the request). */
-export const WAIT_PARAMS: ParamSpec[] = [WAIT, WAIT_TIMEOUT];
+export function waitParams(waiter: Waiter): ParamSpec[] {
+  const description = `wait until every ${waiter.noun} is ${waiter.target} (the aws CLI's ${waiter.name} waiter), showing progress on stderr`;
+  return [{ flag: WAIT_FLAG, kind: "flag", description }, WAIT_TIMEOUT];
+}
 
 /** `--wait-timeout` in milliseconds. */
 function waitTimeoutMs(values: Record<string, unknown>): number {
@@ -76,6 +93,8 @@ function waitTimeoutMs(values: Record<string, unknown>): number {
 /** What a command needs from the outside world. */
 export interface RunContext {
   api: ComputeApi;
+  /** The region calls are signed for (the one region a Cirrus cloud has). */
+  region: string;
   output: OutputFormat;
   /** `--query`: print only what it selects. */
   query?: Query;
@@ -108,10 +127,10 @@ export async function runCommand<Req, Res, Seen extends Observation>(
   ctx: RunContext,
 ): Promise<void> {
   const given = requestFields(spec.params, values);
-  const fields = spec.prepare ? spec.prepare(given) : given;
+  const fields = spec.prepare ? spec.prepare(given, { region: ctx.region }) : given;
   const request = toMessage(spec.request, fields);
   // Checked before the call: a bad --wait-timeout must not fail after a launch.
-  const waitMs = spec.wait && values[WAIT.flag] === true ? waitTimeoutMs(values) : undefined;
+  const waitMs = spec.wait && values[WAIT_FLAG] === true ? waitTimeoutMs(values) : undefined;
   // An explicit page request means the user is paging by hand, as in the aws CLI.
   const onePage = !spec.paginate || "MaxResults" in fields || "NextToken" in fields;
   const response = onePage ? await ctx.api.call(spec.rpc, request) : await fetchAllPages(ctx.api, spec.rpc, request, spec.listKey);
@@ -120,20 +139,36 @@ export async function runCommand<Req, Res, Seen extends Observation>(
     return;
   }
   const w = spec.wait;
-  const result = await waitForInstances({
-    target: w.target,
-    ids: w.instanceIds(request, response),
-    describe: (ids) => w.observe(ctx.api, ids),
-    timeoutMs: waitMs,
+  const result = await poll(ctx, w.waiter, w.ids(request, response), w.observe, waitMs);
+  // Print what we have even when the wait failed: the resources exist and a
+  // script needs their ids to clean up.
+  ctx.stdout(render(spec, w.finalize(response, result.seen), ctx.output, ctx.query));
+  if (result.failure) throw result.failure;
+}
+
+/**
+ * Runs `cirrus wait <name>`: resolves once every resource named is in the
+ * waiter's target state, printing nothing (as `aws ec2 wait`); throws the
+ * WaiterError (exit 255) when it fails or times out.
+ */
+export async function runWait(spec: WaitCommandSpec, values: Record<string, unknown>, ctx: RunContext): Promise<void> {
+  const ids = requestFields([spec.ids], values)[fieldName(spec.ids.flag)] as string[];
+  const result = await poll(ctx, spec.waiter, ids, spec.observe, waitTimeoutMs(values));
+  if (result.failure) throw result.failure;
+}
+
+/** `waitUntil` with the context's API, progress sink and clock. */
+function poll<Seen extends Observation>(ctx: RunContext, waiter: Waiter, ids: readonly string[], observe: ObserveFn<Seen>, timeoutMs: number): Promise<WaitResult<Seen>> {
+  return waitUntil({
+    waiter,
+    ids,
+    describe: (some) => observe(ctx.api, some),
+    timeoutMs,
     pollMs: ctx.pollMs,
     progress: ctx.progress,
     ...(ctx.sleep ? { sleep: ctx.sleep } : {}),
     ...(ctx.now ? { now: ctx.now } : {}),
   });
-  // Print what we have even when the wait failed: the instances exist and a
-  // script needs their ids to clean up.
-  ctx.stdout(render(spec, w.finalize(response, result.seen), ctx.output, ctx.query));
-  if (result.failure) throw result.failure;
 }
 
 /** Formats a response for the chosen --output, after --query when given (as the aws CLI does). */

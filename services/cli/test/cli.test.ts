@@ -6,38 +6,10 @@ import { join } from "node:path";
 import { Ec2Error } from "@cirrus/core";
 import { compute } from "@cirrus/proto";
 import { afterEach, describe, expect, it } from "vitest";
-import { run, type Io } from "../src/cli.js";
-import { startFakeCompute, instance, type FakeCompute, type Handlers } from "./fake-compute.js";
+import { instance, type Handlers } from "./fake-compute.js";
+import { cirrus, runAgainst, stopServer } from "./harness.js";
 
-let server: FakeCompute | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-});
-
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** A key to sign with (the fake server does not check signatures; the e2e suite's real one does). */
-const TEST_KEY = { AWS_ACCESS_KEY_ID: "AKIAAAAAAAAAAAAAAAAA", AWS_SECRET_ACCESS_KEY: "secret" };
-
-/** Runs `cirrus <argv>` against a fake server answering with `handlers`. */
-async function cirrus(handlers: Handlers, argv: string[], env: Record<string, string> = {}): Promise<Outcome & { server: FakeCompute }> {
-  server = await startFakeCompute(handlers);
-  const out = await runAgainst(server.endpoint, argv, env);
-  return { ...out, server };
-}
-
-async function runAgainst(endpoint: string, argv: string[], env: Record<string, string> = {}): Promise<Outcome> {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), stderrIsTTY: false, env: { CIRRUS_ENDPOINT: endpoint, ...TEST_KEY, ...env } };
-  const code = await run(argv, io, { pollMs: 1 });
-  return { code, stdout, stderr };
-}
+afterEach(stopServer);
 
 const reservation = (...instances: compute.Instance[]) =>
   compute.Reservation.fromPartial({ ReservationId: "r-0123456789abcdef0", OwnerId: "000000000000", Instances: instances });
@@ -153,7 +125,7 @@ describe("describe-instances", () => {
     const table = await cirrus(handlers, ["describe-instances", "--instance-ids", "i-0abc", "--output", "table"]);
     expect(table.stdout).toMatch(/InstanceId.*State/);
     expect(table.stdout).toMatch(/i-0abc.*running/);
-    await server?.close();
+    await stopServer();
     const text = await cirrus(handlers, ["describe-instances"], { CIRRUS_OUTPUT: "text" });
     expect(text.stdout).toMatch(/^RESERVATIONS\t/);
   });
@@ -371,7 +343,7 @@ describe("key pairs, networking and --query", () => {
       "create-vpc", "--cidr-block", "10.0.0.0/16", "--query", "Vpc.VpcId", "--output", "text",
     ]);
     expect(vpc.stdout).toBe("vpc-1\n");
-    await server?.close();
+    await stopServer();
     const subnet = await cirrus({ createSubnet: () => compute.CreateSubnetResponse.fromPartial({}) }, ["create-subnet", "--vpc-id", "vpc-1", "--cidr-block", "10.0.1.0/24", "--availability-zone", "lab-1a"]);
     expect(subnet.server.requests("createSubnet")).toEqual([compute.CreateSubnetRequest.fromPartial({ VpcId: "vpc-1", CidrBlock: "10.0.1.0/24", AvailabilityZone: "lab-1a" })]);
   });
@@ -380,8 +352,8 @@ describe("key pairs, networking and --query", () => {
     const mod = await cirrus({ modifyInstanceAttribute: () => ({}) }, ["modify-instance-attribute", "--instance-id", "i-1", "--groups", "sg-a", "sg-b"]);
     expect(mod.code).toBe(0);
     expect(mod.stdout).toBe("");
-    expect(mod.server.requests("modifyInstanceAttribute")).toEqual([{ InstanceId: "i-1", Groups: ["sg-a", "sg-b"] }]);
-    await server?.close();
+    expect(mod.server.requests("modifyInstanceAttribute")).toEqual([compute.ModifyInstanceAttributeRequest.fromPartial({ InstanceId: "i-1", Groups: ["sg-a", "sg-b"] })]);
+    await stopServer();
     const assoc = await cirrus({ associateAddress: () => ({ AssociationId: "eipassoc-1" }) }, [
       "associate-address", "--allocation-id", "eipalloc-1", "--instance-id", "i-1", "--allow-reassociation",
     ]);

@@ -61,3 +61,37 @@ export function instance(id: string, state: string, extra: Partial<compute.Insta
     ...extra,
   });
 }
+
+/** A volume as the server would describe it, with an attachment when `attachment` names its state. */
+export function volume(id: string, state: string, attachment?: string, extra: Partial<compute.Volume> = {}): compute.Volume {
+  return compute.Volume.fromPartial({
+    VolumeId: id,
+    State: state,
+    Size: 1,
+    VolumeType: "gp3",
+    AvailabilityZone: "lab-1a",
+    CreateTime: "2024-01-01T00:00:00.000Z",
+    Attachments: attachment ? [{ VolumeId: id, InstanceId: "i-1", Device: "/dev/sdf", State: attachment, AttachTime: "2024-01-01T00:00:01.000Z" }] : [],
+    ...extra,
+  });
+}
+
+/** A snapshot as the server would describe it. */
+export function snapshot(id: string, state: string, extra: Partial<compute.Snapshot> = {}): compute.Snapshot {
+  return compute.Snapshot.fromPartial({
+    SnapshotId: id,
+    State: state,
+    Progress: state === "completed" ? "100%" : "0%",
+    VolumeId: "vol-1",
+    VolumeSize: 1,
+    OwnerId: "000000000000",
+    StartTime: "2024-01-01T00:00:00.000Z",
+    ...extra,
+  });
+}
+
+/** A state progression: each call answers the next of `steps`, then the last one for ever (what a Describe sees while a step runs). */
+export function progression<T>(...steps: T[]): () => T {
+  let next = 0;
+  return () => steps[Math.min(next++, steps.length - 1)]!;
+}

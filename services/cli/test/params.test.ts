@@ -113,7 +113,7 @@ describe("toMessage", () => {
       "DeviceName=/dev/vda,Ebs={VolumeSize=8,DeleteOnTermination=false}",
     ]);
     expect(toMessage(compute.RegisterImageRequest, { Name: "img", ...fields }).BlockDeviceMappings).toEqual([
-      { DeviceName: "/dev/vda", Ebs: { VolumeSize: 8, DeleteOnTermination: false } },
+      compute.BlockDeviceMapping.fromPartial({ DeviceName: "/dev/vda", Ebs: { VolumeSize: 8, DeleteOnTermination: false } }),
     ]);
   });
 

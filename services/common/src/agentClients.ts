@@ -17,6 +17,9 @@ type Method<Req, Res> = (c: agent.HostAgentClient) => (req: Req, md: Metadata, o
 /** Statuses with which the agent refuses a request itself (see agents/host-agent/src/server.ts): retrying cannot help. */
 const PERMANENT = new Set<number>([status.FAILED_PRECONDITION, status.INVALID_ARGUMENT, status.NOT_FOUND]);
 
+/** How long a snapshot, a copy or a snapshot's fold may take. */
+const SNAPSHOT_TIMEOUT_MS = 60 * 60_000;
+
 export class AgentClients {
   private readonly clients = new Map<string, { endpoint: string; client: agent.HostAgentClient }>();
 
@@ -56,6 +59,32 @@ export class AgentClients {
   }
   async consoleOutput(host: HostEndpoint, instanceId: string): Promise<Buffer> {
     return Buffer.from((await this.call(host, (c) => c.getConsoleOutput, { instanceId }, 15_000)).output);
+  }
+
+  createVolume(host: HostEndpoint, req: agent.CreateVolumeRequest) {
+    return this.call(host, (c) => c.createVolume, req);
+  }
+  deleteVolume(host: HostEndpoint, volumeId: string) {
+    return this.call(host, (c) => c.deleteVolume, { volumeId });
+  }
+  attachVolume(host: HostEndpoint, instanceId: string, attachment: agent.VolumeAttachment) {
+    return this.call(host, (c) => c.attachVolume, { instanceId, attachment });
+  }
+  detachVolume(host: HostEndpoint, req: agent.DetachVolumeRequest) {
+    return this.call(host, (c) => c.detachVolume, req);
+  }
+  modifyVolume(host: HostEndpoint, req: agent.ModifyVolumeRequest) {
+    return this.call(host, (c) => c.modifyVolume, req);
+  }
+  // Snapshots and copies read a whole volume: they get as long as a large one takes.
+  createSnapshot(host: HostEndpoint, req: agent.CreateSnapshotRequest) {
+    return this.call(host, (c) => c.createSnapshot, req, SNAPSHOT_TIMEOUT_MS);
+  }
+  deleteSnapshot(host: HostEndpoint, snapshotId: string) {
+    return this.call(host, (c) => c.deleteSnapshot, { snapshotId }, SNAPSHOT_TIMEOUT_MS);
+  }
+  copySnapshot(host: HostEndpoint, req: agent.CopySnapshotRequest) {
+    return this.call(host, (c) => c.copySnapshot, req, SNAPSHOT_TIMEOUT_MS);
   }
 
   isPermanent(err: unknown): boolean {

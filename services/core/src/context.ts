@@ -38,6 +38,14 @@ export interface AgentPort {
   destroyInstance(host: HostEndpoint, instanceId: string): Promise<unknown>;
   applyHostState(host: HostEndpoint, state: agent.HostState): Promise<unknown>;
   consoleOutput(host: HostEndpoint, instanceId: string): Promise<Buffer>;
+  createVolume(host: HostEndpoint, req: agent.CreateVolumeRequest): Promise<agent.VolumeStatus>;
+  deleteVolume(host: HostEndpoint, volumeId: string): Promise<agent.VolumeStatus>;
+  attachVolume(host: HostEndpoint, instanceId: string, attachment: agent.VolumeAttachment): Promise<agent.VolumeStatus>;
+  detachVolume(host: HostEndpoint, req: agent.DetachVolumeRequest): Promise<agent.VolumeStatus>;
+  modifyVolume(host: HostEndpoint, req: agent.ModifyVolumeRequest): Promise<agent.VolumeStatus>;
+  createSnapshot(host: HostEndpoint, req: agent.CreateSnapshotRequest): Promise<agent.SnapshotStatus>;
+  deleteSnapshot(host: HostEndpoint, snapshotId: string): Promise<agent.SnapshotStatus>;
+  copySnapshot(host: HostEndpoint, req: agent.CopySnapshotRequest): Promise<agent.SnapshotStatus>;
   /** True when `err` (from one of the calls above) says the request itself is wrong, so retrying cannot help. */
   isPermanent(err: unknown): boolean;
 }

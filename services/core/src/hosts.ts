@@ -111,7 +111,14 @@ async function beat(db: Queryable, hostId: string): Promise<void> {
  * only to idle instances whose state is older than the grace period, so a
  * report taken just before a worker's step landed cannot undo that step
  * (anything not reported has no domain at all); and read the host state's
- * status. $1 host, $2 drift grace (ms), $3 instances reported running.
+ * status. $1 host, $2 drift grace (ms), $3 instances reported running, $4
+ * instances reported shut off.
+ *
+ * A running instance found off becomes stopped, or, when its shutdown
+ * behaviour is terminate and its domain is there shut off (the guest
+ * powered itself off: never on the strength of a domain's absence),
+ * shutting-down with a terminate step, which the sweeper queues (this
+ * thread has no queue) within CIRRUS_SWEEP_AFTER_MS.
  *
  * It commits without waiting for the WAL flush (`relaxed`: the setting is
  * local to this statement's transaction, and read at its commit): during a
@@ -120,13 +127,17 @@ async function beat(db: Queryable, hostId: string): Promise<void> {
  * that loses the last fraction of a second of them loses nothing, and any
  * later synchronous commit flushes them first.
  */
+const TERMINATES = "(state = 'running' AND shutdown_behavior = 'terminate' AND id = ANY($4))";
 const HEARTBEAT_SQL = `
   WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
        beat AS (${BEAT_SQL}),
        drifted AS (
-         UPDATE instances SET state = CASE WHEN state = 'running' THEN 'stopped' ELSE 'running' END, state_changed_at = now(),
+         UPDATE instances SET state = CASE WHEN state = 'stopped' THEN 'running' WHEN ${TERMINATES} THEN 'shutting-down' ELSE 'stopped' END,
+                task = CASE WHEN ${TERMINATES} THEN 'terminate' END,
+                task_seq = task_seq + CASE WHEN ${TERMINATES} THEN 1 ELSE 0 END,
+                state_changed_at = now(),
                 state_reason_code = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown' ELSE '' END,
-                state_reason_message = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown: the host found the instance powered off' ELSE '' END
+                state_reason_message = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown: Instance initiated shutdown' ELSE '' END
           WHERE host_id = $1 AND task IS NULL AND state_changed_at < now() - $2 * interval '1 millisecond'
             AND ((state = 'running' AND NOT (id = ANY($3))) OR (state = 'stopped' AND id = ANY($3)))
           RETURNING id, state)
@@ -136,10 +147,11 @@ const HEARTBEAT_SQL = `
 
 export async function heartbeat(core: HostControlCore, req: agent.HeartbeatRequest): Promise<agent.HeartbeatResponse> {
   const running = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_RUNNING).map((i) => i.instanceId);
+  const shutOff = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_SHUT_OFF).map((i) => i.instanceId);
   const { rows: [r] } = await core.db.query<HostStateStatus & { drifted: { id: string; state: string }[] }>(
-    { name: "heartbeat", text: HEARTBEAT_SQL, values: [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running] },
+    { name: "heartbeat", text: HEARTBEAT_SQL, values: [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running, shutOff] },
   );
-  for (const { id, state } of r!.drifted) core.log.warn({ hostId: req.hostId, instanceId: id }, `instance found ${state === "stopped" ? "powered off: now stopped" : "running: now running"}`);
+  for (const { id, state } of r!.drifted) core.log.warn({ hostId: req.hostId, instanceId: id, state }, state === "running" ? "instance found running" : "instance found powered off by its guest");
   const needs = hostStateNeeds(r!, req.appliedRevision);
   if (needs === "changed") core.notifyHosts([req.hostId]);
   if (needs !== "behind") return { state: undefined };
@@ -199,7 +211,7 @@ export async function classifyInstances(core: HostControlCore, hostId: string, i
  * instances it terminated.
  */
 export async function retireHost(core: Pick<Core, "db" | "config" | "log" | "notifyHosts">, hostId: string): Promise<string[]> {
-  const { terminated, hosts } = await inTransaction(core.db, async (db) => {
+  const { terminated, volumeSteps, hosts } = await inTransaction(core.db, async (db) => {
     const { rows: [host] } = await db.query<{ alive: boolean; retired: boolean }>(
       `SELECT coalesce(b.last_heartbeat_at > now() - $2 * interval '1 millisecond', false) AS alive, h.retired_at IS NOT NULL AS retired
          FROM hosts h LEFT JOIN host_heartbeats b ON b.host_id = h.id WHERE h.id = $1 FOR UPDATE OF h`,
@@ -214,10 +226,12 @@ export async function retireHost(core: Pick<Core, "db" | "config" | "log" | "not
         WHERE host_id = $1 AND state <> 'terminated' RETURNING id, host_id, vcpus, memory_mib, disk_gib`,
       [hostId],
     );
-    await releaseInstances(db, rows);
-    return { terminated: rows.map((r) => r.id), hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, rows.map((r) => r.id))) };
+    const volumeSteps = await releaseInstances(db, rows);
+    return { terminated: rows.map((r) => r.id), volumeSteps, hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, rows.map((r) => r.id))) };
   });
   core.notifyHosts(hosts);
+  // No queue here (cirrus-admin works on the database alone): the sweeper queues the volumes' deletes once they are stale.
+  if (volumeSteps.length) core.log.info({ hostId, volumeSteps: volumeSteps.flat().length }, "volumes of the retired host's instances released; DeleteOnTermination ones are deleted by the sweeper");
   core.log.warn({ hostId, instanceIds: terminated }, "host retired; its instances are terminated");
   return terminated;
 }

@@ -68,6 +68,10 @@ function rootSizeGib(req: compute.RegisterImageRequest, rootDevice: string): num
   if (rest.length || !only || only.DeviceName !== rootDevice) {
     throw new Ec2Error("Unsupported", "Only a block device mapping for the root device is supported yet");
   }
+  const { Iops, SnapshotId, VolumeType, Throughput, Encrypted } = only.Ebs ?? {};
+  if (Iops !== undefined || SnapshotId || VolumeType || Throughput !== undefined || Encrypted || only.VirtualName || only.NoDevice) {
+    throw new Ec2Error("Unsupported", "Images from snapshots, and root devices with a type, IOPS, encryption or instance store, are not supported by Cirrus yet: the root device takes only VolumeSize");
+  }
   const size = only.Ebs?.VolumeSize ?? DEFAULT_ROOT_GIB;
   if (!Number.isInteger(size) || size < 1 || size > 16384) {
     throw new Ec2Error("InvalidParameterValue", `Volume size ${size} is invalid: expecting 1 to 16384 GiB`);
@@ -120,7 +124,7 @@ async function registerImage(ctx: RequestContext, req: compute.RegisterImageRequ
 
 /** The image's block device mappings: its root disk only. */
 export function blockDeviceMappingsOf(r: ImageRow): compute.BlockDeviceMapping[] {
-  return [{ DeviceName: r.root_device_name, Ebs: { VolumeSize: r.root_size_gib, DeleteOnTermination: true } }];
+  return [{ DeviceName: r.root_device_name, Ebs: { VolumeSize: r.root_size_gib, DeleteOnTermination: true, SnapshotId: "", VolumeType: "" }, VirtualName: "", NoDevice: "" }];
 }
 
 function imageToProto(r: ImageRow, tags: compute.Tag[], isPublic: boolean): compute.Image {

@@ -7,6 +7,7 @@
 import type { LifecycleStep } from "@cirrus/common/queue";
 import type { Core } from "./context.js";
 import { instanceLifecycle } from "./instances/lifecycle.js";
+import { snapshotLifecycle, volumeLifecycle } from "./volumes/lifecycle.js";
 
 /** What became of one step. */
 export type StepResult =
@@ -38,7 +39,7 @@ export interface Lifecycle {
 }
 
 /** Every kind with a lifecycle, by kind name. */
-export const LIFECYCLES: ReadonlyMap<string, Lifecycle> = new Map([instanceLifecycle].map((l) => [l.kind, l]));
+export const LIFECYCLES: ReadonlyMap<string, Lifecycle> = new Map([instanceLifecycle, volumeLifecycle, snapshotLifecycle].map((l) => [l.kind, l]));
 
 /** What a job did, for the worker to log and to decide on a retry. */
 export interface JobReport {

@@ -16,6 +16,10 @@ import { securityGroupOperations } from "./network/securityGroups.js";
 import { vpcOperations } from "./network/vpcs.js";
 import type { AnyOperation } from "./operation.js";
 import { tagOperations } from "./tagging.js";
+import { snapshotOperations } from "./volumes/snapshots.js";
+import { volumeModificationOperations } from "./volumes/modify.js";
+import { volumeStatusOperations } from "./volumes/status.js";
+import { volumeOperations } from "./volumes/volumes.js";
 
 export const OPERATIONS: readonly AnyOperation[] = [
   runInstancesOperation,
@@ -30,6 +34,10 @@ export const OPERATIONS: readonly AnyOperation[] = [
   ...vpcOperations,
   ...securityGroupOperations,
   ...addressOperations,
+  ...volumeOperations,
+  ...volumeStatusOperations,
+  ...volumeModificationOperations,
+  ...snapshotOperations,
   ...tagOperations,
 ];
 

@@ -7,8 +7,9 @@ import { addressKind } from "./network/addresses.js";
 import { securityGroupKind } from "./network/securityGroups.js";
 import { subnetKind, vpcKind } from "./network/vpcs.js";
 import type { ResourceKind } from "./resource.js";
+import { snapshotKind, volumeKind } from "./volumes/model.js";
 
-export const KINDS: readonly ResourceKind<any, unknown>[] = [instanceKind, imageKind, keyPairKind, vpcKind, subnetKind, securityGroupKind, addressKind];
+export const KINDS: readonly ResourceKind<any, unknown>[] = [instanceKind, imageKind, keyPairKind, vpcKind, subnetKind, securityGroupKind, addressKind, volumeKind, snapshotKind];
 
 /** The kind whose ids look like `id` (by prefix), if any. */
 export function kindOfId(id: string): ResourceKind<any, unknown> | undefined {

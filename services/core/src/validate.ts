@@ -1,5 +1,6 @@
 // Input validation shared by the domain operations. Every check throws an
 // Ec2Error with EC2's code and wording before anything is written.
+import { createHash } from "node:crypto";
 import { isId } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import { Ec2Error } from "./errors.js";
@@ -85,4 +86,17 @@ export function decodeToken(token: string): string[] | undefined {
     // fall through
   }
   throw new Ec2Error("InvalidNextToken", "The specified token is not valid.");
+}
+
+/** EC2's rule for a ClientToken: at most 64 printable ASCII characters. */
+export function requireClientToken(token: string): void {
+  if (token.length > 64 || !/^[\x21-\x7e]*$/.test(token)) {
+    throw new Ec2Error("InvalidParameterValue", "ClientToken must be at most 64 printable ASCII characters");
+  }
+}
+
+/** A hash of a request without its ClientToken, to tell a retry (same hash) from a token reused for another request. */
+export function requestHash(req: { ClientToken: string }): string {
+  const { ClientToken: _token, ...rest } = req;
+  return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
 }

@@ -42,9 +42,11 @@ describe("DescribeInstanceAttribute", () => {
     const instance = await launch("t2.micro", "IyEvYmluL3NoCmVjaG8gaGk=");
     const attribute = (Attribute: string) => call<compute.InstanceAttribute>(A, "DescribeInstanceAttribute", { InstanceId: instance.InstanceId, Attribute });
     const only = async (Attribute: string) => {
-      const { InstanceId, Groups, ...rest } = await attribute(Attribute);
+      const { InstanceId, Groups, BlockDeviceMappings, ...rest } = await attribute(Attribute);
       expect(InstanceId).toBe(instance.InstanceId);
-      return Attribute === "groupSet" ? Groups : Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+      if (Attribute === "groupSet") return Groups;
+      if (Attribute === "blockDeviceMapping") return BlockDeviceMappings;
+      return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
     };
     expect(await only("userData")).toEqual({ UserData: { Value: "IyEvYmluL3NoCmVjaG8gaGk=" } });
     expect(await only("instanceType")).toEqual({ InstanceType: { Value: "t2.micro" } });
@@ -58,6 +60,7 @@ describe("DescribeInstanceAttribute", () => {
     expect(await only("enaSupport")).toEqual({ EnaSupport: { Value: false } });
     expect(await only("kernel")).toEqual({ KernelId: { Value: "" } });
     expect(await only("groupSet")).toEqual(instance.SecurityGroups);
+    expect(await only("blockDeviceMapping")).toEqual([]);
 
     const { GroupId } = await call<compute.CreateSecurityGroupResponse>(A, "CreateSecurityGroup", { GroupName: "attr-web", Description: "web" });
     await call(A, "ModifyInstanceAttribute", { InstanceId: instance.InstanceId, Groups: [GroupId] });
@@ -67,7 +70,7 @@ describe("DescribeInstanceAttribute", () => {
   it("refuses what it cannot answer, and another account's instance is not found", async () => {
     const instance = await launch("t2.micro");
     const describeAttribute = (p: Principal, InstanceId: string, Attribute: string) => refusal(call(p, "DescribeInstanceAttribute", { InstanceId, Attribute }));
-    expect(await describeAttribute(A, instance.InstanceId, "blockDeviceMapping")).toMatchObject({ code: "Unsupported" });
+    expect(await describeAttribute(A, instance.InstanceId, "productCodes")).toMatchObject({ code: "Unsupported" });
     expect(await describeAttribute(A, instance.InstanceId, "colour")).toEqual({ code: "InvalidParameterValue", message: "Value (colour) for parameter attribute is invalid. Unknown attribute." });
     expect(await describeAttribute(A, instance.InstanceId, "")).toMatchObject({ code: "MissingParameter" });
     expect(await describeAttribute(A, "", "userData")).toMatchObject({ code: "MissingParameter" });

@@ -64,6 +64,35 @@ step tags
 aws ec2 create-tags --resources "${ids[0]}" --tags Key=env,Value=session
 expect tag "$(aws ec2 describe-tags --filters "Name=resource-id,Values=${ids[0]}" Name=key,Values=env --query 'Tags[0].Value' --output text)" session
 
+step "volumes and snapshots with the CLI's waiters"
+vol=$(aws ec2 create-volume --availability-zone lab-1a --size 1 --volume-type gp3 \
+	--tag-specifications 'ResourceType=volume,Tags=[{Key=Name,Value=session}]' --query VolumeId --output text)
+[[ $vol == vol-* ]] || fail "create-volume: $vol"
+aws ec2 wait volume-available --volume-ids "$vol"
+expect "volume" "$(aws ec2 describe-volumes --filters Name=tag:Name,Values=session --query 'Volumes[0].[VolumeId,Size,VolumeType,Iops,Throughput]' --output text)" "$vol	1	gp3	3000	125"
+aws ec2 attach-volume --volume-id "$vol" --instance-id "${ids[0]}" --device /dev/sdf >/dev/null
+aws ec2 wait volume-in-use --volume-ids "$vol"
+attached() { [[ $(aws ec2 describe-volumes --volume-ids "$vol" --query 'Volumes[0].Attachments[0].[InstanceId,Device,State]' --output text) == "${ids[0]}	/dev/sdf	attached" ]]; }
+for _ in $(seq 60); do attached && break; sleep 1; done
+attached || fail "the volume did not become attached"
+snap=$(aws ec2 create-snapshot --volume-id "$vol" --description session --query SnapshotId --output text)
+aws ec2 wait snapshot-completed --snapshot-ids "$snap"
+# The CLI signs a presigned URL and sets DestinationRegion itself, as for any copy.
+copy=$(aws ec2 copy-snapshot --source-snapshot-id "$snap" --source-region lab-1 --query SnapshotId --output text)
+aws ec2 wait snapshot-completed --snapshot-ids "$copy"
+expect "own snapshots" "$(aws ec2 describe-snapshots --owner-ids self --snapshot-ids "$snap" "$copy" --query 'length(Snapshots)' --output text)" 2
+restored=$(aws ec2 create-volume --availability-zone lab-1a --snapshot-id "$copy" --query VolumeId --output text)
+aws ec2 wait volume-available --volume-ids "$restored"
+expect "restored volume" "$(aws ec2 describe-volumes --volume-ids "$restored" --query 'Volumes[0].[Size,SnapshotId]' --output text)" "1	$copy"
+aws ec2 detach-volume --volume-id "$vol" >/dev/null
+aws ec2 wait volume-available --volume-ids "$vol"
+aws ec2 delete-volume --volume-id "$vol"
+aws ec2 delete-volume --volume-id "$restored"
+aws ec2 wait volume-deleted --volume-ids "$vol" "$restored"
+aws ec2 delete-snapshot --snapshot-id "$snap"
+aws ec2 delete-snapshot --snapshot-id "$copy"
+expect "snapshots left" "$(aws ec2 describe-snapshots --owner-ids self --query 'length(Snapshots)' --output text)" 0
+
 step "stop, start, terminate with the CLI's waiters"
 aws ec2 stop-instances --instance-ids "${ids[0]}" >/dev/null
 aws ec2 wait instance-stopped --instance-ids "${ids[0]}"

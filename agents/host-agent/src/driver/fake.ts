@@ -1,8 +1,9 @@
 // A hypervisor that exists only in memory, with real resource accounting:
 // for scheduler and scale simulations, never for running guests.
 import { agent } from "@cirrus/proto";
-import { checkInstanceId, validateSpec } from "./spec.js";
-import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type StopOptions } from "./types.js";
+import type { DiskSource } from "../storage/types.js";
+import { checkInstanceId, checkVolumeId, validateAttachment, validateModification, validateSpec, type ValidAttachment } from "./spec.js";
+import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DetachOptions, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type LiveSnapshotVolume, type StopOptions, type VolumeAttachment, type VolumeModification } from "./types.js";
 
 const { PowerState } = agent;
 
@@ -22,6 +23,8 @@ interface FakeDomain {
   running: boolean;
   boots: number;
   console: string;
+  /** Attached volumes, by id. */
+  volumes: Map<string, ValidAttachment>;
 }
 
 /**
@@ -55,8 +58,10 @@ export class FakeDriver implements HypervisorDriver {
     return u;
   }
 
-  async createInstance(input: InstanceSpec): Promise<agent.PowerState> {
+  async createInstance(input: InstanceSpec, volumes: ReadonlyMap<string, DiskSource> = new Map()): Promise<agent.PowerState> {
     const spec = validateSpec(input);
+    const missing = spec.volumes.find((v) => !volumes.has(v.volumeId));
+    if (missing) throw new DriverError("InvalidSpec", `no file was given for volume ${missing.volumeId} of ${spec.instanceId}`);
     await this.delayOrFail("createInstance");
     const existing = this.domains.get(spec.instanceId);
     if (existing) return this.boot(existing);
@@ -67,7 +72,7 @@ export class FakeDriver implements HypervisorDriver {
     if (used.vcpus + spec.vcpus > cap.vcpus || used.memoryMib + spec.memoryMib > cap.memoryMib || used.diskGib + spec.rootDiskGib > cap.diskGib) {
       throw new Error(`fake host is full: ${JSON.stringify(used)} used of ${JSON.stringify(cap)}`);
     }
-    const d: FakeDomain = { instanceId: spec.instanceId, spec: { vcpus: spec.vcpus, memoryMib: spec.memoryMib, rootDiskGib: spec.rootDiskGib }, running: false, boots: 0, console: "" };
+    const d: FakeDomain = { instanceId: spec.instanceId, spec: { vcpus: spec.vcpus, memoryMib: spec.memoryMib, rootDiskGib: spec.rootDiskGib }, running: false, boots: 0, console: "", volumes: new Map(spec.volumes.map((v) => [v.volumeId, v])) };
     this.domains.set(spec.instanceId, d);
     return this.boot(d);
   }
@@ -92,6 +97,53 @@ export class FakeDriver implements HypervisorDriver {
     await this.delayOrFail("rebootInstance");
     d.running = false;
     return this.boot(d);
+  }
+
+  /** As libvirt's, without a guest: attached at once whether the domain runs or not. */
+  async attachVolume(instanceId: string, attachment: VolumeAttachment, _disk: DiskSource): Promise<void> {
+    const a = validateAttachment(attachment);
+    const d = this.get(instanceId);
+    await this.delayOrFail("attachVolume");
+    const at = d.volumes.get(a.volumeId)?.target;
+    if (at !== undefined && at !== a.target) throw new DriverError("Conflict", `${a.volumeId} is attached to ${instanceId} at ${at}, not ${a.target}`);
+    if ([...d.volumes.values()].some((v) => v.target === a.target && v.volumeId !== a.volumeId)) throw new DriverError("Conflict", `target ${a.target} of ${instanceId} holds another disk`);
+    // Attached already: no change (its QoS included, as libvirt's).
+    if (at === undefined) d.volumes.set(a.volumeId, a);
+  }
+
+  /** No QEMU holds a fake volume's file, so the store grows it whether the domain runs or not. */
+  async modifyAttachedVolume(instanceId: string, input: VolumeModification, resizeOffline: () => Promise<void>): Promise<boolean> {
+    checkInstanceId(instanceId);
+    const mod = validateModification(input);
+    await this.delayOrFail("modifyAttachedVolume");
+    const a = this.domains.get(instanceId)?.volumes.get(mod.volumeId);
+    if (!a) return false;
+    await resizeOffline();
+    a.qos = mod.qos;
+    return true;
+  }
+
+  /** The volume's attachment to the instance's domain (its target and QoS), for tests; undefined when it is not attached. */
+  attachment(instanceId: string, volumeId: string): ValidAttachment | undefined {
+    return this.domains.get(instanceId)?.volumes.get(volumeId);
+  }
+
+  /** A fake guest always releases a volume at once. */
+  async detachVolume(instanceId: string, volumeId: string, _opts: DetachOptions): Promise<void> {
+    checkInstanceId(instanceId);
+    checkVolumeId(volumeId);
+    await this.delayOrFail("detachVolume");
+    this.domains.get(instanceId)?.volumes.delete(volumeId);
+  }
+
+  /** No guest writes a fake volume, so its own file is a point-in-time image as it is. */
+  async snapshotAttachedVolume<T>(instanceId: string, volume: LiveSnapshotVolume, take: (image: string) => Promise<T>): Promise<T | undefined> {
+    checkInstanceId(instanceId);
+    checkVolumeId(volume.volumeId);
+    await this.delayOrFail("snapshotAttachedVolume");
+    const d = this.domains.get(instanceId);
+    if (!d?.running || !d.volumes.has(volume.volumeId)) return undefined;
+    return take(volume.disk.path);
   }
 
   async destroyInstance(instanceId: string): Promise<agent.PowerState> {

@@ -2,9 +2,42 @@
 // postconditions. The libvirt driver is what users run; the fake driver
 // serves scheduler and scale simulations.
 import type { agent } from "@cirrus/proto";
+import type { DiskSource } from "../storage/types.js";
 
 export type PowerState = agent.PowerState;
 export type InstanceSpec = agent.InstanceSpec;
+export type VolumeAttachment = agent.VolumeAttachment;
+export type VolumeQos = agent.VolumeQos;
+
+export interface DetachOptions {
+  /**
+   * Do not wait for the guest beyond a short moment. The volume leaves the
+   * persistent definition at once either way; what force cannot do is take
+   * a disk from a running guest that never acknowledges the unplug: QEMU
+   * has no forced PCI hot-unplug, so until the guest lets go (or the
+   * domain stops) QEMU keeps the device and its file open.
+   */
+  force: boolean;
+  /** How long to wait for a running guest to release the device. */
+  waitMs: number;
+}
+
+/** An attached volume for a live snapshot: where its data is, and where the guest's writes go meanwhile. */
+export interface LiveSnapshotVolume {
+  volumeId: string;
+  disk: DiskSource;
+  /** A file below the volume store's root that does not exist yet (VolumeStore's liveOverlayPath): the overlay taking the guest's writes while the volume's file is read. */
+  overlay: string;
+}
+
+/** What ModifyVolume asks of a volume: its new size and QoS. */
+export interface VolumeModification {
+  volumeId: string;
+  /** A whole number of GiB, in bytes (the store's sizes). */
+  sizeBytes: number;
+  /** The disk's <iotune>, each limit 0 for none. */
+  qos: VolumeQos;
+}
 
 export interface Capacity {
   vcpus: number;
@@ -46,13 +79,82 @@ export interface HypervisorDriver {
    * start) defines the domain over the instance's existing disk and never
    * makes or replaces one, throwing DriverError("MissingDisk") when the disk
    * is not there.
+   * A domain defined here carries spec.volumes as virtio disks (serial and
+   * QoS as attachVolume gives them), each at the file `volumes` maps its id
+   * to (InvalidSpec when one is missing there); an existing domain keeps
+   * the volumes it has.
    * Postcondition on failure: whatever this call made (domain, overlay, console
-   * log) is removed, but never a disk it reused. Throws
+   * log) is removed, but never a disk it reused, nor a volume. Throws
    * DriverError("InvalidSpec") for a spec that can never work,
    * DriverError("InvalidImage") when the image files are missing or unusable
    * on the host.
    */
-  createInstance(spec: InstanceSpec): Promise<PowerState>;
+  createInstance(spec: InstanceSpec, volumes?: ReadonlyMap<string, DiskSource>): Promise<PowerState>;
+
+  /**
+   * Postcondition: the instance's domain has the volume's file `disk` as a
+   * virtio disk at attachment.target, with serial = the volume id without
+   * its hyphen and attachment.qos as its <iotune>, in the persistent
+   * definition and, while the domain runs, in the running guest (hot plug).
+   * Attached there already (in either or both): completed, no change
+   * otherwise. Throws DriverError("NotFound") without a domain,
+   * DriverError("Conflict") when the target holds another disk or the
+   * volume is attached at another target, DriverError("InvalidSpec") for a
+   * bad attachment; InUse (StorageError) when another guest holds the file.
+   */
+  attachVolume(instanceId: string, attachment: VolumeAttachment, disk: DiskSource): Promise<void>;
+
+  /**
+   * Postcondition: the volume is in neither the persistent nor the live
+   * definition of the instance's domain, QEMU no longer holds its file,
+   * and its file holds every write the guest made (a live snapshot's
+   * overlay is merged back first). A running guest is asked to release
+   * the device and waited for up to opts.waitMs (force: see
+   * DetachOptions); one that has not let go by then leaves the request
+   * standing and the call throws DetachPendingError (a retry waits
+   * again). Not attached, or no domain: succeeds.
+   */
+  detachVolume(instanceId: string, volumeId: string, opts: DetachOptions): Promise<void>;
+
+  /**
+   * The live-snapshot hook. When the instance's domain runs with the
+   * volume attached: freezes the volume's file without stopping the guest
+   * (an external disk-only snapshot sends the guest's writes to
+   * volume.overlay; the volume's file becomes its read-only backing),
+   * calls take(the volume's file), then merges the overlay back and pivots
+   * the guest onto the volume's file (`virsh blockcommit --active --pivot`),
+   * removes the overlay and returns take's result. Postcondition: the
+   * guest runs on the volume's file again, as before the call, with every
+   * write it made; no overlay is left. take therefore sees the volume as
+   * it was at one moment during the call; when take fails the overlay is
+   * merged back all the same and take's error thrown. A retry after a crash that
+   * finds the guest already on this overlay skips the freeze (take gets
+   * the same point in time); one that finds it on another snapshot's
+   * overlay merges that first. Returns undefined, calling nothing, when
+   * the domain does not run or the volume is not in its live definition
+   * (the caller snapshots offline); a shut-off domain left on an overlay
+   * is merged back first, so the volume's file is then complete.
+   */
+  snapshotAttachedVolume<T>(instanceId: string, volume: LiveSnapshotVolume, take: (image: string) => Promise<T>): Promise<T | undefined>;
+
+  /**
+   * ModifyVolume of a volume attached to the instance's domain (in its
+   * persistent or its live definition). Postcondition: the volume is
+   * mod.sizeBytes, its data kept, and the disk's <iotune> is mod.qos in
+   * each definition that has it; returns true. While the running guest
+   * has the disk, QEMU holds the file and grows it (`virsh blockresize`):
+   * the guest sees the new size at once, without a reboot. Otherwise
+   * nobody holds the file and resizeOffline (the store's resize) is
+   * called. Grow only: a size below what the guest has is
+   * StorageError("InvalidArgument"), refused before anything changes;
+   * the size and QoS it has already: no change (so a retry after a crash
+   * finds the grow done or not done, never half). A live snapshot's
+   * overlay left by a crash is merged back first, so the volume's own file
+   * is what grows. Returns false, changing nothing, when the instance has
+   * no domain or the domain does not have the volume (the caller resizes
+   * offline). DriverError("InvalidSpec") for a bad QoS.
+   */
+  modifyAttachedVolume(instanceId: string, mod: VolumeModification, resizeOffline: () => Promise<void>): Promise<boolean>;
 
   /**
    * Postcondition: the domain runs; returns RUNNING. Running already → no
@@ -78,7 +180,9 @@ export interface HypervisorDriver {
 
   /**
    * Postcondition: no domain, no overlay disk, no console log for the
-   * instance; returns ABSENT. Succeeds when they are already gone.
+   * instance; returns ABSENT. Succeeds when they are already gone. Attached
+   * volumes are detached with the domain, never deleted (a live snapshot's
+   * overlay left by a crash is merged into its volume first).
    */
   destroyInstance(instanceId: string): Promise<PowerState>;
 
@@ -91,7 +195,8 @@ export interface HypervisorDriver {
   /**
    * Postcondition: no domain and no NIC host side for the instance; its
    * files (overlay disk, console log) are in the quarantine directory, named
-   * with the time they were moved there, and nothing was deleted. Succeeds
+   * with the time they were moved there, and nothing was deleted. Volumes
+   * are not the instance's files: none is moved, written or removed. Succeeds
    * when nothing is left. For what the control plane no longer wants (the
    * orphan cleanup); destroyInstance, for a terminate, deletes.
    */
@@ -147,7 +252,7 @@ export interface InterfaceRepair {
 }
 
 /** Failures that retrying cannot fix, and the lookup of something that is not there. */
-export type DriverErrorKind = "InvalidSpec" | "InvalidImage" | "MissingDisk" | "NotFound";
+export type DriverErrorKind = "InvalidSpec" | "InvalidImage" | "MissingDisk" | "NotFound" | "Conflict";
 
 export class DriverError extends Error {
   constructor(
@@ -156,6 +261,14 @@ export class DriverError extends Error {
   ) {
     super(message);
     this.name = "DriverError";
+  }
+}
+
+/** A running guest has not released a volume yet; the unplug request stands and a retry waits again (transient). */
+export class DetachPendingError extends Error {
+  constructor(message: string) {
+    super(`Detaching: ${message}`);
+    this.name = "DetachPendingError";
   }
 }
 

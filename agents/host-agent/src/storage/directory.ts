@@ -8,6 +8,11 @@
 // its backing chain, no other user lists them; files 0600, libvirt hands
 // them to QEMU's user at attach; locks 0700):
 //   <zone>/volumes/vol-….qcow2         a volume (.tmp while being made)
+//   <zone>/volumes/vol-….snap-….live.qcow2
+//                                      while a live snapshot reads the volume's
+//                                      file: the overlay the guest writes
+//                                      (made by libvirt, merged back and
+//                                      removed by the driver)
 //   <zone>/locks/vol-….lock            a host working on that volume
 //   <region>/snapshots/snap-….qcow2    a snapshot's data (.tmp while taken)
 //   <region>/catalog.json              the snapshots' records (catalog.ts)
@@ -20,7 +25,9 @@
 // volume ever depending on it: a temporary overlay over the volume (or the
 // point-in-time image the driver hands over) is rebased onto the previous
 // snapshot, and qemu-img's safe rebase writes into it just the clusters
-// that read differently. The alternative, freezing the volume's file as
+// that read differently; with no previous snapshot, the snapshot is a
+// plain `qemu-img convert` copy of it (the same file, in half the time).
+// The alternative, freezing the volume's file as
 // the snapshot and continuing the volume in an overlay over it, costs
 // nothing at snapshot time but makes every volume a growing chain of
 // snapshot files it depends on, which the issue rules out (and which the
@@ -73,7 +80,7 @@ import { ensureStoreDirs, listNames, sharedUntilFailure } from "./host-fs.js";
 import { LockDir, type Lease } from "./lock.js";
 import { below, checkCallerPath, checkRoot, checkSnapshotId, checkVolumeId, sizeBytes } from "./paths.js";
 import { QemuImg } from "./qemu-img.js";
-import { StorageError, type CheckResult, type CreateVolumeOptions, type SnapshotInfo, type VolumeInfo, type VolumeStore } from "./types.js";
+import { StorageError, type CheckResult, type CreateVolumeOptions, type FileVolumeStore, type SnapshotInfo, type VolumeInfo } from "./types.js";
 
 export interface DirectoryVolumeStoreOptions extends StoreTuning {
   runner: CommandRunner;
@@ -86,8 +93,9 @@ export interface DirectoryVolumeStoreOptions extends StoreTuning {
 }
 
 const VOLUME_FILE = /^vol-[0-9a-f]{17}\.qcow2$/;
+const LIVE_OVERLAY = /^vol-[0-9a-f]{17}\.snap-[0-9a-f]{17}\.live\.qcow2$/;
 
-export class DirectoryVolumeStore implements VolumeStore {
+export class DirectoryVolumeStore implements FileVolumeStore {
   private readonly root: string;
   private readonly dir: string;
   private readonly qemu: QemuImg;
@@ -183,11 +191,26 @@ export class DirectoryVolumeStore implements VolumeStore {
     return { volumeId, sizeBytes: info.virtualSize, storedBytes: info.actualSize, disk: { kind: "file", path: file, format: "qcow2" } };
   }
 
+  /**
+   * Beside the volume (QEMU reaches it as it does the volume, through the
+   * same 0711 directories), named for the snapshot, so a retry of the live
+   * snapshot finds its own overlay and tells another's apart.
+   */
+  liveOverlayPath(volumeId: string, snapshotId: string): string {
+    return below(this.dir, `${checkVolumeId(volumeId)}.${checkSnapshotId(snapshotId)}.live.qcow2`);
+  }
+
   async check(): Promise<CheckResult[]> {
     await this.ensureDirs();
-    const names = (await listNames(this.opts.runner, this.dir)).filter((n) => VOLUME_FILE.test(n)).sort();
+    const names = (await listNames(this.opts.runner, this.dir)).sort();
     const results: CheckResult[] = [];
-    for (const name of names) results.push(await this.qemu.check(below(this.dir, name)));
+    for (const name of names.filter((n) => VOLUME_FILE.test(n))) results.push(await this.qemu.check(below(this.dir, name)));
+    for (const name of names.filter((n) => LIVE_OVERLAY.test(n))) {
+      const path = below(this.dir, name);
+      const result = await this.qemu.check(path);
+      // Held by a guest: a live snapshot in progress. Otherwise a crash left it between the merge back and its removal (or mid-snapshot on a domain since removed): its data is the guest's writes of that time.
+      results.push(result.status === "in-use" ? result : { path, status: "inconsistent", detail: `a live snapshot's overlay nobody holds (qemu-img check: ${result.status})` });
+    }
     return results;
   }
 

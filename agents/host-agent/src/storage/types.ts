@@ -205,6 +205,20 @@ export interface VolumeStore {
 }
 
 /**
+ * A VolumeStore whose volumes are files QEMU opens itself, so the driver
+ * can take a live snapshot by freezing one behind an overlay.
+ */
+export interface FileVolumeStore extends VolumeStore {
+  /**
+   * A path below the store's root, made for the volume and the snapshot,
+   * where the driver's live snapshot puts the overlay that takes the
+   * guest's writes while the volume's file is read (snapshotFrom). The
+   * store neither makes nor removes it; check() reports one left behind.
+   */
+  liveOverlayPath(volumeId: string, snapshotId: string): string;
+}
+
+/**
  * The snapshots of one region. Made by a VolumeStore (snapshot,
  * snapshotFrom) or by import; everything else is here.
  */

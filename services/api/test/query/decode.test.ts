@@ -196,7 +196,7 @@ describe("unsupportedParameters and isDryRun", () => {
       "Placement.Tenancy": "dedicated",
       "BlockDeviceMapping.1.DeviceName": "/dev/vda",
       "BlockDeviceMapping.2.Ebs.VolumeSize": "8",
-      "BlockDeviceMapping.2.Ebs.Iops": "3000",
+      "Ipv6AddressCount": "1",
       "SecurityGroup.1": "default",
       "TagSpecification.1.ResourceType": "instance",
       "TagSpecification.1.Tag.1.Key": "k",
@@ -205,7 +205,7 @@ describe("unsupportedParameters and isDryRun", () => {
     expect(unsupportedParameters("RunInstances", decoded, "RunInstancesRequest")).toEqual([
       "IamInstanceProfile",
       "Placement.Tenancy",
-      "BlockDeviceMapping",
+      "Ipv6AddressCount",
       "SecurityGroup",
     ]);
   });

@@ -39,7 +39,7 @@ describe("encodeResponse", () => {
     });
     expect(bodyOf(encodeResponse("DescribeInstances", response, "req-1"))).toBe(
       "<reservationSet><item><groupSet/><instancesSet><item>"
-      + "<amiLaunchIndex>0</amiLaunchIndex><instanceId>i-1</instanceId><instanceState><code>0</code><name>pending</name></instanceState><groupSet/><tagSet/>"
+      + "<amiLaunchIndex>0</amiLaunchIndex><instanceId>i-1</instanceId><instanceState><code>0</code><name>pending</name></instanceState><blockDeviceMapping/><groupSet/><tagSet/>"
       + "</item></instancesSet><reservationId>r-1</reservationId></item></reservationSet>",
     );
   });

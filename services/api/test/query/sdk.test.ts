@@ -121,6 +121,7 @@ describe("responses through @aws-sdk/client-ec2", () => {
         CpuOptions: { CoreCount: 1, ThreadsPerCore: 1 },
         SecurityGroups: [{ GroupId: "sg-0123456789abcdef0", GroupName: "default" }],
         PrivateIpAddress: "10.0.0.5",
+        BlockDeviceMappings: [],
       }],
     });
   });

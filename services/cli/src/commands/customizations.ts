@@ -7,16 +7,18 @@
 //     --source-group/--group-owner instead of the flat IpProtocol, FromPort,
 //     ToPort and CidrIp members;
 //   - get-console-output: the output decoded from base64;
-//   - --wait on the instance commands (the aws CLI has `aws ec2 wait …`);
-//   - --output table: Cirrus's compact one-row-per-resource views.
-import { compute } from "@cirrus/proto";
-import type { ComputeApi } from "../client.js";
-import { fetchAllPages, type WaitSpec } from "../command.js";
-import { ServiceError } from "../errors.js";
+//   - --wait on the commands that change an instance's state (the aws CLI
+//     has `aws ec2 wait …`, which Cirrus has too as `cirrus wait`; waiters.ts);
+//   - --output table: Cirrus's compact one-row-per-resource views;
+//   - the same for the volume and snapshot commands, and copy-snapshot's
+//     DestinationRegion, in storage.ts.
+import type { compute } from "@cirrus/proto";
+import type { AnyCommandSpec, WaitSpec } from "../command.js";
 import { SIMPLE_RULE_PARAMS, simpleRule } from "../ipPermissions.js";
 import { grid, type Columns, type Grid, type JsonObject } from "../output.js";
 import type { ParamSpec } from "../params.js";
-import type { Observation, WaitTarget } from "../wait.js";
+import type { Waiter } from "../wait.js";
+import { observeInstances, WAITERS, type Seen as SeenResource } from "./waiters.js";
 
 export interface Customization {
   /** Request members the aws CLI offers no option for (it offers `params` instead). */
@@ -27,7 +29,7 @@ export interface Customization {
   options?: Record<string, Pick<ParamSpec, "kind" | "description">>;
   /** The response list to print, where the response has several. */
   listKey?: string;
-  prepare?: (fields: Record<string, unknown>) => Record<string, unknown>;
+  prepare?: AnyCommandSpec["prepare"];
   table?: (response: any) => Grid;
   present?: (json: JsonObject) => JsonObject;
   raw?: (response: any) => string;
@@ -35,7 +37,7 @@ export interface Customization {
 }
 
 /** A resource's Name tag, the name people know it by. */
-const nameTag = (tags: readonly compute.Tag[]) => tags.find((t) => t.Key === "Name")?.Value;
+export const nameTag = (tags: readonly compute.Tag[]) => tags.find((t) => t.Key === "Name")?.Value;
 
 export const INSTANCE_COLUMNS: Columns<compute.Instance> = {
   InstanceId: (i) => i.InstanceId,
@@ -83,54 +85,22 @@ export function ruleSummary(p: compute.IpPermission): string {
 
 // ---- --wait on the instance commands ----
 
-/** What the waiter sees of an instance, keeping the instance for the final output. */
-type Seen = Observation & { instance: compute.Instance };
-
-async function describeAll(client: ComputeApi, ids: readonly string[]): Promise<compute.Instance[]> {
-  const request = compute.DescribeInstancesRequest.fromPartial({ InstanceIds: [...ids] });
-  const response = await fetchAllPages(client, compute.ComputeService.describeInstances, request, "Reservations");
-  return response.Reservations.flatMap((r) => r.Instances);
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof ServiceError && err.code === "InvalidInstanceID.NotFound";
-}
-
-/**
- * The waiter's view of `ids`. DescribeInstances fails as a whole when one id
- * is unknown, so on NotFound each id is asked for alone to learn which are gone.
- */
-async function observeInstances(client: ComputeApi, ids: readonly string[]): Promise<Map<string, Seen>> {
-  let instances: compute.Instance[];
-  try {
-    instances = await describeAll(client, ids);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    instances = [];
-    for (const id of ids) instances.push(...(await describeAll(client, [id]).catch((e: unknown) => (isNotFound(e) ? [] : Promise.reject(e)))));
-  }
-  return new Map(
-    instances.map((i) => [
-      i.InstanceId,
-      { state: i.State?.Name ?? "", instance: i, ...(i.StateReason?.Message ? { reason: i.StateReason.Message } : {}) },
-    ]),
-  );
-}
+type Seen = SeenResource<compute.Instance>;
 
 type StateChanges = Record<string, compute.InstanceStateChange[]>;
 
-/** Start/stop/terminate: wait for `target`, print the same shape with the states reached. */
-function stateChange(listKey: string, target: WaitTarget): Customization {
+/** Start/stop/terminate: wait with `waiter`, print the same shape with the states reached. */
+function stateChange(listKey: string, waiter: Waiter): Customization {
   return {
     table: (res: StateChanges) => grid(res[listKey]!, STATE_CHANGE_COLUMNS),
     wait: {
-      target,
-      instanceIds: (_req: unknown, res: StateChanges) => res[listKey]!.map((c) => c.InstanceId),
+      waiter,
+      ids: (_req: unknown, res: StateChanges) => res[listKey]!.map((c) => c.InstanceId),
       observe: observeInstances,
       finalize: (res: StateChanges, seen: ReadonlyMap<string, Seen>) => ({
         ...res,
         [listKey]: res[listKey]!.map((c) => {
-          const state = seen.get(c.InstanceId)?.instance.State;
+          const state = seen.get(c.InstanceId)?.resource.State;
           return state ? { ...c, CurrentState: state } : c;
         }),
       }),
@@ -154,21 +124,21 @@ export const CUSTOMIZATIONS: Record<string, Customization> = {
     listKey: "Instances",
     table: (res: compute.Reservation) => grid(res.Instances, INSTANCE_COLUMNS),
     wait: {
-      target: "running",
-      instanceIds: (_req: unknown, res: compute.Reservation) => res.Instances.map((i) => i.InstanceId),
+      waiter: WAITERS["instance-running"],
+      ids: (_req: unknown, res: compute.Reservation) => res.Instances.map((i) => i.InstanceId),
       observe: observeInstances,
-      finalize: (res: compute.Reservation, seen: ReadonlyMap<string, Seen>) => ({ ...res, Instances: res.Instances.map((i) => seen.get(i.InstanceId)?.instance ?? i) }),
+      finalize: (res: compute.Reservation, seen: ReadonlyMap<string, Seen>) => ({ ...res, Instances: res.Instances.map((i) => seen.get(i.InstanceId)?.resource ?? i) }),
     } satisfies WaitSpec<unknown, compute.Reservation, Seen>,
   },
   "describe-instances": { table: (res: compute.DescribeInstancesResponse) => grid(res.Reservations.flatMap((r) => r.Instances), INSTANCE_COLUMNS) },
-  "start-instances": stateChange("StartingInstances", "running"),
-  "stop-instances": stateChange("StoppingInstances", "stopped"),
-  "terminate-instances": stateChange("TerminatingInstances", "terminated"),
+  "start-instances": stateChange("StartingInstances", WAITERS["instance-running"]),
+  "stop-instances": stateChange("StoppingInstances", WAITERS["instance-stopped"]),
+  "terminate-instances": stateChange("TerminatingInstances", WAITERS["instance-terminated"]),
   "reboot-instances": {
     wait: {
-      target: "running",
+      waiter: WAITERS["instance-running"],
       // The response is empty, so the instances are the ones asked for.
-      instanceIds: (req: compute.RebootInstancesRequest) => req.InstanceIds,
+      ids: (req: compute.RebootInstancesRequest) => req.InstanceIds,
       observe: observeInstances,
       finalize: (res: compute.RebootInstancesResponse) => res,
     } satisfies WaitSpec<compute.RebootInstancesRequest, compute.RebootInstancesResponse, Seen>,

@@ -4,7 +4,10 @@ import { KINDS, OPERATIONS } from "@cirrus/core/surface";
 import type { AnyCommandSpec } from "../command.js";
 import { CUSTOMIZATIONS } from "./customizations.js";
 import { deriveCommand, kebab } from "./derive.js";
+import { STORAGE_CUSTOMIZATIONS } from "./storage.js";
+
+const CUSTOM = { ...CUSTOMIZATIONS, ...STORAGE_CUSTOMIZATIONS };
 
 export const COMMANDS: AnyCommandSpec[] = OPERATIONS.map((op) =>
-  deriveCommand(op, KINDS.filter((k) => op.kinds.includes(k.name)), CUSTOMIZATIONS[kebab(op.name)]),
+  deriveCommand(op, KINDS.filter((k) => op.kinds.includes(k.name)), CUSTOM[kebab(op.name)]),
 );

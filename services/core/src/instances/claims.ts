@@ -23,9 +23,11 @@
 // fits is reported, so the caller can re-plan elsewhere (run.ts decides
 // when to wait instead).
 import type { Logger } from "@cirrus/common";
+import type { LifecycleStep } from "@cirrus/common/queue";
 import type { Pool } from "pg";
 import type { Queryable } from "../db/tx.js";
 import { inTransaction } from "../db/tx.js";
+import { releaseVolumes } from "../volumes/lifecycle.js";
 
 /** What one instance takes from its host. */
 export interface CapacityNeed {
@@ -150,12 +152,16 @@ export interface HeldResources {
 /**
  * Releases what these instances held: their hosts' capacity (host rows in id
  * order), their private addresses, and their elastic IPs' associations (the
- * addresses stay allocated, as in EC2). Preconditions: called once, in the
- * transaction that made them terminated, which holds no host claim lock.
+ * addresses stay allocated, as in EC2), and their volumes (releaseVolumes:
+ * detached, or deleted when DeleteOnTermination). Preconditions: called
+ * once, in the transaction that made them terminated, which holds no host
+ * claim lock. Returns the volume steps for the caller to hand off after the
+ * commit.
  */
-export async function releaseInstances(db: Queryable, held: readonly HeldResources[]): Promise<void> {
-  if (held.length === 0) return;
+export async function releaseInstances(db: Queryable, held: readonly HeldResources[]): Promise<LifecycleStep[][]> {
+  if (held.length === 0) return [];
   const ids = held.map((h) => h.id);
+  const volumeSteps = await releaseVolumes(db, ids);
   await releaseAddresses(db, ids);
   await db.query("UPDATE addresses SET association_id = NULL, instance_id = NULL, private_ip = NULL WHERE instance_id = ANY($1)", [ids]);
   const perHost = new Map<string, CapacityNeed>();
@@ -173,6 +179,7 @@ export async function releaseInstances(db: Queryable, held: readonly HeldResourc
       [id, n.vcpus, n.memoryMib, n.diskGib],
     );
   }
+  return volumeSteps;
 }
 
 /** A host's recorded usage against what its instances hold. */

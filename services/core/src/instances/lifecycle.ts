@@ -76,8 +76,9 @@ function hostWork(core: Core, r: StepRow): Promise<unknown> {
   const host = hostOf(r);
   switch (r.task!) {
     case "launch":
+      return makeLaunchVolumes(core, host, r).then(() => core.agents.createInstance(host, instanceSpecOf(r)));
     case "start":
-      return core.agents.createInstance(host, { ...instanceSpecOf(r), reuseRootDisk: r.task === "start" });
+      return core.agents.createInstance(host, { ...instanceSpecOf(r), reuseRootDisk: true });
     case "stop":
       return core.agents.stopInstance(host, r.id, r.stop_force);
     case "reboot":
@@ -85,6 +86,24 @@ function hostWork(core: Core, r: StepRow): Promise<unknown> {
     case "terminate":
       return core.agents.destroyInstance(host, r.id);
   }
+}
+
+/**
+ * The volumes RunInstances' mappings gave the instance, made by its host
+ * before the domain is defined with them (each create is idempotent, so a
+ * retried launch makes only what is missing).
+ */
+async function makeLaunchVolumes(core: Core, host: HostEndpoint, r: StepRow): Promise<void> {
+  for (const v of r.volumes) await core.agents.createVolume(host, { volumeId: v.id, sizeGib: v.size_gib, snapshotId: v.snapshot_id });
+}
+
+/** running after a launch, and its launch volumes attached, in one transaction. */
+async function finishLaunch(core: Core, steps: readonly { id: string; task_seq: number }[]): Promise<Set<string>> {
+  return inTransaction(core.db, async (db) => {
+    const done = await finish(db, "running", steps);
+    await db.query("UPDATE volumes SET attachment_state = 'attached' WHERE instance_id = ANY($1) AND attachment_state = 'attaching' AND task IS NULL", [[...done]]);
+    return done;
+  });
 }
 
 /**
@@ -106,7 +125,7 @@ async function finish(db: Queryable, state: Exclude<InstanceStateName, "terminat
  * it changed, and tells the hosts it concerns.
  */
 async function finishTerminated(core: Core, steps: readonly { id: string; task_seq: number }[], reason?: string): Promise<Set<string>> {
-  const { done, hosts } = await inTransaction(core.db, async (db) => {
+  const { done, hosts, volumeSteps } = await inTransaction(core.db, async (db) => {
     const { rows } = await db.query<HeldResources>(
       // A reason set while shutting down (a failed launch terminated instead) is kept; a user's terminate clears it first.
       `UPDATE instances i SET state = 'terminated', task = NULL, terminated_at = now(), state_changed_at = now(),
@@ -116,11 +135,12 @@ async function finishTerminated(core: Core, steps: readonly { id: string; task_s
       [steps.map((s) => s.id), steps.map((s) => s.task_seq), reason ? "Server.InternalError" : "Client.UserInitiatedShutdown",
         reason ? `Server.InternalError: ${reason}` : "Client.UserInitiatedShutdown: User initiated shutdown"],
     );
-    await releaseInstances(db, rows);
+    const volumeSteps = await releaseInstances(db, rows);
     // Their hosts drop them, and rules naming their groups lose their addresses everywhere.
-    return { done: rows, hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, rows.map((r) => r.id))) };
+    return { done: rows, volumeSteps, hosts: await markHostsChanged(db, await hostsConcernedByMembers(db, rows.map((r) => r.id))) };
   });
   core.notifyHosts(hosts);
+  await handOff(core, volumeSteps);
   return new Set(done.map((r) => r.id));
 }
 
@@ -150,7 +170,8 @@ export const instanceLifecycle: Lifecycle = {
       const batch = succeeded.filter((c) => c.row.task === task);
       if (batch.length === 0) continue;
       const state = DONE_STATE[task];
-      const changed = state === "terminated" ? await finishTerminated(core, batch.map((c) => c.row)) : await finish(core.db, state, batch.map((c) => c.row));
+      const changed = state === "terminated" ? await finishTerminated(core, batch.map((c) => c.row))
+        : task === "launch" ? await finishLaunch(core, batch.map((c) => c.row)) : await finish(core.db, state, batch.map((c) => c.row));
       for (const c of batch) results.push({ step: c.step, outcome: changed.has(c.row.id) ? "done" : "superseded" });
       if (task === "launch" || task === "start") await cleanUpAfterLateTerminate(core, batch.filter((c) => !changed.has(c.row.id)).map((c) => c.row));
     }

@@ -53,6 +53,8 @@ export interface InstanceRow {
   private_ip: string | null;
   key_name: string;
   public_key: string;
+  /** What a guest that powers itself off becomes. */
+  shutdown_behavior: "stop" | "terminate";
 }
 
 /** What an instance shows besides its own row. */
@@ -60,21 +62,48 @@ export interface InstanceExtras {
   tags: Map<string, compute.Tag[]>;
   publicIps: Map<string, string>;
   groups: Map<string, compute.GroupIdentifier[]>;
+  volumes: Map<string, compute.InstanceBlockDeviceMapping[]>;
 }
 
-/** Tags, elastic IPs and security groups of these instances. */
+/** What an instance shows of a volume attached to it. */
+export interface AttachedVolume {
+  instance_id: string;
+  id: string;
+  device: string;
+  attach_time: Date;
+  delete_on_termination: boolean;
+  attachment_state: string;
+}
+
+/** Attached volumes (in target order) as their instances show them, by instance. */
+export function blockDevicesByInstance(volumes: readonly AttachedVolume[]): Map<string, compute.InstanceBlockDeviceMapping[]> {
+  const out = new Map<string, compute.InstanceBlockDeviceMapping[]>();
+  for (const v of volumes) {
+    const mapping = { DeviceName: v.device, Ebs: { AttachTime: v.attach_time.toISOString(), DeleteOnTermination: v.delete_on_termination, Status: v.attachment_state, VolumeId: v.id } };
+    const list = out.get(v.instance_id);
+    if (list) list.push(mapping);
+    else out.set(v.instance_id, [mapping]);
+  }
+  return out;
+}
+
+/** Tags, elastic IPs, security groups and volumes of these instances. */
 export async function loadExtras(db: Queryable, ids: readonly string[]): Promise<InstanceExtras> {
-  const [tags, eips, groups] = await Promise.all([
+  const [tags, eips, groups, volumes] = await Promise.all([
     loadTags(db, ids),
     db.query<{ instance_id: string; ip: string }>("SELECT instance_id, host(public_ip) AS ip FROM addresses WHERE instance_id = ANY($1)", [ids]),
     db.query<{ instance_id: string; id: string; name: string }>(
       "SELECT m.instance_id, g.id, g.name FROM instance_security_groups m JOIN security_groups g ON g.id = m.group_id WHERE m.instance_id = ANY($1) ORDER BY g.name",
       [ids],
     ),
+    db.query<AttachedVolume>(
+      "SELECT instance_id, id, device, attach_time, delete_on_termination, attachment_state FROM volumes WHERE instance_id = ANY($1) ORDER BY target",
+      [ids],
+    ),
   ]);
   const groupMap = new Map<string, compute.GroupIdentifier[]>();
   for (const g of groups.rows) groupMap.set(g.instance_id, [...(groupMap.get(g.instance_id) ?? []), { GroupId: g.id, GroupName: g.name }]);
-  return { tags, publicIps: new Map(eips.rows.map((e) => [e.instance_id, e.ip])), groups: groupMap };
+  return { tags, publicIps: new Map(eips.rows.map((e) => [e.instance_id, e.ip])), groups: groupMap, volumes: blockDevicesByInstance(volumes.rows) };
 }
 
 /** Every instance's root disk is its first virtio disk. */
@@ -111,6 +140,7 @@ export function instanceToProto(r: InstanceRow, x: InstanceExtras): compute.Inst
     SecurityGroups: x.groups.get(r.id) ?? [],
     // The host's firewall drops whatever an instance sends from another address.
     SourceDestCheck: true,
+    BlockDeviceMappings: x.volumes.get(r.id) ?? [],
   };
 }
 

@@ -6,7 +6,6 @@
 // planned again elsewhere (claimOrReplan).
 // Nothing is written unless at least MinCount instances fit. After commit,
 // one lifecycle job per host drives the launches.
-import { createHash } from "node:crypto";
 import { newId } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import { planPlacement, type HostCapacity, type PlacementRequest } from "@cirrus/scheduler";
@@ -17,6 +16,7 @@ import { inTransaction, type Queryable } from "../db/tx.js";
 import { Ec2Error } from "../errors.js";
 import { markHostsChanged } from "../hostState.js";
 import { findLaunchableImage } from "../images.js";
+import { insertLaunchVolumes, launchBlockDevices } from "./blockDevices.js";
 import { findKeyPair } from "../keyPairs.js";
 import { hostsNamingGroups } from "../network/affected.js";
 import { resolveSubnet } from "../network/launch.js";
@@ -24,10 +24,10 @@ import { requireGroupsInVpc, securityGroupKind } from "../network/securityGroups
 import { subnetKind } from "../network/vpcs.js";
 import { defineOperation } from "../operation.js";
 import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
-import { requireIds, tagsFor, truncate } from "../validate.js";
+import { requestHash, requireClientToken, requireIds, tagsFor, truncate } from "../validate.js";
 import { busyHosts, claimAddresses, claimCapacity, releaseAddresses, type CapacityNeed } from "./claims.js";
 import { enqueueInstanceSteps, type StepTarget } from "./lifecycle.js";
-import { instanceKind, loadExtras, toReservations, type InstanceRow } from "./model.js";
+import { blockDevicesByInstance, instanceKind, type AttachedVolume, loadExtras, toReservations, type InstanceRow } from "./model.js";
 
 export const MAX_INSTANCES_PER_CALL = 100_000;
 const MAX_USER_DATA_BYTES = 16 * 1024;
@@ -51,12 +51,6 @@ function requireUserData(userData: string): void {
   if (Buffer.byteLength(userData, "base64") > MAX_USER_DATA_BYTES) {
     throw new Ec2Error("InvalidParameterValue", `User data is limited to ${MAX_USER_DATA_BYTES} bytes`);
   }
-}
-
-/** Hash of everything but the token, to detect a token reused for a different request. */
-function requestHash(req: compute.RunInstancesRequest): string {
-  const { ClientToken: _token, ...rest } = req;
-  return createHash("sha256").update(JSON.stringify(rest)).digest("hex");
 }
 
 async function reservationById(db: Queryable, reservationId: string): Promise<compute.Reservation> {
@@ -215,14 +209,17 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
   if (!type) throw new Ec2Error("InvalidParameterValue", `Invalid value '${truncate(typeName)}' for InstanceType.`);
   if (req.SubnetId) requireIds(subnetKind, [req.SubnetId]);
   requireIds(securityGroupKind, req.SecurityGroupIds);
-  if (req.ClientToken.length > 64 || !/^[\x21-\x7e]*$/.test(req.ClientToken)) {
-    throw new Ec2Error("InvalidParameterValue", "ClientToken must be at most 64 printable ASCII characters");
-  }
+  requireClientToken(req.ClientToken);
   requireUserData(req.UserData);
   const zone = req.Placement?.AvailabilityZone || undefined;
   if (zone && !ctx.config.zones.includes(zone)) throw new Ec2Error("InvalidParameterValue", `Invalid availability zone: [${truncate(zone)}]`);
   const tags = tagsFor("instance", req.TagSpecifications, ["instance"]);
+  const shutdownBehavior = req.InstanceInitiatedShutdownBehavior || "stop";
+  if (shutdownBehavior !== "stop" && shutdownBehavior !== "terminate") {
+    throw new Ec2Error("InvalidParameterValue", `Value (${truncate(shutdownBehavior)}) for parameter instanceInitiatedShutdownBehavior is invalid. Valid values are: stop, terminate.`);
+  }
   const image = await findLaunchableImage(ctx, req.ImageId);
+  const devices = await launchBlockDevices(ctx, req.BlockDeviceMappings, image);
   const key = req.KeyName ? await findKeyPair(ctx, req.KeyName) : undefined;
 
   const hash = requestHash(req);
@@ -231,7 +228,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     if (prev) return prev;
   }
 
-  const need: CapacityNeed = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: image.root_size_gib };
+  const need: CapacityNeed = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: devices.rootGib };
   const want: PlacementRequest = { ...need, maxCount, strategy: ctx.config.CIRRUS_PLACEMENT_STRATEGY };
   const insufficient = (placeable: number) => new Ec2Error("InsufficientInstanceCapacity",
     `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
@@ -283,14 +280,14 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     const { rows: inserted } = await db.query<InstanceRow>(
       `INSERT INTO instances (id, reservation_id, owner_id, image_id, instance_type, vcpus, memory_mib, disk_gib, host_id,
                               availability_zone, state, task, launch_index, client_token, user_data,
-                              vpc_id, subnet_id, private_ip, key_name, public_key)
+                              vpc_id, subnet_id, private_ip, key_name, public_key, shutdown_behavior)
        SELECT p.id, $3, $4, $5, $6, $7, $8, $9, p.host_id, $12, 'pending', 'launch', p.idx - 1, $10, $11,
-              $13, $14, p.ip::inet, $15, $16
+              $13, $14, p.ip::inet, $15, $16, $18
          FROM unnest($1::text[], $2::text[], $17::text[]) WITH ORDINALITY AS p(id, host_id, ip, idx) ORDER BY p.idx
        RETURNING *`,
-      [launched, plan.hostIds, reservationId, ctx.principal.accountId, image.id, typeName, type.vcpus, type.memoryMib, image.root_size_gib,
+      [launched, plan.hostIds, reservationId, ctx.principal.accountId, image.id, typeName, type.vcpus, type.memoryMib, devices.rootGib,
         req.ClientToken, req.UserData, subnet.availability_zone, subnet.vpc_id, subnet.id, key?.name ?? "", key?.publicKey ?? "",
-        launched.map((id) => ipOf.get(id))],
+        launched.map((id) => ipOf.get(id)), shutdownBehavior],
     );
     await db.query(
       "INSERT INTO instance_security_groups (instance_id, group_id) SELECT i, g FROM unnest($1::text[]) AS i, unnest($2::text[]) AS g",
@@ -310,12 +307,15 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
       await db.query("DELETE FROM instances WHERE id = ANY($1)", [unplaceable]);
     }
     const rows = inserted.filter((r) => placed.has(r.id)).sort((a, b) => a.launch_index - b.launch_index);
+    const volumes = await insertLaunchVolumes(db, ctx.principal.accountId, subnet.availability_zone, rows.map((r) => r.id), devices.volumes);
     // The reservation as inserted: every instance has the same tags (as stored, in key order) and groups.
     const stored = tags.length ? (await loadTags(db, [rows[0]!.id])).get(rows[0]!.id)! : [];
     const [reservation] = toReservations(rows, {
       tags: new Map(rows.map((r) => [r.id, stored])),
       publicIps: new Map(),
       groups: new Map(rows.map((r) => [r.id, groups])),
+      // Launch volumes are attaching from their insert on: every attachment column is set.
+      volumes: blockDevicesByInstance(volumes as AttachedVolume[]),
     });
     return {
       reservation: reservation!,

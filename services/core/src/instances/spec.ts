@@ -2,6 +2,7 @@
 // image and subnet, mapped to agent.InstanceSpec.
 import { gatewayOf, macFor, parseExactCidr } from "@cirrus/common";
 import type { agent } from "@cirrus/proto";
+import { volumeAttachmentOf, type AttachedVolumeRow } from "../volumes/lifecycle.js";
 
 /** The columns of an instance joined with its image and subnet that an agent needs. */
 export interface InstanceSpecRow {
@@ -19,6 +20,8 @@ export interface InstanceSpecRow {
   subnet_cidr: string | null;
   /** host(private_ip): no mask. */
   private_ip: string | null;
+  /** The volumes attaching or attached, as volumeAttachmentOf needs them. */
+  volumes: AttachedVolumeRow[];
 }
 
 /**
@@ -27,7 +30,9 @@ export interface InstanceSpecRow {
  */
 export function instanceSpecSql(extraColumns = ""): string {
   return `SELECT i.id, i.vcpus, i.memory_mib, i.disk_gib, i.image_id, i.subnet_id, host(i.private_ip) AS private_ip,
-      m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline, s.cidr::text AS subnet_cidr${extraColumns ? `, ${extraColumns}` : ""}
+      m.location, m.kernel_location, m.ramdisk_location, m.kernel_cmdline, s.cidr::text AS subnet_cidr,
+      (SELECT coalesce(json_agg(json_build_object('id', v.id, 'target', v.target, 'volume_type', v.volume_type, 'size_gib', v.size_gib, 'iops', v.iops, 'throughput', v.throughput, 'snapshot_id', v.snapshot_id)
+              ORDER BY v.target), '[]') FROM volumes v WHERE v.instance_id = i.id AND v.attachment_state IN ('attaching', 'attached')) AS volumes${extraColumns ? `, ${extraColumns}` : ""}
     FROM instances i JOIN images m ON m.id = i.image_id LEFT JOIN subnets s ON s.id = i.subnet_id`;
 }
 
@@ -41,5 +46,6 @@ export function instanceSpecOf(r: InstanceSpecRow): agent.InstanceSpec {
       : undefined,
     // A launch's spec; the start step says otherwise (instances/lifecycle.ts).
     reuseRootDisk: false,
+    volumes: r.volumes.map(volumeAttachmentOf),
   };
 }

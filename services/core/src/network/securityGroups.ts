@@ -14,7 +14,7 @@ import { instanceKind } from "../instances/model.js";
 import { defineOperation, type AnyOperation } from "../operation.js";
 import { defineKind } from "../resource.js";
 import { deleteTagsOf, insertTags, loadTags } from "../tags.js";
-import { requireIds, requireNonEmpty, tagsFor, truncate } from "../validate.js";
+import { requireIds, tagsFor, truncate } from "../validate.js";
 import { hostsConcernedByMembers, hostsWithMembers } from "./affected.js";
 import { describeRule, ruleKey, rulesOf, toIpPermissions, type RuleSpec } from "./permissions.js";
 
@@ -233,13 +233,16 @@ export async function requireGroupsInVpc(db: Queryable, ctx: RequestContext, gro
   return rows.map((r) => ({ GroupId: r.id, GroupName: r.name }));
 }
 
-async function modifyInstanceAttribute(ctx: RequestContext, req: compute.ModifyInstanceAttributeRequest): Promise<compute.ModifyInstanceAttributeResponse> {
-  if (!req.InstanceId) throw new Ec2Error("MissingParameter", "The request must contain the parameter InstanceId");
-  requireNonEmpty("Groups", req.Groups);
+/**
+ * ModifyInstanceAttribute's Groups: the instance's complete new set of
+ * groups, all of its VPC; the hosts whose rules named the old groups or
+ * name the new ones are told. Writes nothing when refused.
+ */
+export async function setInstanceGroups(ctx: RequestContext, instanceId: string, groups: readonly string[]): Promise<void> {
   const hosts = await inTransaction(ctx.db, async (db) => {
-    const [inst] = await findOwned(ctx, db, instanceKind, [req.InstanceId], { lock: true });
+    const [inst] = await findOwned(ctx, db, instanceKind, [instanceId], { lock: true });
     if (!inst!.vpc_id || inst!.state === "terminated") throw new Ec2Error("IncorrectInstanceState", `The instance '${inst!.id}' is not in a state from which its groups can be changed.`);
-    const ids = (await requireGroupsInVpc(db, ctx, req.Groups, inst!.vpc_id)).map((g) => g.GroupId);
+    const ids = (await requireGroupsInVpc(db, ctx, groups, inst!.vpc_id)).map((g) => g.GroupId);
     // Hosts whose rules name the old groups, then those naming the new ones.
     const before = await hostsConcernedByMembers(db, [inst!.id]);
     await db.query("DELETE FROM instance_security_groups WHERE instance_id = $1", [inst!.id]);
@@ -247,7 +250,6 @@ async function modifyInstanceAttribute(ctx: RequestContext, req: compute.ModifyI
     return markHostsChanged(db, [...before, ...(await hostsConcernedByMembers(db, [inst!.id]))]);
   });
   ctx.notifyHosts(hosts);
-  return {};
 }
 
 const ruleOperation = (name: string, egress: boolean, summary: string): AnyOperation =>
@@ -293,13 +295,4 @@ export const securityGroupOperations: AnyOperation[] = [
   ruleOperation("AuthorizeSecurityGroupEgress", true, "Allow outbound traffic: --ip-permissions, or --protocol/--port with --cidr or --source-group"),
   ruleOperation("RevokeSecurityGroupIngress", false, "Remove inbound rules: by --security-group-rule-ids, --ip-permissions, or --protocol/--port/--cidr/--source-group"),
   ruleOperation("RevokeSecurityGroupEgress", true, "Remove outbound rules: by --security-group-rule-ids, --ip-permissions, or --protocol/--port/--cidr/--source-group"),
-  defineOperation({
-    name: "ModifyInstanceAttribute",
-    summary: "Change an instance's security groups (--groups replaces the whole set)",
-    request: compute.ModifyInstanceAttributeRequest,
-    response: compute.ModifyInstanceAttributeResponse,
-    mutates: true,
-    kinds: ["instance", "security-group"],
-    handler: modifyInstanceAttribute,
-  }),
 ];

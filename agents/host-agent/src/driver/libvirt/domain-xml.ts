@@ -3,6 +3,7 @@
 // are also validated upstream (spec.ts).
 import { createHash } from "node:crypto";
 import { XMLBuilder } from "fast-xml-parser";
+import type { agent } from "@cirrus/proto";
 
 export interface DomainDefinition {
   /** libvirt domain name: the agent's prefix + instance id. */
@@ -21,6 +22,19 @@ export interface DomainDefinition {
   consoleLogPath: string;
   /** A virtio NIC on a bridge; libvirt creates the tap device and adds it to the bridge. */
   nic?: InterfaceDefinition;
+  /** EBS volumes, as virtio disks after the root disk. */
+  volumes?: readonly VolumeDiskDefinition[];
+}
+
+/** An EBS volume as a virtio disk of a domain. */
+export interface VolumeDiskDefinition {
+  volumeId: string;
+  /** vdb…vdz. */
+  target: string;
+  /** The volume's qcow2 file. */
+  path: string;
+  /** libvirt <iotune> limits; 0 or absent: no limit. */
+  qos?: agent.VolumeQos;
 }
 
 export interface InterfaceDefinition {
@@ -84,13 +98,16 @@ export function buildDomainXml(d: DomainDefinition): string {
     on_reboot: "restart",
     on_crash: "destroy",
     devices: {
-      disk: {
-        "@_type": "file",
-        "@_device": "disk",
-        driver: { "@_name": "qemu", "@_type": "qcow2" },
-        source: { "@_file": d.rootDiskPath },
-        target: { "@_dev": "vda", "@_bus": "virtio" },
-      },
+      disk: [
+        {
+          "@_type": "file",
+          "@_device": "disk",
+          driver: { "@_name": "qemu", "@_type": "qcow2" },
+          source: { "@_file": d.rootDiskPath },
+          target: { "@_dev": "vda", "@_bus": "virtio" },
+        },
+        ...(d.volumes ?? []).map(volumeDiskElement),
+      ],
       ...(d.nic && { interface: interfaceElement(d.nic) }),
       controller: { "@_type": "usb", "@_model": "none" },
       // append='on': a reboot or stop/start must keep the earlier boots' output.
@@ -112,6 +129,42 @@ function interfaceElement(nic: InterfaceDefinition): Record<string, unknown> {
     model: { "@_type": "virtio" },
     ...(address && { address: { ...address, "@_type": "pci" } }),
   };
+}
+
+/**
+ * The serial a guest sees for a volume: its id without the hyphen, as EC2's
+ * NVMe volumes report it (`vol0123456789abcdef0`, the 20 characters
+ * virtio-blk allows), so `/dev/disk/by-id` finds a volume by its id.
+ */
+export function volumeSerial(volumeId: string): string {
+  return volumeId.replace("-", "");
+}
+
+/** The <iotune> elements a volume's QoS sets (also `virsh blkdeviotune`'s options, with hyphens), and the VolumeQos field of each. */
+export const IOTUNE_FIELDS = [
+  ["total_iops_sec", "totalIopsSec"],
+  ["total_bytes_sec", "totalBytesSec"],
+  ["total_iops_sec_max", "totalIopsSecMax"],
+  ["total_iops_sec_max_length", "totalIopsSecMaxLength"],
+] as const;
+
+function volumeDiskElement(v: VolumeDiskDefinition): Record<string, unknown> {
+  const limits = IOTUNE_FIELDS.filter(([, field]) => (v.qos?.[field] ?? 0) > 0).map(([element, field]) => [element, String(v.qos![field])]);
+  return {
+    "@_type": "file",
+    "@_device": "disk",
+    // cache='none' (O_DIRECT): a write the guest has flushed is on the store, not in this host's page cache, so another host of the zone reads it after a detach.
+    driver: { "@_name": "qemu", "@_type": "qcow2", "@_cache": "none" },
+    source: { "@_file": v.path },
+    target: { "@_dev": v.target, "@_bus": "virtio" },
+    serial: volumeSerial(v.volumeId),
+    ...(limits.length > 0 && { iotune: Object.fromEntries(limits) }),
+  };
+}
+
+/** The <disk> element of a volume alone, for `virsh attach-device`. */
+export function buildVolumeDiskXml(v: VolumeDiskDefinition): string {
+  return builder.build({ disk: volumeDiskElement(v) }) as string;
 }
 
 /** The <interface> element alone, for `virsh attach-device` and `detach-device`. */

@@ -10,12 +10,14 @@ import type { InstanceNetworking } from "../../network/types.js";
 import { hostFileIdentities, hostPathExists, moveHostFile, removeHostFiles, resolveHostPaths, setHostFileMode, withHostTempFile } from "../../runner/host-files.js";
 import { currentTrace, traced, traceScope, type CommandTrace } from "../../runner/trace.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
-import { checkInstanceId, validateSpec, type ValidSpec } from "../spec.js";
-import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type StopOptions } from "../types.js";
-import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition, type InterfaceDefinition } from "./domain-xml.js";
+import type { DiskSource } from "../../storage/types.js";
+import { checkInstanceId, checkVolumeId, validateAttachment, validateModification, validateSpec, type ValidSpec } from "../spec.js";
+import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DetachOptions, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type LiveSnapshotVolume, type StopOptions, type VolumeAttachment, type VolumeModification } from "../types.js";
+import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition, type InterfaceDefinition, type VolumeDiskDefinition } from "./domain-xml.js";
 import { ARTIFACT_SUFFIXES, instanceIdOf, parseArtifacts, parseDfSizeGib, parseQuarantined, quarantineName, type ArtifactSuffix, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc, powerStateOf } from "./parse.js";
 import { LibvirtRpc } from "./rpc.js";
 import { Virsh, type DomainState } from "./virsh.js";
+import { VolumeDevices, type VolumeDomain } from "./volumes.js";
 
 const { PowerState } = agent;
 const GIB = 1024 ** 3;
@@ -66,6 +68,7 @@ export interface LibvirtDriverOptions {
 export class LibvirtDriver implements HypervisorDriver {
   readonly kind: "kvm" | "qemu";
   private readonly virsh: Virsh;
+  private readonly volumes: VolumeDevices;
   /** The persistent connection to a local libvirt daemon; undefined: virsh only (SSH, other URIs). */
   private readonly rpc: LibvirtRpc | undefined;
   private readonly runner: CommandRunner;
@@ -84,6 +87,7 @@ export class LibvirtDriver implements HypervisorDriver {
       // The first, then every hundredth: visible without flooding.
       if (fallbacks++ % 100 === 0) opts.log.warn({ socketPath, err: err.message, fallbacks }, "libvirt RPC connection unusable; using virsh");
     });
+    this.volumes = new VolumeDevices(this.virsh, this.runner, opts.log);
   }
 
   async capacity(): Promise<Capacity> {
@@ -100,16 +104,17 @@ export class LibvirtDriver implements HypervisorDriver {
     };
   }
 
-  async createInstance(input: InstanceSpec): Promise<agent.PowerState> {
-    const { trace, result } = await traced(() => this.create(input));
+  async createInstance(input: InstanceSpec, volumes: ReadonlyMap<string, DiskSource> = new Map()): Promise<agent.PowerState> {
+    const { trace, result } = await traced(() => this.create(input, volumes));
     this.logTrace("createInstance", input.instanceId, trace, result);
     if (result.status === "rejected") throw result.reason;
     return result.value;
   }
 
-  private async create(input: InstanceSpec): Promise<agent.PowerState> {
+  private async create(input: InstanceSpec, volumeFiles: ReadonlyMap<string, DiskSource>): Promise<agent.PowerState> {
     phase("state");
     const spec = validateSpec(input);
+    const volumes = volumeDisks(spec, volumeFiles);
     const name = this.domainName(spec.instanceId);
     // Three things start at once, since none needs another's result:
     //  - the domain's state (which decides what happens next);
@@ -177,6 +182,7 @@ export class LibvirtDriver implements HypervisorDriver {
         rootDiskPath: overlay,
         consoleLogPath: consoleLog,
         nic,
+        volumes,
       });
       phase("start");
       // Persistent domain (a stopped instance keeps its definition and
@@ -237,6 +243,31 @@ export class LibvirtDriver implements HypervisorDriver {
     if (s.power !== PowerState.POWER_STATE_RUNNING) return this.ensureRunning(instanceId, s);
     await this.virsh.run(["reset", "--", name]);
     return PowerState.POWER_STATE_RUNNING;
+  }
+
+  async attachVolume(instanceId: string, attachment: VolumeAttachment, disk: DiskSource): Promise<void> {
+    const a = validateAttachment(attachment);
+    const dom = await this.volumeDomain(instanceId);
+    if (!dom) throw new DriverError("NotFound", `no domain for ${instanceId}`);
+    await this.volumes.attach(dom, a, disk);
+  }
+
+  async detachVolume(instanceId: string, volumeId: string, opts: DetachOptions): Promise<void> {
+    checkVolumeId(volumeId);
+    const dom = await this.volumeDomain(instanceId);
+    if (dom) await this.volumes.detach(dom, volumeId, opts);
+  }
+
+  async modifyAttachedVolume(instanceId: string, input: VolumeModification, resizeOffline: () => Promise<void>): Promise<boolean> {
+    const mod = validateModification(input);
+    const dom = await this.volumeDomain(instanceId);
+    return dom !== undefined && this.volumes.modify(dom, mod, resizeOffline);
+  }
+
+  async snapshotAttachedVolume<T>(instanceId: string, volume: LiveSnapshotVolume, take: (image: string) => Promise<T>): Promise<T | undefined> {
+    checkVolumeId(volume.volumeId);
+    const dom = await this.volumeDomain(instanceId);
+    return dom && this.volumes.snapshot(dom, volume, take);
   }
 
   async destroyInstance(instanceId: string): Promise<agent.PowerState> {
@@ -377,20 +408,31 @@ export class LibvirtDriver implements HypervisorDriver {
     }
   }
 
-  /** Domain (stopped first, then undefined), overlay, console log and the NIC's host side all gone. */
+  /**
+   * Domain (stopped first, then undefined), overlay, console log and the
+   * NIC's host side all gone. The domain's volumes only leave with its
+   * definition (`undefine` without storage flags never deletes a disk);
+   * a live snapshot's overlay left on one is merged into it first.
+   */
   private async remove(instanceId: string): Promise<void> {
-    await this.removeDomain(this.domainName(instanceId));
+    const name = this.domainName(instanceId);
+    await this.removeDomain(name, () => this.volumes.settleOverlays({ name, instanceId, running: false }));
     await removeHostFiles(this.runner, this.instanceFiles(instanceId).map((f) => f.path));
     await this.opts.network?.detach(instanceId);
   }
 
-  /** The domain powered off, then undefined; its files are untouched. */
-  private async removeDomain(name: string): Promise<void> {
+  /**
+   * The domain powered off, then undefined (`undefine` alone: its disks,
+   * root and volumes, are never deleted with it); `whileOff` runs between.
+   * Its files are untouched.
+   */
+  private async removeDomain(name: string, whileOff?: () => Promise<void>): Promise<void> {
     const s = await this.virsh.state(name);
     if (s.power === PowerState.POWER_STATE_ABSENT) return;
     if (s.power !== PowerState.POWER_STATE_SHUT_OFF) {
       await this.virsh.change(["destroy", "--", name], (x) => x.power === PowerState.POWER_STATE_SHUT_OFF || x.power === PowerState.POWER_STATE_ABSENT, name);
     }
+    await whileOff?.();
     await this.virsh.change(["undefine", "--", name], (x) => x.power === PowerState.POWER_STATE_ABSENT, name);
   }
 
@@ -399,6 +441,20 @@ export class LibvirtDriver implements HypervisorDriver {
     if (!spec.network) return undefined;
     if (!this.opts.network) throw new DriverError("InvalidSpec", "this host agent has no networking configured; cannot give the instance a NIC");
     return { ...(await this.opts.network.attach(spec.instanceId, spec.network)), mac: spec.network.mac };
+  }
+
+  /**
+   * The instance's domain for a volume call, undefined when it has none:
+   * running (a live definition: running or paused) or shut off (only its
+   * persistent one). Any other state settles by itself; the caller retries.
+   */
+  private async volumeDomain(instanceId: string): Promise<VolumeDomain | undefined> {
+    const name = this.domainName(instanceId);
+    const s = await this.virsh.state(name);
+    if (s.power === PowerState.POWER_STATE_ABSENT) return undefined;
+    if (s.state === "running" || s.state === "paused") return { name, instanceId, running: true };
+    if (s.state === "shut off" || s.state === "crashed") return { name, instanceId, running: false };
+    throw new Error(`domain ${name} is ${s.state}; retry when it settles`);
   }
 
   /** The instance's domain name and state; throws NotFound when it has no domain. */
@@ -553,6 +609,15 @@ export class LibvirtDriver implements HypervisorDriver {
   private quarantineDir(): string {
     return posix.join(this.opts.instancesDir, "quarantine");
   }
+}
+
+/** The spec's volumes as disks of a new definition, each at the file `files` maps it to; InvalidSpec for one that is missing there. */
+function volumeDisks(spec: ValidSpec, files: ReadonlyMap<string, DiskSource>): VolumeDiskDefinition[] {
+  return spec.volumes.map((v) => {
+    const disk = files.get(v.volumeId);
+    if (!disk) throw new DriverError("InvalidSpec", `no file was given for volume ${v.volumeId} of ${spec.instanceId}`);
+    return { ...v, path: disk.path };
+  });
 }
 
 /** An image's files as the instance uses them: symlinks followed. */

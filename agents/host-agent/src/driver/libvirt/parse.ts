@@ -133,6 +133,13 @@ export function parseImageInfo(stdout: string): { format: string; virtualSize: n
   return { format: info.format, virtualSize: info["virtual-size"] };
 }
 
+/** `virsh domblkinfo <domain> <target>` → the disk's capacity in bytes: the size the guest sees. */
+export function parseBlockCapacity(stdout: string): number {
+  const m = /^Capacity:\s+(\d+)\s*$/m.exec(stdout);
+  if (!m) throw new Error(`no Capacity line in virsh domblkinfo output: ${JSON.stringify(stdout.slice(0, 200))}`);
+  return positiveInt(m[1]!, "disk capacity");
+}
+
 /** A bridge NIC of a domain, as its XML describes it. */
 export interface DomainInterface {
   mac: string;
@@ -144,7 +151,7 @@ export interface DomainInterface {
   pciAddress?: Record<string, string>;
 }
 
-const xmlParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, parseAttributeValue: false, isArray: (name) => name === "interface" });
+const xmlParser = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: "@_", parseTagValue: false, parseAttributeValue: false, isArray: (name) => name === "interface" || name === "disk" });
 const PCI_FIELDS = ["domain", "bus", "slot", "function"] as const;
 const HEX = /^0x[0-9a-fA-F]{1,8}$/;
 
@@ -173,6 +180,43 @@ export function parseDomainInterfaces(xml: string): DomainInterface[] {
       if (fields.every(([, v]) => v !== undefined && HEX.test(v))) pciAddress = Object.fromEntries(fields) as Record<string, string>;
     }
     out.push({ mac: mac.toLowerCase(), bridge, tap: attr(i.target, "dev"), model: attr(i.model, "type"), pciAddress });
+  }
+  return out;
+}
+
+/** A file-backed disk of a domain, as its XML describes it. */
+export interface DomainDisk {
+  /** vda, vdb, … */
+  target: string;
+  /** The file QEMU writes. */
+  source: string;
+  /** `<serial>`; undefined: none. */
+  serial?: string;
+  /** The first `<backingStore>` file, when the XML names one (the live XML always does for a chain; a persistent one only after an external snapshot). */
+  backing?: string;
+  /** `<iotune>`, each limit 0 when not given. */
+  qos: agent.VolumeQos;
+}
+
+const count = (node: unknown, name: string): number => {
+  const v = node && typeof node === "object" ? (node as XmlNode)[name] : undefined;
+  return typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : 0;
+};
+
+/** The `<disk type='file'>` devices of `virsh dumpxml` output (live or --inactive), in document order; throws when the text is not a domain. */
+export function parseDomainDisks(xml: string): DomainDisk[] {
+  const doc = xmlParser.parse(xml) as { domain?: { devices?: { disk?: XmlNode[] } } };
+  if (!doc.domain) throw new Error("not a libvirt domain XML document");
+  const out: DomainDisk[] = [];
+  for (const d of doc.domain.devices?.disk ?? []) {
+    const target = attr(d.target, "dev");
+    const source = attr(d.source, "file");
+    if (attr(d, "type") !== "file" || !target || !source) continue;
+    const serial = typeof d.serial === "string" ? d.serial : undefined;
+    const backing = attr((d.backingStore as XmlNode | undefined)?.source, "file");
+    const t = d.iotune;
+    const qos = { totalIopsSec: count(t, "total_iops_sec"), totalBytesSec: count(t, "total_bytes_sec"), totalIopsSecMax: count(t, "total_iops_sec_max"), totalIopsSecMaxLength: count(t, "total_iops_sec_max_length") };
+    out.push({ target, source, serial, backing, qos });
   }
   return out;
 }

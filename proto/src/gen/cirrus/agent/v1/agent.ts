@@ -173,6 +173,11 @@ export interface InstanceSpec {
    * False (a launch): a missing disk is made from the image.
    */
   reuseRootDisk: boolean;
+  /**
+   * The EBS volumes attached to the instance (attaching or attached), so a
+   * domain defined again carries them.
+   */
+  volumes: VolumeAttachment[];
 }
 
 /**
@@ -352,6 +357,84 @@ export interface HostNetworkState {
 export interface ApplyHostStateResponse {
 }
 
+/** libvirt <iotune> of one disk; 0 means no limit. */
+export interface VolumeQos {
+  totalIopsSec: number;
+  totalBytesSec: number;
+  /** Burst: the IOPS allowed for up to total_iops_sec_max_length seconds. */
+  totalIopsSecMax: number;
+  totalIopsSecMaxLength: number;
+}
+
+export interface VolumeAttachment {
+  volumeId: string;
+  /** The virtio target: vdb…vdz. */
+  target: string;
+  qos: VolumeQos | undefined;
+}
+
+export interface CreateVolumeRequest {
+  volumeId: string;
+  sizeGib: number;
+  /** Empty: a blank volume. */
+  snapshotId: string;
+}
+
+export interface VolumeRef {
+  volumeId: string;
+}
+
+export interface VolumeStatus {
+  volumeId: string;
+  /** The size the guest sees and the bytes the volume's own file takes. */
+  sizeBytes: number;
+  storedBytes: number;
+}
+
+export interface AttachVolumeRequest {
+  instanceId: string;
+  attachment: VolumeAttachment | undefined;
+}
+
+export interface DetachVolumeRequest {
+  instanceId: string;
+  volumeId: string;
+  force: boolean;
+  /** How long to wait for a running guest to release the device (0: the agent's default). */
+  waitMs: number;
+}
+
+export interface ModifyVolumeRequest {
+  volumeId: string;
+  sizeGib: number;
+  /** The instance the volume is attached to, if any (its host serves the call). */
+  instanceId: string;
+  qos: VolumeQos | undefined;
+}
+
+export interface CreateSnapshotRequest {
+  volumeId: string;
+  snapshotId: string;
+  /** The instance the volume is attached to, if any (its host serves the call). */
+  instanceId: string;
+}
+
+export interface SnapshotRef {
+  snapshotId: string;
+}
+
+export interface CopySnapshotRequest {
+  sourceSnapshotId: string;
+  snapshotId: string;
+}
+
+export interface SnapshotStatus {
+  snapshotId: string;
+  /** The size of the volume it was taken of, and the bytes its own data takes. */
+  sizeBytes: number;
+  storedBytes: number;
+}
+
 function createBaseImageSpec(): ImageSpec {
   return { imageId: "", rootPath: "", kernelPath: "", ramdiskPath: "", kernelCmdline: "" };
 }
@@ -514,6 +597,7 @@ function createBaseInstanceSpec(): InstanceSpec {
     image: undefined,
     network: undefined,
     reuseRootDisk: false,
+    volumes: [],
   };
 }
 
@@ -539,6 +623,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     }
     if (message.reuseRootDisk !== false) {
       writer.uint32(56).bool(message.reuseRootDisk);
+    }
+    for (const v of message.volumes) {
+      VolumeAttachment.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -612,6 +699,14 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
             message.reuseRootDisk = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.volumes.push(VolumeAttachment.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -649,6 +744,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
         : isSet(object.reuse_root_disk)
         ? globalThis.Boolean(object.reuse_root_disk)
         : false,
+      volumes: globalThis.Array.isArray(object?.volumes)
+        ? object.volumes.map((e: any) => VolumeAttachment.fromJSON(e))
+        : [],
     };
   },
 
@@ -675,6 +773,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     if (message.reuseRootDisk !== false) {
       obj.reuseRootDisk = message.reuseRootDisk;
     }
+    if (message.volumes?.length) {
+      obj.volumes = message.volumes.map((e) => VolumeAttachment.toJSON(e));
+    }
     return obj;
   },
 
@@ -694,6 +795,7 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
       ? NetworkInterface.fromPartial(object.network)
       : undefined;
     message.reuseRootDisk = object.reuseRootDisk ?? false;
+    message.volumes = object.volumes?.map((e) => VolumeAttachment.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3186,6 +3288,1284 @@ export const ApplyHostStateResponse: MessageFns<ApplyHostStateResponse> = {
   },
 };
 
+function createBaseVolumeQos(): VolumeQos {
+  return { totalIopsSec: 0, totalBytesSec: 0, totalIopsSecMax: 0, totalIopsSecMaxLength: 0 };
+}
+
+export const VolumeQos: MessageFns<VolumeQos> = {
+  encode(message: VolumeQos, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.totalIopsSec !== 0) {
+      writer.uint32(8).int64(message.totalIopsSec);
+    }
+    if (message.totalBytesSec !== 0) {
+      writer.uint32(16).int64(message.totalBytesSec);
+    }
+    if (message.totalIopsSecMax !== 0) {
+      writer.uint32(24).int64(message.totalIopsSecMax);
+    }
+    if (message.totalIopsSecMaxLength !== 0) {
+      writer.uint32(32).int64(message.totalIopsSecMaxLength);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeQos {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeQos();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.totalIopsSec = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.totalBytesSec = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.totalIopsSecMax = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.totalIopsSecMaxLength = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeQos {
+    return {
+      totalIopsSec: isSet(object.totalIopsSec)
+        ? globalThis.Number(object.totalIopsSec)
+        : isSet(object.total_iops_sec)
+        ? globalThis.Number(object.total_iops_sec)
+        : 0,
+      totalBytesSec: isSet(object.totalBytesSec)
+        ? globalThis.Number(object.totalBytesSec)
+        : isSet(object.total_bytes_sec)
+        ? globalThis.Number(object.total_bytes_sec)
+        : 0,
+      totalIopsSecMax: isSet(object.totalIopsSecMax)
+        ? globalThis.Number(object.totalIopsSecMax)
+        : isSet(object.total_iops_sec_max)
+        ? globalThis.Number(object.total_iops_sec_max)
+        : 0,
+      totalIopsSecMaxLength: isSet(object.totalIopsSecMaxLength)
+        ? globalThis.Number(object.totalIopsSecMaxLength)
+        : isSet(object.total_iops_sec_max_length)
+        ? globalThis.Number(object.total_iops_sec_max_length)
+        : 0,
+    };
+  },
+
+  toJSON(message: VolumeQos): unknown {
+    const obj: any = {};
+    if (message.totalIopsSec !== 0) {
+      obj.totalIopsSec = Math.round(message.totalIopsSec);
+    }
+    if (message.totalBytesSec !== 0) {
+      obj.totalBytesSec = Math.round(message.totalBytesSec);
+    }
+    if (message.totalIopsSecMax !== 0) {
+      obj.totalIopsSecMax = Math.round(message.totalIopsSecMax);
+    }
+    if (message.totalIopsSecMaxLength !== 0) {
+      obj.totalIopsSecMaxLength = Math.round(message.totalIopsSecMaxLength);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeQos>, I>>(base?: I): VolumeQos {
+    return VolumeQos.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeQos>, I>>(object: I): VolumeQos {
+    const message = createBaseVolumeQos();
+    message.totalIopsSec = object.totalIopsSec ?? 0;
+    message.totalBytesSec = object.totalBytesSec ?? 0;
+    message.totalIopsSecMax = object.totalIopsSecMax ?? 0;
+    message.totalIopsSecMaxLength = object.totalIopsSecMaxLength ?? 0;
+    return message;
+  },
+};
+
+function createBaseVolumeAttachment(): VolumeAttachment {
+  return { volumeId: "", target: "", qos: undefined };
+}
+
+export const VolumeAttachment: MessageFns<VolumeAttachment> = {
+  encode(message: VolumeAttachment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.target !== "") {
+      writer.uint32(18).string(message.target);
+    }
+    if (message.qos !== undefined) {
+      VolumeQos.encode(message.qos, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeAttachment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeAttachment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.qos = VolumeQos.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeAttachment {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      qos: isSet(object.qos) ? VolumeQos.fromJSON(object.qos) : undefined,
+    };
+  },
+
+  toJSON(message: VolumeAttachment): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.qos !== undefined) {
+      obj.qos = VolumeQos.toJSON(message.qos);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeAttachment>, I>>(base?: I): VolumeAttachment {
+    return VolumeAttachment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeAttachment>, I>>(object: I): VolumeAttachment {
+    const message = createBaseVolumeAttachment();
+    message.volumeId = object.volumeId ?? "";
+    message.target = object.target ?? "";
+    message.qos = (object.qos !== undefined && object.qos !== null) ? VolumeQos.fromPartial(object.qos) : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateVolumeRequest(): CreateVolumeRequest {
+  return { volumeId: "", sizeGib: 0, snapshotId: "" };
+}
+
+export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
+  encode(message: CreateVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.sizeGib !== 0) {
+      writer.uint32(16).int32(message.sizeGib);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(26).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeGib = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateVolumeRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      sizeGib: isSet(object.sizeGib)
+        ? globalThis.Number(object.sizeGib)
+        : isSet(object.size_gib)
+        ? globalThis.Number(object.size_gib)
+        : 0,
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.sizeGib !== 0) {
+      obj.sizeGib = Math.round(message.sizeGib);
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateVolumeRequest>, I>>(base?: I): CreateVolumeRequest {
+    return CreateVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateVolumeRequest>, I>>(object: I): CreateVolumeRequest {
+    const message = createBaseCreateVolumeRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.sizeGib = object.sizeGib ?? 0;
+    message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeRef(): VolumeRef {
+  return { volumeId: "" };
+}
+
+export const VolumeRef: MessageFns<VolumeRef> = {
+  encode(message: VolumeRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeRef {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+    };
+  },
+
+  toJSON(message: VolumeRef): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeRef>, I>>(base?: I): VolumeRef {
+    return VolumeRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeRef>, I>>(object: I): VolumeRef {
+    const message = createBaseVolumeRef();
+    message.volumeId = object.volumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeStatus(): VolumeStatus {
+  return { volumeId: "", sizeBytes: 0, storedBytes: 0 };
+}
+
+export const VolumeStatus: MessageFns<VolumeStatus> = {
+  encode(message: VolumeStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(16).int64(message.sizeBytes);
+    }
+    if (message.storedBytes !== 0) {
+      writer.uint32(24).int64(message.storedBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.storedBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeStatus {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      storedBytes: isSet(object.storedBytes)
+        ? globalThis.Number(object.storedBytes)
+        : isSet(object.stored_bytes)
+        ? globalThis.Number(object.stored_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: VolumeStatus): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.storedBytes !== 0) {
+      obj.storedBytes = Math.round(message.storedBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeStatus>, I>>(base?: I): VolumeStatus {
+    return VolumeStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeStatus>, I>>(object: I): VolumeStatus {
+    const message = createBaseVolumeStatus();
+    message.volumeId = object.volumeId ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.storedBytes = object.storedBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseAttachVolumeRequest(): AttachVolumeRequest {
+  return { instanceId: "", attachment: undefined };
+}
+
+export const AttachVolumeRequest: MessageFns<AttachVolumeRequest> = {
+  encode(message: AttachVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.attachment !== undefined) {
+      VolumeAttachment.encode(message.attachment, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.attachment = VolumeAttachment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachVolumeRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      attachment: isSet(object.attachment) ? VolumeAttachment.fromJSON(object.attachment) : undefined,
+    };
+  },
+
+  toJSON(message: AttachVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.attachment !== undefined) {
+      obj.attachment = VolumeAttachment.toJSON(message.attachment);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachVolumeRequest>, I>>(base?: I): AttachVolumeRequest {
+    return AttachVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachVolumeRequest>, I>>(object: I): AttachVolumeRequest {
+    const message = createBaseAttachVolumeRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.attachment = (object.attachment !== undefined && object.attachment !== null)
+      ? VolumeAttachment.fromPartial(object.attachment)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDetachVolumeRequest(): DetachVolumeRequest {
+  return { instanceId: "", volumeId: "", force: false, waitMs: 0 };
+}
+
+export const DetachVolumeRequest: MessageFns<DetachVolumeRequest> = {
+  encode(message: DetachVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.volumeId !== "") {
+      writer.uint32(18).string(message.volumeId);
+    }
+    if (message.force !== false) {
+      writer.uint32(24).bool(message.force);
+    }
+    if (message.waitMs !== 0) {
+      writer.uint32(32).int32(message.waitMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetachVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetachVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.waitMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DetachVolumeRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      waitMs: isSet(object.waitMs)
+        ? globalThis.Number(object.waitMs)
+        : isSet(object.wait_ms)
+        ? globalThis.Number(object.wait_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: DetachVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    if (message.waitMs !== 0) {
+      obj.waitMs = Math.round(message.waitMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DetachVolumeRequest>, I>>(base?: I): DetachVolumeRequest {
+    return DetachVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetachVolumeRequest>, I>>(object: I): DetachVolumeRequest {
+    const message = createBaseDetachVolumeRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.volumeId = object.volumeId ?? "";
+    message.force = object.force ?? false;
+    message.waitMs = object.waitMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseModifyVolumeRequest(): ModifyVolumeRequest {
+  return { volumeId: "", sizeGib: 0, instanceId: "", qos: undefined };
+}
+
+export const ModifyVolumeRequest: MessageFns<ModifyVolumeRequest> = {
+  encode(message: ModifyVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.sizeGib !== 0) {
+      writer.uint32(16).int32(message.sizeGib);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(26).string(message.instanceId);
+    }
+    if (message.qos !== undefined) {
+      VolumeQos.encode(message.qos, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeGib = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.qos = VolumeQos.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModifyVolumeRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      sizeGib: isSet(object.sizeGib)
+        ? globalThis.Number(object.sizeGib)
+        : isSet(object.size_gib)
+        ? globalThis.Number(object.size_gib)
+        : 0,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      qos: isSet(object.qos) ? VolumeQos.fromJSON(object.qos) : undefined,
+    };
+  },
+
+  toJSON(message: ModifyVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.sizeGib !== 0) {
+      obj.sizeGib = Math.round(message.sizeGib);
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.qos !== undefined) {
+      obj.qos = VolumeQos.toJSON(message.qos);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyVolumeRequest>, I>>(base?: I): ModifyVolumeRequest {
+    return ModifyVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyVolumeRequest>, I>>(object: I): ModifyVolumeRequest {
+    const message = createBaseModifyVolumeRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.sizeGib = object.sizeGib ?? 0;
+    message.instanceId = object.instanceId ?? "";
+    message.qos = (object.qos !== undefined && object.qos !== null) ? VolumeQos.fromPartial(object.qos) : undefined;
+    return message;
+  },
+};
+
+function createBaseCreateSnapshotRequest(): CreateSnapshotRequest {
+  return { volumeId: "", snapshotId: "", instanceId: "" };
+}
+
+export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
+  encode(message: CreateSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.volumeId !== "") {
+      writer.uint32(10).string(message.volumeId);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(18).string(message.snapshotId);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(26).string(message.instanceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.volumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSnapshotRequest {
+    return {
+      volumeId: isSet(object.volumeId)
+        ? globalThis.String(object.volumeId)
+        : isSet(object.volume_id)
+        ? globalThis.String(object.volume_id)
+        : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.volumeId !== "") {
+      obj.volumeId = message.volumeId;
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSnapshotRequest>, I>>(base?: I): CreateSnapshotRequest {
+    return CreateSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSnapshotRequest>, I>>(object: I): CreateSnapshotRequest {
+    const message = createBaseCreateSnapshotRequest();
+    message.volumeId = object.volumeId ?? "";
+    message.snapshotId = object.snapshotId ?? "";
+    message.instanceId = object.instanceId ?? "";
+    return message;
+  },
+};
+
+function createBaseSnapshotRef(): SnapshotRef {
+  return { snapshotId: "" };
+}
+
+export const SnapshotRef: MessageFns<SnapshotRef> = {
+  encode(message: SnapshotRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshotId !== "") {
+      writer.uint32(10).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotRef {
+    return {
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SnapshotRef): unknown {
+    const obj: any = {};
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotRef>, I>>(base?: I): SnapshotRef {
+    return SnapshotRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotRef>, I>>(object: I): SnapshotRef {
+    const message = createBaseSnapshotRef();
+    message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseCopySnapshotRequest(): CopySnapshotRequest {
+  return { sourceSnapshotId: "", snapshotId: "" };
+}
+
+export const CopySnapshotRequest: MessageFns<CopySnapshotRequest> = {
+  encode(message: CopySnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sourceSnapshotId !== "") {
+      writer.uint32(10).string(message.sourceSnapshotId);
+    }
+    if (message.snapshotId !== "") {
+      writer.uint32(18).string(message.snapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopySnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopySnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sourceSnapshotId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopySnapshotRequest {
+    return {
+      sourceSnapshotId: isSet(object.sourceSnapshotId)
+        ? globalThis.String(object.sourceSnapshotId)
+        : isSet(object.source_snapshot_id)
+        ? globalThis.String(object.source_snapshot_id)
+        : "",
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CopySnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.sourceSnapshotId !== "") {
+      obj.sourceSnapshotId = message.sourceSnapshotId;
+    }
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CopySnapshotRequest>, I>>(base?: I): CopySnapshotRequest {
+    return CopySnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CopySnapshotRequest>, I>>(object: I): CopySnapshotRequest {
+    const message = createBaseCopySnapshotRequest();
+    message.sourceSnapshotId = object.sourceSnapshotId ?? "";
+    message.snapshotId = object.snapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseSnapshotStatus(): SnapshotStatus {
+  return { snapshotId: "", sizeBytes: 0, storedBytes: 0 };
+}
+
+export const SnapshotStatus: MessageFns<SnapshotStatus> = {
+  encode(message: SnapshotStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.snapshotId !== "") {
+      writer.uint32(10).string(message.snapshotId);
+    }
+    if (message.sizeBytes !== 0) {
+      writer.uint32(16).int64(message.sizeBytes);
+    }
+    if (message.storedBytes !== 0) {
+      writer.uint32(24).int64(message.storedBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.snapshotId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.storedBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotStatus {
+    return {
+      snapshotId: isSet(object.snapshotId)
+        ? globalThis.String(object.snapshotId)
+        : isSet(object.snapshot_id)
+        ? globalThis.String(object.snapshot_id)
+        : "",
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : 0,
+      storedBytes: isSet(object.storedBytes)
+        ? globalThis.Number(object.storedBytes)
+        : isSet(object.stored_bytes)
+        ? globalThis.Number(object.stored_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: SnapshotStatus): unknown {
+    const obj: any = {};
+    if (message.snapshotId !== "") {
+      obj.snapshotId = message.snapshotId;
+    }
+    if (message.sizeBytes !== 0) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    if (message.storedBytes !== 0) {
+      obj.storedBytes = Math.round(message.storedBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotStatus>, I>>(base?: I): SnapshotStatus {
+    return SnapshotStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotStatus>, I>>(object: I): SnapshotStatus {
+    const message = createBaseSnapshotStatus();
+    message.snapshotId = object.snapshotId ?? "";
+    message.sizeBytes = object.sizeBytes ?? 0;
+    message.storedBytes = object.storedBytes ?? 0;
+    return message;
+  },
+};
+
 export type HostAgentService = typeof HostAgentService;
 export const HostAgentService = {
   /**
@@ -3278,6 +4658,123 @@ export const HostAgentService = {
       Buffer.from(ApplyHostStateResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ApplyHostStateResponse => ApplyHostStateResponse.decode(value),
   },
+  /**
+   * Postcondition: the volume exists, size_gib GiB, reading as zeros, or as
+   * snapshot_id did when set (copy-on-write: available at once).
+   */
+  createVolume: {
+    path: "/cirrus.agent.v1.HostAgent/CreateVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateVolumeRequest): Buffer => Buffer.from(CreateVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateVolumeRequest => CreateVolumeRequest.decode(value),
+    responseSerialize: (value: VolumeStatus): Buffer => Buffer.from(VolumeStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeStatus => VolumeStatus.decode(value),
+  },
+  /**
+   * Postcondition: the volume's data is gone; its snapshots are untouched.
+   * No volume: succeeds.
+   */
+  deleteVolume: {
+    path: "/cirrus.agent.v1.HostAgent/DeleteVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VolumeRef): Buffer => Buffer.from(VolumeRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VolumeRef => VolumeRef.decode(value),
+    responseSerialize: (value: VolumeStatus): Buffer => Buffer.from(VolumeStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeStatus => VolumeStatus.decode(value),
+  },
+  /**
+   * Postcondition: the instance's domain has the volume as a virtio disk at
+   * attachment.target, serial = the volume id without its hyphen, its QoS
+   * as attachment.qos, in the persistent definition and, while the domain
+   * runs, in the running guest. Already attached there: no change.
+   */
+  attachVolume: {
+    path: "/cirrus.agent.v1.HostAgent/AttachVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AttachVolumeRequest): Buffer => Buffer.from(AttachVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachVolumeRequest => AttachVolumeRequest.decode(value),
+    responseSerialize: (value: VolumeStatus): Buffer => Buffer.from(VolumeStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeStatus => VolumeStatus.decode(value),
+  },
+  /**
+   * Postcondition: the volume is in neither the persistent nor the live
+   * definition of the instance's domain, and QEMU no longer holds its file.
+   * A running guest is asked to release the device and is waited for up to
+   * wait_ms; when it has not let go by then, UNAVAILABLE with the message
+   * starting "Detaching:" (the request stands; a retry waits again). Not
+   * attached, or no domain: succeeds.
+   */
+  detachVolume: {
+    path: "/cirrus.agent.v1.HostAgent/DetachVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DetachVolumeRequest): Buffer => Buffer.from(DetachVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DetachVolumeRequest => DetachVolumeRequest.decode(value),
+    responseSerialize: (value: VolumeStatus): Buffer => Buffer.from(VolumeStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeStatus => VolumeStatus.decode(value),
+  },
+  /**
+   * Postcondition: the volume is size_gib GiB (grown, never shrunk; its data
+   * kept; a running guest that has it attached sees the new size at once),
+   * and, when instance_id names the domain the volume is attached to, that
+   * disk's iotune is qos, in the persistent definition and, while the
+   * domain runs, live. The same size and QoS again: no change.
+   */
+  modifyVolume: {
+    path: "/cirrus.agent.v1.HostAgent/ModifyVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModifyVolumeRequest): Buffer => Buffer.from(ModifyVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModifyVolumeRequest => ModifyVolumeRequest.decode(value),
+    responseSerialize: (value: VolumeStatus): Buffer => Buffer.from(VolumeStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeStatus => VolumeStatus.decode(value),
+  },
+  /**
+   * Postcondition: the snapshot exists and reads as the volume did at one
+   * moment during the call: crash-consistent, without stopping the guest,
+   * when instance_id names a running domain the volume is attached to
+   * (the guest never keeps depending on a file made for the snapshot);
+   * otherwise the volume must not be attached to a running guest ("InUse").
+   */
+  createSnapshot: {
+    path: "/cirrus.agent.v1.HostAgent/CreateSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSnapshotRequest): Buffer =>
+      Buffer.from(CreateSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSnapshotRequest => CreateSnapshotRequest.decode(value),
+    responseSerialize: (value: SnapshotStatus): Buffer => Buffer.from(SnapshotStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotStatus => SnapshotStatus.decode(value),
+  },
+  /**
+   * Postcondition: the snapshot is gone; every other snapshot and volume
+   * reads as before. Unknown id: succeeds.
+   */
+  deleteSnapshot: {
+    path: "/cirrus.agent.v1.HostAgent/DeleteSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotRef): Buffer => Buffer.from(SnapshotRef.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotRef => SnapshotRef.decode(value),
+    responseSerialize: (value: SnapshotStatus): Buffer => Buffer.from(SnapshotStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotStatus => SnapshotStatus.decode(value),
+  },
+  /**
+   * Postcondition: snapshot_id exists, independent of source_snapshot_id
+   * (deleting the source never affects it), reading as the source does.
+   */
+  copySnapshot: {
+    path: "/cirrus.agent.v1.HostAgent/CopySnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CopySnapshotRequest): Buffer => Buffer.from(CopySnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CopySnapshotRequest => CopySnapshotRequest.decode(value),
+    responseSerialize: (value: SnapshotStatus): Buffer => Buffer.from(SnapshotStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotStatus => SnapshotStatus.decode(value),
+  },
 } as const;
 
 export interface HostAgentServer extends UntypedServiceImplementation {
@@ -3313,6 +4810,58 @@ export interface HostAgentServer extends UntypedServiceImplementation {
    * rules flushed by hand.
    */
   applyHostState: handleUnaryCall<HostState, ApplyHostStateResponse>;
+  /**
+   * Postcondition: the volume exists, size_gib GiB, reading as zeros, or as
+   * snapshot_id did when set (copy-on-write: available at once).
+   */
+  createVolume: handleUnaryCall<CreateVolumeRequest, VolumeStatus>;
+  /**
+   * Postcondition: the volume's data is gone; its snapshots are untouched.
+   * No volume: succeeds.
+   */
+  deleteVolume: handleUnaryCall<VolumeRef, VolumeStatus>;
+  /**
+   * Postcondition: the instance's domain has the volume as a virtio disk at
+   * attachment.target, serial = the volume id without its hyphen, its QoS
+   * as attachment.qos, in the persistent definition and, while the domain
+   * runs, in the running guest. Already attached there: no change.
+   */
+  attachVolume: handleUnaryCall<AttachVolumeRequest, VolumeStatus>;
+  /**
+   * Postcondition: the volume is in neither the persistent nor the live
+   * definition of the instance's domain, and QEMU no longer holds its file.
+   * A running guest is asked to release the device and is waited for up to
+   * wait_ms; when it has not let go by then, UNAVAILABLE with the message
+   * starting "Detaching:" (the request stands; a retry waits again). Not
+   * attached, or no domain: succeeds.
+   */
+  detachVolume: handleUnaryCall<DetachVolumeRequest, VolumeStatus>;
+  /**
+   * Postcondition: the volume is size_gib GiB (grown, never shrunk; its data
+   * kept; a running guest that has it attached sees the new size at once),
+   * and, when instance_id names the domain the volume is attached to, that
+   * disk's iotune is qos, in the persistent definition and, while the
+   * domain runs, live. The same size and QoS again: no change.
+   */
+  modifyVolume: handleUnaryCall<ModifyVolumeRequest, VolumeStatus>;
+  /**
+   * Postcondition: the snapshot exists and reads as the volume did at one
+   * moment during the call: crash-consistent, without stopping the guest,
+   * when instance_id names a running domain the volume is attached to
+   * (the guest never keeps depending on a file made for the snapshot);
+   * otherwise the volume must not be attached to a running guest ("InUse").
+   */
+  createSnapshot: handleUnaryCall<CreateSnapshotRequest, SnapshotStatus>;
+  /**
+   * Postcondition: the snapshot is gone; every other snapshot and volume
+   * reads as before. Unknown id: succeeds.
+   */
+  deleteSnapshot: handleUnaryCall<SnapshotRef, SnapshotStatus>;
+  /**
+   * Postcondition: snapshot_id exists, independent of source_snapshot_id
+   * (deleting the source never affects it), reading as the source does.
+   */
+  copySnapshot: handleUnaryCall<CopySnapshotRequest, SnapshotStatus>;
 }
 
 export interface HostAgentClient extends Client {
@@ -3445,6 +4994,170 @@ export interface HostAgentClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ApplyHostStateResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the volume exists, size_gib GiB, reading as zeros, or as
+   * snapshot_id did when set (copy-on-write: available at once).
+   */
+  createVolume(
+    request: CreateVolumeRequest,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  createVolume(
+    request: CreateVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  createVolume(
+    request: CreateVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the volume's data is gone; its snapshots are untouched.
+   * No volume: succeeds.
+   */
+  deleteVolume(
+    request: VolumeRef,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: VolumeRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: VolumeRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the instance's domain has the volume as a virtio disk at
+   * attachment.target, serial = the volume id without its hyphen, its QoS
+   * as attachment.qos, in the persistent definition and, while the domain
+   * runs, in the running guest. Already attached there: no change.
+   */
+  attachVolume(
+    request: AttachVolumeRequest,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the volume is in neither the persistent nor the live
+   * definition of the instance's domain, and QEMU no longer holds its file.
+   * A running guest is asked to release the device and is waited for up to
+   * wait_ms; when it has not let go by then, UNAVAILABLE with the message
+   * starting "Detaching:" (the request stands; a retry waits again). Not
+   * attached, or no domain: succeeds.
+   */
+  detachVolume(
+    request: DetachVolumeRequest,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the volume is size_gib GiB (grown, never shrunk; its data
+   * kept; a running guest that has it attached sees the new size at once),
+   * and, when instance_id names the domain the volume is attached to, that
+   * disk's iotune is qos, in the persistent definition and, while the
+   * domain runs, live. The same size and QoS again: no change.
+   */
+  modifyVolume(
+    request: ModifyVolumeRequest,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  modifyVolume(
+    request: ModifyVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  modifyVolume(
+    request: ModifyVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the snapshot exists and reads as the volume did at one
+   * moment during the call: crash-consistent, without stopping the guest,
+   * when instance_id names a running domain the volume is attached to
+   * (the guest never keeps depending on a file made for the snapshot);
+   * otherwise the volume must not be attached to a running guest ("InUse").
+   */
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: the snapshot is gone; every other snapshot and volume
+   * reads as before. Unknown id: succeeds.
+   */
+  deleteSnapshot(
+    request: SnapshotRef,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: SnapshotRef,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: SnapshotRef,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  /**
+   * Postcondition: snapshot_id exists, independent of source_snapshot_id
+   * (deleting the source never affects it), reading as the source does.
+   */
+  copySnapshot(
+    request: CopySnapshotRequest,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  copySnapshot(
+    request: CopySnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
+  ): ClientUnaryCall;
+  copySnapshot(
+    request: CopySnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotStatus) => void,
   ): ClientUnaryCall;
 }
 

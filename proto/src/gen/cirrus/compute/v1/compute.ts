@@ -97,7 +97,11 @@ export interface Instance {
   KeyName: string;
   SecurityGroups: GroupIdentifier[];
   /** Always true: an instance sends only from its own private address (the host's firewall drops anything else). */
-  SourceDestCheck?: boolean | undefined;
+  SourceDestCheck?:
+    | boolean
+    | undefined;
+  /** Its EBS volumes (the root disk is not one yet). */
+  BlockDeviceMappings: InstanceBlockDeviceMapping[];
 }
 
 export interface CpuOptions {
@@ -143,6 +147,10 @@ export interface RunInstancesRequest {
   SecurityGroupIds: string[];
   /** The subnet to launch into (the zone's default subnet when absent). */
   SubnetId: string;
+  /** What a guest that powers itself off becomes: stopped (the default) or terminated. */
+  InstanceInitiatedShutdownBehavior: string;
+  /** Volumes made for each instance and attached at launch (the root device's entry sets nothing yet). */
+  BlockDeviceMappings: BlockDeviceMapping[];
 }
 
 export interface DescribeInstancesRequest {
@@ -242,6 +250,7 @@ export interface InstanceAttribute {
     | undefined;
   /** Base64, as given to RunInstances. */
   UserData: AttributeValue | undefined;
+  BlockDeviceMappings: InstanceBlockDeviceMapping[];
 }
 
 export interface DescribeInstanceCreditSpecificationsRequest {
@@ -265,13 +274,58 @@ export interface DescribeInstanceCreditSpecificationsResponse {
 }
 
 export interface EbsBlockDevice {
-  VolumeSize?: number | undefined;
+  /** GiB. */
+  VolumeSize?:
+    | number
+    | undefined;
+  /** True unless given (RunInstances). */
   DeleteOnTermination?: boolean | undefined;
+  Iops?: number | undefined;
+  SnapshotId: string;
+  VolumeType: string;
+  Throughput?:
+    | number
+    | undefined;
+  /** Not yet: encryption on disk (refused with Unsupported). */
+  Encrypted?: boolean | undefined;
 }
 
 export interface BlockDeviceMapping {
   DeviceName: string;
-  Ebs: EbsBlockDevice | undefined;
+  Ebs:
+    | EbsBlockDevice
+    | undefined;
+  /** Instance store (ephemeralN): not yet (refused with Unsupported). */
+  VirtualName: string;
+  /** Suppress a mapping of the image: not yet (refused with Unsupported). */
+  NoDevice: string;
+}
+
+/** A volume attached to an instance, as DescribeInstances and DescribeInstanceAttribute show it. */
+export interface EbsInstanceBlockDevice {
+  AttachTime: string;
+  DeleteOnTermination?:
+    | boolean
+    | undefined;
+  /** attaching, attached, detaching. */
+  Status: string;
+  VolumeId: string;
+}
+
+export interface InstanceBlockDeviceMapping {
+  DeviceName: string;
+  Ebs: EbsInstanceBlockDevice | undefined;
+}
+
+/** ModifyInstanceAttribute's change of an attached volume. */
+export interface EbsInstanceBlockDeviceSpecification {
+  DeleteOnTermination?: boolean | undefined;
+  VolumeId: string;
+}
+
+export interface InstanceBlockDeviceMappingSpecification {
+  DeviceName: string;
+  Ebs: EbsInstanceBlockDeviceSpecification | undefined;
 }
 
 export interface RegisterImageRequest {
@@ -816,11 +870,21 @@ export interface RevokeSecurityGroupResponse {
   UnknownIpPermissions: IpPermission[];
 }
 
+/** One attribute per call, as in EC2. */
 export interface ModifyInstanceAttributeRequest {
   /** The instance. */
   InstanceId: string;
   /** The complete new set of security groups (EC2's --groups). */
   Groups: string[];
+  /** stop or terminate. */
+  InstanceInitiatedShutdownBehavior:
+    | AttributeValue
+    | undefined;
+  /** DeleteOnTermination of attached volumes, by device name. */
+  BlockDeviceMappings: InstanceBlockDeviceMappingSpecification[];
+  /** The attribute named with its value (--attribute instanceInitiatedShutdownBehavior --value terminate). */
+  Attribute: string;
+  Value: string;
 }
 
 export interface ModifyInstanceAttributeResponse {
@@ -917,6 +981,252 @@ export interface AddressAttribute {
 export interface DescribeAddressesAttributeResponse {
   Addresses: AddressAttribute[];
   NextToken: string;
+}
+
+export interface VolumeAttachment {
+  AttachTime: string;
+  /** As given to AttachVolume (/dev/sdf, /dev/xvdf…); the guest sees a virtio disk (vdb…) whose serial is the volume id without its hyphen. */
+  Device: string;
+  InstanceId: string;
+  /** attaching, attached, detaching, detached. */
+  State: string;
+  VolumeId: string;
+  DeleteOnTermination?: boolean | undefined;
+}
+
+export interface Volume {
+  Attachments: VolumeAttachment[];
+  AvailabilityZone: string;
+  CreateTime: string;
+  Encrypted?:
+    | boolean
+    | undefined;
+  /** GiB. */
+  Size: number;
+  SnapshotId: string;
+  /** creating, available, in-use, deleting, deleted, error. */
+  State: string;
+  VolumeId: string;
+  /** The IOPS the volume is limited to (gp2: 3 per GiB, 100 to 16,000; gp3: 3,000 unless given; io1/io2 as given). */
+  Iops?: number | undefined;
+  Tags: Tag[];
+  /** gp2, gp3, io1, io2, st1, sc1, standard. */
+  VolumeType: string;
+  MultiAttachEnabled?:
+    | boolean
+    | undefined;
+  /** MiB/s (gp3 only: 125 unless given). */
+  Throughput?: number | undefined;
+}
+
+export interface CreateVolumeRequest {
+  AvailabilityZone: string;
+  /** Not yet: encryption on disk (the request is refused with Unsupported). */
+  Encrypted?: boolean | undefined;
+  Iops?:
+    | number
+    | undefined;
+  /** GiB; default: the snapshot's size. */
+  Size?: number | undefined;
+  SnapshotId: string;
+  /** Default gp2. */
+  VolumeType: string;
+  TagSpecifications: TagSpecification[];
+  Throughput?: number | undefined;
+  ClientToken: string;
+}
+
+export interface DescribeVolumesRequest {
+  Filters: Filter[];
+  VolumeIds: string[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+}
+
+export interface DescribeVolumesResponse {
+  Volumes: Volume[];
+  NextToken: string;
+}
+
+export interface DeleteVolumeRequest {
+  VolumeId: string;
+}
+
+export interface DeleteVolumeResponse {
+}
+
+export interface AttachVolumeRequest {
+  Device: string;
+  InstanceId: string;
+  VolumeId: string;
+}
+
+export interface DetachVolumeRequest {
+  Device: string;
+  /** Stop waiting for the guest: the volume leaves the instance's definition at once, and is detached as soon as the guest (or its stop) lets the device go. */
+  Force: boolean;
+  InstanceId: string;
+  VolumeId: string;
+}
+
+export interface DescribeVolumeStatusRequest {
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+  VolumeIds: string[];
+}
+
+export interface VolumeStatusDetails {
+  /** io-enabled, io-performance. */
+  Name: string;
+  /** passed, failed, not-applicable, insufficient-data… */
+  Status: string;
+}
+
+export interface VolumeStatusInfo {
+  Details: VolumeStatusDetails[];
+  /** ok, impaired, insufficient-data. */
+  Status: string;
+}
+
+/** Cirrus schedules no volume events and asks for no actions: both lists are always empty. */
+export interface VolumeStatusEvent {
+  Description: string;
+  EventId: string;
+  EventType: string;
+}
+
+export interface VolumeStatusAction {
+  Code: string;
+  Description: string;
+  EventId: string;
+  EventType: string;
+}
+
+export interface VolumeStatusItem {
+  Actions: VolumeStatusAction[];
+  AvailabilityZone: string;
+  Events: VolumeStatusEvent[];
+  VolumeId: string;
+  VolumeStatus: VolumeStatusInfo | undefined;
+}
+
+export interface DescribeVolumeStatusResponse {
+  NextToken: string;
+  VolumeStatuses: VolumeStatusItem[];
+}
+
+export interface ModifyVolumeRequest {
+  VolumeId: string;
+  /** GiB; never smaller than the volume. */
+  Size?: number | undefined;
+  VolumeType: string;
+  Iops?: number | undefined;
+  Throughput?: number | undefined;
+}
+
+/** A volume's latest modification (EC2 keeps the most recent one per volume). */
+export interface VolumeModification {
+  VolumeId: string;
+  /** modifying, optimizing, completed, failed. */
+  ModificationState: string;
+  StatusMessage: string;
+  TargetSize?: number | undefined;
+  TargetIops?: number | undefined;
+  TargetVolumeType: string;
+  TargetThroughput?: number | undefined;
+  OriginalSize?: number | undefined;
+  OriginalIops?: number | undefined;
+  OriginalVolumeType: string;
+  OriginalThroughput?:
+    | number
+    | undefined;
+  /** 0 to 100. */
+  Progress: number;
+  StartTime: string;
+  EndTime: string;
+}
+
+export interface ModifyVolumeResponse {
+  VolumeModification: VolumeModification | undefined;
+}
+
+export interface DescribeVolumesModificationsRequest {
+  VolumeIds: string[];
+  Filters: Filter[];
+  NextToken: string;
+  MaxResults?: number | undefined;
+}
+
+export interface DescribeVolumesModificationsResponse {
+  VolumesModifications: VolumeModification[];
+  NextToken: string;
+}
+
+export interface Snapshot {
+  Description: string;
+  Encrypted?: boolean | undefined;
+  OwnerId: string;
+  /** 0% to 100%. */
+  Progress: string;
+  SnapshotId: string;
+  StartTime: string;
+  /** pending, completed, error. */
+  State: string;
+  StateMessage: string;
+  VolumeId: string;
+  /** GiB. */
+  VolumeSize: number;
+  Tags: Tag[];
+  StorageTier: string;
+}
+
+export interface CreateSnapshotRequest {
+  Description: string;
+  VolumeId: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface DescribeSnapshotsRequest {
+  Filters: Filter[];
+  MaxResults?: number | undefined;
+  NextToken: string;
+  /** Account ids, or self. */
+  OwnerIds: string[];
+  RestorableByUserIds: string[];
+  SnapshotIds: string[];
+}
+
+export interface DescribeSnapshotsResponse {
+  Snapshots: Snapshot[];
+  NextToken: string;
+}
+
+export interface DeleteSnapshotRequest {
+  SnapshotId: string;
+}
+
+export interface DeleteSnapshotResponse {
+}
+
+export interface CopySnapshotRequest {
+  Description: string;
+  /** The region of the copy; the aws CLI and the SDKs fill it in. Cirrus has one region. */
+  DestinationRegion: string;
+  /** Not yet: encrypting the copy (refused with Unsupported). */
+  Encrypted?:
+    | boolean
+    | undefined;
+  /** Sent by the SDKs for cross-region copies; within one region it is not needed and not read. */
+  PresignedUrl: string;
+  SourceRegion: string;
+  SourceSnapshotId: string;
+  TagSpecifications: TagSpecification[];
+}
+
+export interface CopySnapshotResponse {
+  SnapshotId: string;
+  Tags: Tag[];
 }
 
 export interface CreateTagsRequest {
@@ -1616,6 +1926,7 @@ function createBaseInstance(): Instance {
     KeyName: "",
     SecurityGroups: [],
     SourceDestCheck: undefined,
+    BlockDeviceMappings: [],
   };
 }
 
@@ -1692,6 +2003,9 @@ export const Instance: MessageFns<Instance> = {
     }
     if (message.SourceDestCheck !== undefined) {
       writer.uint32(192).bool(message.SourceDestCheck);
+    }
+    for (const v of message.BlockDeviceMappings) {
+      InstanceBlockDeviceMapping.encode(v!, writer.uint32(202).fork()).join();
     }
     return writer;
   },
@@ -1901,6 +2215,14 @@ export const Instance: MessageFns<Instance> = {
             message.SourceDestCheck = reader.bool();
             continue;
           }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.BlockDeviceMappings.push(InstanceBlockDeviceMapping.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1941,6 +2263,9 @@ export const Instance: MessageFns<Instance> = {
         ? object.SecurityGroups.map((e: any) => GroupIdentifier.fromJSON(e))
         : [],
       SourceDestCheck: isSet(object.SourceDestCheck) ? globalThis.Boolean(object.SourceDestCheck) : undefined,
+      BlockDeviceMappings: globalThis.Array.isArray(object?.BlockDeviceMappings)
+        ? object.BlockDeviceMappings.map((e: any) => InstanceBlockDeviceMapping.fromJSON(e))
+        : [],
     };
   },
 
@@ -2018,6 +2343,9 @@ export const Instance: MessageFns<Instance> = {
     if (message.SourceDestCheck !== undefined) {
       obj.SourceDestCheck = message.SourceDestCheck;
     }
+    if (message.BlockDeviceMappings?.length) {
+      obj.BlockDeviceMappings = message.BlockDeviceMappings.map((e) => InstanceBlockDeviceMapping.toJSON(e));
+    }
     return obj;
   },
 
@@ -2058,6 +2386,8 @@ export const Instance: MessageFns<Instance> = {
     message.KeyName = object.KeyName ?? "";
     message.SecurityGroups = object.SecurityGroups?.map((e) => GroupIdentifier.fromPartial(e)) || [];
     message.SourceDestCheck = object.SourceDestCheck ?? undefined;
+    message.BlockDeviceMappings = object.BlockDeviceMappings?.map((e) => InstanceBlockDeviceMapping.fromPartial(e)) ||
+      [];
     return message;
   },
 };
@@ -2366,6 +2696,8 @@ function createBaseRunInstancesRequest(): RunInstancesRequest {
     KeyName: "",
     SecurityGroupIds: [],
     SubnetId: "",
+    InstanceInitiatedShutdownBehavior: "",
+    BlockDeviceMappings: [],
   };
 }
 
@@ -2403,6 +2735,12 @@ export const RunInstancesRequest: MessageFns<RunInstancesRequest> = {
     }
     if (message.SubnetId !== "") {
       writer.uint32(90).string(message.SubnetId);
+    }
+    if (message.InstanceInitiatedShutdownBehavior !== "") {
+      writer.uint32(98).string(message.InstanceInitiatedShutdownBehavior);
+    }
+    for (const v of message.BlockDeviceMappings) {
+      BlockDeviceMapping.encode(v!, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -2508,6 +2846,22 @@ export const RunInstancesRequest: MessageFns<RunInstancesRequest> = {
             message.SubnetId = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.InstanceInitiatedShutdownBehavior = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.BlockDeviceMappings.push(BlockDeviceMapping.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2537,6 +2891,12 @@ export const RunInstancesRequest: MessageFns<RunInstancesRequest> = {
         ? object.SecurityGroupIds.map((e: any) => globalThis.String(e))
         : [],
       SubnetId: isSet(object.SubnetId) ? globalThis.String(object.SubnetId) : "",
+      InstanceInitiatedShutdownBehavior: isSet(object.InstanceInitiatedShutdownBehavior)
+        ? globalThis.String(object.InstanceInitiatedShutdownBehavior)
+        : "",
+      BlockDeviceMappings: globalThis.Array.isArray(object?.BlockDeviceMappings)
+        ? object.BlockDeviceMappings.map((e: any) => BlockDeviceMapping.fromJSON(e))
+        : [],
     };
   },
 
@@ -2575,6 +2935,12 @@ export const RunInstancesRequest: MessageFns<RunInstancesRequest> = {
     if (message.SubnetId !== "") {
       obj.SubnetId = message.SubnetId;
     }
+    if (message.InstanceInitiatedShutdownBehavior !== "") {
+      obj.InstanceInitiatedShutdownBehavior = message.InstanceInitiatedShutdownBehavior;
+    }
+    if (message.BlockDeviceMappings?.length) {
+      obj.BlockDeviceMappings = message.BlockDeviceMappings.map((e) => BlockDeviceMapping.toJSON(e));
+    }
     return obj;
   },
 
@@ -2596,6 +2962,8 @@ export const RunInstancesRequest: MessageFns<RunInstancesRequest> = {
     message.KeyName = object.KeyName ?? "";
     message.SecurityGroupIds = object.SecurityGroupIds?.map((e) => e) || [];
     message.SubnetId = object.SubnetId ?? "";
+    message.InstanceInitiatedShutdownBehavior = object.InstanceInitiatedShutdownBehavior ?? "";
+    message.BlockDeviceMappings = object.BlockDeviceMappings?.map((e) => BlockDeviceMapping.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3748,6 +4116,7 @@ function createBaseInstanceAttribute(): InstanceAttribute {
     RootDeviceName: undefined,
     SourceDestCheck: undefined,
     UserData: undefined,
+    BlockDeviceMappings: [],
   };
 }
 
@@ -3791,6 +4160,9 @@ export const InstanceAttribute: MessageFns<InstanceAttribute> = {
     }
     if (message.UserData !== undefined) {
       AttributeValue.encode(message.UserData, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.BlockDeviceMappings) {
+      InstanceBlockDeviceMapping.encode(v!, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -3912,6 +4284,14 @@ export const InstanceAttribute: MessageFns<InstanceAttribute> = {
             message.UserData = AttributeValue.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.BlockDeviceMappings.push(InstanceBlockDeviceMapping.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3947,6 +4327,9 @@ export const InstanceAttribute: MessageFns<InstanceAttribute> = {
         ? AttributeBooleanValue.fromJSON(object.SourceDestCheck)
         : undefined,
       UserData: isSet(object.UserData) ? AttributeValue.fromJSON(object.UserData) : undefined,
+      BlockDeviceMappings: globalThis.Array.isArray(object?.BlockDeviceMappings)
+        ? object.BlockDeviceMappings.map((e: any) => InstanceBlockDeviceMapping.fromJSON(e))
+        : [],
     };
   },
 
@@ -3990,6 +4373,9 @@ export const InstanceAttribute: MessageFns<InstanceAttribute> = {
     }
     if (message.UserData !== undefined) {
       obj.UserData = AttributeValue.toJSON(message.UserData);
+    }
+    if (message.BlockDeviceMappings?.length) {
+      obj.BlockDeviceMappings = message.BlockDeviceMappings.map((e) => InstanceBlockDeviceMapping.toJSON(e));
     }
     return obj;
   },
@@ -4036,6 +4422,8 @@ export const InstanceAttribute: MessageFns<InstanceAttribute> = {
     message.UserData = (object.UserData !== undefined && object.UserData !== null)
       ? AttributeValue.fromPartial(object.UserData)
       : undefined;
+    message.BlockDeviceMappings = object.BlockDeviceMappings?.map((e) => InstanceBlockDeviceMapping.fromPartial(e)) ||
+      [];
     return message;
   },
 };
@@ -4349,7 +4737,15 @@ export const DescribeInstanceCreditSpecificationsResponse: MessageFns<DescribeIn
 };
 
 function createBaseEbsBlockDevice(): EbsBlockDevice {
-  return { VolumeSize: undefined, DeleteOnTermination: undefined };
+  return {
+    VolumeSize: undefined,
+    DeleteOnTermination: undefined,
+    Iops: undefined,
+    SnapshotId: "",
+    VolumeType: "",
+    Throughput: undefined,
+    Encrypted: undefined,
+  };
 }
 
 export const EbsBlockDevice: MessageFns<EbsBlockDevice> = {
@@ -4359,6 +4755,21 @@ export const EbsBlockDevice: MessageFns<EbsBlockDevice> = {
     }
     if (message.DeleteOnTermination !== undefined) {
       writer.uint32(16).bool(message.DeleteOnTermination);
+    }
+    if (message.Iops !== undefined) {
+      writer.uint32(24).int32(message.Iops);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(34).string(message.SnapshotId);
+    }
+    if (message.VolumeType !== "") {
+      writer.uint32(42).string(message.VolumeType);
+    }
+    if (message.Throughput !== undefined) {
+      writer.uint32(48).int32(message.Throughput);
+    }
+    if (message.Encrypted !== undefined) {
+      writer.uint32(56).bool(message.Encrypted);
     }
     return writer;
   },
@@ -4392,6 +4803,46 @@ export const EbsBlockDevice: MessageFns<EbsBlockDevice> = {
             message.DeleteOnTermination = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.Iops = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.VolumeType = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.Throughput = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.Encrypted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4410,6 +4861,11 @@ export const EbsBlockDevice: MessageFns<EbsBlockDevice> = {
       DeleteOnTermination: isSet(object.DeleteOnTermination)
         ? globalThis.Boolean(object.DeleteOnTermination)
         : undefined,
+      Iops: isSet(object.Iops) ? globalThis.Number(object.Iops) : undefined,
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+      VolumeType: isSet(object.VolumeType) ? globalThis.String(object.VolumeType) : "",
+      Throughput: isSet(object.Throughput) ? globalThis.Number(object.Throughput) : undefined,
+      Encrypted: isSet(object.Encrypted) ? globalThis.Boolean(object.Encrypted) : undefined,
     };
   },
 
@@ -4421,6 +4877,21 @@ export const EbsBlockDevice: MessageFns<EbsBlockDevice> = {
     if (message.DeleteOnTermination !== undefined) {
       obj.DeleteOnTermination = message.DeleteOnTermination;
     }
+    if (message.Iops !== undefined) {
+      obj.Iops = Math.round(message.Iops);
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    if (message.VolumeType !== "") {
+      obj.VolumeType = message.VolumeType;
+    }
+    if (message.Throughput !== undefined) {
+      obj.Throughput = Math.round(message.Throughput);
+    }
+    if (message.Encrypted !== undefined) {
+      obj.Encrypted = message.Encrypted;
+    }
     return obj;
   },
 
@@ -4431,12 +4902,17 @@ export const EbsBlockDevice: MessageFns<EbsBlockDevice> = {
     const message = createBaseEbsBlockDevice();
     message.VolumeSize = object.VolumeSize ?? undefined;
     message.DeleteOnTermination = object.DeleteOnTermination ?? undefined;
+    message.Iops = object.Iops ?? undefined;
+    message.SnapshotId = object.SnapshotId ?? "";
+    message.VolumeType = object.VolumeType ?? "";
+    message.Throughput = object.Throughput ?? undefined;
+    message.Encrypted = object.Encrypted ?? undefined;
     return message;
   },
 };
 
 function createBaseBlockDeviceMapping(): BlockDeviceMapping {
-  return { DeviceName: "", Ebs: undefined };
+  return { DeviceName: "", Ebs: undefined, VirtualName: "", NoDevice: "" };
 }
 
 export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
@@ -4446,6 +4922,12 @@ export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
     }
     if (message.Ebs !== undefined) {
       EbsBlockDevice.encode(message.Ebs, writer.uint32(18).fork()).join();
+    }
+    if (message.VirtualName !== "") {
+      writer.uint32(26).string(message.VirtualName);
+    }
+    if (message.NoDevice !== "") {
+      writer.uint32(34).string(message.NoDevice);
     }
     return writer;
   },
@@ -4479,6 +4961,22 @@ export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
             message.Ebs = EbsBlockDevice.decode(reader, reader.uint32());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.VirtualName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.NoDevice = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4495,6 +4993,8 @@ export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
     return {
       DeviceName: isSet(object.DeviceName) ? globalThis.String(object.DeviceName) : "",
       Ebs: isSet(object.Ebs) ? EbsBlockDevice.fromJSON(object.Ebs) : undefined,
+      VirtualName: isSet(object.VirtualName) ? globalThis.String(object.VirtualName) : "",
+      NoDevice: isSet(object.NoDevice) ? globalThis.String(object.NoDevice) : "",
     };
   },
 
@@ -4505,6 +5005,12 @@ export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
     }
     if (message.Ebs !== undefined) {
       obj.Ebs = EbsBlockDevice.toJSON(message.Ebs);
+    }
+    if (message.VirtualName !== "") {
+      obj.VirtualName = message.VirtualName;
+    }
+    if (message.NoDevice !== "") {
+      obj.NoDevice = message.NoDevice;
     }
     return obj;
   },
@@ -4517,6 +5023,396 @@ export const BlockDeviceMapping: MessageFns<BlockDeviceMapping> = {
     message.DeviceName = object.DeviceName ?? "";
     message.Ebs = (object.Ebs !== undefined && object.Ebs !== null)
       ? EbsBlockDevice.fromPartial(object.Ebs)
+      : undefined;
+    message.VirtualName = object.VirtualName ?? "";
+    message.NoDevice = object.NoDevice ?? "";
+    return message;
+  },
+};
+
+function createBaseEbsInstanceBlockDevice(): EbsInstanceBlockDevice {
+  return { AttachTime: "", DeleteOnTermination: undefined, Status: "", VolumeId: "" };
+}
+
+export const EbsInstanceBlockDevice: MessageFns<EbsInstanceBlockDevice> = {
+  encode(message: EbsInstanceBlockDevice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttachTime !== "") {
+      writer.uint32(10).string(message.AttachTime);
+    }
+    if (message.DeleteOnTermination !== undefined) {
+      writer.uint32(16).bool(message.DeleteOnTermination);
+    }
+    if (message.Status !== "") {
+      writer.uint32(26).string(message.Status);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(34).string(message.VolumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EbsInstanceBlockDevice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEbsInstanceBlockDevice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttachTime = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.DeleteOnTermination = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Status = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EbsInstanceBlockDevice {
+    return {
+      AttachTime: isSet(object.AttachTime) ? globalThis.String(object.AttachTime) : "",
+      DeleteOnTermination: isSet(object.DeleteOnTermination)
+        ? globalThis.Boolean(object.DeleteOnTermination)
+        : undefined,
+      Status: isSet(object.Status) ? globalThis.String(object.Status) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+    };
+  },
+
+  toJSON(message: EbsInstanceBlockDevice): unknown {
+    const obj: any = {};
+    if (message.AttachTime !== "") {
+      obj.AttachTime = message.AttachTime;
+    }
+    if (message.DeleteOnTermination !== undefined) {
+      obj.DeleteOnTermination = message.DeleteOnTermination;
+    }
+    if (message.Status !== "") {
+      obj.Status = message.Status;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EbsInstanceBlockDevice>, I>>(base?: I): EbsInstanceBlockDevice {
+    return EbsInstanceBlockDevice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EbsInstanceBlockDevice>, I>>(object: I): EbsInstanceBlockDevice {
+    const message = createBaseEbsInstanceBlockDevice();
+    message.AttachTime = object.AttachTime ?? "";
+    message.DeleteOnTermination = object.DeleteOnTermination ?? undefined;
+    message.Status = object.Status ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseInstanceBlockDeviceMapping(): InstanceBlockDeviceMapping {
+  return { DeviceName: "", Ebs: undefined };
+}
+
+export const InstanceBlockDeviceMapping: MessageFns<InstanceBlockDeviceMapping> = {
+  encode(message: InstanceBlockDeviceMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.DeviceName !== "") {
+      writer.uint32(10).string(message.DeviceName);
+    }
+    if (message.Ebs !== undefined) {
+      EbsInstanceBlockDevice.encode(message.Ebs, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceBlockDeviceMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceBlockDeviceMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.DeviceName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Ebs = EbsInstanceBlockDevice.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceBlockDeviceMapping {
+    return {
+      DeviceName: isSet(object.DeviceName) ? globalThis.String(object.DeviceName) : "",
+      Ebs: isSet(object.Ebs) ? EbsInstanceBlockDevice.fromJSON(object.Ebs) : undefined,
+    };
+  },
+
+  toJSON(message: InstanceBlockDeviceMapping): unknown {
+    const obj: any = {};
+    if (message.DeviceName !== "") {
+      obj.DeviceName = message.DeviceName;
+    }
+    if (message.Ebs !== undefined) {
+      obj.Ebs = EbsInstanceBlockDevice.toJSON(message.Ebs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceBlockDeviceMapping>, I>>(base?: I): InstanceBlockDeviceMapping {
+    return InstanceBlockDeviceMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceBlockDeviceMapping>, I>>(object: I): InstanceBlockDeviceMapping {
+    const message = createBaseInstanceBlockDeviceMapping();
+    message.DeviceName = object.DeviceName ?? "";
+    message.Ebs = (object.Ebs !== undefined && object.Ebs !== null)
+      ? EbsInstanceBlockDevice.fromPartial(object.Ebs)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEbsInstanceBlockDeviceSpecification(): EbsInstanceBlockDeviceSpecification {
+  return { DeleteOnTermination: undefined, VolumeId: "" };
+}
+
+export const EbsInstanceBlockDeviceSpecification: MessageFns<EbsInstanceBlockDeviceSpecification> = {
+  encode(message: EbsInstanceBlockDeviceSpecification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.DeleteOnTermination !== undefined) {
+      writer.uint32(8).bool(message.DeleteOnTermination);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(18).string(message.VolumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EbsInstanceBlockDeviceSpecification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEbsInstanceBlockDeviceSpecification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.DeleteOnTermination = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EbsInstanceBlockDeviceSpecification {
+    return {
+      DeleteOnTermination: isSet(object.DeleteOnTermination)
+        ? globalThis.Boolean(object.DeleteOnTermination)
+        : undefined,
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+    };
+  },
+
+  toJSON(message: EbsInstanceBlockDeviceSpecification): unknown {
+    const obj: any = {};
+    if (message.DeleteOnTermination !== undefined) {
+      obj.DeleteOnTermination = message.DeleteOnTermination;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EbsInstanceBlockDeviceSpecification>, I>>(
+    base?: I,
+  ): EbsInstanceBlockDeviceSpecification {
+    return EbsInstanceBlockDeviceSpecification.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EbsInstanceBlockDeviceSpecification>, I>>(
+    object: I,
+  ): EbsInstanceBlockDeviceSpecification {
+    const message = createBaseEbsInstanceBlockDeviceSpecification();
+    message.DeleteOnTermination = object.DeleteOnTermination ?? undefined;
+    message.VolumeId = object.VolumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseInstanceBlockDeviceMappingSpecification(): InstanceBlockDeviceMappingSpecification {
+  return { DeviceName: "", Ebs: undefined };
+}
+
+export const InstanceBlockDeviceMappingSpecification: MessageFns<InstanceBlockDeviceMappingSpecification> = {
+  encode(message: InstanceBlockDeviceMappingSpecification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.DeviceName !== "") {
+      writer.uint32(10).string(message.DeviceName);
+    }
+    if (message.Ebs !== undefined) {
+      EbsInstanceBlockDeviceSpecification.encode(message.Ebs, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceBlockDeviceMappingSpecification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceBlockDeviceMappingSpecification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.DeviceName = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Ebs = EbsInstanceBlockDeviceSpecification.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceBlockDeviceMappingSpecification {
+    return {
+      DeviceName: isSet(object.DeviceName) ? globalThis.String(object.DeviceName) : "",
+      Ebs: isSet(object.Ebs) ? EbsInstanceBlockDeviceSpecification.fromJSON(object.Ebs) : undefined,
+    };
+  },
+
+  toJSON(message: InstanceBlockDeviceMappingSpecification): unknown {
+    const obj: any = {};
+    if (message.DeviceName !== "") {
+      obj.DeviceName = message.DeviceName;
+    }
+    if (message.Ebs !== undefined) {
+      obj.Ebs = EbsInstanceBlockDeviceSpecification.toJSON(message.Ebs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceBlockDeviceMappingSpecification>, I>>(
+    base?: I,
+  ): InstanceBlockDeviceMappingSpecification {
+    return InstanceBlockDeviceMappingSpecification.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceBlockDeviceMappingSpecification>, I>>(
+    object: I,
+  ): InstanceBlockDeviceMappingSpecification {
+    const message = createBaseInstanceBlockDeviceMappingSpecification();
+    message.DeviceName = object.DeviceName ?? "";
+    message.Ebs = (object.Ebs !== undefined && object.Ebs !== null)
+      ? EbsInstanceBlockDeviceSpecification.fromPartial(object.Ebs)
       : undefined;
     return message;
   },
@@ -12513,7 +13409,14 @@ export const RevokeSecurityGroupResponse: MessageFns<RevokeSecurityGroupResponse
 };
 
 function createBaseModifyInstanceAttributeRequest(): ModifyInstanceAttributeRequest {
-  return { InstanceId: "", Groups: [] };
+  return {
+    InstanceId: "",
+    Groups: [],
+    InstanceInitiatedShutdownBehavior: undefined,
+    BlockDeviceMappings: [],
+    Attribute: "",
+    Value: "",
+  };
 }
 
 export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeRequest> = {
@@ -12523,6 +13426,18 @@ export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeR
     }
     for (const v of message.Groups) {
       writer.uint32(18).string(v!);
+    }
+    if (message.InstanceInitiatedShutdownBehavior !== undefined) {
+      AttributeValue.encode(message.InstanceInitiatedShutdownBehavior, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.BlockDeviceMappings) {
+      InstanceBlockDeviceMappingSpecification.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.Attribute !== "") {
+      writer.uint32(42).string(message.Attribute);
+    }
+    if (message.Value !== "") {
+      writer.uint32(50).string(message.Value);
     }
     return writer;
   },
@@ -12556,6 +13471,38 @@ export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeR
             message.Groups.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.InstanceInitiatedShutdownBehavior = AttributeValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.BlockDeviceMappings.push(InstanceBlockDeviceMappingSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.Value = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -12572,6 +13519,14 @@ export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeR
     return {
       InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
       Groups: globalThis.Array.isArray(object?.Groups) ? object.Groups.map((e: any) => globalThis.String(e)) : [],
+      InstanceInitiatedShutdownBehavior: isSet(object.InstanceInitiatedShutdownBehavior)
+        ? AttributeValue.fromJSON(object.InstanceInitiatedShutdownBehavior)
+        : undefined,
+      BlockDeviceMappings: globalThis.Array.isArray(object?.BlockDeviceMappings)
+        ? object.BlockDeviceMappings.map((e: any) => InstanceBlockDeviceMappingSpecification.fromJSON(e))
+        : [],
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+      Value: isSet(object.Value) ? globalThis.String(object.Value) : "",
     };
   },
 
@@ -12582,6 +13537,20 @@ export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeR
     }
     if (message.Groups?.length) {
       obj.Groups = message.Groups;
+    }
+    if (message.InstanceInitiatedShutdownBehavior !== undefined) {
+      obj.InstanceInitiatedShutdownBehavior = AttributeValue.toJSON(message.InstanceInitiatedShutdownBehavior);
+    }
+    if (message.BlockDeviceMappings?.length) {
+      obj.BlockDeviceMappings = message.BlockDeviceMappings.map((e) =>
+        InstanceBlockDeviceMappingSpecification.toJSON(e)
+      );
+    }
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    if (message.Value !== "") {
+      obj.Value = message.Value;
     }
     return obj;
   },
@@ -12595,6 +13564,14 @@ export const ModifyInstanceAttributeRequest: MessageFns<ModifyInstanceAttributeR
     const message = createBaseModifyInstanceAttributeRequest();
     message.InstanceId = object.InstanceId ?? "";
     message.Groups = object.Groups?.map((e) => e) || [];
+    message.InstanceInitiatedShutdownBehavior =
+      (object.InstanceInitiatedShutdownBehavior !== undefined && object.InstanceInitiatedShutdownBehavior !== null)
+        ? AttributeValue.fromPartial(object.InstanceInitiatedShutdownBehavior)
+        : undefined;
+    message.BlockDeviceMappings =
+      object.BlockDeviceMappings?.map((e) => InstanceBlockDeviceMappingSpecification.fromPartial(e)) || [];
+    message.Attribute = object.Attribute ?? "";
+    message.Value = object.Value ?? "";
     return message;
   },
 };
@@ -14007,6 +14984,3611 @@ export const DescribeAddressesAttributeResponse: MessageFns<DescribeAddressesAtt
   },
 };
 
+function createBaseVolumeAttachment(): VolumeAttachment {
+  return { AttachTime: "", Device: "", InstanceId: "", State: "", VolumeId: "", DeleteOnTermination: undefined };
+}
+
+export const VolumeAttachment: MessageFns<VolumeAttachment> = {
+  encode(message: VolumeAttachment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AttachTime !== "") {
+      writer.uint32(10).string(message.AttachTime);
+    }
+    if (message.Device !== "") {
+      writer.uint32(18).string(message.Device);
+    }
+    if (message.InstanceId !== "") {
+      writer.uint32(26).string(message.InstanceId);
+    }
+    if (message.State !== "") {
+      writer.uint32(34).string(message.State);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(42).string(message.VolumeId);
+    }
+    if (message.DeleteOnTermination !== undefined) {
+      writer.uint32(48).bool(message.DeleteOnTermination);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeAttachment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeAttachment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AttachTime = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Device = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.State = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.DeleteOnTermination = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeAttachment {
+    return {
+      AttachTime: isSet(object.AttachTime) ? globalThis.String(object.AttachTime) : "",
+      Device: isSet(object.Device) ? globalThis.String(object.Device) : "",
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      State: isSet(object.State) ? globalThis.String(object.State) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      DeleteOnTermination: isSet(object.DeleteOnTermination)
+        ? globalThis.Boolean(object.DeleteOnTermination)
+        : undefined,
+    };
+  },
+
+  toJSON(message: VolumeAttachment): unknown {
+    const obj: any = {};
+    if (message.AttachTime !== "") {
+      obj.AttachTime = message.AttachTime;
+    }
+    if (message.Device !== "") {
+      obj.Device = message.Device;
+    }
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.State !== "") {
+      obj.State = message.State;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.DeleteOnTermination !== undefined) {
+      obj.DeleteOnTermination = message.DeleteOnTermination;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeAttachment>, I>>(base?: I): VolumeAttachment {
+    return VolumeAttachment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeAttachment>, I>>(object: I): VolumeAttachment {
+    const message = createBaseVolumeAttachment();
+    message.AttachTime = object.AttachTime ?? "";
+    message.Device = object.Device ?? "";
+    message.InstanceId = object.InstanceId ?? "";
+    message.State = object.State ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    message.DeleteOnTermination = object.DeleteOnTermination ?? undefined;
+    return message;
+  },
+};
+
+function createBaseVolume(): Volume {
+  return {
+    Attachments: [],
+    AvailabilityZone: "",
+    CreateTime: "",
+    Encrypted: undefined,
+    Size: 0,
+    SnapshotId: "",
+    State: "",
+    VolumeId: "",
+    Iops: undefined,
+    Tags: [],
+    VolumeType: "",
+    MultiAttachEnabled: undefined,
+    Throughput: undefined,
+  };
+}
+
+export const Volume: MessageFns<Volume> = {
+  encode(message: Volume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Attachments) {
+      VolumeAttachment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.AvailabilityZone !== "") {
+      writer.uint32(18).string(message.AvailabilityZone);
+    }
+    if (message.CreateTime !== "") {
+      writer.uint32(26).string(message.CreateTime);
+    }
+    if (message.Encrypted !== undefined) {
+      writer.uint32(32).bool(message.Encrypted);
+    }
+    if (message.Size !== 0) {
+      writer.uint32(40).int32(message.Size);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(50).string(message.SnapshotId);
+    }
+    if (message.State !== "") {
+      writer.uint32(58).string(message.State);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(66).string(message.VolumeId);
+    }
+    if (message.Iops !== undefined) {
+      writer.uint32(72).int32(message.Iops);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(82).fork()).join();
+    }
+    if (message.VolumeType !== "") {
+      writer.uint32(90).string(message.VolumeType);
+    }
+    if (message.MultiAttachEnabled !== undefined) {
+      writer.uint32(96).bool(message.MultiAttachEnabled);
+    }
+    if (message.Throughput !== undefined) {
+      writer.uint32(104).int32(message.Throughput);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Volume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Attachments.push(VolumeAttachment.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AvailabilityZone = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.CreateTime = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.Encrypted = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.Size = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.State = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.Iops = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.VolumeType = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.MultiAttachEnabled = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.Throughput = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Volume {
+    return {
+      Attachments: globalThis.Array.isArray(object?.Attachments)
+        ? object.Attachments.map((e: any) => VolumeAttachment.fromJSON(e))
+        : [],
+      AvailabilityZone: isSet(object.AvailabilityZone) ? globalThis.String(object.AvailabilityZone) : "",
+      CreateTime: isSet(object.CreateTime) ? globalThis.String(object.CreateTime) : "",
+      Encrypted: isSet(object.Encrypted) ? globalThis.Boolean(object.Encrypted) : undefined,
+      Size: isSet(object.Size) ? globalThis.Number(object.Size) : 0,
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+      State: isSet(object.State) ? globalThis.String(object.State) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      Iops: isSet(object.Iops) ? globalThis.Number(object.Iops) : undefined,
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+      VolumeType: isSet(object.VolumeType) ? globalThis.String(object.VolumeType) : "",
+      MultiAttachEnabled: isSet(object.MultiAttachEnabled) ? globalThis.Boolean(object.MultiAttachEnabled) : undefined,
+      Throughput: isSet(object.Throughput) ? globalThis.Number(object.Throughput) : undefined,
+    };
+  },
+
+  toJSON(message: Volume): unknown {
+    const obj: any = {};
+    if (message.Attachments?.length) {
+      obj.Attachments = message.Attachments.map((e) => VolumeAttachment.toJSON(e));
+    }
+    if (message.AvailabilityZone !== "") {
+      obj.AvailabilityZone = message.AvailabilityZone;
+    }
+    if (message.CreateTime !== "") {
+      obj.CreateTime = message.CreateTime;
+    }
+    if (message.Encrypted !== undefined) {
+      obj.Encrypted = message.Encrypted;
+    }
+    if (message.Size !== 0) {
+      obj.Size = Math.round(message.Size);
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    if (message.State !== "") {
+      obj.State = message.State;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.Iops !== undefined) {
+      obj.Iops = Math.round(message.Iops);
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    if (message.VolumeType !== "") {
+      obj.VolumeType = message.VolumeType;
+    }
+    if (message.MultiAttachEnabled !== undefined) {
+      obj.MultiAttachEnabled = message.MultiAttachEnabled;
+    }
+    if (message.Throughput !== undefined) {
+      obj.Throughput = Math.round(message.Throughput);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Volume>, I>>(base?: I): Volume {
+    return Volume.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Volume>, I>>(object: I): Volume {
+    const message = createBaseVolume();
+    message.Attachments = object.Attachments?.map((e) => VolumeAttachment.fromPartial(e)) || [];
+    message.AvailabilityZone = object.AvailabilityZone ?? "";
+    message.CreateTime = object.CreateTime ?? "";
+    message.Encrypted = object.Encrypted ?? undefined;
+    message.Size = object.Size ?? 0;
+    message.SnapshotId = object.SnapshotId ?? "";
+    message.State = object.State ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    message.Iops = object.Iops ?? undefined;
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    message.VolumeType = object.VolumeType ?? "";
+    message.MultiAttachEnabled = object.MultiAttachEnabled ?? undefined;
+    message.Throughput = object.Throughput ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateVolumeRequest(): CreateVolumeRequest {
+  return {
+    AvailabilityZone: "",
+    Encrypted: undefined,
+    Iops: undefined,
+    Size: undefined,
+    SnapshotId: "",
+    VolumeType: "",
+    TagSpecifications: [],
+    Throughput: undefined,
+    ClientToken: "",
+  };
+}
+
+export const CreateVolumeRequest: MessageFns<CreateVolumeRequest> = {
+  encode(message: CreateVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.AvailabilityZone !== "") {
+      writer.uint32(10).string(message.AvailabilityZone);
+    }
+    if (message.Encrypted !== undefined) {
+      writer.uint32(16).bool(message.Encrypted);
+    }
+    if (message.Iops !== undefined) {
+      writer.uint32(24).int32(message.Iops);
+    }
+    if (message.Size !== undefined) {
+      writer.uint32(32).int32(message.Size);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(42).string(message.SnapshotId);
+    }
+    if (message.VolumeType !== "") {
+      writer.uint32(50).string(message.VolumeType);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.Throughput !== undefined) {
+      writer.uint32(64).int32(message.Throughput);
+    }
+    if (message.ClientToken !== "") {
+      writer.uint32(74).string(message.ClientToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.AvailabilityZone = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Encrypted = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.Iops = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.Size = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.VolumeType = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.Throughput = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.ClientToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateVolumeRequest {
+    return {
+      AvailabilityZone: isSet(object.AvailabilityZone) ? globalThis.String(object.AvailabilityZone) : "",
+      Encrypted: isSet(object.Encrypted) ? globalThis.Boolean(object.Encrypted) : undefined,
+      Iops: isSet(object.Iops) ? globalThis.Number(object.Iops) : undefined,
+      Size: isSet(object.Size) ? globalThis.Number(object.Size) : undefined,
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+      VolumeType: isSet(object.VolumeType) ? globalThis.String(object.VolumeType) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+      Throughput: isSet(object.Throughput) ? globalThis.Number(object.Throughput) : undefined,
+      ClientToken: isSet(object.ClientToken) ? globalThis.String(object.ClientToken) : "",
+    };
+  },
+
+  toJSON(message: CreateVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.AvailabilityZone !== "") {
+      obj.AvailabilityZone = message.AvailabilityZone;
+    }
+    if (message.Encrypted !== undefined) {
+      obj.Encrypted = message.Encrypted;
+    }
+    if (message.Iops !== undefined) {
+      obj.Iops = Math.round(message.Iops);
+    }
+    if (message.Size !== undefined) {
+      obj.Size = Math.round(message.Size);
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    if (message.VolumeType !== "") {
+      obj.VolumeType = message.VolumeType;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    if (message.Throughput !== undefined) {
+      obj.Throughput = Math.round(message.Throughput);
+    }
+    if (message.ClientToken !== "") {
+      obj.ClientToken = message.ClientToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateVolumeRequest>, I>>(base?: I): CreateVolumeRequest {
+    return CreateVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateVolumeRequest>, I>>(object: I): CreateVolumeRequest {
+    const message = createBaseCreateVolumeRequest();
+    message.AvailabilityZone = object.AvailabilityZone ?? "";
+    message.Encrypted = object.Encrypted ?? undefined;
+    message.Iops = object.Iops ?? undefined;
+    message.Size = object.Size ?? undefined;
+    message.SnapshotId = object.SnapshotId ?? "";
+    message.VolumeType = object.VolumeType ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    message.Throughput = object.Throughput ?? undefined;
+    message.ClientToken = object.ClientToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeVolumesRequest(): DescribeVolumesRequest {
+  return { Filters: [], VolumeIds: [], MaxResults: undefined, NextToken: "" };
+}
+
+export const DescribeVolumesRequest: MessageFns<DescribeVolumesRequest> = {
+  encode(message: DescribeVolumesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.VolumeIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(24).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(34).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVolumesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVolumesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.VolumeIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVolumesRequest {
+    return {
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      VolumeIds: globalThis.Array.isArray(object?.VolumeIds)
+        ? object.VolumeIds.map((e: any) => globalThis.String(e))
+        : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeVolumesRequest): unknown {
+    const obj: any = {};
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.VolumeIds?.length) {
+      obj.VolumeIds = message.VolumeIds;
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVolumesRequest>, I>>(base?: I): DescribeVolumesRequest {
+    return DescribeVolumesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVolumesRequest>, I>>(object: I): DescribeVolumesRequest {
+    const message = createBaseDescribeVolumesRequest();
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.VolumeIds = object.VolumeIds?.map((e) => e) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeVolumesResponse(): DescribeVolumesResponse {
+  return { Volumes: [], NextToken: "" };
+}
+
+export const DescribeVolumesResponse: MessageFns<DescribeVolumesResponse> = {
+  encode(message: DescribeVolumesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Volumes) {
+      Volume.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVolumesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVolumesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Volumes.push(Volume.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVolumesResponse {
+    return {
+      Volumes: globalThis.Array.isArray(object?.Volumes) ? object.Volumes.map((e: any) => Volume.fromJSON(e)) : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeVolumesResponse): unknown {
+    const obj: any = {};
+    if (message.Volumes?.length) {
+      obj.Volumes = message.Volumes.map((e) => Volume.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVolumesResponse>, I>>(base?: I): DescribeVolumesResponse {
+    return DescribeVolumesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVolumesResponse>, I>>(object: I): DescribeVolumesResponse {
+    const message = createBaseDescribeVolumesResponse();
+    message.Volumes = object.Volumes?.map((e) => Volume.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeRequest(): DeleteVolumeRequest {
+  return { VolumeId: "" };
+}
+
+export const DeleteVolumeRequest: MessageFns<DeleteVolumeRequest> = {
+  encode(message: DeleteVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VolumeId !== "") {
+      writer.uint32(10).string(message.VolumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteVolumeRequest {
+    return { VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "" };
+  },
+
+  toJSON(message: DeleteVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeRequest>, I>>(base?: I): DeleteVolumeRequest {
+    return DeleteVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeRequest>, I>>(object: I): DeleteVolumeRequest {
+    const message = createBaseDeleteVolumeRequest();
+    message.VolumeId = object.VolumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteVolumeResponse(): DeleteVolumeResponse {
+  return {};
+}
+
+export const DeleteVolumeResponse: MessageFns<DeleteVolumeResponse> = {
+  encode(_: DeleteVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteVolumeResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteVolumeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteVolumeResponse>, I>>(base?: I): DeleteVolumeResponse {
+    return DeleteVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteVolumeResponse>, I>>(_: I): DeleteVolumeResponse {
+    const message = createBaseDeleteVolumeResponse();
+    return message;
+  },
+};
+
+function createBaseAttachVolumeRequest(): AttachVolumeRequest {
+  return { Device: "", InstanceId: "", VolumeId: "" };
+}
+
+export const AttachVolumeRequest: MessageFns<AttachVolumeRequest> = {
+  encode(message: AttachVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Device !== "") {
+      writer.uint32(10).string(message.Device);
+    }
+    if (message.InstanceId !== "") {
+      writer.uint32(18).string(message.InstanceId);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(26).string(message.VolumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AttachVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAttachVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Device = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AttachVolumeRequest {
+    return {
+      Device: isSet(object.Device) ? globalThis.String(object.Device) : "",
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+    };
+  },
+
+  toJSON(message: AttachVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.Device !== "") {
+      obj.Device = message.Device;
+    }
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AttachVolumeRequest>, I>>(base?: I): AttachVolumeRequest {
+    return AttachVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AttachVolumeRequest>, I>>(object: I): AttachVolumeRequest {
+    const message = createBaseAttachVolumeRequest();
+    message.Device = object.Device ?? "";
+    message.InstanceId = object.InstanceId ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseDetachVolumeRequest(): DetachVolumeRequest {
+  return { Device: "", Force: false, InstanceId: "", VolumeId: "" };
+}
+
+export const DetachVolumeRequest: MessageFns<DetachVolumeRequest> = {
+  encode(message: DetachVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Device !== "") {
+      writer.uint32(10).string(message.Device);
+    }
+    if (message.Force !== false) {
+      writer.uint32(16).bool(message.Force);
+    }
+    if (message.InstanceId !== "") {
+      writer.uint32(26).string(message.InstanceId);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(34).string(message.VolumeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DetachVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDetachVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Device = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Force = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.InstanceId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DetachVolumeRequest {
+    return {
+      Device: isSet(object.Device) ? globalThis.String(object.Device) : "",
+      Force: isSet(object.Force) ? globalThis.Boolean(object.Force) : false,
+      InstanceId: isSet(object.InstanceId) ? globalThis.String(object.InstanceId) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+    };
+  },
+
+  toJSON(message: DetachVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.Device !== "") {
+      obj.Device = message.Device;
+    }
+    if (message.Force !== false) {
+      obj.Force = message.Force;
+    }
+    if (message.InstanceId !== "") {
+      obj.InstanceId = message.InstanceId;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DetachVolumeRequest>, I>>(base?: I): DetachVolumeRequest {
+    return DetachVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DetachVolumeRequest>, I>>(object: I): DetachVolumeRequest {
+    const message = createBaseDetachVolumeRequest();
+    message.Device = object.Device ?? "";
+    message.Force = object.Force ?? false;
+    message.InstanceId = object.InstanceId ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeVolumeStatusRequest(): DescribeVolumeStatusRequest {
+  return { Filters: [], MaxResults: undefined, NextToken: "", VolumeIds: [] };
+}
+
+export const DescribeVolumeStatusRequest: MessageFns<DescribeVolumeStatusRequest> = {
+  encode(message: DescribeVolumeStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(16).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(26).string(message.NextToken);
+    }
+    for (const v of message.VolumeIds) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVolumeStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVolumeStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.VolumeIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVolumeStatusRequest {
+    return {
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+      VolumeIds: globalThis.Array.isArray(object?.VolumeIds)
+        ? object.VolumeIds.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeVolumeStatusRequest): unknown {
+    const obj: any = {};
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    if (message.VolumeIds?.length) {
+      obj.VolumeIds = message.VolumeIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVolumeStatusRequest>, I>>(base?: I): DescribeVolumeStatusRequest {
+    return DescribeVolumeStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVolumeStatusRequest>, I>>(object: I): DescribeVolumeStatusRequest {
+    const message = createBaseDescribeVolumeStatusRequest();
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    message.VolumeIds = object.VolumeIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseVolumeStatusDetails(): VolumeStatusDetails {
+  return { Name: "", Status: "" };
+}
+
+export const VolumeStatusDetails: MessageFns<VolumeStatusDetails> = {
+  encode(message: VolumeStatusDetails, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Name !== "") {
+      writer.uint32(10).string(message.Name);
+    }
+    if (message.Status !== "") {
+      writer.uint32(18).string(message.Status);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeStatusDetails {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeStatusDetails();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Status = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeStatusDetails {
+    return {
+      Name: isSet(object.Name) ? globalThis.String(object.Name) : "",
+      Status: isSet(object.Status) ? globalThis.String(object.Status) : "",
+    };
+  },
+
+  toJSON(message: VolumeStatusDetails): unknown {
+    const obj: any = {};
+    if (message.Name !== "") {
+      obj.Name = message.Name;
+    }
+    if (message.Status !== "") {
+      obj.Status = message.Status;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeStatusDetails>, I>>(base?: I): VolumeStatusDetails {
+    return VolumeStatusDetails.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeStatusDetails>, I>>(object: I): VolumeStatusDetails {
+    const message = createBaseVolumeStatusDetails();
+    message.Name = object.Name ?? "";
+    message.Status = object.Status ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeStatusInfo(): VolumeStatusInfo {
+  return { Details: [], Status: "" };
+}
+
+export const VolumeStatusInfo: MessageFns<VolumeStatusInfo> = {
+  encode(message: VolumeStatusInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Details) {
+      VolumeStatusDetails.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.Status !== "") {
+      writer.uint32(18).string(message.Status);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeStatusInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeStatusInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Details.push(VolumeStatusDetails.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Status = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeStatusInfo {
+    return {
+      Details: globalThis.Array.isArray(object?.Details)
+        ? object.Details.map((e: any) => VolumeStatusDetails.fromJSON(e))
+        : [],
+      Status: isSet(object.Status) ? globalThis.String(object.Status) : "",
+    };
+  },
+
+  toJSON(message: VolumeStatusInfo): unknown {
+    const obj: any = {};
+    if (message.Details?.length) {
+      obj.Details = message.Details.map((e) => VolumeStatusDetails.toJSON(e));
+    }
+    if (message.Status !== "") {
+      obj.Status = message.Status;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeStatusInfo>, I>>(base?: I): VolumeStatusInfo {
+    return VolumeStatusInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeStatusInfo>, I>>(object: I): VolumeStatusInfo {
+    const message = createBaseVolumeStatusInfo();
+    message.Details = object.Details?.map((e) => VolumeStatusDetails.fromPartial(e)) || [];
+    message.Status = object.Status ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeStatusEvent(): VolumeStatusEvent {
+  return { Description: "", EventId: "", EventType: "" };
+}
+
+export const VolumeStatusEvent: MessageFns<VolumeStatusEvent> = {
+  encode(message: VolumeStatusEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Description !== "") {
+      writer.uint32(10).string(message.Description);
+    }
+    if (message.EventId !== "") {
+      writer.uint32(18).string(message.EventId);
+    }
+    if (message.EventType !== "") {
+      writer.uint32(26).string(message.EventType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeStatusEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeStatusEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.EventId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.EventType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeStatusEvent {
+    return {
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      EventId: isSet(object.EventId) ? globalThis.String(object.EventId) : "",
+      EventType: isSet(object.EventType) ? globalThis.String(object.EventType) : "",
+    };
+  },
+
+  toJSON(message: VolumeStatusEvent): unknown {
+    const obj: any = {};
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.EventId !== "") {
+      obj.EventId = message.EventId;
+    }
+    if (message.EventType !== "") {
+      obj.EventType = message.EventType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeStatusEvent>, I>>(base?: I): VolumeStatusEvent {
+    return VolumeStatusEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeStatusEvent>, I>>(object: I): VolumeStatusEvent {
+    const message = createBaseVolumeStatusEvent();
+    message.Description = object.Description ?? "";
+    message.EventId = object.EventId ?? "";
+    message.EventType = object.EventType ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeStatusAction(): VolumeStatusAction {
+  return { Code: "", Description: "", EventId: "", EventType: "" };
+}
+
+export const VolumeStatusAction: MessageFns<VolumeStatusAction> = {
+  encode(message: VolumeStatusAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Code !== "") {
+      writer.uint32(10).string(message.Code);
+    }
+    if (message.Description !== "") {
+      writer.uint32(18).string(message.Description);
+    }
+    if (message.EventId !== "") {
+      writer.uint32(26).string(message.EventId);
+    }
+    if (message.EventType !== "") {
+      writer.uint32(34).string(message.EventType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeStatusAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeStatusAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.EventId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.EventType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeStatusAction {
+    return {
+      Code: isSet(object.Code) ? globalThis.String(object.Code) : "",
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      EventId: isSet(object.EventId) ? globalThis.String(object.EventId) : "",
+      EventType: isSet(object.EventType) ? globalThis.String(object.EventType) : "",
+    };
+  },
+
+  toJSON(message: VolumeStatusAction): unknown {
+    const obj: any = {};
+    if (message.Code !== "") {
+      obj.Code = message.Code;
+    }
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.EventId !== "") {
+      obj.EventId = message.EventId;
+    }
+    if (message.EventType !== "") {
+      obj.EventType = message.EventType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeStatusAction>, I>>(base?: I): VolumeStatusAction {
+    return VolumeStatusAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeStatusAction>, I>>(object: I): VolumeStatusAction {
+    const message = createBaseVolumeStatusAction();
+    message.Code = object.Code ?? "";
+    message.Description = object.Description ?? "";
+    message.EventId = object.EventId ?? "";
+    message.EventType = object.EventType ?? "";
+    return message;
+  },
+};
+
+function createBaseVolumeStatusItem(): VolumeStatusItem {
+  return { Actions: [], AvailabilityZone: "", Events: [], VolumeId: "", VolumeStatus: undefined };
+}
+
+export const VolumeStatusItem: MessageFns<VolumeStatusItem> = {
+  encode(message: VolumeStatusItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Actions) {
+      VolumeStatusAction.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.AvailabilityZone !== "") {
+      writer.uint32(18).string(message.AvailabilityZone);
+    }
+    for (const v of message.Events) {
+      VolumeStatusEvent.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(34).string(message.VolumeId);
+    }
+    if (message.VolumeStatus !== undefined) {
+      VolumeStatusInfo.encode(message.VolumeStatus, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeStatusItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeStatusItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Actions.push(VolumeStatusAction.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.AvailabilityZone = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Events.push(VolumeStatusEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.VolumeStatus = VolumeStatusInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeStatusItem {
+    return {
+      Actions: globalThis.Array.isArray(object?.Actions)
+        ? object.Actions.map((e: any) => VolumeStatusAction.fromJSON(e))
+        : [],
+      AvailabilityZone: isSet(object.AvailabilityZone) ? globalThis.String(object.AvailabilityZone) : "",
+      Events: globalThis.Array.isArray(object?.Events)
+        ? object.Events.map((e: any) => VolumeStatusEvent.fromJSON(e))
+        : [],
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      VolumeStatus: isSet(object.VolumeStatus) ? VolumeStatusInfo.fromJSON(object.VolumeStatus) : undefined,
+    };
+  },
+
+  toJSON(message: VolumeStatusItem): unknown {
+    const obj: any = {};
+    if (message.Actions?.length) {
+      obj.Actions = message.Actions.map((e) => VolumeStatusAction.toJSON(e));
+    }
+    if (message.AvailabilityZone !== "") {
+      obj.AvailabilityZone = message.AvailabilityZone;
+    }
+    if (message.Events?.length) {
+      obj.Events = message.Events.map((e) => VolumeStatusEvent.toJSON(e));
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.VolumeStatus !== undefined) {
+      obj.VolumeStatus = VolumeStatusInfo.toJSON(message.VolumeStatus);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeStatusItem>, I>>(base?: I): VolumeStatusItem {
+    return VolumeStatusItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeStatusItem>, I>>(object: I): VolumeStatusItem {
+    const message = createBaseVolumeStatusItem();
+    message.Actions = object.Actions?.map((e) => VolumeStatusAction.fromPartial(e)) || [];
+    message.AvailabilityZone = object.AvailabilityZone ?? "";
+    message.Events = object.Events?.map((e) => VolumeStatusEvent.fromPartial(e)) || [];
+    message.VolumeId = object.VolumeId ?? "";
+    message.VolumeStatus = (object.VolumeStatus !== undefined && object.VolumeStatus !== null)
+      ? VolumeStatusInfo.fromPartial(object.VolumeStatus)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeVolumeStatusResponse(): DescribeVolumeStatusResponse {
+  return { NextToken: "", VolumeStatuses: [] };
+}
+
+export const DescribeVolumeStatusResponse: MessageFns<DescribeVolumeStatusResponse> = {
+  encode(message: DescribeVolumeStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.NextToken !== "") {
+      writer.uint32(10).string(message.NextToken);
+    }
+    for (const v of message.VolumeStatuses) {
+      VolumeStatusItem.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVolumeStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVolumeStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.VolumeStatuses.push(VolumeStatusItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVolumeStatusResponse {
+    return {
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+      VolumeStatuses: globalThis.Array.isArray(object?.VolumeStatuses)
+        ? object.VolumeStatuses.map((e: any) => VolumeStatusItem.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeVolumeStatusResponse): unknown {
+    const obj: any = {};
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    if (message.VolumeStatuses?.length) {
+      obj.VolumeStatuses = message.VolumeStatuses.map((e) => VolumeStatusItem.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVolumeStatusResponse>, I>>(base?: I): DescribeVolumeStatusResponse {
+    return DescribeVolumeStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVolumeStatusResponse>, I>>(object: I): DescribeVolumeStatusResponse {
+    const message = createBaseDescribeVolumeStatusResponse();
+    message.NextToken = object.NextToken ?? "";
+    message.VolumeStatuses = object.VolumeStatuses?.map((e) => VolumeStatusItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseModifyVolumeRequest(): ModifyVolumeRequest {
+  return { VolumeId: "", Size: undefined, VolumeType: "", Iops: undefined, Throughput: undefined };
+}
+
+export const ModifyVolumeRequest: MessageFns<ModifyVolumeRequest> = {
+  encode(message: ModifyVolumeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VolumeId !== "") {
+      writer.uint32(10).string(message.VolumeId);
+    }
+    if (message.Size !== undefined) {
+      writer.uint32(16).int32(message.Size);
+    }
+    if (message.VolumeType !== "") {
+      writer.uint32(26).string(message.VolumeType);
+    }
+    if (message.Iops !== undefined) {
+      writer.uint32(32).int32(message.Iops);
+    }
+    if (message.Throughput !== undefined) {
+      writer.uint32(40).int32(message.Throughput);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyVolumeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyVolumeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Size = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.VolumeType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.Iops = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.Throughput = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModifyVolumeRequest {
+    return {
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      Size: isSet(object.Size) ? globalThis.Number(object.Size) : undefined,
+      VolumeType: isSet(object.VolumeType) ? globalThis.String(object.VolumeType) : "",
+      Iops: isSet(object.Iops) ? globalThis.Number(object.Iops) : undefined,
+      Throughput: isSet(object.Throughput) ? globalThis.Number(object.Throughput) : undefined,
+    };
+  },
+
+  toJSON(message: ModifyVolumeRequest): unknown {
+    const obj: any = {};
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.Size !== undefined) {
+      obj.Size = Math.round(message.Size);
+    }
+    if (message.VolumeType !== "") {
+      obj.VolumeType = message.VolumeType;
+    }
+    if (message.Iops !== undefined) {
+      obj.Iops = Math.round(message.Iops);
+    }
+    if (message.Throughput !== undefined) {
+      obj.Throughput = Math.round(message.Throughput);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyVolumeRequest>, I>>(base?: I): ModifyVolumeRequest {
+    return ModifyVolumeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyVolumeRequest>, I>>(object: I): ModifyVolumeRequest {
+    const message = createBaseModifyVolumeRequest();
+    message.VolumeId = object.VolumeId ?? "";
+    message.Size = object.Size ?? undefined;
+    message.VolumeType = object.VolumeType ?? "";
+    message.Iops = object.Iops ?? undefined;
+    message.Throughput = object.Throughput ?? undefined;
+    return message;
+  },
+};
+
+function createBaseVolumeModification(): VolumeModification {
+  return {
+    VolumeId: "",
+    ModificationState: "",
+    StatusMessage: "",
+    TargetSize: undefined,
+    TargetIops: undefined,
+    TargetVolumeType: "",
+    TargetThroughput: undefined,
+    OriginalSize: undefined,
+    OriginalIops: undefined,
+    OriginalVolumeType: "",
+    OriginalThroughput: undefined,
+    Progress: 0,
+    StartTime: "",
+    EndTime: "",
+  };
+}
+
+export const VolumeModification: MessageFns<VolumeModification> = {
+  encode(message: VolumeModification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VolumeId !== "") {
+      writer.uint32(10).string(message.VolumeId);
+    }
+    if (message.ModificationState !== "") {
+      writer.uint32(18).string(message.ModificationState);
+    }
+    if (message.StatusMessage !== "") {
+      writer.uint32(26).string(message.StatusMessage);
+    }
+    if (message.TargetSize !== undefined) {
+      writer.uint32(32).int32(message.TargetSize);
+    }
+    if (message.TargetIops !== undefined) {
+      writer.uint32(40).int32(message.TargetIops);
+    }
+    if (message.TargetVolumeType !== "") {
+      writer.uint32(50).string(message.TargetVolumeType);
+    }
+    if (message.TargetThroughput !== undefined) {
+      writer.uint32(56).int32(message.TargetThroughput);
+    }
+    if (message.OriginalSize !== undefined) {
+      writer.uint32(64).int32(message.OriginalSize);
+    }
+    if (message.OriginalIops !== undefined) {
+      writer.uint32(72).int32(message.OriginalIops);
+    }
+    if (message.OriginalVolumeType !== "") {
+      writer.uint32(82).string(message.OriginalVolumeType);
+    }
+    if (message.OriginalThroughput !== undefined) {
+      writer.uint32(88).int32(message.OriginalThroughput);
+    }
+    if (message.Progress !== 0) {
+      writer.uint32(96).int64(message.Progress);
+    }
+    if (message.StartTime !== "") {
+      writer.uint32(106).string(message.StartTime);
+    }
+    if (message.EndTime !== "") {
+      writer.uint32(114).string(message.EndTime);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VolumeModification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVolumeModification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ModificationState = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.StatusMessage = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.TargetSize = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.TargetIops = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.TargetVolumeType = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.TargetThroughput = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.OriginalSize = reader.int32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.OriginalIops = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.OriginalVolumeType = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.OriginalThroughput = reader.int32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.Progress = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.StartTime = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.EndTime = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VolumeModification {
+    return {
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      ModificationState: isSet(object.ModificationState) ? globalThis.String(object.ModificationState) : "",
+      StatusMessage: isSet(object.StatusMessage) ? globalThis.String(object.StatusMessage) : "",
+      TargetSize: isSet(object.TargetSize) ? globalThis.Number(object.TargetSize) : undefined,
+      TargetIops: isSet(object.TargetIops) ? globalThis.Number(object.TargetIops) : undefined,
+      TargetVolumeType: isSet(object.TargetVolumeType) ? globalThis.String(object.TargetVolumeType) : "",
+      TargetThroughput: isSet(object.TargetThroughput) ? globalThis.Number(object.TargetThroughput) : undefined,
+      OriginalSize: isSet(object.OriginalSize) ? globalThis.Number(object.OriginalSize) : undefined,
+      OriginalIops: isSet(object.OriginalIops) ? globalThis.Number(object.OriginalIops) : undefined,
+      OriginalVolumeType: isSet(object.OriginalVolumeType) ? globalThis.String(object.OriginalVolumeType) : "",
+      OriginalThroughput: isSet(object.OriginalThroughput) ? globalThis.Number(object.OriginalThroughput) : undefined,
+      Progress: isSet(object.Progress) ? globalThis.Number(object.Progress) : 0,
+      StartTime: isSet(object.StartTime) ? globalThis.String(object.StartTime) : "",
+      EndTime: isSet(object.EndTime) ? globalThis.String(object.EndTime) : "",
+    };
+  },
+
+  toJSON(message: VolumeModification): unknown {
+    const obj: any = {};
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.ModificationState !== "") {
+      obj.ModificationState = message.ModificationState;
+    }
+    if (message.StatusMessage !== "") {
+      obj.StatusMessage = message.StatusMessage;
+    }
+    if (message.TargetSize !== undefined) {
+      obj.TargetSize = Math.round(message.TargetSize);
+    }
+    if (message.TargetIops !== undefined) {
+      obj.TargetIops = Math.round(message.TargetIops);
+    }
+    if (message.TargetVolumeType !== "") {
+      obj.TargetVolumeType = message.TargetVolumeType;
+    }
+    if (message.TargetThroughput !== undefined) {
+      obj.TargetThroughput = Math.round(message.TargetThroughput);
+    }
+    if (message.OriginalSize !== undefined) {
+      obj.OriginalSize = Math.round(message.OriginalSize);
+    }
+    if (message.OriginalIops !== undefined) {
+      obj.OriginalIops = Math.round(message.OriginalIops);
+    }
+    if (message.OriginalVolumeType !== "") {
+      obj.OriginalVolumeType = message.OriginalVolumeType;
+    }
+    if (message.OriginalThroughput !== undefined) {
+      obj.OriginalThroughput = Math.round(message.OriginalThroughput);
+    }
+    if (message.Progress !== 0) {
+      obj.Progress = Math.round(message.Progress);
+    }
+    if (message.StartTime !== "") {
+      obj.StartTime = message.StartTime;
+    }
+    if (message.EndTime !== "") {
+      obj.EndTime = message.EndTime;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VolumeModification>, I>>(base?: I): VolumeModification {
+    return VolumeModification.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VolumeModification>, I>>(object: I): VolumeModification {
+    const message = createBaseVolumeModification();
+    message.VolumeId = object.VolumeId ?? "";
+    message.ModificationState = object.ModificationState ?? "";
+    message.StatusMessage = object.StatusMessage ?? "";
+    message.TargetSize = object.TargetSize ?? undefined;
+    message.TargetIops = object.TargetIops ?? undefined;
+    message.TargetVolumeType = object.TargetVolumeType ?? "";
+    message.TargetThroughput = object.TargetThroughput ?? undefined;
+    message.OriginalSize = object.OriginalSize ?? undefined;
+    message.OriginalIops = object.OriginalIops ?? undefined;
+    message.OriginalVolumeType = object.OriginalVolumeType ?? "";
+    message.OriginalThroughput = object.OriginalThroughput ?? undefined;
+    message.Progress = object.Progress ?? 0;
+    message.StartTime = object.StartTime ?? "";
+    message.EndTime = object.EndTime ?? "";
+    return message;
+  },
+};
+
+function createBaseModifyVolumeResponse(): ModifyVolumeResponse {
+  return { VolumeModification: undefined };
+}
+
+export const ModifyVolumeResponse: MessageFns<ModifyVolumeResponse> = {
+  encode(message: ModifyVolumeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.VolumeModification !== undefined) {
+      VolumeModification.encode(message.VolumeModification, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifyVolumeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifyVolumeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VolumeModification = VolumeModification.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModifyVolumeResponse {
+    return {
+      VolumeModification: isSet(object.VolumeModification)
+        ? VolumeModification.fromJSON(object.VolumeModification)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ModifyVolumeResponse): unknown {
+    const obj: any = {};
+    if (message.VolumeModification !== undefined) {
+      obj.VolumeModification = VolumeModification.toJSON(message.VolumeModification);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifyVolumeResponse>, I>>(base?: I): ModifyVolumeResponse {
+    return ModifyVolumeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifyVolumeResponse>, I>>(object: I): ModifyVolumeResponse {
+    const message = createBaseModifyVolumeResponse();
+    message.VolumeModification = (object.VolumeModification !== undefined && object.VolumeModification !== null)
+      ? VolumeModification.fromPartial(object.VolumeModification)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeVolumesModificationsRequest(): DescribeVolumesModificationsRequest {
+  return { VolumeIds: [], Filters: [], NextToken: "", MaxResults: undefined };
+}
+
+export const DescribeVolumesModificationsRequest: MessageFns<DescribeVolumesModificationsRequest> = {
+  encode(message: DescribeVolumesModificationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.VolumeIds) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(26).string(message.NextToken);
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(32).int32(message.MaxResults);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVolumesModificationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVolumesModificationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VolumeIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVolumesModificationsRequest {
+    return {
+      VolumeIds: globalThis.Array.isArray(object?.VolumeIds)
+        ? object.VolumeIds.map((e: any) => globalThis.String(e))
+        : [],
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+    };
+  },
+
+  toJSON(message: DescribeVolumesModificationsRequest): unknown {
+    const obj: any = {};
+    if (message.VolumeIds?.length) {
+      obj.VolumeIds = message.VolumeIds;
+    }
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVolumesModificationsRequest>, I>>(
+    base?: I,
+  ): DescribeVolumesModificationsRequest {
+    return DescribeVolumesModificationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVolumesModificationsRequest>, I>>(
+    object: I,
+  ): DescribeVolumesModificationsRequest {
+    const message = createBaseDescribeVolumesModificationsRequest();
+    message.VolumeIds = object.VolumeIds?.map((e) => e) || [];
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    message.MaxResults = object.MaxResults ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDescribeVolumesModificationsResponse(): DescribeVolumesModificationsResponse {
+  return { VolumesModifications: [], NextToken: "" };
+}
+
+export const DescribeVolumesModificationsResponse: MessageFns<DescribeVolumesModificationsResponse> = {
+  encode(message: DescribeVolumesModificationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.VolumesModifications) {
+      VolumeModification.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeVolumesModificationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeVolumesModificationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.VolumesModifications.push(VolumeModification.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeVolumesModificationsResponse {
+    return {
+      VolumesModifications: globalThis.Array.isArray(object?.VolumesModifications)
+        ? object.VolumesModifications.map((e: any) => VolumeModification.fromJSON(e))
+        : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeVolumesModificationsResponse): unknown {
+    const obj: any = {};
+    if (message.VolumesModifications?.length) {
+      obj.VolumesModifications = message.VolumesModifications.map((e) => VolumeModification.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeVolumesModificationsResponse>, I>>(
+    base?: I,
+  ): DescribeVolumesModificationsResponse {
+    return DescribeVolumesModificationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeVolumesModificationsResponse>, I>>(
+    object: I,
+  ): DescribeVolumesModificationsResponse {
+    const message = createBaseDescribeVolumesModificationsResponse();
+    message.VolumesModifications = object.VolumesModifications?.map((e) => VolumeModification.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseSnapshot(): Snapshot {
+  return {
+    Description: "",
+    Encrypted: undefined,
+    OwnerId: "",
+    Progress: "",
+    SnapshotId: "",
+    StartTime: "",
+    State: "",
+    StateMessage: "",
+    VolumeId: "",
+    VolumeSize: 0,
+    Tags: [],
+    StorageTier: "",
+  };
+}
+
+export const Snapshot: MessageFns<Snapshot> = {
+  encode(message: Snapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Description !== "") {
+      writer.uint32(10).string(message.Description);
+    }
+    if (message.Encrypted !== undefined) {
+      writer.uint32(16).bool(message.Encrypted);
+    }
+    if (message.OwnerId !== "") {
+      writer.uint32(26).string(message.OwnerId);
+    }
+    if (message.Progress !== "") {
+      writer.uint32(34).string(message.Progress);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(42).string(message.SnapshotId);
+    }
+    if (message.StartTime !== "") {
+      writer.uint32(50).string(message.StartTime);
+    }
+    if (message.State !== "") {
+      writer.uint32(58).string(message.State);
+    }
+    if (message.StateMessage !== "") {
+      writer.uint32(66).string(message.StateMessage);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(74).string(message.VolumeId);
+    }
+    if (message.VolumeSize !== 0) {
+      writer.uint32(80).int32(message.VolumeSize);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.StorageTier !== "") {
+      writer.uint32(98).string(message.StorageTier);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Snapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Encrypted = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.OwnerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.Progress = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.StartTime = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.State = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.StateMessage = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.VolumeSize = reader.int32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.StorageTier = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Snapshot {
+    return {
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      Encrypted: isSet(object.Encrypted) ? globalThis.Boolean(object.Encrypted) : undefined,
+      OwnerId: isSet(object.OwnerId) ? globalThis.String(object.OwnerId) : "",
+      Progress: isSet(object.Progress) ? globalThis.String(object.Progress) : "",
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+      StartTime: isSet(object.StartTime) ? globalThis.String(object.StartTime) : "",
+      State: isSet(object.State) ? globalThis.String(object.State) : "",
+      StateMessage: isSet(object.StateMessage) ? globalThis.String(object.StateMessage) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      VolumeSize: isSet(object.VolumeSize) ? globalThis.Number(object.VolumeSize) : 0,
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+      StorageTier: isSet(object.StorageTier) ? globalThis.String(object.StorageTier) : "",
+    };
+  },
+
+  toJSON(message: Snapshot): unknown {
+    const obj: any = {};
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.Encrypted !== undefined) {
+      obj.Encrypted = message.Encrypted;
+    }
+    if (message.OwnerId !== "") {
+      obj.OwnerId = message.OwnerId;
+    }
+    if (message.Progress !== "") {
+      obj.Progress = message.Progress;
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    if (message.StartTime !== "") {
+      obj.StartTime = message.StartTime;
+    }
+    if (message.State !== "") {
+      obj.State = message.State;
+    }
+    if (message.StateMessage !== "") {
+      obj.StateMessage = message.StateMessage;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.VolumeSize !== 0) {
+      obj.VolumeSize = Math.round(message.VolumeSize);
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    if (message.StorageTier !== "") {
+      obj.StorageTier = message.StorageTier;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Snapshot>, I>>(base?: I): Snapshot {
+    return Snapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Snapshot>, I>>(object: I): Snapshot {
+    const message = createBaseSnapshot();
+    message.Description = object.Description ?? "";
+    message.Encrypted = object.Encrypted ?? undefined;
+    message.OwnerId = object.OwnerId ?? "";
+    message.Progress = object.Progress ?? "";
+    message.SnapshotId = object.SnapshotId ?? "";
+    message.StartTime = object.StartTime ?? "";
+    message.State = object.State ?? "";
+    message.StateMessage = object.StateMessage ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    message.VolumeSize = object.VolumeSize ?? 0;
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    message.StorageTier = object.StorageTier ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateSnapshotRequest(): CreateSnapshotRequest {
+  return { Description: "", VolumeId: "", TagSpecifications: [] };
+}
+
+export const CreateSnapshotRequest: MessageFns<CreateSnapshotRequest> = {
+  encode(message: CreateSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Description !== "") {
+      writer.uint32(10).string(message.Description);
+    }
+    if (message.VolumeId !== "") {
+      writer.uint32(18).string(message.VolumeId);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.VolumeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateSnapshotRequest {
+    return {
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      VolumeId: isSet(object.VolumeId) ? globalThis.String(object.VolumeId) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CreateSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.VolumeId !== "") {
+      obj.VolumeId = message.VolumeId;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateSnapshotRequest>, I>>(base?: I): CreateSnapshotRequest {
+    return CreateSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateSnapshotRequest>, I>>(object: I): CreateSnapshotRequest {
+    const message = createBaseCreateSnapshotRequest();
+    message.Description = object.Description ?? "";
+    message.VolumeId = object.VolumeId ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeSnapshotsRequest(): DescribeSnapshotsRequest {
+  return { Filters: [], MaxResults: undefined, NextToken: "", OwnerIds: [], RestorableByUserIds: [], SnapshotIds: [] };
+}
+
+export const DescribeSnapshotsRequest: MessageFns<DescribeSnapshotsRequest> = {
+  encode(message: DescribeSnapshotsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Filters) {
+      Filter.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.MaxResults !== undefined) {
+      writer.uint32(16).int32(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(26).string(message.NextToken);
+    }
+    for (const v of message.OwnerIds) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.RestorableByUserIds) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.SnapshotIds) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSnapshotsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSnapshotsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Filters.push(Filter.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.MaxResults = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.OwnerIds.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.RestorableByUserIds.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.SnapshotIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSnapshotsRequest {
+    return {
+      Filters: globalThis.Array.isArray(object?.Filters) ? object.Filters.map((e: any) => Filter.fromJSON(e)) : [],
+      MaxResults: isSet(object.MaxResults) ? globalThis.Number(object.MaxResults) : undefined,
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+      OwnerIds: globalThis.Array.isArray(object?.OwnerIds) ? object.OwnerIds.map((e: any) => globalThis.String(e)) : [],
+      RestorableByUserIds: globalThis.Array.isArray(object?.RestorableByUserIds)
+        ? object.RestorableByUserIds.map((e: any) => globalThis.String(e))
+        : [],
+      SnapshotIds: globalThis.Array.isArray(object?.SnapshotIds)
+        ? object.SnapshotIds.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: DescribeSnapshotsRequest): unknown {
+    const obj: any = {};
+    if (message.Filters?.length) {
+      obj.Filters = message.Filters.map((e) => Filter.toJSON(e));
+    }
+    if (message.MaxResults !== undefined) {
+      obj.MaxResults = Math.round(message.MaxResults);
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    if (message.OwnerIds?.length) {
+      obj.OwnerIds = message.OwnerIds;
+    }
+    if (message.RestorableByUserIds?.length) {
+      obj.RestorableByUserIds = message.RestorableByUserIds;
+    }
+    if (message.SnapshotIds?.length) {
+      obj.SnapshotIds = message.SnapshotIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSnapshotsRequest>, I>>(base?: I): DescribeSnapshotsRequest {
+    return DescribeSnapshotsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSnapshotsRequest>, I>>(object: I): DescribeSnapshotsRequest {
+    const message = createBaseDescribeSnapshotsRequest();
+    message.Filters = object.Filters?.map((e) => Filter.fromPartial(e)) || [];
+    message.MaxResults = object.MaxResults ?? undefined;
+    message.NextToken = object.NextToken ?? "";
+    message.OwnerIds = object.OwnerIds?.map((e) => e) || [];
+    message.RestorableByUserIds = object.RestorableByUserIds?.map((e) => e) || [];
+    message.SnapshotIds = object.SnapshotIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseDescribeSnapshotsResponse(): DescribeSnapshotsResponse {
+  return { Snapshots: [], NextToken: "" };
+}
+
+export const DescribeSnapshotsResponse: MessageFns<DescribeSnapshotsResponse> = {
+  encode(message: DescribeSnapshotsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.Snapshots) {
+      Snapshot.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.NextToken !== "") {
+      writer.uint32(18).string(message.NextToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSnapshotsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSnapshotsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Snapshots.push(Snapshot.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.NextToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSnapshotsResponse {
+    return {
+      Snapshots: globalThis.Array.isArray(object?.Snapshots)
+        ? object.Snapshots.map((e: any) => Snapshot.fromJSON(e))
+        : [],
+      NextToken: isSet(object.NextToken) ? globalThis.String(object.NextToken) : "",
+    };
+  },
+
+  toJSON(message: DescribeSnapshotsResponse): unknown {
+    const obj: any = {};
+    if (message.Snapshots?.length) {
+      obj.Snapshots = message.Snapshots.map((e) => Snapshot.toJSON(e));
+    }
+    if (message.NextToken !== "") {
+      obj.NextToken = message.NextToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSnapshotsResponse>, I>>(base?: I): DescribeSnapshotsResponse {
+    return DescribeSnapshotsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSnapshotsResponse>, I>>(object: I): DescribeSnapshotsResponse {
+    const message = createBaseDescribeSnapshotsResponse();
+    message.Snapshots = object.Snapshots?.map((e) => Snapshot.fromPartial(e)) || [];
+    message.NextToken = object.NextToken ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotRequest(): DeleteSnapshotRequest {
+  return { SnapshotId: "" };
+}
+
+export const DeleteSnapshotRequest: MessageFns<DeleteSnapshotRequest> = {
+  encode(message: DeleteSnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SnapshotId !== "") {
+      writer.uint32(10).string(message.SnapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteSnapshotRequest {
+    return { SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "" };
+  },
+
+  toJSON(message: DeleteSnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotRequest>, I>>(base?: I): DeleteSnapshotRequest {
+    return DeleteSnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotRequest>, I>>(object: I): DeleteSnapshotRequest {
+    const message = createBaseDeleteSnapshotRequest();
+    message.SnapshotId = object.SnapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteSnapshotResponse(): DeleteSnapshotResponse {
+  return {};
+}
+
+export const DeleteSnapshotResponse: MessageFns<DeleteSnapshotResponse> = {
+  encode(_: DeleteSnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteSnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteSnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteSnapshotResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteSnapshotResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteSnapshotResponse>, I>>(base?: I): DeleteSnapshotResponse {
+    return DeleteSnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteSnapshotResponse>, I>>(_: I): DeleteSnapshotResponse {
+    const message = createBaseDeleteSnapshotResponse();
+    return message;
+  },
+};
+
+function createBaseCopySnapshotRequest(): CopySnapshotRequest {
+  return {
+    Description: "",
+    DestinationRegion: "",
+    Encrypted: undefined,
+    PresignedUrl: "",
+    SourceRegion: "",
+    SourceSnapshotId: "",
+    TagSpecifications: [],
+  };
+}
+
+export const CopySnapshotRequest: MessageFns<CopySnapshotRequest> = {
+  encode(message: CopySnapshotRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Description !== "") {
+      writer.uint32(10).string(message.Description);
+    }
+    if (message.DestinationRegion !== "") {
+      writer.uint32(18).string(message.DestinationRegion);
+    }
+    if (message.Encrypted !== undefined) {
+      writer.uint32(24).bool(message.Encrypted);
+    }
+    if (message.PresignedUrl !== "") {
+      writer.uint32(34).string(message.PresignedUrl);
+    }
+    if (message.SourceRegion !== "") {
+      writer.uint32(42).string(message.SourceRegion);
+    }
+    if (message.SourceSnapshotId !== "") {
+      writer.uint32(50).string(message.SourceSnapshotId);
+    }
+    for (const v of message.TagSpecifications) {
+      TagSpecification.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopySnapshotRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopySnapshotRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Description = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.DestinationRegion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.Encrypted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.PresignedUrl = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.SourceRegion = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.SourceSnapshotId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.TagSpecifications.push(TagSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopySnapshotRequest {
+    return {
+      Description: isSet(object.Description) ? globalThis.String(object.Description) : "",
+      DestinationRegion: isSet(object.DestinationRegion) ? globalThis.String(object.DestinationRegion) : "",
+      Encrypted: isSet(object.Encrypted) ? globalThis.Boolean(object.Encrypted) : undefined,
+      PresignedUrl: isSet(object.PresignedUrl) ? globalThis.String(object.PresignedUrl) : "",
+      SourceRegion: isSet(object.SourceRegion) ? globalThis.String(object.SourceRegion) : "",
+      SourceSnapshotId: isSet(object.SourceSnapshotId) ? globalThis.String(object.SourceSnapshotId) : "",
+      TagSpecifications: globalThis.Array.isArray(object?.TagSpecifications)
+        ? object.TagSpecifications.map((e: any) => TagSpecification.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: CopySnapshotRequest): unknown {
+    const obj: any = {};
+    if (message.Description !== "") {
+      obj.Description = message.Description;
+    }
+    if (message.DestinationRegion !== "") {
+      obj.DestinationRegion = message.DestinationRegion;
+    }
+    if (message.Encrypted !== undefined) {
+      obj.Encrypted = message.Encrypted;
+    }
+    if (message.PresignedUrl !== "") {
+      obj.PresignedUrl = message.PresignedUrl;
+    }
+    if (message.SourceRegion !== "") {
+      obj.SourceRegion = message.SourceRegion;
+    }
+    if (message.SourceSnapshotId !== "") {
+      obj.SourceSnapshotId = message.SourceSnapshotId;
+    }
+    if (message.TagSpecifications?.length) {
+      obj.TagSpecifications = message.TagSpecifications.map((e) => TagSpecification.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CopySnapshotRequest>, I>>(base?: I): CopySnapshotRequest {
+    return CopySnapshotRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CopySnapshotRequest>, I>>(object: I): CopySnapshotRequest {
+    const message = createBaseCopySnapshotRequest();
+    message.Description = object.Description ?? "";
+    message.DestinationRegion = object.DestinationRegion ?? "";
+    message.Encrypted = object.Encrypted ?? undefined;
+    message.PresignedUrl = object.PresignedUrl ?? "";
+    message.SourceRegion = object.SourceRegion ?? "";
+    message.SourceSnapshotId = object.SourceSnapshotId ?? "";
+    message.TagSpecifications = object.TagSpecifications?.map((e) => TagSpecification.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCopySnapshotResponse(): CopySnapshotResponse {
+  return { SnapshotId: "", Tags: [] };
+}
+
+export const CopySnapshotResponse: MessageFns<CopySnapshotResponse> = {
+  encode(message: CopySnapshotResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SnapshotId !== "") {
+      writer.uint32(10).string(message.SnapshotId);
+    }
+    for (const v of message.Tags) {
+      Tag.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CopySnapshotResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCopySnapshotResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Tags.push(Tag.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CopySnapshotResponse {
+    return {
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+      Tags: globalThis.Array.isArray(object?.Tags) ? object.Tags.map((e: any) => Tag.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: CopySnapshotResponse): unknown {
+    const obj: any = {};
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    if (message.Tags?.length) {
+      obj.Tags = message.Tags.map((e) => Tag.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CopySnapshotResponse>, I>>(base?: I): CopySnapshotResponse {
+    return CopySnapshotResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CopySnapshotResponse>, I>>(object: I): CopySnapshotResponse {
+    const message = createBaseCopySnapshotResponse();
+    message.SnapshotId = object.SnapshotId ?? "";
+    message.Tags = object.Tags?.map((e) => Tag.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseCreateTagsRequest(): CreateTagsRequest {
   return { Resources: [], Tags: [] };
 }
@@ -15160,6 +19742,131 @@ export const ComputeService = {
     responseDeserialize: (value: Buffer): DescribeAddressesAttributeResponse =>
       DescribeAddressesAttributeResponse.decode(value),
   },
+  /** EBS volumes and snapshots. */
+  createVolume: {
+    path: "/cirrus.compute.v1.Compute/CreateVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateVolumeRequest): Buffer => Buffer.from(CreateVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateVolumeRequest => CreateVolumeRequest.decode(value),
+    responseSerialize: (value: Volume): Buffer => Buffer.from(Volume.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Volume => Volume.decode(value),
+  },
+  describeVolumes: {
+    path: "/cirrus.compute.v1.Compute/DescribeVolumes" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeVolumesRequest): Buffer =>
+      Buffer.from(DescribeVolumesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeVolumesRequest => DescribeVolumesRequest.decode(value),
+    responseSerialize: (value: DescribeVolumesResponse): Buffer =>
+      Buffer.from(DescribeVolumesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeVolumesResponse => DescribeVolumesResponse.decode(value),
+  },
+  deleteVolume: {
+    path: "/cirrus.compute.v1.Compute/DeleteVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteVolumeRequest): Buffer => Buffer.from(DeleteVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteVolumeRequest => DeleteVolumeRequest.decode(value),
+    responseSerialize: (value: DeleteVolumeResponse): Buffer =>
+      Buffer.from(DeleteVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteVolumeResponse => DeleteVolumeResponse.decode(value),
+  },
+  attachVolume: {
+    path: "/cirrus.compute.v1.Compute/AttachVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AttachVolumeRequest): Buffer => Buffer.from(AttachVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AttachVolumeRequest => AttachVolumeRequest.decode(value),
+    responseSerialize: (value: VolumeAttachment): Buffer => Buffer.from(VolumeAttachment.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeAttachment => VolumeAttachment.decode(value),
+  },
+  detachVolume: {
+    path: "/cirrus.compute.v1.Compute/DetachVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DetachVolumeRequest): Buffer => Buffer.from(DetachVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DetachVolumeRequest => DetachVolumeRequest.decode(value),
+    responseSerialize: (value: VolumeAttachment): Buffer => Buffer.from(VolumeAttachment.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VolumeAttachment => VolumeAttachment.decode(value),
+  },
+  describeVolumeStatus: {
+    path: "/cirrus.compute.v1.Compute/DescribeVolumeStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeVolumeStatusRequest): Buffer =>
+      Buffer.from(DescribeVolumeStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeVolumeStatusRequest => DescribeVolumeStatusRequest.decode(value),
+    responseSerialize: (value: DescribeVolumeStatusResponse): Buffer =>
+      Buffer.from(DescribeVolumeStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeVolumeStatusResponse => DescribeVolumeStatusResponse.decode(value),
+  },
+  modifyVolume: {
+    path: "/cirrus.compute.v1.Compute/ModifyVolume" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModifyVolumeRequest): Buffer => Buffer.from(ModifyVolumeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModifyVolumeRequest => ModifyVolumeRequest.decode(value),
+    responseSerialize: (value: ModifyVolumeResponse): Buffer =>
+      Buffer.from(ModifyVolumeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModifyVolumeResponse => ModifyVolumeResponse.decode(value),
+  },
+  describeVolumesModifications: {
+    path: "/cirrus.compute.v1.Compute/DescribeVolumesModifications" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeVolumesModificationsRequest): Buffer =>
+      Buffer.from(DescribeVolumesModificationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeVolumesModificationsRequest =>
+      DescribeVolumesModificationsRequest.decode(value),
+    responseSerialize: (value: DescribeVolumesModificationsResponse): Buffer =>
+      Buffer.from(DescribeVolumesModificationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeVolumesModificationsResponse =>
+      DescribeVolumesModificationsResponse.decode(value),
+  },
+  createSnapshot: {
+    path: "/cirrus.compute.v1.Compute/CreateSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateSnapshotRequest): Buffer =>
+      Buffer.from(CreateSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateSnapshotRequest => CreateSnapshotRequest.decode(value),
+    responseSerialize: (value: Snapshot): Buffer => Buffer.from(Snapshot.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Snapshot => Snapshot.decode(value),
+  },
+  describeSnapshots: {
+    path: "/cirrus.compute.v1.Compute/DescribeSnapshots" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeSnapshotsRequest): Buffer =>
+      Buffer.from(DescribeSnapshotsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeSnapshotsRequest => DescribeSnapshotsRequest.decode(value),
+    responseSerialize: (value: DescribeSnapshotsResponse): Buffer =>
+      Buffer.from(DescribeSnapshotsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeSnapshotsResponse => DescribeSnapshotsResponse.decode(value),
+  },
+  deleteSnapshot: {
+    path: "/cirrus.compute.v1.Compute/DeleteSnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteSnapshotRequest): Buffer =>
+      Buffer.from(DeleteSnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteSnapshotRequest => DeleteSnapshotRequest.decode(value),
+    responseSerialize: (value: DeleteSnapshotResponse): Buffer =>
+      Buffer.from(DeleteSnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteSnapshotResponse => DeleteSnapshotResponse.decode(value),
+  },
+  copySnapshot: {
+    path: "/cirrus.compute.v1.Compute/CopySnapshot" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CopySnapshotRequest): Buffer => Buffer.from(CopySnapshotRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CopySnapshotRequest => CopySnapshotRequest.decode(value),
+    responseSerialize: (value: CopySnapshotResponse): Buffer =>
+      Buffer.from(CopySnapshotResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CopySnapshotResponse => CopySnapshotResponse.decode(value),
+  },
   /** Tags of any resource. */
   createTags: {
     path: "/cirrus.compute.v1.Compute/CreateTags" as const,
@@ -15243,6 +19950,22 @@ export interface ComputeServer extends UntypedServiceImplementation {
   releaseAddress: handleUnaryCall<ReleaseAddressRequest, ReleaseAddressResponse>;
   describeAddresses: handleUnaryCall<DescribeAddressesRequest, DescribeAddressesResponse>;
   describeAddressesAttribute: handleUnaryCall<DescribeAddressesAttributeRequest, DescribeAddressesAttributeResponse>;
+  /** EBS volumes and snapshots. */
+  createVolume: handleUnaryCall<CreateVolumeRequest, Volume>;
+  describeVolumes: handleUnaryCall<DescribeVolumesRequest, DescribeVolumesResponse>;
+  deleteVolume: handleUnaryCall<DeleteVolumeRequest, DeleteVolumeResponse>;
+  attachVolume: handleUnaryCall<AttachVolumeRequest, VolumeAttachment>;
+  detachVolume: handleUnaryCall<DetachVolumeRequest, VolumeAttachment>;
+  describeVolumeStatus: handleUnaryCall<DescribeVolumeStatusRequest, DescribeVolumeStatusResponse>;
+  modifyVolume: handleUnaryCall<ModifyVolumeRequest, ModifyVolumeResponse>;
+  describeVolumesModifications: handleUnaryCall<
+    DescribeVolumesModificationsRequest,
+    DescribeVolumesModificationsResponse
+  >;
+  createSnapshot: handleUnaryCall<CreateSnapshotRequest, Snapshot>;
+  describeSnapshots: handleUnaryCall<DescribeSnapshotsRequest, DescribeSnapshotsResponse>;
+  deleteSnapshot: handleUnaryCall<DeleteSnapshotRequest, DeleteSnapshotResponse>;
+  copySnapshot: handleUnaryCall<CopySnapshotRequest, CopySnapshotResponse>;
   /** Tags of any resource. */
   createTags: handleUnaryCall<CreateTagsRequest, CreateTagsResponse>;
   deleteTags: handleUnaryCall<DeleteTagsRequest, DeleteTagsResponse>;
@@ -15913,6 +20636,187 @@ export interface ComputeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DescribeAddressesAttributeResponse) => void,
+  ): ClientUnaryCall;
+  /** EBS volumes and snapshots. */
+  createVolume(
+    request: CreateVolumeRequest,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  createVolume(
+    request: CreateVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  createVolume(
+    request: CreateVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Volume) => void,
+  ): ClientUnaryCall;
+  describeVolumes(
+    request: DescribeVolumesRequest,
+    callback: (error: ServiceError | null, response: DescribeVolumesResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumes(
+    request: DescribeVolumesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeVolumesResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumes(
+    request: DescribeVolumesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeVolumesResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: DeleteVolumeRequest,
+    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: DeleteVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
+  ): ClientUnaryCall;
+  deleteVolume(
+    request: DeleteVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteVolumeResponse) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    callback: (error: ServiceError | null, response: VolumeAttachment) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeAttachment) => void,
+  ): ClientUnaryCall;
+  attachVolume(
+    request: AttachVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeAttachment) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    callback: (error: ServiceError | null, response: VolumeAttachment) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VolumeAttachment) => void,
+  ): ClientUnaryCall;
+  detachVolume(
+    request: DetachVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VolumeAttachment) => void,
+  ): ClientUnaryCall;
+  describeVolumeStatus(
+    request: DescribeVolumeStatusRequest,
+    callback: (error: ServiceError | null, response: DescribeVolumeStatusResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumeStatus(
+    request: DescribeVolumeStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeVolumeStatusResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumeStatus(
+    request: DescribeVolumeStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeVolumeStatusResponse) => void,
+  ): ClientUnaryCall;
+  modifyVolume(
+    request: ModifyVolumeRequest,
+    callback: (error: ServiceError | null, response: ModifyVolumeResponse) => void,
+  ): ClientUnaryCall;
+  modifyVolume(
+    request: ModifyVolumeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ModifyVolumeResponse) => void,
+  ): ClientUnaryCall;
+  modifyVolume(
+    request: ModifyVolumeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ModifyVolumeResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumesModifications(
+    request: DescribeVolumesModificationsRequest,
+    callback: (error: ServiceError | null, response: DescribeVolumesModificationsResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumesModifications(
+    request: DescribeVolumesModificationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeVolumesModificationsResponse) => void,
+  ): ClientUnaryCall;
+  describeVolumesModifications(
+    request: DescribeVolumesModificationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeVolumesModificationsResponse) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    callback: (error: ServiceError | null, response: Snapshot) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Snapshot) => void,
+  ): ClientUnaryCall;
+  createSnapshot(
+    request: CreateSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Snapshot) => void,
+  ): ClientUnaryCall;
+  describeSnapshots(
+    request: DescribeSnapshotsRequest,
+    callback: (error: ServiceError | null, response: DescribeSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  describeSnapshots(
+    request: DescribeSnapshotsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  describeSnapshots(
+    request: DescribeSnapshotsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeSnapshotsResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: DeleteSnapshotRequest,
+    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: DeleteSnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  deleteSnapshot(
+    request: DeleteSnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteSnapshotResponse) => void,
+  ): ClientUnaryCall;
+  copySnapshot(
+    request: CopySnapshotRequest,
+    callback: (error: ServiceError | null, response: CopySnapshotResponse) => void,
+  ): ClientUnaryCall;
+  copySnapshot(
+    request: CopySnapshotRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CopySnapshotResponse) => void,
+  ): ClientUnaryCall;
+  copySnapshot(
+    request: CopySnapshotRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CopySnapshotResponse) => void,
   ): ClientUnaryCall;
   /** Tags of any resource. */
   createTags(
