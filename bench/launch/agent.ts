@@ -237,6 +237,7 @@ async function main(): Promise<void> {
         network: WITH_NIC ? { subnetId, subnetCidr: subnet.cidr, gatewayIp: subnet.gateway, privateIp: ip, macAddress: macFor(ip) } : undefined,
         reuseRootDisk: false,
         volumes: [],
+        instanceStore: [],
       };
       live.set(id, spec);
       control.desired.set(id, spec);

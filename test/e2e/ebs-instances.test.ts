@@ -21,7 +21,7 @@ while true; do
     seen="$seen $n:$s"
     head=$(dd if=/dev/$n bs=512 count=1 2>/dev/null | tr -d '\\000' | head -n 1)
     echo "CIRRUS-DISK boot=$(cat /var/lib/cirrus/boot-count 2>/dev/null) dev=$n serial=$s head=$head"
-    [ -z "$head" ] && printf 'MARKER-%s\\n' "$s" | dd of=/dev/$n conv=fsync 2>/dev/null
+    if [ -z "$head" ]; then printf 'MARKER-%s\\n' "$s" | dd of=/dev/$n conv=fsync 2>/dev/null && echo "CIRRUS-DISK-WRITTEN dev=$n serial=$s"; fi
   done
   sleep 1
 done
@@ -36,7 +36,8 @@ async function consoleHas(instanceId: string, pattern: RegExp, timeoutMs = 120_0
 
 beforeAll(async () => {
   await stack.start();
-  await stack.addAgent({ name: "ebs", driver: "libvirt", capacity: { vcpus: 4, memoryMib: 4096, diskGib: 20 } });
+  // Room for an m5d.large (8 GiB, 75 GiB of instance store: sparse files, QEMU's memory taken only as the guest touches it).
+  await stack.addAgent({ name: "ebs", driver: "libvirt", capacity: { vcpus: 4, memoryMib: 16384, diskGib: 200 } });
   imageId = await stack.registerTestImage();
 }, 300_000);
 afterAll(() => stack.stop());
@@ -72,6 +73,22 @@ describe("instances with EBS volumes", () => {
     expect(left).toMatchObject({ State: "available", Attachments: [] });
   });
 
+  it("an m5d's instance store is a blank scratch disk at every start: its data is gone after a stop", async () => {
+    const id = (await stack.call("runInstances", { ImageId: imageId, InstanceType: "m5d.large", MinCount: 1, MaxCount: 1, UserData: b64(WATCHER) })).Instances[0].InstanceId as string;
+    await stack.waitForState([id], "running", 180_000);
+    await consoleHas(id, /CIRRUS-DISK boot=1 dev=vd[b-z] serial=ephemeral0 head=\r?\n/);
+    await consoleHas(id, /CIRRUS-DISK-WRITTEN dev=vd[b-z] serial=ephemeral0/);
+    await stack.call("stopInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "stopped");
+    await stack.call("startInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "running");
+    await consoleHas(id, /CIRRUS-DISK boot=2 dev=vd[b-z] serial=ephemeral0 head=\r?\n/);
+    expect(await stack.consoleText(id)).not.toMatch(/serial=ephemeral0 head=MARKER/);
+    expect((await stack.instance(id)).BlockDeviceMappings).toEqual([]);
+    await stack.call("terminateInstances", { InstanceIds: [id] });
+    await stack.waitForState([id], "terminated");
+  });
+
   it("a guest that powers itself off is stopped or terminated as its shutdown behaviour says", async () => {
     const launch = async (behavior: string) => (await stack.call("runInstances", {
       ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, UserData: b64(POWEROFF), InstanceInitiatedShutdownBehavior: behavior,
@@ -81,10 +98,9 @@ describe("instances with EBS volumes", () => {
     expect((await stack.call("describeInstanceAttribute", { InstanceId: terminates, Attribute: "instanceInitiatedShutdownBehavior" })).InstanceInitiatedShutdownBehavior.Value).toBe("terminate");
     await stack.waitForState([stops], "stopped", 240_000);
     await stack.waitForState([terminates], "terminated", 240_000);
-    for (const id of [stops, terminates]) {
-      expect((await stack.instance(id)).StateReason).toMatchObject({ Code: "Client.InstanceInitiatedShutdown" });
-      expect(await stack.consoleText(id)).toContain("CIRRUS-POWEROFF");
-    }
+    for (const id of [stops, terminates]) expect((await stack.instance(id)).StateReason).toMatchObject({ Code: "Client.InstanceInitiatedShutdown" });
+    // (A terminated instance's console log goes with it.)
+    expect(await stack.consoleText(stops)).toContain("CIRRUS-POWEROFF");
     expect(stack.domState(stops)).toBe("shut off");
     expect(stack.domState(terminates)).toBe("absent");
   });

@@ -139,3 +139,21 @@ describe("volume disks", () => {
     expect(parseDomainDisks(xml)).toMatchObject([{ target: "vdb", source: "/z/volumes/v.snap.live.qcow2", backing: "/z/volumes/v.qcow2", serial: "vol0123456789abcdef0" }]);
   });
 });
+
+describe("instance-store disks", () => {
+  it("follow the volumes as raw virtio disks with cache none, serial = name, and read back as disks", () => {
+    const scratch = { name: "ephemeral0", target: "vdx", path: "/var/lib/cirrus/instances/cirrus-i-0123456789abcdef0.ephemeral0.raw" };
+    const volume = { volumeId: "vol-0123456789abcdef0", target: "vdb", path: "/z/volumes/vol-0123456789abcdef0.qcow2" };
+    const xml = buildDomainXml({ ...base, volumes: [volume], instanceStore: [scratch, { ...scratch, name: "ephemeral1", target: "vdy", path: "/i/e1.raw" }] });
+    expect(parseDomainDisks(xml).map((d) => [d.target, d.serial, d.source])).toEqual([
+      ["vda", undefined, base.rootDiskPath],
+      ["vdb", "vol0123456789abcdef0", volume.path],
+      ["vdx", "ephemeral0", scratch.path],
+      ["vdy", "ephemeral1", "/i/e1.raw"],
+    ]);
+    const disk = parse(xml).devices.disk[2];
+    expect(disk.driver).toEqual({ "@_name": "qemu", "@_type": "raw", "@_cache": "none" });
+    expect(disk.target).toEqual({ "@_dev": "vdx", "@_bus": "virtio" });
+    expect(parse(buildDomainXml(base)).devices.disk.driver["@_type"]).toBe("qcow2");
+  });
+});

@@ -22,7 +22,7 @@ export const C = "i-0000000000000000c";
 export const testImage: agent.ImageSpec = { imageId: "ami-0123456789abcdef0", rootPath: "/images/a/rootfs.qcow2", kernelPath: "", ramdiskPath: "", kernelCmdline: "" };
 
 export function testSpec(instanceId: string, vcpus = 1, memoryMib = 256, rootDiskGib = 1): agent.InstanceSpec {
-  return { instanceId, vcpus, memoryMib, rootDiskGib, image: testImage, network: undefined, reuseRootDisk: false, volumes: [] };
+  return { instanceId, vcpus, memoryMib, rootDiskGib, image: testImage, network: undefined, reuseRootDisk: false, volumes: [], instanceStore: [] };
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */

@@ -2,11 +2,11 @@
 // in-process (LocalRunner's node:fs) or through commands (as over SSH): each
 // case runs against both.
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hostFileIdentities, hostPathExists, moveHostFile, readHostFile, removeHostFiles, setHostFileMode, signalHostProcess, withHostTempFile, writeHostFile } from "../src/runner/host-files.js";
+import { hostFileIdentities, hostFileSizes, hostPathExists, makeSparseHostFile, moveHostFile, readHostFile, removeHostFiles, setHostFileMode, signalHostProcess, withHostTempFile, writeHostFile } from "../src/runner/host-files.js";
 import { LocalRunner } from "../src/runner/local.js";
 import { traced, traceScope, currentTrace } from "../src/runner/trace.js";
 import type { CommandRunner, RunOptions } from "../src/runner/types.js";
@@ -114,6 +114,32 @@ describe.each([
     expect((await hostFileIdentities(runner, [f]))[0]).not.toBe(a);
     // One command at most for any number of files.
     expect(await commandsOf(() => hostFileIdentities(runner, [f, dir, link]))).toBe(minCommands);
+  });
+
+  it("makes a new sparse file reading as zeros with the mode asked for, unlinking what was there, and reads sizes back", async () => {
+    const f = join(dir, "scratch.raw");
+    writeFileSync(f, "data that must not survive");
+    chmodSync(f, 0o644);
+    const old = statSync(f).ino;
+    const held = openSync(f, "r");
+    try {
+      await makeSparseHostFile(runner, f, 3 * 1024 * 1024, 0o600);
+      const s = statSync(f);
+      expect(s.size).toBe(3 * 1024 * 1024);
+      expect(s.mode & 0o777).toBe(0o600);
+      expect(s.blocks).toBe(0);
+      expect(s.ino).not.toBe(old);
+      expect(readFileSync(f).every((b) => b === 0)).toBe(true);
+      // A holder of the old file keeps its data: it was unlinked, not overwritten.
+      const buf = Buffer.alloc(4);
+      readSync(held, buf, 0, 4, 0);
+      expect(buf.toString()).toBe("data");
+    } finally {
+      closeSync(held);
+    }
+    expect(await hostFileSizes(runner, [f, join(dir, "none"), dir, (writeFileSync(join(dir, "empty2"), ""), join(dir, "empty2"))])).toEqual([3 * 1024 * 1024, undefined, undefined, 0]);
+    expect(await commandsOf(() => hostFileSizes(runner, [f, dir]))).toBe(minCommands);
+    expect(await commandsOf(() => hostFileSizes(runner, []))).toBe(0);
   });
 
   it("signals a process, and says false for one that is gone", async () => {

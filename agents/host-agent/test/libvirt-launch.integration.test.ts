@@ -42,7 +42,7 @@ describe("LibvirtDriver's launch path", () => {
   beforeAll(() => {
     const image = testAmi();
     instancesDir = testInstancesDir();
-    spec = (instanceId) => ({ instanceId, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [] });
+    spec = (instanceId) => ({ instanceId, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [], instanceStore: [] });
   }, 600_000);
 
   afterAll(() => {

@@ -61,7 +61,7 @@ describe("LibvirtDriver with a NIC: a real guest on the test bridge", () => {
     net.links.push(tapName(id));
     driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: DOMAIN_PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], network, log: quietLogger() });
     const nic = { subnetId: net.subnetId, subnetCidr: net.subnet, gatewayIp: net.gateway, privateIp: ip, macAddress: "52:54:00:c1:00:14" };
-    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: nic, reuseRootDisk: false, volumes: [] };
+    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: nic, reuseRootDisk: false, volumes: [], instanceStore: [] };
     net.userData.set(id, Buffer.from("#!/bin/sh\necho user-data-ran\n"));
     // As the control plane does: the instance's network state first, then the instance.
     await net.apply(state([]), [spec]);

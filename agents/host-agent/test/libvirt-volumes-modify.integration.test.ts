@@ -130,7 +130,7 @@ describe("ModifyVolume on a running test AMI guest (libvirt, TCG)", () => {
   it("grows a volume attached to the running guest (a crashed live snapshot's overlay merged back first), which sees the new size without a reboot; the same size again is a no-op, a shrink refused", async () => {
     await volumes.create(V, 1);
     await volumes.create(W, 1);
-    const spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [] };
+    const spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [], instanceStore: [] };
     expect(await driver.createInstance(spec)).toBe(PowerState.POWER_STATE_RUNNING);
     await waitFor(`CIRRUS-BOOT instance-id=${id} boot=1`);
     await driver.attachVolume(id, { volumeId: V, target: "vdb", qos: NO_QOS }, (await volumes.describe(V))!.disk);

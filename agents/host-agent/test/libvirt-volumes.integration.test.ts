@@ -77,7 +77,7 @@ describe("volumes on a running test AMI guest (libvirt, TCG)", () => {
   let snapshots: DirectorySnapshotStore;
   let image: agent.ImageSpec;
 
-  const spec = (instanceId: string): agent.InstanceSpec => ({ instanceId, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [] });
+  const spec = (instanceId: string): agent.InstanceSpec => ({ instanceId, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [], instanceStore: [] });
   const console = async (id: string) => (await driver.consoleOutput(id)).toString("utf8");
   async function waitFor(id: string, line: RegExp | string, timeoutMs = 90_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -47,7 +47,7 @@ describe("LibvirtDriver with the test AMI under TCG", () => {
     const image = testAmi();
     instancesDir = testInstancesDir();
     driver = new LibvirtDriver({ runner: new LocalRunner(), uri: LIBVIRT_URI, hypervisor: "qemu", domainPrefix: PREFIX, instancesDir, imageDirs: TEST_IMAGE_DIRS, privateDirs: [], log: quietLogger() });
-    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [] };
+    spec = { instanceId: id, vcpus: 1, memoryMib: 256, rootDiskGib: 1, image, network: undefined, reuseRootDisk: false, volumes: [], instanceStore: [] };
   }, 600_000);
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { agent } from "@cirrus/proto";
 import {
+  ARTIFACT_SUFFIXES,
   instanceIdOf,
   parseArtifacts,
   parseBlockCapacity,
@@ -79,6 +80,11 @@ describe("virsh output parsers", () => {
         "cirrus-i-0123456789abcdef0.qcow2.tmp",
         "cirrus-i-00000000000000002.staged.qcow2",
         "cirrus-i-00000000000000003.staged.qcow2.tmp",
+        // Instance-store disks, made or staged, are the instance's files too.
+        "cirrus-i-00000000000000006.ephemeral0.raw",
+        "cirrus-i-00000000000000007.ephemeral9.staged.raw",
+        "cirrus-i-00000000000000008.ephemeral10.raw",
+        "cirrus-i-00000000000000008.ephemeral0.qcow2",
         // Another agent's files in a shared directory, and unprefixed ones: never ours.
         "other-i-00000000000000004.qcow2",
         "i-00000000000000005.qcow2",
@@ -86,15 +92,18 @@ describe("virsh output parsers", () => {
         "cirrus-i-123.qcow2",
         "quarantine",
       ], "cirrus-"),
-    ).toEqual(["i-00000000000000001", "i-00000000000000002", "i-0123456789abcdef0"]);
+    ).toEqual(["i-00000000000000001", "i-00000000000000002", "i-00000000000000006", "i-00000000000000007", "i-0123456789abcdef0"]);
+    expect(ARTIFACT_SUFFIXES).toEqual(expect.arrayContaining(["qcow2", "staged.qcow2", "console.log", "ephemeral0.raw", "ephemeral0.staged.raw", "ephemeral9.raw", "ephemeral9.staged.raw"]));
+    expect(ARTIFACT_SUFFIXES).toHaveLength(3 + 2 * 10);
   });
 
   it("names quarantined files with when they were quarantined, and reads that back by prefix", () => {
     const name = quarantineName("cirrus-", "i-0123456789abcdef0", 1764600000123, "qcow2");
     expect(name).toBe("cirrus-i-0123456789abcdef0.1764600000123.qcow2");
-    expect(parseQuarantined([name, "cirrus-i-0123456789abcdef0.1764600000124.console.log", "other-i-0123456789abcdef0.1.qcow2", "cirrus-i-0123456789abcdef0.qcow2", "cirrus-i-0123456789abcdef0.x.qcow2"], "cirrus-")).toEqual([
+    expect(parseQuarantined([name, "cirrus-i-0123456789abcdef0.1764600000124.console.log", "other-i-0123456789abcdef0.1.qcow2", "cirrus-i-0123456789abcdef0.qcow2", "cirrus-i-0123456789abcdef0.x.qcow2", quarantineName("cirrus-", "i-0123456789abcdef0", 1764600000125, "ephemeral1.raw"), "cirrus-i-0123456789abcdef0.1.ephemeral1.img"], "cirrus-")).toEqual([
       { name, instanceId: "i-0123456789abcdef0", at: 1764600000123 },
       { name: "cirrus-i-0123456789abcdef0.1764600000124.console.log", instanceId: "i-0123456789abcdef0", at: 1764600000124 },
+      { name: "cirrus-i-0123456789abcdef0.1764600000125.ephemeral1.raw", instanceId: "i-0123456789abcdef0", at: 1764600000125 },
     ]);
   });
 });

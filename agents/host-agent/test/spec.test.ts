@@ -12,6 +12,7 @@ const good: agent.InstanceSpec = {
   network: undefined,
   reuseRootDisk: false,
   volumes: [],
+  instanceStore: [],
 };
 
 function invalid(spec: agent.InstanceSpec): string {
@@ -63,6 +64,35 @@ describe("validateSpec", () => {
       [{ macAddress: "52-54-00-12-34-56" }, /macAddress/],
     ];
     for (const [change, message] of bad) expect(invalid({ ...good, network: { ...nic, ...change } }), JSON.stringify(change)).toMatch(message);
+  });
+});
+
+describe("validateSpec's instance store", () => {
+  const disk = (name: string, target: string, sizeGib = 75): agent.InstanceStoreDisk => ({ name, target, sizeGib });
+
+  it("accepts up to three disks named ephemeral0…9 at vdx…vdz, and none", () => {
+    expect(validateSpec(good).instanceStore).toEqual([]);
+    const three = [disk("ephemeral0", "vdx", 1), disk("ephemeral1", "vdy", 16384), disk("ephemeral9", "vdz")];
+    expect(validateSpec({ ...good, instanceStore: three }).instanceStore).toEqual(three);
+  });
+
+  it("rejects bad names, targets, sizes, repeats, too many disks and a target a volume has, with InvalidSpec", () => {
+    const bad: Array<[agent.InstanceStoreDisk[], RegExp]> = [
+      [[disk("ephemeral10", "vdx")], /name is ephemeral0…ephemeral9/],
+      [[disk("ephemeral", "vdx")], /name is ephemeral0…ephemeral9/],
+      [[disk("ephemeral0/../x", "vdx")], /name is ephemeral0…ephemeral9/],
+      [[disk("ephemeral0", "vdw")], /target is vdx…vdz/],
+      [[disk("ephemeral0", "vdx ")], /target is vdx…vdz/],
+      [[disk("ephemeral0", "vdx", 0)], /sizeGib/],
+      [[disk("ephemeral0", "vdx", 16385)], /sizeGib/],
+      [[disk("ephemeral0", "vdx", 1.5)], /sizeGib/],
+      [[disk("ephemeral0", "vdx"), disk("ephemeral0", "vdy")], /name ephemeral0 appears twice/],
+      [[disk("ephemeral0", "vdx"), disk("ephemeral1", "vdx")], /target vdx appears twice/],
+      [[disk("ephemeral0", "vdx"), disk("ephemeral1", "vdy"), disk("ephemeral2", "vdz"), disk("ephemeral3", "vdz")], /at most 3/],
+    ];
+    for (const [instanceStore, message] of bad) expect(invalid({ ...good, instanceStore }), JSON.stringify(instanceStore)).toMatch(message);
+    const volumes = [{ volumeId: "vol-0123456789abcdef0", target: "vdx", qos: undefined }];
+    expect(invalid({ ...good, volumes, instanceStore: [disk("ephemeral0", "vdx")] })).toMatch(/vdx is both volume vol-0123456789abcdef0's and an instance-store disk's/);
   });
 });
 

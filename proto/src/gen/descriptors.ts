@@ -898,6 +898,44 @@ export const COMPUTE: ComputeDescriptors = {
       "BurstablePerformanceSupported": {
         "type": "bool",
         "comment": "True for the T2, T3, T3a and T4g families (DescribeInstanceCreditSpecifications)."
+      },
+      "InstanceStorageSupported": {
+        "type": "bool",
+        "comment": "The d sizes (m5d, c5d): host-local scratch disks, wiped on stop."
+      },
+      "InstanceStorageInfo": {
+        "type": "InstanceStorageInfo",
+        "message": true
+      }
+    },
+    "DiskInfo": {
+      "SizeInGB": {
+        "type": "int64",
+        "optional": true,
+        "comment": "GB (GiB in Cirrus)."
+      },
+      "Count": {
+        "type": "int32",
+        "optional": true
+      },
+      "Type": {
+        "type": "string",
+        "comment": "ssd."
+      }
+    },
+    "InstanceStorageInfo": {
+      "TotalSizeInGB": {
+        "type": "int64",
+        "optional": true
+      },
+      "Disks": {
+        "type": "DiskInfo",
+        "repeated": true,
+        "message": true
+      },
+      "NvmeSupport": {
+        "type": "string",
+        "comment": "unsupported: Cirrus's instance store disks are virtio disks, not NVMe."
       }
     },
     "DescribeInstanceTypesRequest": {
@@ -2378,6 +2416,69 @@ export const COMPUTE: ComputeDescriptors = {
         "message": true
       }
     },
+    "ModifySnapshotAttributeRequest": {
+      "Attribute": {
+        "type": "string",
+        "comment": "createVolumePermission, for the flat form."
+      },
+      "CreateVolumePermission": {
+        "type": "LaunchPermissionModifications",
+        "message": true,
+        "comment": "The grants to add and remove ({Group: all} or {UserId})."
+      },
+      "GroupNames": {
+        "type": "string",
+        "repeated": true,
+        "comment": "all (flat form)."
+      },
+      "OperationType": {
+        "type": "string",
+        "comment": "add or remove (flat form)."
+      },
+      "SnapshotId": {
+        "type": "string",
+        "required": true
+      },
+      "UserIds": {
+        "type": "string",
+        "repeated": true,
+        "comment": "Account IDs (flat form)."
+      }
+    },
+    "ModifySnapshotAttributeResponse": {},
+    "DescribeSnapshotAttributeRequest": {
+      "Attribute": {
+        "type": "string",
+        "required": true,
+        "comment": "createVolumePermission."
+      },
+      "SnapshotId": {
+        "type": "string",
+        "required": true
+      }
+    },
+    "DescribeSnapshotAttributeResponse": {
+      "CreateVolumePermissions": {
+        "type": "LaunchPermission",
+        "repeated": true,
+        "message": true
+      },
+      "SnapshotId": {
+        "type": "string"
+      }
+    },
+    "ResetSnapshotAttributeRequest": {
+      "Attribute": {
+        "type": "string",
+        "required": true,
+        "comment": "createVolumePermission."
+      },
+      "SnapshotId": {
+        "type": "string",
+        "required": true
+      }
+    },
+    "ResetSnapshotAttributeResponse": {},
     "CreateTagsRequest": {
       "Resources": {
         "type": "string",
@@ -2687,6 +2788,18 @@ export const COMPUTE: ComputeDescriptors = {
     "CopySnapshot": {
       "request": "CopySnapshotRequest",
       "response": "CopySnapshotResponse"
+    },
+    "ModifySnapshotAttribute": {
+      "request": "ModifySnapshotAttributeRequest",
+      "response": "ModifySnapshotAttributeResponse"
+    },
+    "DescribeSnapshotAttribute": {
+      "request": "DescribeSnapshotAttributeRequest",
+      "response": "DescribeSnapshotAttributeResponse"
+    },
+    "ResetSnapshotAttribute": {
+      "request": "ResetSnapshotAttributeRequest",
+      "response": "ResetSnapshotAttributeResponse"
     },
     "CreateTags": {
       "request": "CreateTagsRequest",

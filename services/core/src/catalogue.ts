@@ -18,6 +18,7 @@ function describeInstanceTypes(ctx: RequestContext, req: compute.DescribeInstanc
     .filter((t) => matchesFilters(req.Filters, {
       "instance-type": t.name, "vcpu-info.default-vcpus": String(t.vcpus), "memory-info.size-in-mib": String(t.memoryMib),
       "burstable-performance-supported": String(cpuCreditsOf(t.name) !== undefined),
+      "instance-storage-supported": String(t.instanceStorage !== undefined),
     }));
   return {
     InstanceTypes: types.map((t) => ({
@@ -25,6 +26,10 @@ function describeInstanceTypes(ctx: RequestContext, req: compute.DescribeInstanc
       VCpuInfo: { DefaultVCpus: t.vcpus, DefaultCores: t.vcpus, DefaultThreadsPerCore: 1 },
       MemoryInfo: { SizeInMiB: t.memoryMib }, ProcessorInfo: { SupportedArchitectures: ["x86_64"] }, Hypervisor: "kvm",
       SupportedRootDeviceTypes: ["ebs"], SupportedVirtualizationTypes: ["hvm"], BurstablePerformanceSupported: cpuCreditsOf(t.name) !== undefined,
+      InstanceStorageSupported: t.instanceStorage !== undefined,
+      InstanceStorageInfo: t.instanceStorage && {
+        TotalSizeInGB: t.instanceStorage.count * t.instanceStorage.sizeGiB, Disks: [{ SizeInGB: t.instanceStorage.sizeGiB, Count: t.instanceStorage.count, Type: "ssd" }], NvmeSupport: "unsupported",
+      },
     })),
     NextToken: "",
   };

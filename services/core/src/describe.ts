@@ -22,6 +22,16 @@ export interface DescribeQuery {
   params?: unknown[];
 }
 
+/** SQL for the caller's own rows of `kind` (its id into `params`). */
+function own(ctx: RequestContext, kind: ResourceKind<any, unknown>, params: unknown[]): string {
+  return `${kind.table}.owner_id = $${params.push(ctx.principal.accountId)}`;
+}
+
+/** SQL for the rows of `kind` the caller may read: the kind's `readable`, by default its own. */
+function readableRows(ctx: RequestContext, kind: ResourceKind<any, unknown>, params: unknown[]): string {
+  return kind.readable ? kind.readable(ctx, params) : own(ctx, kind, params);
+}
+
 /** One page of the rows of `kind` the caller may read (`readable`) in key order, and the NextToken of the next page ("" on the last). */
 export async function describeRows<Row extends { id: string }>(ctx: RequestContext, kind: ResourceKind<Row, unknown>, q: DescribeQuery): Promise<{ rows: Row[]; nextToken: string }> {
   requireIds(kind, q.ids);
@@ -31,8 +41,7 @@ export async function describeRows<Row extends { id: string }>(ctx: RequestConte
   const after = decodeToken(q.nextToken ?? "");
   if (after && key === "row_seq" && !/^\d+$/.test(after[0] ?? "")) throw new Ec2Error("InvalidNextToken", "The specified token is not valid.");
   const params: unknown[] = [...(q.params ?? [])];
-  const readable = kind.readable ? kind.readable(ctx, params) : `${t}.owner_id = $${params.push(ctx.principal.accountId)}`;
-  const where = [readable, ...(q.where ?? []), ...compileFilters(q.filters, kind.filters, `${t}.id`, params, ctx.principal.accountId)];
+  const where = [readableRows(ctx, kind, params), ...(q.where ?? []), ...compileFilters(q.filters, kind.filters, `${t}.id`, params, ctx.principal.accountId)];
   if (kind.visible) where.push(kind.visible(ctx, params));
   if (q.ids.length) where.push(`${t}.id = ANY($${params.push(q.ids)})`);
   if (after) where.push(`${t}.${key} > $${params.push(after[0])}`);
@@ -53,20 +62,34 @@ export async function describeKind<Row extends { id: string }, Api>(ctx: Request
   return { items: await kind.toApi(ctx, page.rows), nextToken: page.nextToken };
 }
 
-/**
- * The caller's visible rows of `kind` with these ids, locked FOR UPDATE when
- * `db` is a transaction's client; the kind's NotFound names any that are missing.
- */
-export async function findOwned<Row extends { id: string }>(ctx: RequestContext, db: Queryable, kind: ResourceKind<Row, unknown>, ids: readonly string[], opts: { lock?: boolean } = {}): Promise<Row[]> {
+/** The visible rows of `kind` with these ids that `who` (SQL over the table, values into params) admits, in order, optionally locked. */
+async function findRows<Row extends { id: string }>(ctx: RequestContext, db: Queryable, kind: ResourceKind<Row, unknown>, ids: readonly string[],
+  who: (params: unknown[]) => string, lock: "" | " FOR UPDATE" | " FOR SHARE"): Promise<Row[]> {
   requireIds(kind, ids);
-  const params: unknown[] = [ids, ctx.principal.accountId];
+  const params: unknown[] = [ids];
+  const admitted = who(params);
   const visible = kind.visible ? ` AND ${kind.visible(ctx, params)}` : "";
-  const { rows } = await db.query<Row>(
-    `SELECT * FROM ${kind.table} WHERE id = ANY($1) AND owner_id = $2${visible} ORDER BY ${kind.orderBy ?? "id"}${opts.lock ? " FOR UPDATE" : ""}`,
-    params,
-  );
+  const { rows } = await db.query<Row>(`SELECT * FROM ${kind.table} WHERE id = ANY($1) AND ${admitted}${visible} ORDER BY ${kind.orderBy ?? "id"}${lock}`, params);
   const found = new Set(rows.map((r) => r.id));
   const missing = [...new Set(ids.filter((id) => !found.has(id)))];
   if (missing.length) throw kind.notFound(missing);
   return rows;
+}
+
+/**
+ * The caller's visible rows of `kind` with these ids, locked FOR UPDATE when
+ * `db` is a transaction's client; the kind's NotFound names any that are missing.
+ */
+export function findOwned<Row extends { id: string }>(ctx: RequestContext, db: Queryable, kind: ResourceKind<Row, unknown>, ids: readonly string[], opts: { lock?: boolean } = {}): Promise<Row[]> {
+  return findRows(ctx, db, kind, ids, (params) => own(ctx, kind, params), opts.lock ? " FOR UPDATE" : "");
+}
+
+/**
+ * The visible rows of `kind` with these ids the caller may read (its own,
+ * or shared with it: the kind's `readable`), share-locked when `db` is a
+ * transaction's client (so their owner cannot delete them until it
+ * commits); the kind's NotFound names any that are missing.
+ */
+export function findReadable<Row extends { id: string }>(ctx: RequestContext, db: Queryable, kind: ResourceKind<Row, unknown>, ids: readonly string[], opts: { lock?: boolean } = {}): Promise<Row[]> {
+  return findRows(ctx, db, kind, ids, (params) => readableRows(ctx, kind, params), opts.lock ? " FOR SHARE" : "");
 }

@@ -112,7 +112,8 @@ async function beat(db: Queryable, hostId: string): Promise<void> {
  * report taken just before a worker's step landed cannot undo that step
  * (anything not reported has no domain at all); and read the host state's
  * status. $1 host, $2 drift grace (ms), $3 instances reported running, $4
- * instances reported shut off.
+ * instances reported shut off, $5 instances in some other state (paused, in
+ * shutdown, crashed: a domain on its way somewhere, judged once it is there).
  *
  * A running instance found off becomes stopped, or, when its shutdown
  * behaviour is terminate and its domain is there shut off (the guest
@@ -139,7 +140,7 @@ const HEARTBEAT_SQL = `
                 state_reason_code = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown' ELSE '' END,
                 state_reason_message = CASE WHEN state = 'running' THEN 'Client.InstanceInitiatedShutdown: Instance initiated shutdown' ELSE '' END
           WHERE host_id = $1 AND task IS NULL AND state_changed_at < now() - $2 * interval '1 millisecond'
-            AND ((state = 'running' AND NOT (id = ANY($3))) OR (state = 'stopped' AND id = ANY($3)))
+            AND ((state = 'running' AND NOT (id = ANY($3)) AND NOT (id = ANY($5))) OR (state = 'stopped' AND id = ANY($3)))
           RETURNING id, state)
   SELECT coalesce((SELECT json_agg(json_build_object('id', id, 'state', state)) FROM drifted), '[]') AS drifted,
          ${hostStateStatusColumns("$1")}
@@ -148,8 +149,9 @@ const HEARTBEAT_SQL = `
 export async function heartbeat(core: HostControlCore, req: agent.HeartbeatRequest): Promise<agent.HeartbeatResponse> {
   const running = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_RUNNING).map((i) => i.instanceId);
   const shutOff = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_SHUT_OFF).map((i) => i.instanceId);
+  const other = req.instances.filter((i) => i.powerState === agent.PowerState.POWER_STATE_OTHER).map((i) => i.instanceId);
   const { rows: [r] } = await core.db.query<HostStateStatus & { drifted: { id: string; state: string }[] }>(
-    { name: "heartbeat", text: HEARTBEAT_SQL, values: [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running, shutOff] },
+    { name: "heartbeat", text: HEARTBEAT_SQL, values: [req.hostId, core.config.CIRRUS_DRIFT_GRACE_MS, running, shutOff, other] },
   );
   for (const { id, state } of r!.drifted) core.log.warn({ hostId: req.hostId, instanceId: id, state }, state === "running" ? "instance found running" : "instance found powered off by its guest");
   const needs = hostStateNeeds(r!, req.appliedRevision);

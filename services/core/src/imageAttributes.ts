@@ -9,39 +9,11 @@ import { inTransaction } from "./db/tx.js";
 import { Ec2Error } from "./errors.js";
 import { blockDeviceMappingsOf, findOwnImage } from "./images.js";
 import { defineOperation } from "./operation.js";
-import { requireAttribute, truncate } from "./validate.js";
+import { applyPermissionChange, grantsOf, IMAGE_GRANTS, permissionChange } from "./sharing.js";
+import { requireAttribute } from "./validate.js";
 
 /** The image attributes of EC2's model that Cirrus does not serve. */
 const UNSERVED = ["kernel", "ramdisk", "productCodes", "sriovNetSupport", "bootMode", "tpmSupport", "uefiData", "lastLaunchedTime", "imdsSupport", "deregistrationProtection"];
-
-/** The grantees one launch permission names: "all" for the group all, or a 12-digit account id; InvalidAMIAttributeItemValue for anything else. */
-function granteesOf(p: compute.LaunchPermission): string[] {
-  if (!p.Group && !p.UserId) throw new Ec2Error("InvalidAMIAttributeItemValue", "A launch permission needs a Group or a UserId.");
-  if (p.Group && p.Group !== "all") throw new Ec2Error("InvalidAMIAttributeItemValue", `Invalid attribute item value "${truncate(p.Group)}" for group item type.`);
-  if (p.UserId && !/^\d{12}$/.test(p.UserId)) throw new Ec2Error("InvalidAMIAttributeItemValue", `Invalid attribute item value "${truncate(p.UserId)}" for userId item type.`);
-  return [p.Group, p.UserId].filter(Boolean);
-}
-
-interface PermissionChange {
-  add: string[];
-  remove: string[];
-}
-
-/** The launch permissions a ModifyImageAttribute adds and removes, from LaunchPermission or the flat form; undefined when it names none. */
-function permissionChange(req: compute.ModifyImageAttributeRequest): PermissionChange | undefined {
-  const structured = req.LaunchPermission !== undefined && req.LaunchPermission.Add.length + req.LaunchPermission.Remove.length > 0;
-  const flat = req.OperationType !== "" || req.UserIds.length > 0 || req.UserGroups.length > 0;
-  if (structured && flat) throw new Ec2Error("InvalidParameterCombination", "LaunchPermission cannot be combined with OperationType, UserIds or UserGroups");
-  if (structured) return { add: req.LaunchPermission!.Add.flatMap(granteesOf), remove: req.LaunchPermission!.Remove.flatMap(granteesOf) };
-  if (!flat && req.Attribute !== "launchPermission") return undefined;
-  if (!req.OperationType) throw new Ec2Error("MissingParameter", "The request must contain the parameter OperationType");
-  if (req.OperationType !== "add" && req.OperationType !== "remove") {
-    throw new Ec2Error("InvalidParameterValue", `Value (${truncate(req.OperationType)}) for parameter OperationType is invalid: add or remove`);
-  }
-  const named = [...req.UserGroups.map((Group) => ({ Group, UserId: "" })), ...req.UserIds.map((UserId) => ({ Group: "", UserId }))].flatMap(granteesOf);
-  if (named.length === 0) throw new Ec2Error("MissingParameter", "The request must contain the parameter UserIds or UserGroups");
-  return req.OperationType === "add" ? { add: named, remove: [] } : { add: [], remove: named };
-}
 
 /** The new description a ModifyImageAttribute sets (Description, or the flat Attribute=description with Value); undefined when it sets none. */
 function descriptionChange(req: compute.ModifyImageAttributeRequest): string | undefined {
@@ -57,15 +29,17 @@ function descriptionChange(req: compute.ModifyImageAttributeRequest): string | u
  */
 async function modifyImageAttribute(ctx: RequestContext, req: compute.ModifyImageAttributeRequest): Promise<compute.ModifyImageAttributeResponse> {
   if (req.Attribute) requireAttribute(req.Attribute, ["launchPermission", "description"], [...UNSERVED, "blockDeviceMapping"]);
-  const permissions = permissionChange(req);
+  const permissions = permissionChange({
+    structured: req.LaunchPermission, operationType: req.OperationType, userIds: req.UserIds, groups: req.UserGroups, attributeNamed: req.Attribute === "launchPermission",
+    names: { structured: "LaunchPermission", groups: "UserGroups" }, badItem: "InvalidAMIAttributeItemValue",
+  });
   const description = descriptionChange(req);
   if (permissions && description !== undefined) throw new Ec2Error("InvalidParameterCombination", "A request modifies either launch permissions or the description");
   if (!permissions && description === undefined) throw new Ec2Error("MissingParameter", "The request must contain the parameter LaunchPermission, OperationType with UserIds or UserGroups, or Description");
   await inTransaction(ctx.db, async (db) => {
     const image = await findOwnImage(ctx, db, req.ImageId);
     if (permissions) {
-      await db.query("INSERT INTO image_launch_permissions (image_id, grantee) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING", [image.id, permissions.add]);
-      await db.query("DELETE FROM image_launch_permissions WHERE image_id = $1 AND grantee = ANY($2)", [image.id, permissions.remove]);
+      await applyPermissionChange(db, IMAGE_GRANTS, image.id, permissions);
     } else {
       await db.query("UPDATE images SET description = $2 WHERE id = $1", [image.id, description]);
     }
@@ -80,11 +54,7 @@ async function describeImageAttribute(ctx: RequestContext, req: compute.Describe
   const image = await findOwnImage(ctx, ctx.db, req.ImageId);
   if (req.Attribute === "description") return compute.ImageAttribute.fromPartial({ ImageId: image.id, Description: { Value: image.description } });
   if (req.Attribute === "blockDeviceMapping") return compute.ImageAttribute.fromPartial({ ImageId: image.id, BlockDeviceMappings: blockDeviceMappingsOf(image) });
-  const { rows } = await ctx.db.query<{ grantee: string }>("SELECT grantee FROM image_launch_permissions WHERE image_id = $1 ORDER BY grantee <> 'all', grantee", [image.id]);
-  return compute.ImageAttribute.fromPartial({
-    ImageId: image.id,
-    LaunchPermissions: rows.map(({ grantee }) => (grantee === "all" ? { Group: "all" } : { UserId: grantee })),
-  });
+  return compute.ImageAttribute.fromPartial({ ImageId: image.id, LaunchPermissions: await grantsOf(ctx.db, IMAGE_GRANTS, image.id) });
 }
 
 export const imageAttributeOperations = [

@@ -11,6 +11,7 @@ import type { RequestContext } from "./context.js";
 import { inTransaction, isUniqueViolation, type Queryable } from "./db/tx.js";
 import { describeKind } from "./describe.js";
 import { Ec2Error } from "./errors.js";
+import { IMAGE_GRANTS, readableBy } from "./sharing.js";
 import { defineOperation } from "./operation.js";
 import { defineKind } from "./resource.js";
 import { insertTags, loadTags } from "./tags.js";
@@ -139,8 +140,7 @@ function imageToProto(r: ImageRow, tags: compute.Tag[], isPublic: boolean): comp
 
 /** SQL: the image (a row of `images`) is the caller's, public, or shared with the caller's account. */
 function readableImage(ctx: RequestContext, params: unknown[]): string {
-  const me = `$${params.push(ctx.principal.accountId)}`;
-  return `(images.owner_id = ${me} OR EXISTS (SELECT 1 FROM image_launch_permissions p WHERE p.image_id = images.id AND p.grantee IN ('all', ${me})))`;
+  return readableBy(IMAGE_GRANTS, "images", ctx.principal.accountId, params);
 }
 
 const notFound = (ids: readonly string[]) => new Ec2Error("InvalidAMIID.NotFound", `The image id '[${ids.join(", ")}]' does not exist`);

@@ -7,6 +7,8 @@ export interface InstanceTypeSpec {
   name: string;
   vcpus: number;
   memoryMib: number;
+  /** Instance store: `count` host-local scratch disks of `sizeGiB` each (the d sizes). */
+  instanceStorage?: { count: number; sizeGiB: number };
 }
 
 export const defaultInstanceTypes: readonly InstanceTypeSpec[] = [
@@ -20,13 +22,30 @@ export const defaultInstanceTypes: readonly InstanceTypeSpec[] = [
   { name: "c5.large", vcpus: 2, memoryMib: 4096 },
   { name: "c5.xlarge", vcpus: 4, memoryMib: 8192 },
   { name: "r5.large", vcpus: 2, memoryMib: 16384 },
+  // EC2's instance store sizes of these types (GB there, GiB here).
+  { name: "m5d.large", vcpus: 2, memoryMib: 8192, instanceStorage: { count: 1, sizeGiB: 75 } },
+  { name: "m5d.xlarge", vcpus: 4, memoryMib: 16384, instanceStorage: { count: 1, sizeGiB: 150 } },
+  { name: "m5d.2xlarge", vcpus: 8, memoryMib: 32768, instanceStorage: { count: 1, sizeGiB: 300 } },
+  { name: "c5d.large", vcpus: 2, memoryMib: 4096, instanceStorage: { count: 1, sizeGiB: 50 } },
+  { name: "c5d.xlarge", vcpus: 4, memoryMib: 8192, instanceStorage: { count: 1, sizeGiB: 100 } },
+  { name: "c5d.2xlarge", vcpus: 8, memoryMib: 16384, instanceStorage: { count: 1, sizeGiB: 200 } },
 ];
+
+/** Targets of instance-store disks (EBS volumes take vdb…vdw: volumes/targets.ts). */
+const INSTANCE_STORE_TARGETS = ["vdx", "vdy", "vdz"];
+
+/** The instance-store disks an instance of this type gets (agent.proto's InstanceStoreDisk). */
+export function instanceStoreOf(type: InstanceTypeSpec): { name: string; target: string; sizeGib: number }[] {
+  const s = type.instanceStorage;
+  return s ? Array.from({ length: s.count }, (_, i) => ({ name: `ephemeral${i}`, target: INSTANCE_STORE_TARGETS[i]!, sizeGib: s.sizeGiB })) : [];
+}
 
 const fileSchema = z.array(
   z.object({
     name: z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/),
     vcpus: z.number().int().min(1).max(512),
     memoryMib: z.number().int().min(64),
+    instanceStorage: z.object({ count: z.number().int().min(1).max(3), sizeGiB: z.number().int().min(1).max(16_384) }).optional(),
   }),
 );
 

@@ -16,6 +16,7 @@ import { securityGroupOperations } from "./network/securityGroups.js";
 import { vpcOperations } from "./network/vpcs.js";
 import type { AnyOperation } from "./operation.js";
 import { tagOperations } from "./tagging.js";
+import { snapshotSharingOperations } from "./volumes/snapshotSharing.js";
 import { snapshotOperations } from "./volumes/snapshots.js";
 import { volumeModificationOperations } from "./volumes/modify.js";
 import { volumeStatusOperations } from "./volumes/status.js";
@@ -38,6 +39,7 @@ export const OPERATIONS: readonly AnyOperation[] = [
   ...volumeStatusOperations,
   ...volumeModificationOperations,
   ...snapshotOperations,
+  ...snapshotSharingOperations,
   ...tagOperations,
 ];
 

@@ -85,7 +85,7 @@ describe("RunInstances block device mappings", () => {
     const count = async () => Number((await t.core.db.query("SELECT (SELECT count(*) FROM instances) + (SELECT count(*) FROM volumes) AS n")).rows[0].n);
     const before = await count();
     const run = (BlockDeviceMappings: object[]) => call("RunInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, BlockDeviceMappings });
-    expect(await refusal(run([{ DeviceName: "/dev/sdb", VirtualName: "ephemeral0" }]))).toBe("Unsupported");
+    expect(await refusal(run([{ DeviceName: "/dev/sdb", VirtualName: "ephemeral0" }]))).toBe("InvalidBlockDeviceMapping");
     expect(await refusal(run([{ DeviceName: "/dev/sdf", Ebs: { VolumeSize: 1, Encrypted: true } }]))).toBe("Unsupported");
     expect(await refusal(run([{ DeviceName: "/dev/sdf", Ebs: { VolumeSize: 10, VolumeType: "io1" } }]))).toBe("MissingParameter");
     expect(await refusal(run([{ DeviceName: "/dev/sdf", Ebs: {} }]))).toBe("MissingParameter");
@@ -98,6 +98,26 @@ describe("RunInstances block device mappings", () => {
   });
 });
 
+describe("instance store", () => {
+  it("a d size gets its scratch disks on its host: the spec names them, the host's disk books count them", async () => {
+    const big = await addHost(t.core, "big", { vcpus: 16, memoryMib: 65536, diskGib: 500 });
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus WHERE id <> $1", [big]);
+    const from = t.enqueued.length;
+    const res = await call<compute.Reservation>("RunInstances", { ImageId: imageId, InstanceType: "m5d.large", MinCount: 1, MaxCount: 1, BlockDeviceMappings: [{ DeviceName: "/dev/sdb", VirtualName: "ephemeral0" }] });
+    await drain(from);
+    const spec = specs.find((s) => s.instanceId === res.Instances[0]!.InstanceId)!;
+    expect(spec.instanceStore).toEqual([{ name: "ephemeral0", target: "vdx", sizeGib: 75 }]);
+    expect(spec.rootDiskGib).toBe(1);
+    expect((await t.core.db.query("SELECT used_disk_gib FROM hosts WHERE id = $1", [big])).rows[0].used_disk_gib).toBe(76);
+    expect(await refusal(call("RunInstances", { ImageId: imageId, InstanceType: "m5d.large", MinCount: 1, MaxCount: 1, BlockDeviceMappings: [{ DeviceName: "/dev/sdc", VirtualName: "ephemeral1" }] }))).toBe("InvalidBlockDeviceMapping");
+    expect(await refusal(call("RunInstances", { ImageId: imageId, InstanceType: "t2.nano", MinCount: 1, MaxCount: 1, BlockDeviceMappings: [{ DeviceName: "/dev/sdb", VirtualName: "ephemeral0" }] }))).toBe("InvalidBlockDeviceMapping");
+    const [type] = (await call<compute.DescribeInstanceTypesResponse>("DescribeInstanceTypes", { InstanceTypes: ["m5d.large"] })).InstanceTypes;
+    expect(type).toMatchObject({ InstanceStorageSupported: true, InstanceStorageInfo: { TotalSizeInGB: 75, Disks: [{ SizeInGB: 75, Count: 1, Type: "ssd" }] } });
+    await t.core.db.query("UPDATE hosts SET used_vcpus = 0 WHERE id <> $1", [big]);
+    await t.core.db.query("UPDATE hosts SET used_vcpus = vcpus WHERE id = $1", [big]);
+  });
+});
+
 describe("instance-initiated shutdown", () => {
   async function launch(behavior?: string): Promise<string> {
     const from = t.enqueued.length;
@@ -105,9 +125,11 @@ describe("instance-initiated shutdown", () => {
     await drain(from);
     return res.Instances[0]!.InstanceId;
   }
-  const poweredOff = (ids: string[], absent: string[] = []) => heartbeat(t.core, {
+  const poweredOff = (ids: string[], absent: string[] = [], inTransit: string[] = []) => heartbeat(t.core, {
     hostId, appliedRevision: 0,
-    instances: ids.filter((id) => !absent.includes(id)).map((instanceId) => ({ instanceId, powerState: agent.PowerState.POWER_STATE_SHUT_OFF })),
+    instances: ids.filter((id) => !absent.includes(id)).map((instanceId) => ({
+      instanceId, powerState: inTransit.includes(instanceId) ? agent.PowerState.POWER_STATE_OTHER : agent.PowerState.POWER_STATE_SHUT_OFF,
+    })),
   });
 
   it("a guest that powers itself off is stopped or terminated as its behaviour says; a missing domain never terminates", async () => {
@@ -115,6 +137,9 @@ describe("instance-initiated shutdown", () => {
     const terminates = await launch("terminate");
     const missing = await launch("terminate");
     await new Promise((r) => setTimeout(r, 20));
+    // On its way to shut off (libvirt's "in shutdown"): judged once it is there.
+    await poweredOff([stops, terminates, missing], [missing], [terminates]);
+    expect((await instance(terminates)).State!.Name).toBe("running");
     await poweredOff([stops, terminates, missing], [missing]);
     expect((await instance(stops)).State!.Name).toBe("stopped");
     expect((await instance(missing)).State!.Name).toBe("stopped");

@@ -290,3 +290,40 @@ describe("snapshots", () => {
     expect((await refusal(call("DeleteSnapshot", { SnapshotId: s.SnapshotId }, stranger))).code).toBe("InvalidSnapshot.NotFound");
   });
 });
+
+describe("snapshot sharing", () => {
+  it("a snapshot shared with an account (or all) is seen, restored and copied by it, never changed by it; reset makes it private", async () => {
+    const stranger = "210987654321";
+    let from = t.enqueued.length;
+    const v = await call<compute.Volume>("CreateVolume", { AvailabilityZone: "lab-1a", Size: 1 });
+    await drain(from);
+    from = t.enqueued.length;
+    const s = await call<compute.Snapshot>("CreateSnapshot", { VolumeId: v.VolumeId, TagSpecifications: [{ ResourceType: "snapshot", Tags: [{ Key: "k", Value: "v" }] }] });
+    await drain(from);
+    const seen = async (accountId: string) => (await call<compute.DescribeSnapshotsResponse>("DescribeSnapshots", { SnapshotIds: [s.SnapshotId] }, accountId).catch(() => ({ Snapshots: [] }))).Snapshots;
+    expect(await seen(stranger)).toEqual([]);
+    expect((await refusal(call("ModifySnapshotAttribute", { SnapshotId: s.SnapshotId, CreateVolumePermission: { Add: [{ UserId: "12" }] } }))).code).toBe("InvalidParameterValue");
+    expect((await refusal(call("ModifySnapshotAttribute", { SnapshotId: s.SnapshotId }))).code).toBe("MissingParameter");
+    await call("ModifySnapshotAttribute", { SnapshotId: s.SnapshotId, Attribute: "createVolumePermission", OperationType: "add", UserIds: [stranger] });
+    expect((await call<compute.DescribeSnapshotAttributeResponse>("DescribeSnapshotAttribute", { SnapshotId: s.SnapshotId, Attribute: "createVolumePermission" })).CreateVolumePermissions)
+      .toEqual([{ Group: "", UserId: stranger }]);
+    const [shared] = await seen(stranger);
+    expect(shared).toMatchObject({ SnapshotId: s.SnapshotId, OwnerId: "123456789012", Tags: [] });
+    expect((await call<compute.DescribeSnapshotsResponse>("DescribeSnapshots", { RestorableByUserIds: ["self"], SnapshotIds: [s.SnapshotId] }, stranger)).Snapshots).toHaveLength(1);
+    expect((await call<compute.DescribeSnapshotsResponse>("DescribeSnapshots", { OwnerIds: ["self"] }, stranger)).Snapshots).toEqual([]);
+    from = t.enqueued.length;
+    const theirs = await call<compute.Volume>("CreateVolume", { AvailabilityZone: "lab-1a", SnapshotId: s.SnapshotId }, stranger);
+    const copy = await call<compute.CopySnapshotResponse>("CopySnapshot", { SourceSnapshotId: s.SnapshotId, SourceRegion: t.core.config.CIRRUS_REGION }, stranger);
+    await drain(from);
+    expect((await call<compute.DescribeSnapshotsResponse>("DescribeSnapshots", { SnapshotIds: [copy.SnapshotId] }, stranger)).Snapshots[0]).toMatchObject({ OwnerId: stranger, State: "completed" });
+    expect((await call<compute.DescribeVolumesResponse>("DescribeVolumes", { VolumeIds: [theirs.VolumeId] }, stranger)).Volumes[0]!.State).toBe("available");
+    for (const [name, req] of [["DeleteSnapshot", { SnapshotId: s.SnapshotId }], ["ModifySnapshotAttribute", { SnapshotId: s.SnapshotId, OperationType: "add", GroupNames: ["all"] }],
+      ["DescribeSnapshotAttribute", { SnapshotId: s.SnapshotId, Attribute: "createVolumePermission" }]] as const) {
+      expect((await refusal(call(name, req, stranger))).code).toBe("InvalidSnapshot.NotFound");
+    }
+    await call("ResetSnapshotAttribute", { SnapshotId: s.SnapshotId, Attribute: "createVolumePermission" });
+    expect(await seen(stranger)).toEqual([]);
+    await call("ModifySnapshotAttribute", { SnapshotId: s.SnapshotId, CreateVolumePermission: { Add: [{ Group: "all" }] } });
+    expect(await seen("333333333333")).toHaveLength(1);
+  });
+});

@@ -23,7 +23,26 @@ export interface ValidSpec {
   reuseRootDisk: boolean;
   /** Its EBS volumes, distinct in id and target. */
   volumes: ValidAttachment[];
+  /** Its instance-store disks, distinct in name and target, at no volume's target. */
+  instanceStore: ValidInstanceStoreDisk[];
 }
+
+/** An instance-store disk with every field checked. */
+export interface ValidInstanceStoreDisk {
+  /** Its serial, and part of its file's name. */
+  name: InstanceStoreName;
+  /** vdx…vdz. */
+  target: string;
+  sizeGib: number;
+}
+
+/** What an instance-store disk may be called: EC2's virtual names. The names are also file names (the driver's), so the list is closed. */
+export const INSTANCE_STORE_NAMES = Array.from({ length: 10 }, (_, n) => `ephemeral${n}` as const);
+export type InstanceStoreName = (typeof INSTANCE_STORE_NAMES)[number];
+/** The targets instance-store disks take (the control plane hands volumes vdb…vdw). */
+const INSTANCE_STORE_TARGETS = ["vdx", "vdy", "vdz"];
+/** 16 TiB: beyond EC2's largest instance-store disk; the bound keeps a garbled size from becoming a file of any length. */
+const MAX_INSTANCE_STORE_GIB = 16 * 1024;
 
 /** A volume attachment with every field checked. */
 export interface ValidAttachment {
@@ -110,6 +129,7 @@ export function validateSpec(spec: InstanceSpec): ValidSpec {
   const ramdiskPath = image.ramdiskPath ? checkPath("image.ramdiskPath", image.ramdiskPath) : undefined;
   if (!kernelPath && (ramdiskPath || image.kernelCmdline)) throw new DriverError("InvalidSpec", "image.ramdiskPath and image.kernelCmdline need image.kernelPath");
   if (!SAFE_CMDLINE.test(image.kernelCmdline)) throw new DriverError("InvalidSpec", "image.kernelCmdline must be at most 2048 printable ASCII characters");
+  const volumes = validateAttachments(spec.volumes ?? []);
   return {
     instanceId,
     vcpus,
@@ -118,18 +138,38 @@ export function validateSpec(spec: InstanceSpec): ValidSpec {
     image: { imageId: image.imageId, rootPath, kernelPath, ramdiskPath, kernelCmdline: image.kernelCmdline || undefined },
     network: spec.network ? validateInterface(spec.network) : undefined,
     reuseRootDisk: spec.reuseRootDisk === true,
-    volumes: validateAttachments(spec.volumes ?? []),
+    volumes,
+    instanceStore: validateInstanceStore(spec.instanceStore ?? [], volumes),
   };
 }
 
 function validateAttachments(list: readonly agent.VolumeAttachment[]): ValidAttachment[] {
   const volumes = list.map(validateAttachment);
-  for (const key of ["volumeId", "target"] as const) {
+  checkDistinct("volumes", volumes, ["volumeId", "target"]);
+  return volumes;
+}
+
+/** At most one disk per instance-store target, each named ephemeral0…9 (distinct), 1…16384 GiB, at no target of `volumes`. */
+function validateInstanceStore(list: readonly agent.InstanceStoreDisk[], volumes: readonly ValidAttachment[]): ValidInstanceStoreDisk[] {
+  if (list.length > INSTANCE_STORE_TARGETS.length) throw new DriverError("InvalidSpec", `instanceStore: at most ${INSTANCE_STORE_TARGETS.length} disks, got ${list.length}`);
+  const disks = list.map((d) => {
+    if (!(INSTANCE_STORE_NAMES as readonly string[]).includes(d.name)) throw new DriverError("InvalidSpec", `an instance-store disk's name is ephemeral0…ephemeral9, not ${JSON.stringify(d.name.slice(0, 16))}`);
+    if (!INSTANCE_STORE_TARGETS.includes(d.target)) throw new DriverError("InvalidSpec", `an instance-store disk's target is vdx…vdz, not ${JSON.stringify(d.target.slice(0, 16))}`);
+    return { name: d.name as InstanceStoreName, target: d.target, sizeGib: checkInt(`instanceStore ${d.name} sizeGib`, d.sizeGib, 1, MAX_INSTANCE_STORE_GIB) };
+  });
+  checkDistinct("instanceStore", disks, ["name", "target"]);
+  const shared = volumes.find((v) => disks.some((d) => d.target === v.target));
+  if (shared) throw new DriverError("InvalidSpec", `target ${shared.target} is both volume ${shared.volumeId}'s and an instance-store disk's`);
+  return disks;
+}
+
+/** Throws DriverError("InvalidSpec") when two of `items` have the same value of one of `keys`. */
+function checkDistinct<T extends Record<K, string>, K extends string>(what: string, items: readonly T[], keys: readonly K[]): void {
+  for (const key of keys) {
     const seen = new Set<string>();
-    for (const v of volumes) {
-      if (seen.has(v[key])) throw new DriverError("InvalidSpec", `volumes: ${key} ${v[key]} appears twice`);
-      seen.add(v[key]);
+    for (const item of items) {
+      if (seen.has(item[key])) throw new DriverError("InvalidSpec", `${what}: ${key} ${item[key]} appears twice`);
+      seen.add(item[key]);
     }
   }
-  return volumes;
 }

@@ -83,8 +83,17 @@ export interface HypervisorDriver {
    * QoS as attachVolume gives them), each at the file `volumes` maps its id
    * to (InvalidSpec when one is missing there); an existing domain keeps
    * the volumes it has.
-   * Postcondition on failure: whatever this call made (domain, overlay, console
-   * log) is removed, but never a disk it reused, nor a volume. Throws
+   * Instance store: each of spec.instanceStore is a raw file of sizeGib GiB
+   * on the host, a virtio disk of a domain defined here at its target with
+   * serial = its name. A launch without a domain makes them all blank
+   * (replacing leftovers); a start (reuseRootDisk) of a shut-off or
+   * missing domain begins with them blank too (those there wiped, the
+   * missing made: scratch is never a reason to fail), so data is gone
+   * after any stop, also one the guest did itself without StopInstance; a
+   * running domain's are left as they are.
+   * Postcondition on failure: whatever this call made (domain, overlay,
+   * console log, instance-store disks) is removed, but never a disk it
+   * reused, nor a volume. Throws
    * DriverError("InvalidSpec") for a spec that can never work,
    * DriverError("InvalidImage") when the image files are missing or unusable
    * on the host.
@@ -158,7 +167,9 @@ export interface HypervisorDriver {
 
   /**
    * Postcondition: the domain runs; returns RUNNING. Running already → no
-   * change. Throws DriverError("NotFound") when no domain exists.
+   * change. Throws DriverError("NotFound") when no domain exists. Without a
+   * spec it cannot make a missing instance-store disk (its size is the
+   * spec's): createInstance with reuseRootDisk is the start that does.
    */
   startInstance(instanceId: string): Promise<PowerState>;
 
@@ -166,7 +177,10 @@ export interface HypervisorDriver {
    * Postcondition: the domain is shut off and still defined, its disk kept;
    * returns SHUT_OFF, or ABSENT when no domain exists (nothing to stop).
    * Asks the guest to power off (ACPI) and powers it off after timeoutMs;
-   * force powers it off at once.
+   * force powers it off at once. Then, whatever the domain's state was,
+   * each instance-store disk the instance has is wiped: a blank file of
+   * the same size, so the guest reads zeros at its next start (EC2: the
+   * instance store does not survive a stop; it does a reboot).
    */
   stopInstance(instanceId: string, opts: StopOptions): Promise<PowerState>;
 
@@ -179,8 +193,8 @@ export interface HypervisorDriver {
   rebootInstance(instanceId: string): Promise<PowerState>;
 
   /**
-   * Postcondition: no domain, no overlay disk, no console log for the
-   * instance; returns ABSENT. Succeeds when they are already gone. Attached
+   * Postcondition: no domain, no overlay disk, no console log, no
+   * instance-store disk for the instance; returns ABSENT. Succeeds when they are already gone. Attached
    * volumes are detached with the domain, never deleted (a live snapshot's
    * overlay left by a crash is merged into its volume first).
    */
@@ -194,8 +208,9 @@ export interface HypervisorDriver {
 
   /**
    * Postcondition: no domain and no NIC host side for the instance; its
-   * files (overlay disk, console log) are in the quarantine directory, named
-   * with the time they were moved there, and nothing was deleted. Volumes
+   * files (overlay disk, console log, instance-store disks) are in the
+   * quarantine directory, named with the time they were moved there, and
+   * nothing was deleted. Volumes
    * are not the instance's files: none is moved, written or removed. Succeeds
    * when nothing is left. For what the control plane no longer wants (the
    * orphan cleanup); destroyInstance, for a terminate, deletes.
@@ -208,7 +223,7 @@ export interface HypervisorDriver {
   /** Every domain this agent owns (by its name prefix), with its power state. */
   list(): Promise<DomainStatus[]>;
 
-  /** Instance ids that have an overlay disk or console log of this agent (by its prefix) in its instances directory. */
+  /** Instance ids that have an overlay disk, console log or instance-store disk of this agent (by its prefix) in its instances directory. */
   listArtifacts(): Promise<string[]>;
 
   /**

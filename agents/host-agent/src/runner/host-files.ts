@@ -3,7 +3,7 @@
 // `files`; otherwise each helper runs the equivalent commands, so the same
 // code works in both cases with the same results.
 import { randomBytes } from "node:crypto";
-import type { CommandRunner } from "./types.js";
+import type { CommandRunner, HostFileStat } from "./types.js";
 
 /** The file's content, or undefined when it does not exist. */
 export async function readHostFile(runner: CommandRunner, path: string): Promise<string | undefined> {
@@ -68,19 +68,41 @@ export async function hostPathExists(runner: CommandRunner, path: string): Promi
  * directory…): one command for all of them without in-process files.
  */
 export async function hostFileIdentities(runner: CommandRunner, paths: readonly string[]): Promise<Array<string | undefined>> {
+  return (await regularFileStats(runner, paths)).map((s) => s?.identity);
+}
+
+/** The size in bytes of each of `paths` that is a regular file, undefined for each that is not; one command for all of them without in-process files. */
+export async function hostFileSizes(runner: CommandRunner, paths: readonly string[]): Promise<Array<number | undefined>> {
+  return (await regularFileStats(runner, paths)).map((s) => s?.size);
+}
+
+async function regularFileStats(runner: CommandRunner, paths: readonly string[]): Promise<Array<HostFileStat | undefined>> {
   const files = runner.files;
   if (files) return Promise.all(paths.map(async (p) => {
     const s = await files.stat(p);
-    return s?.isFile ? s.identity : undefined;
+    return s?.isFile ? s : undefined;
   }));
+  if (paths.length === 0) return [];
   // One line per path that exists; stat exits 1 when any is missing. %F is the type in words.
-  const r = await runner.run(["stat", "-L", "--printf", "%n\\0%F\\0%d:%i:%s:%.9Y\\n", "--", ...paths], { okCodes: [0, 1] });
-  const found = new Map<string, string>();
+  const r = await runner.run(["stat", "-L", "--printf", "%n\\0%F\\0%d:%i:%s:%.9Y\\0%s\\n", "--", ...paths], { okCodes: [0, 1] });
+  const found = new Map<string, HostFileStat>();
   for (const line of r.stdout.toString("utf8").split("\n")) {
-    const [name, type, identity] = line.split("\0");
-    if (name !== undefined && identity !== undefined && (type === "regular file" || type === "regular empty file")) found.set(name, identity);
+    const [name, type, identity, size] = line.split("\0");
+    if (name !== undefined && identity !== undefined && size !== undefined && (type === "regular file" || type === "regular empty file")) found.set(name, { isFile: true, identity, size: Number(size) });
   }
   return paths.map((p) => found.get(p));
+}
+
+/**
+ * Postcondition: `path` is a new sparse file of `sizeBytes` bytes reading
+ * as zeros, with permission bits `mode`. Whatever was there is unlinked,
+ * not overwritten, so a process holding it open keeps what it had.
+ */
+export async function makeSparseHostFile(runner: CommandRunner, path: string, sizeBytes: number, mode: number): Promise<void> {
+  if (runner.files) return runner.files.makeSparse(path, sizeBytes, mode);
+  await removeHostFiles(runner, [path]);
+  await runner.run(["truncate", "-s", String(sizeBytes), "--", path]);
+  await setHostFileMode(runner, path, mode);
 }
 
 /** Sends `signal` to `pid` on the host; false when there is no such process. */

@@ -1,7 +1,7 @@
 // Runs commands on this machine with execFile: argv goes straight to execve,
 // so no argument is ever interpreted by a shell.
 import { execFile } from "node:child_process";
-import { chmod, readFile, realpath, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, open, readFile, realpath, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { commandStarted } from "./trace.js";
 import { CommandError, DEFAULT_TIMEOUT_MS, settle, type CommandRunner, type HostFiles, type HostFileStat, type RunOptions, type RunResult } from "./types.js";
@@ -16,7 +16,7 @@ const errno = (err: unknown) => (err as NodeJS.ErrnoException | undefined)?.code
 /** A path that does not exist: missing, or a component of it is not a directory. */
 const missing = (err: unknown) => errno(err) === "ENOENT" || errno(err) === "ENOTDIR";
 
-/** HostFiles with node:fs on this machine: what cat, tee + chmod + mv, rm -f, stat and kill do, without a process. */
+/** HostFiles with node:fs on this machine: what cat, tee + chmod + mv, rm -f, truncate, stat and kill do, without a process. */
 export const localFiles: HostFiles = {
   async read(path) {
     try {
@@ -61,10 +61,22 @@ export const localFiles: HostFiles = {
       }
     }
   },
+  async makeSparse(path, sizeBytes, mode) {
+    await localFiles.remove([path]);
+    // "wx": a file made here and now, never one (or a symlink) that appeared meanwhile.
+    const file = await open(path, "wx", mode);
+    try {
+      await file.truncate(sizeBytes);
+      // The mode given to open is masked by the umask.
+      await file.chmod(mode);
+    } finally {
+      await file.close();
+    }
+  },
   async stat(path): Promise<HostFileStat | undefined> {
     try {
       const s = await stat(path, { bigint: true });
-      return { isFile: s.isFile(), identity: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}` };
+      return { isFile: s.isFile(), identity: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`, size: Number(s.size) };
     } catch (err) {
       if (missing(err)) return undefined;
       throw err;

@@ -33,6 +33,12 @@ export interface HostFiles {
   rename(from: string, to: string): Promise<void>;
   /** Postcondition: none of `paths` exists (missing ones are not an error, as rm -f). */
   remove(paths: readonly string[]): Promise<void>;
+  /**
+   * Postcondition: `path` is a new file of `sizeBytes` bytes, all hole
+   * (reading as zeros, taking no space), with permission bits `mode`;
+   * whatever was at `path` is gone (unlinked, not overwritten).
+   */
+  makeSparse(path: string, sizeBytes: number, mode: number): Promise<void>;
   /** What `path` is (symlinks followed), or undefined when it does not exist. */
   stat(path: string): Promise<HostFileStat | undefined>;
   /** Postcondition: `path` (file or directory, symlinks followed) has permission bits `mode`. */
@@ -47,6 +53,8 @@ export interface HostFileStat {
   isFile: boolean;
   /** Device, inode, size and modification time: changes whenever the file is replaced or written. */
   identity: string;
+  /** In bytes. */
+  size: number;
 }
 
 export interface CommandRunner {

@@ -8,8 +8,9 @@ import { newId } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import type { RequestContext } from "../context.js";
 import type { Queryable } from "../db/tx.js";
-import { findOwned } from "../describe.js";
+import { findReadable } from "../describe.js";
 import { Ec2Error } from "../errors.js";
+import { instanceStoreOf, type InstanceTypeSpec } from "../instanceTypes.js";
 import { requireIds, truncate } from "../validate.js";
 import { snapshotKind, type VolumeRow } from "../volumes/model.js";
 import { ATTACHABLE_DEVICE, VOLUME_TARGETS } from "../volumes/targets.js";
@@ -52,12 +53,14 @@ function rootSize(m: compute.BlockDeviceMapping, imageGib: number): number {
 
 /**
  * The launch's block devices, checked: at most one mapping per device, the
- * root's size at least the image's, instance store and NoDevice refused
- * (Unsupported: not yet), each volume's type, size, IOPS and throughput as
- * CreateVolume checks them, a snapshot the caller's and completed (its
+ * root's size at least the image's, instance store only as the type has
+ * it, NoDevice refused (Unsupported: not yet), each volume's type, size, IOPS and throughput as
+ * CreateVolume checks them, a snapshot the caller's (or shared with it) and completed (its
  * size the default). Writes nothing.
  */
-export async function launchBlockDevices(ctx: RequestContext, mappings: readonly compute.BlockDeviceMapping[], image: { root_size_gib: number; root_device_name: string }): Promise<LaunchBlockDevices> {
+export async function launchBlockDevices(ctx: RequestContext, mappings: readonly compute.BlockDeviceMapping[], image: { root_size_gib: number; root_device_name: string },
+  type: InstanceTypeSpec): Promise<LaunchBlockDevices> {
+  const ephemeral = new Set(instanceStoreOf(type).map((d) => d.name));
   let rootGib = image.root_size_gib;
   const volumes: LaunchVolume[] = [];
   const seen = new Set<string>();
@@ -65,7 +68,11 @@ export async function launchBlockDevices(ctx: RequestContext, mappings: readonly
     if (!m.DeviceName) throw new Ec2Error("MissingParameter", "The request must contain the parameter BlockDeviceMapping.DeviceName");
     if (seen.has(m.DeviceName)) throw new Ec2Error("InvalidBlockDeviceMapping", `The device '${truncate(m.DeviceName)}' is used in more than one block device mapping.`);
     seen.add(m.DeviceName);
-    if (m.VirtualName) throw new Ec2Error("Unsupported", "Instance store volumes (VirtualName) are not supported by Cirrus yet.");
+    if (m.VirtualName) {
+      // The type's instance store is there whether or not it is mapped, as on EC2's Nitro types.
+      if (ephemeral.has(m.VirtualName)) continue;
+      throw new Ec2Error("InvalidBlockDeviceMapping", `The instance type ${type.name} has no instance store volume ${truncate(m.VirtualName)}.`);
+    }
     if (m.NoDevice !== "") throw new Ec2Error("Unsupported", "NoDevice is not supported by Cirrus yet.");
     if (isRootDevice(m.DeviceName, image.root_device_name)) {
       rootGib = rootSize(m, image.root_size_gib);
@@ -78,7 +85,7 @@ export async function launchBlockDevices(ctx: RequestContext, mappings: readonly
     let size = ebs.VolumeSize;
     if (ebs.SnapshotId) {
       requireIds(snapshotKind, [ebs.SnapshotId]);
-      const [snap] = await findOwned(ctx, ctx.db, snapshotKind, [ebs.SnapshotId]);
+      const [snap] = await findReadable(ctx, ctx.db, snapshotKind, [ebs.SnapshotId]);
       if (snap!.state !== "completed") throw new Ec2Error("IncorrectState", `Snapshot '${snap!.id}' is in the '${snap!.state}' state.`);
       size ??= snap!.volume_size_gib;
       if (size < snap!.volume_size_gib) throw new Ec2Error("InvalidParameterValue", `Volume of ${size}GiB is smaller than snapshot '${snap!.id}', expect size >= ${snap!.volume_size_gib}GiB`);

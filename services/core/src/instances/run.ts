@@ -16,6 +16,7 @@ import { inTransaction, type Queryable } from "../db/tx.js";
 import { Ec2Error } from "../errors.js";
 import { markHostsChanged } from "../hostState.js";
 import { findLaunchableImage } from "../images.js";
+import { instanceStoreOf } from "../instanceTypes.js";
 import { insertLaunchVolumes, launchBlockDevices } from "./blockDevices.js";
 import { findKeyPair } from "../keyPairs.js";
 import { hostsNamingGroups } from "../network/affected.js";
@@ -219,7 +220,7 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     throw new Ec2Error("InvalidParameterValue", `Value (${truncate(shutdownBehavior)}) for parameter instanceInitiatedShutdownBehavior is invalid. Valid values are: stop, terminate.`);
   }
   const image = await findLaunchableImage(ctx, req.ImageId);
-  const devices = await launchBlockDevices(ctx, req.BlockDeviceMappings, image);
+  const devices = await launchBlockDevices(ctx, req.BlockDeviceMappings, image, type);
   const key = req.KeyName ? await findKeyPair(ctx, req.KeyName) : undefined;
 
   const hash = requestHash(req);
@@ -228,7 +229,10 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     if (prev) return prev;
   }
 
-  const need: CapacityNeed = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib: devices.rootGib };
+  // Instance store lives on the host beside the root disk.
+  const instanceStore = instanceStoreOf(type);
+  const diskGib = devices.rootGib + instanceStore.reduce((n, d) => n + d.sizeGib, 0);
+  const need: CapacityNeed = { vcpus: type.vcpus, memoryMib: type.memoryMib, diskGib };
   const want: PlacementRequest = { ...need, maxCount, strategy: ctx.config.CIRRUS_PLACEMENT_STRATEGY };
   const insufficient = (placeable: number) => new Ec2Error("InsufficientInstanceCapacity",
     `We currently do not have sufficient ${typeName} capacity${zone ? ` in the Availability Zone you requested (${zone})` : ""}. Placeable now: ${placeable} of the ${minCount} requested.`);
@@ -280,14 +284,14 @@ async function runInstances(ctx: RequestContext, req: compute.RunInstancesReques
     const { rows: inserted } = await db.query<InstanceRow>(
       `INSERT INTO instances (id, reservation_id, owner_id, image_id, instance_type, vcpus, memory_mib, disk_gib, host_id,
                               availability_zone, state, task, launch_index, client_token, user_data,
-                              vpc_id, subnet_id, private_ip, key_name, public_key, shutdown_behavior)
+                              vpc_id, subnet_id, private_ip, key_name, public_key, shutdown_behavior, instance_store)
        SELECT p.id, $3, $4, $5, $6, $7, $8, $9, p.host_id, $12, 'pending', 'launch', p.idx - 1, $10, $11,
-              $13, $14, p.ip::inet, $15, $16, $18
+              $13, $14, p.ip::inet, $15, $16, $18, $19
          FROM unnest($1::text[], $2::text[], $17::text[]) WITH ORDINALITY AS p(id, host_id, ip, idx) ORDER BY p.idx
        RETURNING *`,
-      [launched, plan.hostIds, reservationId, ctx.principal.accountId, image.id, typeName, type.vcpus, type.memoryMib, devices.rootGib,
+      [launched, plan.hostIds, reservationId, ctx.principal.accountId, image.id, typeName, type.vcpus, type.memoryMib, diskGib,
         req.ClientToken, req.UserData, subnet.availability_zone, subnet.vpc_id, subnet.id, key?.name ?? "", key?.publicKey ?? "",
-        launched.map((id) => ipOf.get(id)), shutdownBehavior],
+        launched.map((id) => ipOf.get(id)), shutdownBehavior, JSON.stringify(instanceStore)],
     );
     await db.query(
       "INSERT INTO instance_security_groups (instance_id, group_id) SELECT i, g FROM unnest($1::text[]) AS i, unnest($2::text[]) AS g",

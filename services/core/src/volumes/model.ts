@@ -4,6 +4,7 @@
 import type { compute } from "@cirrus/proto";
 import { Ec2Error } from "../errors.js";
 import { defineKind } from "../resource.js";
+import { readableBy, SNAPSHOT_GRANTS } from "../sharing.js";
 import { loadTags } from "../tags.js";
 import type { VolumeType } from "./types.js";
 
@@ -133,9 +134,12 @@ export const snapshotKind = defineKind<SnapshotRow, compute.Snapshot>({
     "storage-tier": "'standard'", "start-time": "to_char(snapshots.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
   },
   visible: () => "snapshots.state <> 'deleted'",
+  // Its own, and those shared with the caller or with every account (snapshotSharing.ts).
+  readable: (ctx, params) => readableBy(SNAPSHOT_GRANTS, "snapshots", ctx.principal.accountId, params),
   orderBy: "row_seq",
+  // Tags are their owner's: another account sees a shared snapshot without them.
   toApi: async (ctx, rows) => {
-    const tags = await loadTags(ctx.db, rows.map((r) => r.id));
+    const tags = await loadTags(ctx.db, rows.filter((r) => r.owner_id === ctx.principal.accountId).map((r) => r.id));
     return rows.map((s) => snapshotToApi(s, tags.get(s.id) ?? []));
   },
   states: ["pending", "completed", "error"],

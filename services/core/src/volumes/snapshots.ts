@@ -7,7 +7,7 @@ import { newId } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { RequestContext } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
-import { describeKind, findOwned } from "../describe.js";
+import { describeKind, findOwned, findReadable } from "../describe.js";
 import { Ec2Error } from "../errors.js";
 import { handOff } from "../handOff.js";
 import { defineOperation, type AnyOperation } from "../operation.js";
@@ -94,9 +94,9 @@ async function copySnapshot(ctx: RequestContext, req: compute.CopySnapshotReques
   requireIds(snapshotKind, [req.SourceSnapshotId]);
   requireDescription(req.Description);
   const tags = tagsFor("snapshot", req.TagSpecifications, ["snapshot"]);
-  // The source is locked so a concurrent DeleteSnapshot sees this copy (and refuses) or comes first (and this refuses).
+  // The source (the caller's, or shared with it) is share-locked so a concurrent DeleteSnapshot sees this copy (and refuses) or comes first (and this refuses).
   const row = await inTransaction(ctx.db, async (db) => {
-    const [source] = await findOwned(ctx, db, snapshotKind, [req.SourceSnapshotId], { lock: true });
+    const [source] = await findReadable(ctx, db, snapshotKind, [req.SourceSnapshotId], { lock: true });
     if (source!.state !== "completed") throw new Ec2Error("IncorrectState", `Snapshot is in invalid state - ${source!.state}`);
     return insertSnapshot(ctx, db, {
       id: newId("snap"), volume_id: COPY_VOLUME_ID, volume_size_gib: source!.volume_size_gib,
@@ -125,12 +125,13 @@ export const snapshotOperations: AnyOperation[] = [
     name: "DescribeSnapshots", summary: "Describe EBS snapshots", request: compute.DescribeSnapshotsRequest, response: compute.DescribeSnapshotsResponse,
     mutates: false, kinds: ["snapshot"],
     handler: async (ctx, req) => {
-      // Snapshots are not shared yet, so a snapshot is restorable only by its owner.
+      // Restorable by an account: its own, or shared with it or with every account.
       const restorable = req.RestorableByUserIds.map((u) => (u === "self" ? ctx.principal.accountId : u));
       const params: unknown[] = [];
+      const by = restorable.length ? `$${params.push(restorable)}` : "";
       const where = [
         ...(req.OwnerIds.length ? [ownerCondition(ctx, req.OwnerIds, params)] : []),
-        ...(restorable.length ? [`snapshots.owner_id = ANY($${params.push(restorable)})`] : []),
+        ...(by ? [`(snapshots.owner_id = ANY(${by}) OR EXISTS (SELECT 1 FROM snapshot_permissions p WHERE p.snapshot_id = snapshots.id AND (p.grantee = 'all' OR p.grantee = ANY(${by}))))`] : []),
       ];
       const page = await describeKind(ctx, snapshotKind, { ids: req.SnapshotIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken, where, params });
       return { Snapshots: page.items, NextToken: page.nextToken };

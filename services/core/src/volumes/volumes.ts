@@ -6,7 +6,7 @@ import { newId } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { RequestContext } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
-import { describeKind, findOwned } from "../describe.js";
+import { describeKind, findOwned, findReadable } from "../describe.js";
 import { Ec2Error } from "../errors.js";
 import { handOff } from "../handOff.js";
 import { instanceKind, ROOT_DEVICE_NAME, type InstanceRow } from "../instances/model.js";
@@ -26,9 +26,9 @@ async function volumeByToken(db: Queryable, ctx: RequestContext, token: string, 
   return volumeToApi(prev, (await loadTags(db, [prev.id])).get(prev.id) ?? []);
 }
 
-/** The snapshot a volume is made from: the caller's, completed. */
+/** The snapshot a volume is made from: the caller's or shared with it, completed. */
 async function sourceSnapshot(ctx: RequestContext, snapshotId: string): Promise<SnapshotRow> {
-  const [snap] = await findOwned(ctx, ctx.db, snapshotKind, [snapshotId]);
+  const [snap] = await findReadable(ctx, ctx.db, snapshotKind, [snapshotId]);
   if (snap!.state !== "completed") throw new Ec2Error("IncorrectState", `Snapshot '${snap!.id}' is in the '${snap!.state}' state; a volume is made only from a completed snapshot.`);
   return snap!;
 }

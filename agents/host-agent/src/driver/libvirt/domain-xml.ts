@@ -24,6 +24,18 @@ export interface DomainDefinition {
   nic?: InterfaceDefinition;
   /** EBS volumes, as virtio disks after the root disk. */
   volumes?: readonly VolumeDiskDefinition[];
+  /** Instance-store disks, as virtio disks after the volumes. */
+  instanceStore?: readonly InstanceStoreDiskDefinition[];
+}
+
+/** An instance-store disk as a virtio disk of a domain. */
+export interface InstanceStoreDiskDefinition {
+  /** ephemeral0…: its serial, so the guest finds it in /dev/disk/by-id. */
+  name: string;
+  /** vdx…vdz. */
+  target: string;
+  /** The raw file in the instances directory. */
+  path: string;
 }
 
 /** An EBS volume as a virtio disk of a domain. */
@@ -107,6 +119,7 @@ export function buildDomainXml(d: DomainDefinition): string {
           target: { "@_dev": "vda", "@_bus": "virtio" },
         },
         ...(d.volumes ?? []).map(volumeDiskElement),
+        ...(d.instanceStore ?? []).map(instanceStoreDiskElement),
       ],
       ...(d.nic && { interface: interfaceElement(d.nic) }),
       controller: { "@_type": "usb", "@_model": "none" },
@@ -148,18 +161,32 @@ export const IOTUNE_FIELDS = [
   ["total_iops_sec_max_length", "totalIopsSecMaxLength"],
 ] as const;
 
-function volumeDiskElement(v: VolumeDiskDefinition): Record<string, unknown> {
-  const limits = IOTUNE_FIELDS.filter(([, field]) => (v.qos?.[field] ?? 0) > 0).map(([element, field]) => [element, String(v.qos![field])]);
+/**
+ * A virtio disk backed by a host file, cache='none' (O_DIRECT): for a
+ * volume, a write the guest has flushed is on the store, not in this
+ * host's page cache, so another host of the zone reads it after a detach;
+ * for scratch, what the guest caches itself is not cached again in host
+ * memory, which belongs to guests.
+ */
+function fileDiskElement(format: "qcow2" | "raw", path: string, target: string, serial: string): Record<string, unknown> {
   return {
     "@_type": "file",
     "@_device": "disk",
-    // cache='none' (O_DIRECT): a write the guest has flushed is on the store, not in this host's page cache, so another host of the zone reads it after a detach.
-    driver: { "@_name": "qemu", "@_type": "qcow2", "@_cache": "none" },
-    source: { "@_file": v.path },
-    target: { "@_dev": v.target, "@_bus": "virtio" },
-    serial: volumeSerial(v.volumeId),
-    ...(limits.length > 0 && { iotune: Object.fromEntries(limits) }),
+    driver: { "@_name": "qemu", "@_type": format, "@_cache": "none" },
+    source: { "@_file": path },
+    target: { "@_dev": target, "@_bus": "virtio" },
+    serial,
   };
+}
+
+function volumeDiskElement(v: VolumeDiskDefinition): Record<string, unknown> {
+  const limits = IOTUNE_FIELDS.filter(([, field]) => (v.qos?.[field] ?? 0) > 0).map(([element, field]) => [element, String(v.qos![field])]);
+  return { ...fileDiskElement("qcow2", v.path, v.target, volumeSerial(v.volumeId)), ...(limits.length > 0 && { iotune: Object.fromEntries(limits) }) };
+}
+
+/** raw: a plain sparse file, which a wipe replaces whole. */
+function instanceStoreDiskElement(disk: InstanceStoreDiskDefinition): Record<string, unknown> {
+  return fileDiskElement("raw", disk.path, disk.target, disk.name);
 }
 
 /** The <disk> element of a volume alone, for `virsh attach-device`. */

@@ -7,14 +7,14 @@ import { agent } from "@cirrus/proto";
 import { enslave, listLinks, type HostLink } from "../../network/bridges.js";
 import { tapName } from "../../network/names.js";
 import type { InstanceNetworking } from "../../network/types.js";
-import { hostFileIdentities, hostPathExists, moveHostFile, removeHostFiles, resolveHostPaths, setHostFileMode, withHostTempFile } from "../../runner/host-files.js";
+import { hostFileIdentities, hostFileSizes, hostPathExists, makeSparseHostFile, moveHostFile, removeHostFiles, resolveHostPaths, setHostFileMode, withHostTempFile } from "../../runner/host-files.js";
 import { currentTrace, traced, traceScope, type CommandTrace } from "../../runner/trace.js";
 import { CommandError, type CommandRunner } from "../../runner/types.js";
 import type { DiskSource } from "../../storage/types.js";
-import { checkInstanceId, checkVolumeId, validateAttachment, validateModification, validateSpec, type ValidSpec } from "../spec.js";
+import { checkInstanceId, checkVolumeId, INSTANCE_STORE_NAMES, validateAttachment, validateModification, validateSpec, type InstanceStoreName, type ValidInstanceStoreDisk, type ValidSpec } from "../spec.js";
 import { CONSOLE_TAIL_BYTES, DriverError, type Capacity, type DetachOptions, type DomainStatus, type HypervisorDriver, type InstanceSpec, type InterfaceRepair, type LiveSnapshotVolume, type StopOptions, type VolumeAttachment, type VolumeModification } from "../types.js";
 import { buildDomainXml, buildInterfaceXml, domainUuid, type DomainDefinition, type InterfaceDefinition, type VolumeDiskDefinition } from "./domain-xml.js";
-import { ARTIFACT_SUFFIXES, instanceIdOf, parseArtifacts, parseDfSizeGib, parseQuarantined, quarantineName, type ArtifactSuffix, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc, powerStateOf } from "./parse.js";
+import { ARTIFACT_SUFFIXES, instanceIdOf, instanceStoreSuffix, parseArtifacts, parseDfSizeGib, parseQuarantined, quarantineName, type ArtifactSuffix, parseDomainInterfaces, parseImageInfo, parseMemTotalMib, parseNameList, parseNproc, powerStateOf } from "./parse.js";
 import { LibvirtRpc } from "./rpc.js";
 import { Virsh, type DomainState } from "./virsh.js";
 import { VolumeDevices, type VolumeDomain } from "./volumes.js";
@@ -116,34 +116,45 @@ export class LibvirtDriver implements HypervisorDriver {
     const spec = validateSpec(input);
     const volumes = volumeDisks(spec, volumeFiles);
     const name = this.domainName(spec.instanceId);
-    // Three things start at once, since none needs another's result:
+    // Four things start at once, since none needs another's result:
     //  - the domain's state (which decides what happens next);
     //  - the NIC's host side (bridge, DHCP, firewall), needed whatever the
     //    state (libvirt cannot start a domain whose bridge is missing);
     //  - for a launch, a new overlay, made under a staging name that no domain
     //    uses, so making it can never touch the disk of a domain that turns
-    //    out to exist (a start never makes one: its disk is the instance's data).
+    //    out to exist (a start never makes one: its disk is the instance's data);
+    //  - blank instance-store disks under staging names likewise: all of them
+    //    for a launch, the missing ones for a start.
     // Settled: each failure is acted on where its result is awaited.
     // Started in order of how long each takes, longest first.
+    const instanceStore = this.instanceStoreOf(spec);
+    const stagedScratch = instanceStore.map((f) => f.staged);
     const state = settled(this.virsh.state(name));
     const staged = this.stagedOverlayPath(spec.instanceId);
     const imageReady = settled(spec.reuseRootDisk ? this.checkImage(spec) : this.makeOverlay(spec, staged));
+    const scratch = settled(this.stageInstanceStore(spec, instanceStore));
     const attached = settled(traceScope("network", () => this.attachNic(spec)));
     let current: DomainState;
     try {
       current = await unwrap(state);
     } catch (err) {
-      // Whether a domain exists is unknown, so only the staged overlay is
+      // Whether a domain exists is unknown, so only the staged files are
       // undone: a NIC registered for an instance the control plane asked for
       // is what a retry registers anyway, and is pruned once unwanted.
-      await Promise.all([attached, imageReady]);
-      await removeHostFiles(this.runner, [staged]).catch(() => undefined);
+      await Promise.all([attached, imageReady, scratch]);
+      await removeHostFiles(this.runner, [staged, ...stagedScratch]).catch(() => undefined);
       throw err;
     }
     if (current.power !== PowerState.POWER_STATE_ABSENT) {
-      // The domain keeps its own disk; the staged overlay was not needed.
+      // The domain keeps its own disks; the staged overlay was not needed,
+      // and a staged scratch disk only where the domain's is missing (it
+      // would not start without it).
       await imageReady;
       await removeHostFiles(this.runner, [staged]);
+      await this.placeInstanceStore(await unwrap(scratch), { replace: false });
+      // A start of a shut-off domain begins with blank scratch disks even
+      // when no StopInstance wiped them (the guest powered itself off).
+      if (spec.reuseRootDisk && current.power === PowerState.POWER_STATE_SHUT_OFF) await this.wipeInstanceStore(spec.instanceId);
       await unwrap(attached);
       return this.ensureRunning(spec.instanceId, current, { networkReady: true });
     }
@@ -167,6 +178,10 @@ export class LibvirtDriver implements HypervisorDriver {
         await removeHostFiles(this.runner, [consoleLog]);
         await moveHostFile(this.runner, staged, overlay);
       }
+      // A launch's instance store is blank, replacing any leftover; a start's
+      // is blank too: the missing disks made so, those still there wiped.
+      await this.placeInstanceStore(await unwrap(scratch), { replace: !spec.reuseRootDisk });
+      if (spec.reuseRootDisk) await this.wipeInstanceStore(spec.instanceId);
       phase("network");
       const nic = await unwrap(attached);
       const xml = buildDomainXml({
@@ -183,6 +198,7 @@ export class LibvirtDriver implements HypervisorDriver {
         consoleLogPath: consoleLog,
         nic,
         volumes,
+        instanceStore: instanceStore.map((f) => ({ name: f.name, target: f.target, path: f.path })),
       });
       phase("start");
       // Persistent domain (a stopped instance keeps its definition and
@@ -192,10 +208,11 @@ export class LibvirtDriver implements HypervisorDriver {
     } catch (err) {
       phase("cleanup");
       // The attach must be over before the NIC's removal is queued behind it.
-      await Promise.all([attached, imageReady]);
+      const [, , made] = await Promise.all([attached, imageReady, scratch]);
       this.opts.log.warn({ instanceId: spec.instanceId, err: String(err), reuseRootDisk: spec.reuseRootDisk }, "create failed; removing what it made");
-      // A reused disk (and its console log) stays: only the domain was made here.
-      const undo = spec.reuseRootDisk ? this.removeDomain(name) : this.remove(spec.instanceId);
+      // A reused disk, its console log and the scratch disks it had stay: only the domain and the missing scratch disks were made here.
+      const madeScratch = made.ok ? made.value.map((f) => f.path) : [];
+      const undo = spec.reuseRootDisk ? this.removeDomain(name).then(() => removeHostFiles(this.runner, [...stagedScratch, ...madeScratch])) : this.remove(spec.instanceId);
       await undo.catch((cleanupErr: unknown) =>
         this.opts.log.error({ instanceId: spec.instanceId, err: String(cleanupErr) }, "cleanup after failed create failed; reconcile will retry"),
       );
@@ -215,12 +232,46 @@ export class LibvirtDriver implements HypervisorDriver {
     return image;
   }
 
+  /**
+   * Blank instance-store disks of `spec` under their staged names: every
+   * one for a launch, and for a start each whose file is missing (scratch:
+   * made anew, never a reason for a start to fail). Returns those made.
+   */
+  private async stageInstanceStore(spec: ValidSpec, all: readonly InstanceStoreFile[]): Promise<InstanceStoreFile[]> {
+    if (all.length === 0) return [];
+    const present = spec.reuseRootDisk ? await hostFileIdentities(this.runner, all.map((f) => f.path)) : [];
+    const wanted = all.filter((_, i) => present[i] === undefined);
+    await this.ensureInstancesDir();
+    // 0600 as the overlay: libvirt hands it to QEMU's user at start.
+    await Promise.all(wanted.map((f) => makeSparseHostFile(this.runner, f.staged, f.sizeGib * GIB, 0o600)));
+    return wanted;
+  }
+
+  /**
+   * Renames each staged blank disk into place: over whatever is there when
+   * `replace`, otherwise only where the disk's file is missing (the staged
+   * one is then removed, the file kept).
+   */
+  private async placeInstanceStore(files: readonly InstanceStoreFile[], { replace }: { replace: boolean }): Promise<void> {
+    const present = replace || files.length === 0 ? [] : await hostFileIdentities(this.runner, files.map((f) => f.path));
+    for (const [i, f] of files.entries()) if (present[i] === undefined) await moveHostFile(this.runner, f.staged, f.path);
+    await removeHostFiles(this.runner, files.filter((_, i) => present[i] !== undefined).map((f) => f.staged));
+  }
+
   async startInstance(instanceId: string): Promise<agent.PowerState> {
     const { s } = await this.existing(instanceId);
     return this.ensureRunning(instanceId, s);
   }
 
-  async stopInstance(instanceId: string, { force, timeoutMs }: StopOptions): Promise<agent.PowerState> {
+  async stopInstance(instanceId: string, opts: StopOptions): Promise<agent.PowerState> {
+    const power = await this.powerOff(instanceId, opts);
+    // Also when it was off already: a stop interrupted after the power-off is only done once this has run.
+    await this.wipeInstanceStore(instanceId);
+    return power;
+  }
+
+  /** Postcondition: the domain is shut off (returns SHUT_OFF) or there is none (ABSENT); see stopInstance. */
+  private async powerOff(instanceId: string, { force, timeoutMs }: StopOptions): Promise<agent.PowerState> {
     const name = this.domainName(instanceId);
     const s = await this.virsh.state(name);
     if (s.power === PowerState.POWER_STATE_ABSENT || s.power === PowerState.POWER_STATE_SHUT_OFF) return s.power;
@@ -236,6 +287,29 @@ export class LibvirtDriver implements HypervisorDriver {
     }
     await this.virsh.change(["destroy", "--", name], off, name);
     return PowerState.POWER_STATE_SHUT_OFF;
+  }
+
+  /**
+   * Postcondition: each instance-store disk file the instance has (any
+   * name: the files, not a spec, say which there are) is a blank sparse
+   * file of the size it had. Wiped on stop because EC2's instance store
+   * does not survive a stop: the data is gone (and its space free) from
+   * the moment the instance is stopped, not only once it starts again,
+   * and a start costs nothing more. Each blank is made under the disk's
+   * staged name and renamed over it, so a crash leaves the old file or
+   * the blank one, never none or a torn one, and a repeat wipes again.
+   * Only while the domain is shut off or absent: a running QEMU would keep
+   * writing the unlinked file.
+   */
+  private async wipeInstanceStore(instanceId: string): Promise<void> {
+    const files = INSTANCE_STORE_NAMES.map((name) => this.instanceStoreFile(instanceId, name));
+    const sizes = await hostFileSizes(this.runner, files.map((f) => f.path));
+    const wiped = files.flatMap((f, i) => (sizes[i] === undefined ? [] : [{ ...f, sizeBytes: sizes[i] }]));
+    await Promise.all(wiped.map(async (f) => {
+      await makeSparseHostFile(this.runner, f.staged, f.sizeBytes, 0o600);
+      await moveHostFile(this.runner, f.staged, f.path);
+    }));
+    if (wiped.length) this.opts.log.info({ instanceId, files: wiped.map((f) => f.path) }, "instance-store disks wiped");
   }
 
   async rebootInstance(instanceId: string): Promise<agent.PowerState> {
@@ -409,10 +483,11 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   /**
-   * Domain (stopped first, then undefined), overlay, console log and the
-   * NIC's host side all gone. The domain's volumes only leave with its
-   * definition (`undefine` without storage flags never deletes a disk);
-   * a live snapshot's overlay left on one is merged into it first.
+   * Domain (stopped first, then undefined), overlay, console log,
+   * instance-store disks and the NIC's host side all gone. The domain's
+   * volumes only leave with its definition (`undefine` without storage
+   * flags never deletes a disk); a live snapshot's overlay left on one is
+   * merged into it first.
    */
   private async remove(instanceId: string): Promise<void> {
     const name = this.domainName(instanceId);
@@ -605,6 +680,16 @@ export class LibvirtDriver implements HypervisorDriver {
     return this.instancePath(instanceId, "console.log");
   }
 
+  /** Where an instance-store disk's file is, and where a blank one is made before it is renamed there. */
+  private instanceStoreFile(instanceId: string, name: InstanceStoreName): { path: string; staged: string } {
+    return { path: this.instancePath(instanceId, instanceStoreSuffix(name)), staged: this.instancePath(instanceId, instanceStoreSuffix(name, "staged")) };
+  }
+
+  /** The spec's instance-store disks with their files. */
+  private instanceStoreOf(spec: ValidSpec): InstanceStoreFile[] {
+    return spec.instanceStore.map((d) => ({ ...d, ...this.instanceStoreFile(spec.instanceId, d.name) }));
+  }
+
   /** Where orphans' files wait out their retention (see quarantineInstance). */
   private quarantineDir(): string {
     return posix.join(this.opts.instancesDir, "quarantine");
@@ -618,6 +703,12 @@ function volumeDisks(spec: ValidSpec, files: ReadonlyMap<string, DiskSource>): V
     if (!disk) throw new DriverError("InvalidSpec", `no file was given for volume ${v.volumeId} of ${spec.instanceId}`);
     return { ...v, path: disk.path };
   });
+}
+
+/** An instance-store disk of a spec with its file and staged file. */
+interface InstanceStoreFile extends ValidInstanceStoreDisk {
+  path: string;
+  staged: string;
 }
 
 /** An image's files as the instance uses them: symlinks followed. */

@@ -3,6 +3,7 @@
 import { agent } from "@cirrus/proto";
 import { isId } from "@cirrus/common";
 import { XMLParser } from "fast-xml-parser";
+import { INSTANCE_STORE_NAMES, type InstanceStoreName } from "../spec.js";
 
 const { PowerState } = agent;
 
@@ -66,21 +67,32 @@ export function instanceIdOf(domainName: string, prefix: string): string | undef
   return isId("i", id) ? id : undefined;
 }
 
-/** The files an instance has in the instances directory, by what follows "<prefix><instance id>.". */
-export const ARTIFACT_SUFFIXES = ["qcow2", "staged.qcow2", "console.log"] as const;
+/**
+ * The files an instance has in the instances directory, by what follows
+ * "<prefix><instance id>.": its overlay, the overlay a create stages, its
+ * console log, and each instance-store disk that may exist with its staged
+ * blank (every possible name, so leftovers of any spec are found).
+ */
+export const ARTIFACT_SUFFIXES = ["qcow2", "staged.qcow2", "console.log", ...INSTANCE_STORE_NAMES.flatMap((n) => [instanceStoreSuffix(n), instanceStoreSuffix(n, "staged")])] as const;
 export type ArtifactSuffix = (typeof ARTIFACT_SUFFIXES)[number];
-const ARTIFACT = /^(i-[0-9a-f]{17})\.(qcow2|staged\.qcow2|console\.log)$/;
+const KNOWN_SUFFIXES: ReadonlySet<string> = new Set(ARTIFACT_SUFFIXES);
+const ARTIFACT = /^(i-[0-9a-f]{17})\.(.+)$/;
+
+/** The suffix of an instance-store disk's file, or (staged) of the blank one made to replace it. */
+export function instanceStoreSuffix(name: InstanceStoreName, staged?: "staged"): `${InstanceStoreName}.raw` | `${InstanceStoreName}.staged.raw` {
+  return staged ? `${name}.staged.raw` : `${name}.raw`;
+}
 
 /**
- * Instance ids with an overlay (made, or staged by an interrupted create) or
- * console log among the file names of an instances directory, counting only
- * names that start with this agent's prefix.
+ * Instance ids with any of their files (ARTIFACT_SUFFIXES) among the file
+ * names of an instances directory, counting only names that start with
+ * this agent's prefix.
  */
 export function parseArtifacts(names: string[], prefix: string): string[] {
   const ids = new Set<string>();
   for (const n of names) {
     const m = n.startsWith(prefix) ? ARTIFACT.exec(n.slice(prefix.length)) : null;
-    if (m) ids.add(m[1]!);
+    if (m && KNOWN_SUFFIXES.has(m[2]!)) ids.add(m[1]!);
   }
   return [...ids].sort();
 }
@@ -90,13 +102,13 @@ export function quarantineName(prefix: string, instanceId: string, at: number, s
   return `${prefix}${instanceId}.${at}.${suffix}`;
 }
 
-const QUARANTINED = /^(i-[0-9a-f]{17})\.(\d{1,15})\.(?:qcow2|staged\.qcow2|console\.log)$/;
+const QUARANTINED = /^(i-[0-9a-f]{17})\.(\d{1,15})\.(.+)$/;
 
 /** The quarantined files of this agent (by prefix) among the names of the quarantine directory, with when each was quarantined. */
 export function parseQuarantined(names: string[], prefix: string): Array<{ name: string; instanceId: string; at: number }> {
   return names.flatMap((name) => {
     const m = name.startsWith(prefix) ? QUARANTINED.exec(name.slice(prefix.length)) : null;
-    return m ? [{ name, instanceId: m[1]!, at: Number(m[2]) }] : [];
+    return m && KNOWN_SUFFIXES.has(m[3]!) ? [{ name, instanceId: m[1]!, at: Number(m[2]) }] : [];
   });
 }
 

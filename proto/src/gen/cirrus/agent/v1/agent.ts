@@ -178,6 +178,21 @@ export interface InstanceSpec {
    * domain defined again carries them.
    */
   volumes: VolumeAttachment[];
+  /**
+   * Its instance store: host-local scratch disks, blank at launch, wiped on
+   * every stop and removed with the instance; never in a snapshot or image.
+   */
+  instanceStore: InstanceStoreDisk[];
+}
+
+/**
+ * One instance-store disk: a virtio disk at target (vdx…vdz) whose serial
+ * is name (ephemeral0…), of size_gib GiB, a file in the instances directory.
+ */
+export interface InstanceStoreDisk {
+  name: string;
+  target: string;
+  sizeGib: number;
 }
 
 /**
@@ -598,6 +613,7 @@ function createBaseInstanceSpec(): InstanceSpec {
     network: undefined,
     reuseRootDisk: false,
     volumes: [],
+    instanceStore: [],
   };
 }
 
@@ -626,6 +642,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     }
     for (const v of message.volumes) {
       VolumeAttachment.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.instanceStore) {
+      InstanceStoreDisk.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -707,6 +726,14 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
             message.volumes.push(VolumeAttachment.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.instanceStore.push(InstanceStoreDisk.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -747,6 +774,11 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
       volumes: globalThis.Array.isArray(object?.volumes)
         ? object.volumes.map((e: any) => VolumeAttachment.fromJSON(e))
         : [],
+      instanceStore: globalThis.Array.isArray(object?.instanceStore)
+        ? object.instanceStore.map((e: any) => InstanceStoreDisk.fromJSON(e))
+        : globalThis.Array.isArray(object?.instance_store)
+        ? object.instance_store.map((e: any) => InstanceStoreDisk.fromJSON(e))
+        : [],
     };
   },
 
@@ -776,6 +808,9 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
     if (message.volumes?.length) {
       obj.volumes = message.volumes.map((e) => VolumeAttachment.toJSON(e));
     }
+    if (message.instanceStore?.length) {
+      obj.instanceStore = message.instanceStore.map((e) => InstanceStoreDisk.toJSON(e));
+    }
     return obj;
   },
 
@@ -796,6 +831,112 @@ export const InstanceSpec: MessageFns<InstanceSpec> = {
       : undefined;
     message.reuseRootDisk = object.reuseRootDisk ?? false;
     message.volumes = object.volumes?.map((e) => VolumeAttachment.fromPartial(e)) || [];
+    message.instanceStore = object.instanceStore?.map((e) => InstanceStoreDisk.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseInstanceStoreDisk(): InstanceStoreDisk {
+  return { name: "", target: "", sizeGib: 0 };
+}
+
+export const InstanceStoreDisk: MessageFns<InstanceStoreDisk> = {
+  encode(message: InstanceStoreDisk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.target !== "") {
+      writer.uint32(18).string(message.target);
+    }
+    if (message.sizeGib !== 0) {
+      writer.uint32(24).int32(message.sizeGib);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceStoreDisk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceStoreDisk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sizeGib = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceStoreDisk {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      target: isSet(object.target) ? globalThis.String(object.target) : "",
+      sizeGib: isSet(object.sizeGib)
+        ? globalThis.Number(object.sizeGib)
+        : isSet(object.size_gib)
+        ? globalThis.Number(object.size_gib)
+        : 0,
+    };
+  },
+
+  toJSON(message: InstanceStoreDisk): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.target !== "") {
+      obj.target = message.target;
+    }
+    if (message.sizeGib !== 0) {
+      obj.sizeGib = Math.round(message.sizeGib);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceStoreDisk>, I>>(base?: I): InstanceStoreDisk {
+    return InstanceStoreDisk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceStoreDisk>, I>>(object: I): InstanceStoreDisk {
+    const message = createBaseInstanceStoreDisk();
+    message.name = object.name ?? "";
+    message.target = object.target ?? "";
+    message.sizeGib = object.sizeGib ?? 0;
     return message;
   },
 };
@@ -4595,7 +4736,8 @@ export const HostAgentService = {
   },
   /**
    * Postcondition: the domain is shut off (graceful shutdown, then forced
-   * after the timeout). Idempotent.
+   * after the timeout) and its instance-store disks are wiped (blank when
+   * the guest next starts). Idempotent.
    */
   stopInstance: {
     path: "/cirrus.agent.v1.HostAgent/StopInstance" as const,
@@ -4617,7 +4759,8 @@ export const HostAgentService = {
     responseDeserialize: (value: Buffer): InstanceStatus => InstanceStatus.decode(value),
   },
   /**
-   * Postcondition: no domain, no overlay disk, no console log. Succeeds when
+   * Postcondition: no domain, no overlay disk, no console log, no
+   * instance-store disks (its EBS volumes are untouched). Succeeds when
    * they are already gone.
    */
   destroyInstance: {
@@ -4788,13 +4931,15 @@ export interface HostAgentServer extends UntypedServiceImplementation {
   startInstance: handleUnaryCall<InstanceRef, InstanceStatus>;
   /**
    * Postcondition: the domain is shut off (graceful shutdown, then forced
-   * after the timeout). Idempotent.
+   * after the timeout) and its instance-store disks are wiped (blank when
+   * the guest next starts). Idempotent.
    */
   stopInstance: handleUnaryCall<StopInstanceRequest, InstanceStatus>;
   /** Postcondition: the guest has been reset and runs. */
   rebootInstance: handleUnaryCall<InstanceRef, InstanceStatus>;
   /**
-   * Postcondition: no domain, no overlay disk, no console log. Succeeds when
+   * Postcondition: no domain, no overlay disk, no console log, no
+   * instance-store disks (its EBS volumes are untouched). Succeeds when
    * they are already gone.
    */
   destroyInstance: handleUnaryCall<InstanceRef, InstanceStatus>;
@@ -4903,7 +5048,8 @@ export interface HostAgentClient extends Client {
   ): ClientUnaryCall;
   /**
    * Postcondition: the domain is shut off (graceful shutdown, then forced
-   * after the timeout). Idempotent.
+   * after the timeout) and its instance-store disks are wiped (blank when
+   * the guest next starts). Idempotent.
    */
   stopInstance(
     request: StopInstanceRequest,
@@ -4937,7 +5083,8 @@ export interface HostAgentClient extends Client {
     callback: (error: ServiceError | null, response: InstanceStatus) => void,
   ): ClientUnaryCall;
   /**
-   * Postcondition: no domain, no overlay disk, no console log. Succeeds when
+   * Postcondition: no domain, no overlay disk, no console log, no
+   * instance-store disks (its EBS volumes are untouched). Succeeds when
    * they are already gone.
    */
   destroyInstance(

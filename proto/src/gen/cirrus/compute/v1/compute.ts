@@ -496,6 +496,26 @@ export interface InstanceTypeInfo {
   SupportedVirtualizationTypes: string[];
   /** True for the T2, T3, T3a and T4g families (DescribeInstanceCreditSpecifications). */
   BurstablePerformanceSupported: boolean;
+  /** The d sizes (m5d, c5d): host-local scratch disks, wiped on stop. */
+  InstanceStorageSupported: boolean;
+  InstanceStorageInfo: InstanceStorageInfo | undefined;
+}
+
+export interface DiskInfo {
+  /** GB (GiB in Cirrus). */
+  SizeInGB?: number | undefined;
+  Count?:
+    | number
+    | undefined;
+  /** ssd. */
+  Type: string;
+}
+
+export interface InstanceStorageInfo {
+  TotalSizeInGB?: number | undefined;
+  Disks: DiskInfo[];
+  /** unsupported: Cirrus's instance store disks are virtio disks, not NVMe. */
+  NvmeSupport: string;
 }
 
 export interface DescribeInstanceTypesRequest {
@@ -1227,6 +1247,46 @@ export interface CopySnapshotRequest {
 export interface CopySnapshotResponse {
   SnapshotId: string;
   Tags: Tag[];
+}
+
+/** Who besides its owner may make volumes from (and copy) a snapshot: accounts, or the group all. */
+export interface ModifySnapshotAttributeRequest {
+  /** createVolumePermission, for the flat form. */
+  Attribute: string;
+  /** The grants to add and remove ({Group: all} or {UserId}). */
+  CreateVolumePermission:
+    | LaunchPermissionModifications
+    | undefined;
+  /** all (flat form). */
+  GroupNames: string[];
+  /** add or remove (flat form). */
+  OperationType: string;
+  SnapshotId: string;
+  /** Account IDs (flat form). */
+  UserIds: string[];
+}
+
+export interface ModifySnapshotAttributeResponse {
+}
+
+export interface DescribeSnapshotAttributeRequest {
+  /** createVolumePermission. */
+  Attribute: string;
+  SnapshotId: string;
+}
+
+export interface DescribeSnapshotAttributeResponse {
+  CreateVolumePermissions: LaunchPermission[];
+  SnapshotId: string;
+}
+
+export interface ResetSnapshotAttributeRequest {
+  /** createVolumePermission. */
+  Attribute: string;
+  SnapshotId: string;
+}
+
+export interface ResetSnapshotAttributeResponse {
 }
 
 export interface CreateTagsRequest {
@@ -7558,6 +7618,8 @@ function createBaseInstanceTypeInfo(): InstanceTypeInfo {
     SupportedRootDeviceTypes: [],
     SupportedVirtualizationTypes: [],
     BurstablePerformanceSupported: false,
+    InstanceStorageSupported: false,
+    InstanceStorageInfo: undefined,
   };
 }
 
@@ -7589,6 +7651,12 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
     }
     if (message.BurstablePerformanceSupported !== false) {
       writer.uint32(72).bool(message.BurstablePerformanceSupported);
+    }
+    if (message.InstanceStorageSupported !== false) {
+      writer.uint32(80).bool(message.InstanceStorageSupported);
+    }
+    if (message.InstanceStorageInfo !== undefined) {
+      InstanceStorageInfo.encode(message.InstanceStorageInfo, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -7678,6 +7746,22 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
             message.BurstablePerformanceSupported = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.InstanceStorageSupported = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.InstanceStorageInfo = InstanceStorageInfo.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7707,6 +7791,12 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
       BurstablePerformanceSupported: isSet(object.BurstablePerformanceSupported)
         ? globalThis.Boolean(object.BurstablePerformanceSupported)
         : false,
+      InstanceStorageSupported: isSet(object.InstanceStorageSupported)
+        ? globalThis.Boolean(object.InstanceStorageSupported)
+        : false,
+      InstanceStorageInfo: isSet(object.InstanceStorageInfo)
+        ? InstanceStorageInfo.fromJSON(object.InstanceStorageInfo)
+        : undefined,
     };
   },
 
@@ -7739,6 +7829,12 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
     if (message.BurstablePerformanceSupported !== false) {
       obj.BurstablePerformanceSupported = message.BurstablePerformanceSupported;
     }
+    if (message.InstanceStorageSupported !== false) {
+      obj.InstanceStorageSupported = message.InstanceStorageSupported;
+    }
+    if (message.InstanceStorageInfo !== undefined) {
+      obj.InstanceStorageInfo = InstanceStorageInfo.toJSON(message.InstanceStorageInfo);
+    }
     return obj;
   },
 
@@ -7762,6 +7858,212 @@ export const InstanceTypeInfo: MessageFns<InstanceTypeInfo> = {
     message.SupportedRootDeviceTypes = object.SupportedRootDeviceTypes?.map((e) => e) || [];
     message.SupportedVirtualizationTypes = object.SupportedVirtualizationTypes?.map((e) => e) || [];
     message.BurstablePerformanceSupported = object.BurstablePerformanceSupported ?? false;
+    message.InstanceStorageSupported = object.InstanceStorageSupported ?? false;
+    message.InstanceStorageInfo = (object.InstanceStorageInfo !== undefined && object.InstanceStorageInfo !== null)
+      ? InstanceStorageInfo.fromPartial(object.InstanceStorageInfo)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDiskInfo(): DiskInfo {
+  return { SizeInGB: undefined, Count: undefined, Type: "" };
+}
+
+export const DiskInfo: MessageFns<DiskInfo> = {
+  encode(message: DiskInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.SizeInGB !== undefined) {
+      writer.uint32(8).int64(message.SizeInGB);
+    }
+    if (message.Count !== undefined) {
+      writer.uint32(16).int32(message.Count);
+    }
+    if (message.Type !== "") {
+      writer.uint32(26).string(message.Type);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DiskInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDiskInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.SizeInGB = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.Count = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.Type = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DiskInfo {
+    return {
+      SizeInGB: isSet(object.SizeInGB) ? globalThis.Number(object.SizeInGB) : undefined,
+      Count: isSet(object.Count) ? globalThis.Number(object.Count) : undefined,
+      Type: isSet(object.Type) ? globalThis.String(object.Type) : "",
+    };
+  },
+
+  toJSON(message: DiskInfo): unknown {
+    const obj: any = {};
+    if (message.SizeInGB !== undefined) {
+      obj.SizeInGB = Math.round(message.SizeInGB);
+    }
+    if (message.Count !== undefined) {
+      obj.Count = Math.round(message.Count);
+    }
+    if (message.Type !== "") {
+      obj.Type = message.Type;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DiskInfo>, I>>(base?: I): DiskInfo {
+    return DiskInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DiskInfo>, I>>(object: I): DiskInfo {
+    const message = createBaseDiskInfo();
+    message.SizeInGB = object.SizeInGB ?? undefined;
+    message.Count = object.Count ?? undefined;
+    message.Type = object.Type ?? "";
+    return message;
+  },
+};
+
+function createBaseInstanceStorageInfo(): InstanceStorageInfo {
+  return { TotalSizeInGB: undefined, Disks: [], NvmeSupport: "" };
+}
+
+export const InstanceStorageInfo: MessageFns<InstanceStorageInfo> = {
+  encode(message: InstanceStorageInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.TotalSizeInGB !== undefined) {
+      writer.uint32(8).int64(message.TotalSizeInGB);
+    }
+    for (const v of message.Disks) {
+      DiskInfo.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.NvmeSupport !== "") {
+      writer.uint32(26).string(message.NvmeSupport);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstanceStorageInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstanceStorageInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.TotalSizeInGB = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.Disks.push(DiskInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.NvmeSupport = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): InstanceStorageInfo {
+    return {
+      TotalSizeInGB: isSet(object.TotalSizeInGB) ? globalThis.Number(object.TotalSizeInGB) : undefined,
+      Disks: globalThis.Array.isArray(object?.Disks) ? object.Disks.map((e: any) => DiskInfo.fromJSON(e)) : [],
+      NvmeSupport: isSet(object.NvmeSupport) ? globalThis.String(object.NvmeSupport) : "",
+    };
+  },
+
+  toJSON(message: InstanceStorageInfo): unknown {
+    const obj: any = {};
+    if (message.TotalSizeInGB !== undefined) {
+      obj.TotalSizeInGB = Math.round(message.TotalSizeInGB);
+    }
+    if (message.Disks?.length) {
+      obj.Disks = message.Disks.map((e) => DiskInfo.toJSON(e));
+    }
+    if (message.NvmeSupport !== "") {
+      obj.NvmeSupport = message.NvmeSupport;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<InstanceStorageInfo>, I>>(base?: I): InstanceStorageInfo {
+    return InstanceStorageInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InstanceStorageInfo>, I>>(object: I): InstanceStorageInfo {
+    const message = createBaseInstanceStorageInfo();
+    message.TotalSizeInGB = object.TotalSizeInGB ?? undefined;
+    message.Disks = object.Disks?.map((e) => DiskInfo.fromPartial(e)) || [];
+    message.NvmeSupport = object.NvmeSupport ?? "";
     return message;
   },
 };
@@ -18589,6 +18891,542 @@ export const CopySnapshotResponse: MessageFns<CopySnapshotResponse> = {
   },
 };
 
+function createBaseModifySnapshotAttributeRequest(): ModifySnapshotAttributeRequest {
+  return {
+    Attribute: "",
+    CreateVolumePermission: undefined,
+    GroupNames: [],
+    OperationType: "",
+    SnapshotId: "",
+    UserIds: [],
+  };
+}
+
+export const ModifySnapshotAttributeRequest: MessageFns<ModifySnapshotAttributeRequest> = {
+  encode(message: ModifySnapshotAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Attribute !== "") {
+      writer.uint32(10).string(message.Attribute);
+    }
+    if (message.CreateVolumePermission !== undefined) {
+      LaunchPermissionModifications.encode(message.CreateVolumePermission, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.GroupNames) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.OperationType !== "") {
+      writer.uint32(34).string(message.OperationType);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(42).string(message.SnapshotId);
+    }
+    for (const v of message.UserIds) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifySnapshotAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifySnapshotAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.CreateVolumePermission = LaunchPermissionModifications.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.GroupNames.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.OperationType = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.UserIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModifySnapshotAttributeRequest {
+    return {
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+      CreateVolumePermission: isSet(object.CreateVolumePermission)
+        ? LaunchPermissionModifications.fromJSON(object.CreateVolumePermission)
+        : undefined,
+      GroupNames: globalThis.Array.isArray(object?.GroupNames)
+        ? object.GroupNames.map((e: any) => globalThis.String(e))
+        : [],
+      OperationType: isSet(object.OperationType) ? globalThis.String(object.OperationType) : "",
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+      UserIds: globalThis.Array.isArray(object?.UserIds) ? object.UserIds.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ModifySnapshotAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    if (message.CreateVolumePermission !== undefined) {
+      obj.CreateVolumePermission = LaunchPermissionModifications.toJSON(message.CreateVolumePermission);
+    }
+    if (message.GroupNames?.length) {
+      obj.GroupNames = message.GroupNames;
+    }
+    if (message.OperationType !== "") {
+      obj.OperationType = message.OperationType;
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    if (message.UserIds?.length) {
+      obj.UserIds = message.UserIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifySnapshotAttributeRequest>, I>>(base?: I): ModifySnapshotAttributeRequest {
+    return ModifySnapshotAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifySnapshotAttributeRequest>, I>>(
+    object: I,
+  ): ModifySnapshotAttributeRequest {
+    const message = createBaseModifySnapshotAttributeRequest();
+    message.Attribute = object.Attribute ?? "";
+    message.CreateVolumePermission =
+      (object.CreateVolumePermission !== undefined && object.CreateVolumePermission !== null)
+        ? LaunchPermissionModifications.fromPartial(object.CreateVolumePermission)
+        : undefined;
+    message.GroupNames = object.GroupNames?.map((e) => e) || [];
+    message.OperationType = object.OperationType ?? "";
+    message.SnapshotId = object.SnapshotId ?? "";
+    message.UserIds = object.UserIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseModifySnapshotAttributeResponse(): ModifySnapshotAttributeResponse {
+  return {};
+}
+
+export const ModifySnapshotAttributeResponse: MessageFns<ModifySnapshotAttributeResponse> = {
+  encode(_: ModifySnapshotAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModifySnapshotAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModifySnapshotAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ModifySnapshotAttributeResponse {
+    return {};
+  },
+
+  toJSON(_: ModifySnapshotAttributeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModifySnapshotAttributeResponse>, I>>(base?: I): ModifySnapshotAttributeResponse {
+    return ModifySnapshotAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModifySnapshotAttributeResponse>, I>>(_: I): ModifySnapshotAttributeResponse {
+    const message = createBaseModifySnapshotAttributeResponse();
+    return message;
+  },
+};
+
+function createBaseDescribeSnapshotAttributeRequest(): DescribeSnapshotAttributeRequest {
+  return { Attribute: "", SnapshotId: "" };
+}
+
+export const DescribeSnapshotAttributeRequest: MessageFns<DescribeSnapshotAttributeRequest> = {
+  encode(message: DescribeSnapshotAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Attribute !== "") {
+      writer.uint32(10).string(message.Attribute);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(18).string(message.SnapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSnapshotAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSnapshotAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSnapshotAttributeRequest {
+    return {
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+    };
+  },
+
+  toJSON(message: DescribeSnapshotAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSnapshotAttributeRequest>, I>>(
+    base?: I,
+  ): DescribeSnapshotAttributeRequest {
+    return DescribeSnapshotAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSnapshotAttributeRequest>, I>>(
+    object: I,
+  ): DescribeSnapshotAttributeRequest {
+    const message = createBaseDescribeSnapshotAttributeRequest();
+    message.Attribute = object.Attribute ?? "";
+    message.SnapshotId = object.SnapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseDescribeSnapshotAttributeResponse(): DescribeSnapshotAttributeResponse {
+  return { CreateVolumePermissions: [], SnapshotId: "" };
+}
+
+export const DescribeSnapshotAttributeResponse: MessageFns<DescribeSnapshotAttributeResponse> = {
+  encode(message: DescribeSnapshotAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.CreateVolumePermissions) {
+      LaunchPermission.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(18).string(message.SnapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DescribeSnapshotAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDescribeSnapshotAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.CreateVolumePermissions.push(LaunchPermission.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DescribeSnapshotAttributeResponse {
+    return {
+      CreateVolumePermissions: globalThis.Array.isArray(object?.CreateVolumePermissions)
+        ? object.CreateVolumePermissions.map((e: any) => LaunchPermission.fromJSON(e))
+        : [],
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+    };
+  },
+
+  toJSON(message: DescribeSnapshotAttributeResponse): unknown {
+    const obj: any = {};
+    if (message.CreateVolumePermissions?.length) {
+      obj.CreateVolumePermissions = message.CreateVolumePermissions.map((e) => LaunchPermission.toJSON(e));
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DescribeSnapshotAttributeResponse>, I>>(
+    base?: I,
+  ): DescribeSnapshotAttributeResponse {
+    return DescribeSnapshotAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DescribeSnapshotAttributeResponse>, I>>(
+    object: I,
+  ): DescribeSnapshotAttributeResponse {
+    const message = createBaseDescribeSnapshotAttributeResponse();
+    message.CreateVolumePermissions = object.CreateVolumePermissions?.map((e) => LaunchPermission.fromPartial(e)) || [];
+    message.SnapshotId = object.SnapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseResetSnapshotAttributeRequest(): ResetSnapshotAttributeRequest {
+  return { Attribute: "", SnapshotId: "" };
+}
+
+export const ResetSnapshotAttributeRequest: MessageFns<ResetSnapshotAttributeRequest> = {
+  encode(message: ResetSnapshotAttributeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.Attribute !== "") {
+      writer.uint32(10).string(message.Attribute);
+    }
+    if (message.SnapshotId !== "") {
+      writer.uint32(18).string(message.SnapshotId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetSnapshotAttributeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetSnapshotAttributeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.Attribute = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.SnapshotId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResetSnapshotAttributeRequest {
+    return {
+      Attribute: isSet(object.Attribute) ? globalThis.String(object.Attribute) : "",
+      SnapshotId: isSet(object.SnapshotId) ? globalThis.String(object.SnapshotId) : "",
+    };
+  },
+
+  toJSON(message: ResetSnapshotAttributeRequest): unknown {
+    const obj: any = {};
+    if (message.Attribute !== "") {
+      obj.Attribute = message.Attribute;
+    }
+    if (message.SnapshotId !== "") {
+      obj.SnapshotId = message.SnapshotId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetSnapshotAttributeRequest>, I>>(base?: I): ResetSnapshotAttributeRequest {
+    return ResetSnapshotAttributeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetSnapshotAttributeRequest>, I>>(
+    object: I,
+  ): ResetSnapshotAttributeRequest {
+    const message = createBaseResetSnapshotAttributeRequest();
+    message.Attribute = object.Attribute ?? "";
+    message.SnapshotId = object.SnapshotId ?? "";
+    return message;
+  },
+};
+
+function createBaseResetSnapshotAttributeResponse(): ResetSnapshotAttributeResponse {
+  return {};
+}
+
+export const ResetSnapshotAttributeResponse: MessageFns<ResetSnapshotAttributeResponse> = {
+  encode(_: ResetSnapshotAttributeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResetSnapshotAttributeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResetSnapshotAttributeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ResetSnapshotAttributeResponse {
+    return {};
+  },
+
+  toJSON(_: ResetSnapshotAttributeResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResetSnapshotAttributeResponse>, I>>(base?: I): ResetSnapshotAttributeResponse {
+    return ResetSnapshotAttributeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResetSnapshotAttributeResponse>, I>>(_: I): ResetSnapshotAttributeResponse {
+    const message = createBaseResetSnapshotAttributeResponse();
+    return message;
+  },
+};
+
 function createBaseCreateTagsRequest(): CreateTagsRequest {
   return { Resources: [], Tags: [] };
 }
@@ -19867,6 +20705,43 @@ export const ComputeService = {
       Buffer.from(CopySnapshotResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CopySnapshotResponse => CopySnapshotResponse.decode(value),
   },
+  modifySnapshotAttribute: {
+    path: "/cirrus.compute.v1.Compute/ModifySnapshotAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ModifySnapshotAttributeRequest): Buffer =>
+      Buffer.from(ModifySnapshotAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ModifySnapshotAttributeRequest => ModifySnapshotAttributeRequest.decode(value),
+    responseSerialize: (value: ModifySnapshotAttributeResponse): Buffer =>
+      Buffer.from(ModifySnapshotAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ModifySnapshotAttributeResponse =>
+      ModifySnapshotAttributeResponse.decode(value),
+  },
+  describeSnapshotAttribute: {
+    path: "/cirrus.compute.v1.Compute/DescribeSnapshotAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DescribeSnapshotAttributeRequest): Buffer =>
+      Buffer.from(DescribeSnapshotAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DescribeSnapshotAttributeRequest =>
+      DescribeSnapshotAttributeRequest.decode(value),
+    responseSerialize: (value: DescribeSnapshotAttributeResponse): Buffer =>
+      Buffer.from(DescribeSnapshotAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DescribeSnapshotAttributeResponse =>
+      DescribeSnapshotAttributeResponse.decode(value),
+  },
+  resetSnapshotAttribute: {
+    path: "/cirrus.compute.v1.Compute/ResetSnapshotAttribute" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ResetSnapshotAttributeRequest): Buffer =>
+      Buffer.from(ResetSnapshotAttributeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ResetSnapshotAttributeRequest => ResetSnapshotAttributeRequest.decode(value),
+    responseSerialize: (value: ResetSnapshotAttributeResponse): Buffer =>
+      Buffer.from(ResetSnapshotAttributeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ResetSnapshotAttributeResponse =>
+      ResetSnapshotAttributeResponse.decode(value),
+  },
   /** Tags of any resource. */
   createTags: {
     path: "/cirrus.compute.v1.Compute/CreateTags" as const,
@@ -19966,6 +20841,9 @@ export interface ComputeServer extends UntypedServiceImplementation {
   describeSnapshots: handleUnaryCall<DescribeSnapshotsRequest, DescribeSnapshotsResponse>;
   deleteSnapshot: handleUnaryCall<DeleteSnapshotRequest, DeleteSnapshotResponse>;
   copySnapshot: handleUnaryCall<CopySnapshotRequest, CopySnapshotResponse>;
+  modifySnapshotAttribute: handleUnaryCall<ModifySnapshotAttributeRequest, ModifySnapshotAttributeResponse>;
+  describeSnapshotAttribute: handleUnaryCall<DescribeSnapshotAttributeRequest, DescribeSnapshotAttributeResponse>;
+  resetSnapshotAttribute: handleUnaryCall<ResetSnapshotAttributeRequest, ResetSnapshotAttributeResponse>;
   /** Tags of any resource. */
   createTags: handleUnaryCall<CreateTagsRequest, CreateTagsResponse>;
   deleteTags: handleUnaryCall<DeleteTagsRequest, DeleteTagsResponse>;
@@ -20817,6 +21695,51 @@ export interface ComputeClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CopySnapshotResponse) => void,
+  ): ClientUnaryCall;
+  modifySnapshotAttribute(
+    request: ModifySnapshotAttributeRequest,
+    callback: (error: ServiceError | null, response: ModifySnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  modifySnapshotAttribute(
+    request: ModifySnapshotAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ModifySnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  modifySnapshotAttribute(
+    request: ModifySnapshotAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ModifySnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeSnapshotAttribute(
+    request: DescribeSnapshotAttributeRequest,
+    callback: (error: ServiceError | null, response: DescribeSnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeSnapshotAttribute(
+    request: DescribeSnapshotAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DescribeSnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  describeSnapshotAttribute(
+    request: DescribeSnapshotAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DescribeSnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  resetSnapshotAttribute(
+    request: ResetSnapshotAttributeRequest,
+    callback: (error: ServiceError | null, response: ResetSnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  resetSnapshotAttribute(
+    request: ResetSnapshotAttributeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResetSnapshotAttributeResponse) => void,
+  ): ClientUnaryCall;
+  resetSnapshotAttribute(
+    request: ResetSnapshotAttributeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResetSnapshotAttributeResponse) => void,
   ): ClientUnaryCall;
   /** Tags of any resource. */
   createTags(
