@@ -9,7 +9,7 @@
 // row fails, so every action added later must say what B gets from it.
 import { randomBytes } from "node:crypto";
 import * as sdk from "@aws-sdk/client-ec2";
-import { EC2Client, EC2ServiceException, waitUntilInstanceRunning } from "@aws-sdk/client-ec2";
+import { EC2Client, EC2ServiceException, waitUntilInstanceRunning, waitUntilSnapshotCompleted, waitUntilVolumeAvailable, waitUntilVolumeInUse } from "@aws-sdk/client-ec2";
 import type { AccessKey } from "@cirrus/common";
 import { computeDescriptors, EC2_ERROR_CODE_METADATA_KEY } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -35,6 +35,9 @@ interface Ids {
   privateIp: string;
   ingressRule: string;
   egressRule: string;
+  /** A volume attached to the instance, and a snapshot of it. */
+  volume: string;
+  snapshot: string;
 }
 
 let a: EC2Client;
@@ -91,11 +94,12 @@ function neutral(ans: Answer, ids: Ids): Answer {
 
 /** Everything A's Describe calls answer, as A sees it. */
 async function snapshotOfA(): Promise<Record<string, any>> {
-  const [instances, images, keyPairs, vpcs, subnets, groups, addresses, tags] = await Promise.all([
+  const [instances, images, keyPairs, vpcs, subnets, groups, addresses, tags, volumes, snapshots, sharing] = await Promise.all([
     send(a, "DescribeInstances"), send(a, "DescribeImages", { Owners: ["self"] }), send(a, "DescribeKeyPairs", { IncludePublicKey: true }),
     send(a, "DescribeVpcs"), send(a, "DescribeSubnets"), send(a, "DescribeSecurityGroups"), send(a, "DescribeAddresses"), send(a, "DescribeTags"),
+    send(a, "DescribeVolumes"), send(a, "DescribeSnapshots", { OwnerIds: ["self"] }), send(a, "DescribeSnapshotAttribute", { SnapshotId: A.snapshot, Attribute: "createVolumePermission" }),
   ]);
-  return { instances, images, keyPairs, vpcs, subnets, groups, addresses, tags };
+  return { instances, images, keyPairs, vpcs, subnets, groups, addresses, tags, volumes, snapshots, sharing };
 }
 
 /** The ids in a Describe answer (any member named like an id, at any depth). */
@@ -105,7 +109,7 @@ function idsIn(value: unknown): string[] {
     if (Array.isArray(v)) v.forEach(visit);
     else if (v && typeof v === "object") {
       for (const [k, x] of Object.entries(v)) {
-        if (typeof x === "string" && /(InstanceId|ImageId|KeyPairId|VpcId|SubnetId|GroupId|AllocationId|AssociationId|ResourceId|SecurityGroupRuleId)$/.test(k)) out.push(x);
+        if (typeof x === "string" && /(InstanceId|ImageId|KeyPairId|VpcId|SubnetId|GroupId|AllocationId|AssociationId|ResourceId|SecurityGroupRuleId|VolumeId|SnapshotId)$/.test(k)) out.push(x);
         else visit(x);
       }
     }
@@ -138,6 +142,7 @@ const cidrRule = (port: number) => [{ IpProtocol: "tcp", FromPort: port, ToPort:
 const tagEveryKind = (tags: object[]): Foreign[] => ([
   ["instance", "InvalidInstanceID.NotFound"], ["image", "InvalidAMIID.NotFound"], ["keyPairId", "InvalidKeyPair.NotFound"], ["vpc", "InvalidVpcID.NotFound"],
   ["subnet", "InvalidSubnetID.NotFound"], ["group", "InvalidGroup.NotFound"], ["allocation", "InvalidAllocationID.NotFound"],
+  ["volume", "InvalidVolume.NotFound"], ["snapshot", "InvalidSnapshot.NotFound"],
 ] as const).map(([kind, code]) => ({ why: `A's ${kind}`, input: (ids: Ids) => ({ Resources: [ids[kind]], Tags: tags }), code }));
 
 /** A sees no resource with that id (its kind's NotFound) and none in its list. */
@@ -403,6 +408,56 @@ const ROWS: Record<string, Row> = {
     foreign: [{ why: "A's address", input: (ids) => ({ AllocationIds: [ids.allocation], Attribute: "domain-name" }), code: "InvalidAllocationID.NotFound" }],
     lists: { input: { Attribute: "domain-name" }, mustList: () => [B.allocation] },
   },
+  CreateVolume: {
+    foreign: [{ why: "A's snapshot", input: (ids) => ({ AvailabilityZone: "lab-1a", SnapshotId: ids.snapshot }), code: "InvalidSnapshot.NotFound" }],
+    own: async () => {
+      const { VolumeId } = await send(b, "CreateVolume", { AvailabilityZone: "lab-1a", Size: 1 });
+      await expectInvisibleToA("DescribeVolumes", { VolumeIds: [VolumeId] }, "InvalidVolume.NotFound", VolumeId);
+    },
+  },
+  DescribeVolumes: {
+    foreign: [
+      { why: "A's volume", input: (ids) => ({ VolumeIds: [ids.volume] }), code: "InvalidVolume.NotFound" },
+      { why: "a filter on A's instance", input: (ids) => ({ Filters: [{ Name: "attachment.instance-id", Values: [ids.instance] }] }), code: "ok" },
+    ],
+    lists: { mustList: () => [B.volume] },
+  },
+  DeleteVolume: { foreign: [{ why: "A's volume", input: (ids) => ({ VolumeId: ids.volume }), code: "InvalidVolume.NotFound" }] },
+  AttachVolume: {
+    foreign: [
+      { why: "A's volume to B's instance", input: (ids, mine) => ({ VolumeId: ids.volume, InstanceId: mine.instance, Device: "/dev/sdh" }), code: "InvalidVolume.NotFound" },
+      { why: "B's volume to A's instance", input: (ids, mine) => ({ VolumeId: mine.volume, InstanceId: ids.instance, Device: "/dev/sdh" }), code: "InvalidInstanceID.NotFound" },
+    ],
+  },
+  DetachVolume: { foreign: [{ why: "A's volume", input: (ids) => ({ VolumeId: ids.volume }), code: "InvalidVolume.NotFound" }] },
+  DescribeVolumeStatus: { foreign: [{ why: "A's volume", input: (ids) => ({ VolumeIds: [ids.volume] }), code: "InvalidVolume.NotFound" }], lists: { mustList: () => [B.volume] } },
+  ModifyVolume: { foreign: [{ why: "A's volume", input: (ids) => ({ VolumeId: ids.volume, Size: 50 }), code: "InvalidVolume.NotFound" }] },
+  DescribeVolumesModifications: { foreign: [{ why: "A's volume", input: (ids) => ({ VolumeIds: [ids.volume] }), code: "InvalidVolume.NotFound" }] },
+  CreateSnapshot: {
+    foreign: [{ why: "A's volume", input: (ids) => ({ VolumeId: ids.volume }), code: "InvalidVolume.NotFound" }],
+    own: async () => {
+      const { SnapshotId } = await send(b, "CreateSnapshot", { VolumeId: B.volume });
+      await expectInvisibleToA("DescribeSnapshots", { SnapshotIds: [SnapshotId] }, "InvalidSnapshot.NotFound", SnapshotId);
+    },
+  },
+  DescribeSnapshots: {
+    foreign: [
+      { why: "A's snapshot", input: (ids) => ({ SnapshotIds: [ids.snapshot] }), code: "InvalidSnapshot.NotFound" },
+      { why: "A as the owner", input: (ids) => ({ OwnerIds: [ids.account] }), code: "ok" },
+      { why: "a filter on A's volume", input: (ids) => ({ Filters: [{ Name: "volume-id", Values: [ids.volume] }] }), code: "ok" },
+    ],
+    lists: { mustList: () => [B.snapshot] },
+  },
+  DeleteSnapshot: { foreign: [{ why: "A's snapshot", input: (ids) => ({ SnapshotId: ids.snapshot }), code: "InvalidSnapshot.NotFound" }] },
+  CopySnapshot: { foreign: [{ why: "A's snapshot", input: (ids) => ({ SourceSnapshotId: ids.snapshot, SourceRegion: "lab-1" }), code: "InvalidSnapshot.NotFound" }] },
+  ModifySnapshotAttribute: {
+    foreign: [
+      { why: "A's snapshot, shared with B", input: (ids, mine) => ({ SnapshotId: ids.snapshot, CreateVolumePermission: { Add: [{ UserId: mine.account }] } }), code: "InvalidSnapshot.NotFound" },
+      { why: "A's snapshot, made public", input: (ids) => ({ SnapshotId: ids.snapshot, Attribute: "createVolumePermission", OperationType: "add", GroupNames: ["all"] }), code: "InvalidSnapshot.NotFound" },
+    ],
+  },
+  DescribeSnapshotAttribute: { foreign: [{ why: "A's snapshot", input: (ids) => ({ SnapshotId: ids.snapshot, Attribute: "createVolumePermission" }), code: "InvalidSnapshot.NotFound" }] },
+  ResetSnapshotAttribute: { foreign: [{ why: "A's snapshot", input: (ids) => ({ SnapshotId: ids.snapshot, Attribute: "createVolumePermission" }), code: "InvalidSnapshot.NotFound" }] },
   CreateTags: {
     foreign: [
       ...tagEveryKind([{ Key: "intruder", Value: "b" }]),
@@ -452,7 +507,13 @@ beforeAll(async () => {
   A.allocation = eipA.AllocationId;
   A.publicIp = eipA.PublicIp;
   A.association = (await send(a, "AssociateAddress", { AllocationId: A.allocation, InstanceId: A.instance })).AssociationId;
-  await send(a, "CreateTags", { Resources: [A.instance, A.image, A.keyPairId, A.vpc, A.subnet, A.group, A.allocation], Tags: [{ Key: "owner", Value: "a" }] });
+  A.volume = (await send(a, "CreateVolume", { AvailabilityZone: "lab-1a", Size: 1 })).VolumeId;
+  await waitUntilVolumeAvailable({ client: a, maxWaitTime: 60, minDelay: 1, maxDelay: 2 }, { VolumeIds: [A.volume] });
+  await send(a, "AttachVolume", { VolumeId: A.volume, InstanceId: A.instance, Device: "/dev/sdf" });
+  A.snapshot = (await send(a, "CreateSnapshot", { VolumeId: A.volume })).SnapshotId;
+  await waitUntilSnapshotCompleted({ client: a, maxWaitTime: 60, minDelay: 1, maxDelay: 2 }, { SnapshotIds: [A.snapshot] });
+  await waitUntilVolumeInUse({ client: a, maxWaitTime: 60, minDelay: 1, maxDelay: 2 }, { VolumeIds: [A.volume] });
+  await send(a, "CreateTags", { Resources: [A.instance, A.image, A.keyPairId, A.vpc, A.subnet, A.group, A.allocation, A.volume, A.snapshot], Tags: [{ Key: "owner", Value: "a" }] });
 
   // B: an image (the same files as A's, over gRPC: the Query API's RegisterImage has no kernel parameters), an instance, a group, an address.
   B.account = accountB.accountId;
@@ -474,13 +535,16 @@ beforeAll(async () => {
   const eipB = await send(b, "AllocateAddress", { Domain: "vpc" });
   B.allocation = eipB.AllocationId;
   B.publicIp = eipB.PublicIp;
+  B.volume = (await send(b, "CreateVolume", { AvailabilityZone: "lab-1a", Size: 1 })).VolumeId;
+  await waitUntilVolumeAvailable({ client: b, maxWaitTime: 60, minDelay: 1, maxDelay: 2 }, { VolumeIds: [B.volume] });
+  B.snapshot = (await send(b, "CreateSnapshot", { VolumeId: B.volume })).SnapshotId;
 
   // Nobody's: the same forms, never issued (a public address of the pool nobody was given).
   Object.assign(NOBODY, {
     account: String(100_000_000_000 + (randomBytes(4).readUInt32BE() % 800_000_000_000)), instance: `i-${hex17()}`, image: `ami-${hex17()}`, keyPairId: `key-${hex17()}`,
     keyName: `nobodys-key-${hex17()}`, vpc: `vpc-${hex17()}`, subnet: `subnet-${hex17()}`, group: `sg-${hex17()}`, groupName: `nobodys-group-${hex17()}`,
     allocation: `eipalloc-${hex17()}`, association: `eipassoc-${hex17()}`, publicIp: stack.addressPool.replace(/\.0\/24$/, ".200"), privateIp: "10.250.1.250",
-    ingressRule: `sgr-${hex17()}`, egressRule: `sgr-${hex17()}`,
+    ingressRule: `sgr-${hex17()}`, egressRule: `sgr-${hex17()}`, volume: `vol-${hex17()}`, snapshot: `snap-${hex17()}`,
   } satisfies Ids);
 
   const snapshot = await snapshotOfA();
@@ -498,9 +562,9 @@ describe("two accounts", () => {
     expect(B.account).toMatch(/^\d{12}$/);
     expect(B.account).not.toBe(A.account);
     // (Rule ids are not among them: DescribeSecurityGroups does not show them.)
-    for (const id of [A.instance, A.image, A.keyPairId, A.vpc, A.subnet, A.group, A.allocation, A.association]) expect(idsOfA).toContain(id);
+    for (const id of [A.instance, A.image, A.keyPairId, A.vpc, A.subnet, A.group, A.allocation, A.association, A.volume, A.snapshot]) expect(idsOfA).toContain(id);
     for (const rule of [A.ingressRule, A.egressRule]) expect(rule).toMatch(/^sgr-[0-9a-f]{17}$/);
-    for (const id of [B.instance, B.image, B.keyPairId, B.vpc, B.subnet, B.group, B.allocation]) expect(idsOfA).not.toContain(id);
+    for (const id of [B.instance, B.image, B.keyPairId, B.vpc, B.subnet, B.group, B.allocation, B.volume, B.snapshot]) expect(idsOfA).not.toContain(id);
   });
 
   it("every row of the table names an action of the API", () => {

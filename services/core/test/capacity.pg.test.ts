@@ -2,6 +2,7 @@
 // lock only the chosen hosts, a launch whose host filled up meanwhile is
 // planned again elsewhere, concurrent launches never overcommit, and the
 // audit repairs drifted books.
+import { compute } from "@cirrus/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCapacity, claimCapacity } from "../src/instances/claims.js";
 import { runInstancesOperation } from "../src/instances/run.js";
@@ -20,7 +21,7 @@ const nano = { vcpus: 1, memoryMib: 512, diskGib: 1 };
 const used = async (hostId: string) => (await t.core.db.query("SELECT used_vcpus FROM hosts WHERE id = $1", [hostId])).rows[0].used_vcpus as number;
 const hostOf = async (instanceId: string) => (await t.core.db.query("SELECT host_id FROM instances WHERE id = $1", [instanceId])).rows[0].host_id as string;
 const run = (maxCount: number, minCount = 1) =>
-  runInstancesOperation.handler(t.ctx(), { ImageId: imageId, InstanceType: "t2.nano", MinCount: minCount, MaxCount: maxCount, TagSpecifications: [], SecurityGroupIds: [], ClientToken: "", UserData: "", KeyName: "", SubnetId: "" });
+  runInstancesOperation.handler(t.ctx(), compute.RunInstancesRequest.fromPartial({ ImageId: imageId, InstanceType: "t2.nano", MinCount: minCount, MaxCount: maxCount }));
 
 /** Resolves once some backend is waiting for a lock (a claim queued behind an open transaction). */
 async function someoneWaitsForALock(): Promise<void> {
