@@ -89,6 +89,7 @@ const CATALOGUE = {
   "InvalidSnapshot.InUse": "precondition",
   IncorrectState: "precondition",
   IncorrectModificationState: "precondition",
+  "InvalidVolumeModification.NotFound": "not-found",
   InvalidBlockDeviceMapping: "invalid",
   InvalidInstanceAttributeValue: "invalid",
   "InvalidZone.NotFound": "not-found",

@@ -222,6 +222,10 @@ describe("ModifyVolume", () => {
     const [mod] = (await call<compute.DescribeVolumesModificationsResponse>("DescribeVolumesModifications", { VolumeIds: [v.VolumeId] })).VolumesModifications;
     expect(mod).toMatchObject({ ModificationState: "completed", Progress: 100, TargetSize: 20 });
     expect((await call<compute.DescribeVolumesModificationsResponse>("DescribeVolumesModifications", { Filters: [{ Name: "modification-state", Values: ["modifying"] }] })).VolumesModifications).toEqual([]);
+    // EC2's answers for a volume never modified, and for one that does not exist.
+    const plain = await call<compute.Volume>("CreateVolume", { AvailabilityZone: "lab-1a", Size: 1 });
+    expect((await refusal(call("DescribeVolumesModifications", { VolumeIds: [plain.VolumeId] }))).code).toBe("InvalidVolumeModification.NotFound");
+    expect((await refusal(call("DescribeVolumesModifications", { VolumeIds: ["vol-00000000000000000"] }))).code).toBe("InvalidVolume.NotFound");
   });
 });
 

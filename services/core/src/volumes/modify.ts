@@ -70,6 +70,8 @@ async function modifyVolume(ctx: RequestContext, req: compute.ModifyVolumeReques
 /** The volumes as DescribeVolumesModifications sees them: those modified at least once, with their latest modification. */
 const modificationView = defineKind<VolumeRow, compute.VolumeModification>({
   ...volumeKind,
+  // A volume that exists but was never modified (describeVolumesModifications checks the volumes first), in EC2's words.
+  notFound: (ids) => new Ec2Error("InvalidVolumeModification.NotFound", `Modification for volume '${ids.join(", ")}' does not exist.`),
   filters: {
     "volume-id": "volumes.id", "modification-state": "volumes.mod_state", "start-time": "to_char(volumes.mod_start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
     "target-size": "volumes.mod_target->>'size'", "target-iops": "volumes.mod_target->>'iops'", "target-volume-type": "volumes.mod_target->>'type'",
@@ -88,6 +90,7 @@ export const volumeModificationOperations: AnyOperation[] = [
     name: "DescribeVolumesModifications", summary: "Describe the latest modification of EBS volumes", request: compute.DescribeVolumesModificationsRequest,
     response: compute.DescribeVolumesModificationsResponse, mutates: false, kinds: ["volume"], filters: Object.keys(modificationView.filters),
     handler: async (ctx, req) => {
+      if (req.VolumeIds.length) await findOwned(ctx, ctx.db, volumeKind, req.VolumeIds);
       const page = await describeKind(ctx, modificationView, { ids: req.VolumeIds, filters: req.Filters, maxResults: req.MaxResults, nextToken: req.NextToken, where: ["volumes.mod_state IS NOT NULL"] });
       return { VolumesModifications: page.items, NextToken: page.nextToken };
     },
