@@ -8,11 +8,11 @@ import { newId } from "@cirrus/common";
 import type { compute } from "@cirrus/proto";
 import type { RequestContext } from "../context.js";
 import type { Queryable } from "../db/tx.js";
-import { findReadable } from "../describe.js";
 import { Ec2Error } from "../errors.js";
 import { instanceStoreOf, type InstanceTypeSpec } from "../instanceTypes.js";
-import { requireIds, truncate } from "../validate.js";
-import { snapshotKind, type VolumeRow } from "../volumes/model.js";
+import { truncate } from "../validate.js";
+import type { VolumeRow } from "../volumes/model.js";
+import { holdSnapshots, sizeFromSnapshot } from "../volumes/sources.js";
 import { ATTACHABLE_DEVICE, VOLUME_TARGETS } from "../volumes/targets.js";
 import { volumeQuality, type VolumeQuality } from "../volumes/types.js";
 import { ROOT_DEVICE_NAME } from "./model.js";
@@ -82,14 +82,7 @@ export async function launchBlockDevices(ctx: RequestContext, mappings: readonly
     const ebs = m.Ebs;
     if (!ebs) throw new Ec2Error("InvalidBlockDeviceMapping", `The block device mapping for ${m.DeviceName} needs Ebs.`);
     if (ebs.Encrypted) throw new Ec2Error("Unsupported", "Encrypted volumes are not supported by Cirrus yet.");
-    let size = ebs.VolumeSize;
-    if (ebs.SnapshotId) {
-      requireIds(snapshotKind, [ebs.SnapshotId]);
-      const [snap] = await findReadable(ctx, ctx.db, snapshotKind, [ebs.SnapshotId]);
-      if (snap!.state !== "completed") throw new Ec2Error("IncorrectState", `Snapshot '${snap!.id}' is in the '${snap!.state}' state.`);
-      size ??= snap!.volume_size_gib;
-      if (size < snap!.volume_size_gib) throw new Ec2Error("InvalidParameterValue", `Volume of ${size}GiB is smaller than snapshot '${snap!.id}', expect size >= ${snap!.volume_size_gib}GiB`);
-    }
+    const size = ebs.SnapshotId ? await sizeFromSnapshot(ctx, ebs.SnapshotId, ebs.VolumeSize) : ebs.VolumeSize;
     if (size === undefined) throw new Ec2Error("MissingParameter", `The block device mapping for ${m.DeviceName} needs VolumeSize or SnapshotId.`);
     const target = VOLUME_TARGETS[volumes.length];
     if (!target) throw new Ec2Error("AttachmentLimitExceeded", `An instance can have ${VOLUME_TARGETS.length} volumes attached at most.`);
@@ -105,13 +98,7 @@ export async function launchBlockDevices(ctx: RequestContext, mappings: readonly
  */
 export async function insertLaunchVolumes(db: Queryable, ownerId: string, zone: string, instanceIds: readonly string[], volumes: readonly LaunchVolume[]): Promise<VolumeRow[]> {
   if (volumes.length === 0 || instanceIds.length === 0) return [];
-  // Held until the commit, so a concurrent DeleteSnapshot sees these volumes being made (and refuses) or comes first.
-  const snapshots = [...new Set(volumes.map((v) => v.snapshotId).filter(Boolean))];
-  if (snapshots.length) {
-    const { rows: still } = await db.query<{ id: string }>("SELECT id FROM snapshots WHERE id = ANY($1) AND state = 'completed' FOR SHARE", [snapshots]);
-    const gone = snapshots.filter((id) => !still.some((s) => s.id === id));
-    if (gone.length) throw snapshotKind.notFound(gone);
-  }
+  await holdSnapshots(db, volumes.map((v) => v.snapshotId));
   const rows = instanceIds.flatMap((instanceId) => volumes.map((v) => ({ id: newId("vol"), instanceId, v })));
   const { rows: inserted } = await db.query<VolumeRow>(
     `INSERT INTO volumes (id, owner_id, availability_zone, size_gib, volume_type, iops, throughput, snapshot_id, state,

@@ -6,7 +6,7 @@ import { newId } from "@cirrus/common";
 import { compute } from "@cirrus/proto";
 import type { RequestContext } from "../context.js";
 import { inTransaction, type Queryable } from "../db/tx.js";
-import { describeKind, findOwned, findReadable } from "../describe.js";
+import { describeKind, findOwned } from "../describe.js";
 import { Ec2Error } from "../errors.js";
 import { handOff } from "../handOff.js";
 import { instanceKind, ROOT_DEVICE_NAME, type InstanceRow } from "../instances/model.js";
@@ -14,8 +14,9 @@ import { defineOperation, type AnyOperation } from "../operation.js";
 import { insertTags, loadTags } from "../tags.js";
 import { requestHash, requireClientToken, requireIds, tagsFor, truncate } from "../validate.js";
 import { volumeSteps } from "./lifecycle.js";
-import { attachmentOf, snapshotKind, volumeKind, volumeToApi, type SnapshotRow, type VolumeRow } from "./model.js";
+import { attachmentOf, volumeKind, volumeToApi, type VolumeRow } from "./model.js";
 import { ATTACHABLE_DEVICE, VOLUME_TARGETS } from "./targets.js";
+import { holdSnapshots, sizeFromSnapshot } from "./sources.js";
 import { volumeQuality } from "./types.js";
 
 
@@ -26,25 +27,13 @@ async function volumeByToken(db: Queryable, ctx: RequestContext, token: string, 
   return volumeToApi(prev, (await loadTags(db, [prev.id])).get(prev.id) ?? []);
 }
 
-/** The snapshot a volume is made from: the caller's or shared with it, completed. */
-async function sourceSnapshot(ctx: RequestContext, snapshotId: string): Promise<SnapshotRow> {
-  const [snap] = await findReadable(ctx, ctx.db, snapshotKind, [snapshotId]);
-  if (snap!.state !== "completed") throw new Ec2Error("IncorrectState", `Snapshot '${snap!.id}' is in the '${snap!.state}' state; a volume is made only from a completed snapshot.`);
-  return snap!;
-}
-
 async function createVolume(ctx: RequestContext, req: compute.CreateVolumeRequest): Promise<compute.Volume> {
   if (req.Encrypted) throw new Ec2Error("Unsupported", "Encrypted volumes are not supported by Cirrus yet.");
   if (!req.AvailabilityZone) throw new Ec2Error("MissingParameter", "The request must contain the parameter AvailabilityZone");
   if (!ctx.config.zones.includes(req.AvailabilityZone)) throw new Ec2Error("InvalidZone.NotFound", `The zone '${truncate(req.AvailabilityZone)}' does not exist.`);
   requireClientToken(req.ClientToken);
-  if (req.SnapshotId) requireIds(snapshotKind, [req.SnapshotId]);
-  const snapshot = req.SnapshotId ? await sourceSnapshot(ctx, req.SnapshotId) : undefined;
-  const size = req.Size ?? snapshot?.volume_size_gib;
+  const size = req.SnapshotId ? await sizeFromSnapshot(ctx, req.SnapshotId, req.Size) : req.Size;
   if (size === undefined) throw new Ec2Error("MissingParameter", "The request must contain the parameter size or snapshotId");
-  if (snapshot && size < snapshot.volume_size_gib) {
-    throw new Ec2Error("InvalidParameterValue", `Volume of ${size}GiB is smaller than snapshot '${snapshot.id}', expect size >= ${snapshot.volume_size_gib}GiB`);
-  }
   const quality = volumeQuality(req.VolumeType, size, req.Iops, req.Throughput);
   const tags = tagsFor("volume", req.TagSpecifications, ["volume"]);
   const hash = requestHash(req);
@@ -54,11 +43,7 @@ async function createVolume(ctx: RequestContext, req: compute.CreateVolumeReques
   }
   const id = newId("vol");
   const made = await inTransaction(ctx.db, async (db) => {
-    // Held until the commit, so a concurrent DeleteSnapshot either sees this volume being made from it (and refuses) or comes first.
-    if (snapshot) {
-      const { rows: [still] } = await db.query<{ state: string }>("SELECT state FROM snapshots WHERE id = $1 FOR SHARE", [snapshot.id]);
-      if (still?.state !== "completed") throw snapshotKind.notFound([snapshot.id]);
-    }
+    await holdSnapshots(db, [req.SnapshotId]);
     const { rows: [row] } = await db.query<VolumeRow>(
       `INSERT INTO volumes (id, owner_id, availability_zone, size_gib, volume_type, iops, throughput, snapshot_id, state, task, client_token, request_hash)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'creating','create',$9,$10) ON CONFLICT DO NOTHING RETURNING *`,
